@@ -1,0 +1,79 @@
+//! Operator actions run from the command line (`interviewcraft create-admin`).
+
+use chrono::Utc;
+use entities::accounts::{self, Role};
+use entities::interview_quotas;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::domain::{Email, Password};
+
+/// What `create_admin` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminOutcome {
+    Promoted(Uuid),
+    Created(Uuid),
+}
+
+/// Promotes the account with `email` to admin, or creates it as an admin with `password`.
+pub async fn create_admin(
+    db: &DatabaseConnection,
+    email: &Email,
+    password: Option<Password>,
+    bcrypt_cost: u32,
+) -> anyhow::Result<AdminOutcome> {
+    if let Some(account) = accounts::Entity::find()
+        .filter(accounts::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?
+    {
+        let id = account.id;
+        let mut active: accounts::ActiveModel = account.into();
+        active.role = Set(Role::Admin);
+        active.updated_at = Set(Utc::now());
+        active.update(db).await?;
+        return Ok(AdminOutcome::Promoted(id));
+    }
+    let password = password.ok_or_else(|| {
+        anyhow::anyhow!("no account with that email; pass --password-stdin to create one")
+    })?;
+    let hash = crate::auth::password_hash::hash(&password, bcrypt_cost)
+        .await
+        .map_err(|error| anyhow::anyhow!("hashing the password: {error}"))?;
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let txn = db.begin().await?;
+    accounts::ActiveModel {
+        id: Set(id),
+        email: Set(email.as_str().to_owned()),
+        email_canonical: Set(email.canonical()),
+        display_name: Set(None),
+        password_hash: Set(hash),
+        role: Set(Role::Admin),
+        age_confirmed_at: Set(now),
+        failed_login_count: Set(0),
+        locked_until: Set(None),
+        disabled_at: Set(None),
+        password_changed_at: Set(now),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    crate::routes::auth::insert_account_defaults(&txn, id, now)
+        .await
+        .map_err(|error| anyhow::anyhow!("account defaults: {error}"))?;
+    interview_quotas::ActiveModel {
+        account_id: Set(id),
+        free_interviews_granted: Set(0),
+        free_interviews_used: Set(0),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(AdminOutcome::Created(id))
+}

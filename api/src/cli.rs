@@ -1,0 +1,100 @@
+//! The `interviewcraft` command line: every setting is a flag and an environment variable,
+//! documented by `interviewcraft --help`.
+
+use std::io::BufRead;
+
+use clap::{Parser, Subcommand};
+
+use crate::admin::{AdminOutcome, create_admin};
+use crate::configuration::{Settings, SettingsArgs};
+use crate::domain::{Email, Password};
+use crate::startup::{Application, connect_database, migrate};
+
+/// InterviewCraft: live, spoken AI mock job interviews over WebRTC.
+///
+/// Without a command it serves HTTP. With no configuration at all it runs on its embedded
+/// defaults: a SQLite file and generated secrets under ./data, listening on 127.0.0.1:8080.
+/// Settings come from built-in defaults, then the optional --config-file (TOML), then
+/// environment variables and flags (flags win).
+#[derive(Debug, Parser)]
+#[command(name = "interviewcraft", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default): migrates the database, then serves HTTP.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Promote an existing account to admin, or create an admin account.
+    CreateAdmin {
+        /// E-mail of the account.
+        #[arg(long)]
+        email: String,
+        /// Read the password for a new account from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.settings)?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    crate::telemetry::init(settings.log_format, &settings.log_level, std::io::stdout, ansi);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let db = connect_database(&settings).await?;
+            migrate(&db).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::CreateAdmin {
+            email,
+            password_stdin,
+        } => {
+            let email = Email::parse(&email)?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                let line = line.trim_end_matches(['\r', '\n']).to_owned();
+                Some(Password::parse(line, &email)?)
+            } else {
+                None
+            };
+            let db = connect_database(&settings).await?;
+            migrate(&db).await?;
+            match create_admin(&db, &email, password, settings.bcrypt_cost).await? {
+                AdminOutcome::Promoted(id) => println!("promoted account {id} to admin"),
+                AdminOutcome::Created(id) => println!("created admin account {id}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let database = match &settings.database_url {
+        Some(url) if url.starts_with("postgres") => "postgres",
+        Some(_) => "custom",
+        None => "embedded sqlite",
+    };
+    let environment = settings.environment;
+    let tls = settings.tls_cert_path.is_some();
+    let application = Application::build(settings).await?;
+    tracing::info!(
+        port = application.port(),
+        ?environment,
+        database,
+        tls,
+        "InterviewCraft is listening"
+    );
+    application.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,498 @@
+//! One typed [`Settings`], layered: built-in defaults, then an optional TOML file, then
+//! environment variables (and command-line flags, which clap reads together with the environment).
+//!
+//! Secrets are [`SecretString`]s and are never printed. In the embedded default (development),
+//! a missing `JWT_SECRET` or `KEY_ENCRYPTION_KEY` is generated once and persisted under the data
+//! directory, so a newcomer needs no set-up; with `APP_ENV=production` both must be given.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+/// Where the server runs; production tightens every default that is lenient for a newcomer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting of the server. Field docs name the environment variable of each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `APP_ENV`: `development` (default) or `production`.
+    pub environment: Environment,
+    /// `LISTEN_ADDR`: address of the HTTP listener; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// `DATA_DIR`: where the embedded SQLite file and generated secrets live.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `sqlite://...` or `postgres://...`; default a SQLite file in `DATA_DIR`.
+    pub database_url: Option<String>,
+    /// `DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// `JWT_SECRET`: HMAC key for access tokens (at least 32 bytes).
+    pub jwt_secret: Option<SecretString>,
+    /// `KEY_ENCRYPTION_KEY`: base64 of 32 random bytes; encrypts BYOK keys (AES-256-GCM).
+    pub key_encryption_key: Option<SecretString>,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+    /// `LOG_LEVEL`: a tracing filter such as `info` or `api=debug,info`.
+    pub log_level: String,
+    /// `BCRYPT_COST`: 12 by default; at least 12 in production, lower only for tests.
+    pub bcrypt_cost: u32,
+    /// `ACCESS_TOKEN_TTL_SECS`: lifetime of an access token (JWT).
+    pub access_token_ttl_secs: u64,
+    /// `REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token.
+    pub refresh_token_ttl_secs: u64,
+    /// `LOGIN_MAX_FAILURES`: failed logins in a row before an account is locked.
+    pub login_max_failures: u32,
+    /// `LOGIN_LOCKOUT_SECS`: how long a locked account stays locked.
+    pub login_lockout_secs: u64,
+    /// `AUTH_RATE_LIMIT_PER_MINUTE`: requests per client IP per minute on `/api/v1/auth/*`.
+    pub auth_rate_limit_per_minute: u32,
+    /// `TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (behind a proxy only).
+    pub trust_forwarded_for: bool,
+    /// `JSON_BODY_LIMIT_BYTES`: largest accepted JSON body.
+    pub json_body_limit_bytes: usize,
+    /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: PEM files; when both are set the listener speaks
+    /// TLS 1.2+ only.
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    /// `WORKERS`: HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    /// `NODE_ID`: this node's name in the interview registry.
+    pub node_id: String,
+    /// `FREE_INTERVIEWS`: free interviews granted to a new account.
+    pub free_interviews: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_max_connections: 10,
+            jwt_secret: None,
+            key_encryption_key: None,
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            bcrypt_cost: 12,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_max_failures: 5,
+            login_lockout_secs: 15 * 60,
+            auth_rate_limit_per_minute: 30,
+            trust_forwarded_for: false,
+            json_body_limit_bytes: 64 * 1024,
+            tls_cert_path: None,
+            tls_key_path: None,
+            workers: None,
+            node_id: "node-1".to_owned(),
+            free_interviews: 3,
+        }
+    }
+}
+
+/// Why the settings cannot be used. Messages never contain a secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("{0} is required when APP_ENV=production")]
+    MissingInProduction(&'static str),
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Overrides from the environment and the command line; `None` leaves lower layers in place.
+#[derive(Debug, Default, Clone, Serialize, clap::Args)]
+pub struct SettingsArgs {
+    /// Optional TOML file with settings (same names as below, in snake_case).
+    #[arg(long, env = "CONFIG_FILE", global = true)]
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+    /// development (default: secrets generated under DATA_DIR) or production (secrets required).
+    #[arg(long = "env", env = "APP_ENV", value_enum, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    /// Address of the HTTP listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "LISTEN_ADDR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<SocketAddr>,
+    /// Directory for the embedded SQLite database and generated secrets [default: ./data].
+    #[arg(long, env = "DATA_DIR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL, sqlite:// or postgres:// [default: sqlite file in DATA_DIR].
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Maximum database connections in the pool [default: 10].
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_max_connections: Option<u32>,
+    /// HMAC secret for access tokens, at least 32 bytes [default: generated in DATA_DIR].
+    #[arg(long, env = "JWT_SECRET", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// Base64 of 32 bytes; encrypts BYOK keys, separate from JWT_SECRET [default: generated in DATA_DIR].
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_encryption_key: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "LOG_FORMAT", value_enum, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or api=debug,info [default: info].
+    #[arg(long, env = "LOG_LEVEL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// bcrypt cost [default: 12; at least 12 in production].
+    #[arg(long, env = "BCRYPT_COST", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bcrypt_cost: Option<u32>,
+    /// Access token lifetime in seconds [default: 900].
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl_secs: Option<u64>,
+    /// Refresh token lifetime in seconds [default: 2592000 = 30 days].
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// Failed logins in a row before the account is locked [default: 5].
+    #[arg(long, env = "LOGIN_MAX_FAILURES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_max_failures: Option<u32>,
+    /// Lockout duration in seconds [default: 900].
+    #[arg(long, env = "LOGIN_LOCKOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_lockout_secs: Option<u64>,
+    /// Requests per client IP per minute on /api/v1/auth/* [default: 30].
+    #[arg(long, env = "AUTH_RATE_LIMIT_PER_MINUTE", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_rate_limit_per_minute: Option<u32>,
+    /// Take the client IP from X-Forwarded-For; only behind a trusted proxy [default: false].
+    #[arg(long, env = "TRUST_FORWARDED_FOR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_forwarded_for: Option<bool>,
+    /// Largest accepted JSON body in bytes [default: 65536].
+    #[arg(long, env = "JSON_BODY_LIMIT_BYTES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_body_limit_bytes: Option<usize>,
+    /// PEM certificate chain; with TLS_KEY_PATH the listener serves TLS 1.2+.
+    #[arg(long, env = "TLS_CERT_PATH", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key for TLS_CERT_PATH.
+    #[arg(long, env = "TLS_KEY_PATH", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_path: Option<PathBuf>,
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "WORKERS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// This node's id in the interview registry [default: node-1].
+    #[arg(long, env = "NODE_ID", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// Free interviews granted to each new account [default: 3].
+    #[arg(long, env = "FREE_INTERVIEWS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_interviews: Option<u32>,
+}
+
+impl Settings {
+    /// Layers defaults, the optional TOML file, then environment and flags (`args`).
+    pub fn load(args: &SettingsArgs) -> Result<Self, SettingsError> {
+        let mut figment = Figment::new();
+        if let Some(path) = &args.config_file {
+            if !path.exists() {
+                return Err(SettingsError::Invalid(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(Serialized::defaults(args))
+            .extract()
+            .map_err(|error| SettingsError::Invalid(error.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the rules that no single field can check alone.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            return Err(SettingsError::Invalid("BCRYPT_COST must be between 4 and 31".into()));
+        }
+        if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
+            return Err(SettingsError::Invalid(
+                "TLS_CERT_PATH and TLS_KEY_PATH must be set together".into(),
+            ));
+        }
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            return Err(SettingsError::Invalid("token lifetimes must be positive".into()));
+        }
+        if self.is_production() {
+            if self.jwt_secret.is_none() {
+                return Err(SettingsError::MissingInProduction("JWT_SECRET"));
+            }
+            if self.key_encryption_key.is_none() {
+                return Err(SettingsError::MissingInProduction("KEY_ENCRYPTION_KEY"));
+            }
+            if self.bcrypt_cost < 12 {
+                return Err(SettingsError::Invalid(
+                    "BCRYPT_COST must be at least 12 in production".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Whether cookies must carry `Secure`: over TLS and always in production.
+    pub fn secure_cookies(&self) -> bool {
+        self.is_production() || self.tls_cert_path.is_some()
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory (created if missing).
+    pub fn database_url(&self) -> Result<String, SettingsError> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        ensure_dir(&self.data_dir)?;
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("interviewcraft.db").display()
+        ))
+    }
+
+    /// The secrets in force: given ones, or in development ones generated once under `data_dir`.
+    pub fn resolve_secrets(&self) -> Result<Secrets, SettingsError> {
+        let jwt = match &self.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => SecretString::from(self.persisted_secret("jwt_secret", 64)?),
+        };
+        if jwt.expose_secret().len() < 32 {
+            return Err(SettingsError::Invalid("JWT_SECRET must be at least 32 bytes".into()));
+        }
+        let kek = match &self.key_encryption_key {
+            Some(secret) => secret.clone(),
+            None => SecretString::from(self.persisted_secret("key_encryption_key", 32)?),
+        };
+        let key_encryption_key = KeyEncryptionKey::from_base64(kek.expose_secret())?;
+        Ok(Secrets {
+            jwt_secret: jwt,
+            key_encryption_key,
+        })
+    }
+
+    /// Reads `data_dir/name`, or creates it (mode 0600) with `bytes` random bytes in base64.
+    fn persisted_secret(&self, name: &str, bytes: usize) -> Result<String, SettingsError> {
+        ensure_dir(&self.data_dir)?;
+        let path = self.data_dir.join(name);
+        let io_error = |source| SettingsError::Io {
+            path: path.clone(),
+            source,
+        };
+        if path.exists() {
+            let value = std::fs::read_to_string(&path).map_err(io_error)?;
+            return Ok(value.trim().to_owned());
+        }
+        let mut raw = Zeroizing::new(vec![0u8; bytes]);
+        rand::rng().fill_bytes(&mut raw);
+        let encoded = BASE64.encode(&*raw);
+        write_private_file(&path, &encoded).map_err(io_error)?;
+        tracing::info!(file = %path.display(), "generated a development secret");
+        Ok(encoded)
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), SettingsError> {
+    std::fs::create_dir_all(dir).map_err(|source| SettingsError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Secrets resolved at start-up.
+#[derive(Clone)]
+pub struct Secrets {
+    pub jwt_secret: SecretString,
+    pub key_encryption_key: KeyEncryptionKey,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets([REDACTED])")
+    }
+}
+
+/// The AES-256 master key for BYOK keys, with a key id derived from it (for rotation).
+#[derive(Clone)]
+pub struct KeyEncryptionKey {
+    key: Zeroizing<[u8; 32]>,
+    key_id: String,
+}
+
+impl KeyEncryptionKey {
+    /// Parses base64 of exactly 32 bytes. The error never contains the value.
+    pub fn from_base64(encoded: &str) -> Result<Self, SettingsError> {
+        let decoded = Zeroizing::new(BASE64.decode(encoded.trim()).map_err(|_| {
+            SettingsError::Invalid("KEY_ENCRYPTION_KEY must be base64 of 32 bytes".into())
+        })?);
+        let key: [u8; 32] = decoded.as_slice().try_into().map_err(|_| {
+            SettingsError::Invalid("KEY_ENCRYPTION_KEY must be base64 of 32 bytes".into())
+        })?;
+        // The id names the key without revealing it: a truncated hash of a domain-separated input.
+        let mut hasher = Sha256::new();
+        hasher.update(b"interviewcraft-kek-id:");
+        hasher.update(key);
+        let key_id = hex::encode(&hasher.finalize()[..8]);
+        Ok(Self {
+            key: Zeroizing::new(key),
+            key_id,
+        })
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn key_bytes(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEncryptionKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_requires_both_secrets() {
+        let settings = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::MissingInProduction("JWT_SECRET"))
+        ));
+        let settings = Settings {
+            environment: Environment::Production,
+            jwt_secret: Some(SecretString::from("x".repeat(40))),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            settings.validate(),
+            Err(SettingsError::MissingInProduction("KEY_ENCRYPTION_KEY"))
+        ));
+    }
+
+    #[test]
+    fn development_secrets_are_generated_once_and_reused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let first = settings.resolve_secrets().expect("generated");
+        let second = settings.resolve_secrets().expect("read back");
+        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
+        assert_eq!(first.key_encryption_key.key_id(), second.key_encryption_key.key_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("jwt_secret"))
+                .expect("secret file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn key_encryption_key_rejects_wrong_length_without_echoing_it() {
+        let short = BASE64.encode([7u8; 16]);
+        let error = KeyEncryptionKey::from_base64(&short).expect_err("16 bytes is too short");
+        assert!(!error.to_string().contains(&short));
+    }
+
+    #[test]
+    fn secrets_debug_is_redacted() {
+        let kek = KeyEncryptionKey::from_base64(&BASE64.encode([9u8; 32])).expect("valid");
+        let secrets = Secrets {
+            jwt_secret: SecretString::from("super-secret-value-that-is-long-enough".to_owned()),
+            key_encryption_key: kek,
+        };
+        let printed = format!("{secrets:?} {:?}", secrets.key_encryption_key);
+        assert!(!printed.contains("super-secret"));
+        assert!(!printed.contains(&BASE64.encode([9u8; 32])));
+    }
+
+    #[test]
+    fn file_layer_is_overridden_by_environment_layer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        std::fs::write(&file, "node_id = \"from-file\"\nfree_interviews = 7\n").expect("write");
+        let args = SettingsArgs {
+            config_file: Some(file),
+            node_id: Some("from-env".into()),
+            ..SettingsArgs::default()
+        };
+        let settings = Settings::load(&args).expect("loads");
+        assert_eq!(settings.node_id, "from-env");
+        assert_eq!(settings.free_interviews, 7);
+        assert_eq!(settings.listen_addr.port(), 8080);
+    }
+}

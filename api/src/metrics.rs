@@ -1,0 +1,85 @@
+//! Prometheus metrics for `/metrics`: HTTP request counts and latencies by route pattern.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    /// The matched route pattern (`/api/v1/auth/login`), never the raw path.
+    pub route: String,
+    pub status: u16,
+}
+
+/// The server's metrics and their registry.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_duration: Family<RequestLabels, Histogram>,
+    pub database_up: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("interviewcraft");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests served", http_requests.clone());
+        let http_request_duration =
+            Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+            });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_request_duration.clone(),
+        );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 when the last health check reached the database",
+            database_up.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_request_duration,
+            database_up,
+        }
+    }
+
+    /// Registers a further metric (e.g. the engine's live-instance gauges).
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .register(name, help, metric);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,460 @@
+//! `/api/v1/auth/*`: register, login, refresh (rotation with reuse detection) and logout.
+//!
+//! The access token travels only in JSON bodies; the refresh token only in the `refresh_token`
+//! cookie (HttpOnly, SameSite=Lax, scoped to this path, Secure over TLS and in production).
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use entities::accounts::{self, Role};
+use entities::{abuse_signals, account_settings, interview_quotas, refresh_tokens};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    SqlErr, TransactionTrait,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::{password_hash, refresh};
+use crate::domain::{Email, Password, ValidationError};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `POST /api/v1/auth/register`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    email: String,
+    password: String,
+    /// The service is for people aged 16 and over; this must be `true`.
+    age_confirmed: bool,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct RegisteredAccount {
+    id: Uuid,
+    email: String,
+    display_name: Option<String>,
+    created_at: chrono::DateTime<Utc>,
+}
+
+/// Validates a display name: trimmed, 1 to 100 characters, no control characters.
+pub fn parse_display_name(raw: Option<String>) -> Result<Option<String>, ValidationError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if trimmed.chars().count() > 100 {
+        return Err(ValidationError::new("display_name", "must be at most 100 characters"));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new("display_name", "must not contain control characters"));
+    }
+    Ok(Some(trimmed.to_owned()))
+}
+
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let RegisterRequest {
+        email,
+        password,
+        age_confirmed,
+        display_name,
+    } = body.into_inner();
+    let email = Email::parse(&email)?;
+    let password = Password::parse(password, &email)?;
+    if !age_confirmed {
+        return Err(ValidationError::new(
+            "age_confirmed",
+            "you must confirm that you are at least 16 years old",
+        )
+        .into());
+    }
+    let display_name = parse_display_name(display_name)?;
+
+    let existing = accounts::Entity::find()
+        .filter(accounts::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?;
+    if existing.is_some() {
+        return Err(email_taken());
+    }
+    let password_hash = password_hash::hash(&password, state.settings.bcrypt_cost).await?;
+
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let canonical = email.canonical();
+    let txn = state.db.begin().await?;
+    let reused_canonical = accounts::Entity::find()
+        .filter(accounts::Column::EmailCanonical.eq(canonical.as_str()))
+        .one(&txn)
+        .await?
+        .is_some();
+    let account = accounts::ActiveModel {
+        id: Set(id),
+        email: Set(email.as_str().to_owned()),
+        email_canonical: Set(canonical),
+        display_name: Set(display_name),
+        password_hash: Set(password_hash),
+        role: Set(Role::User),
+        age_confirmed_at: Set(now),
+        failed_login_count: Set(0),
+        locked_until: Set(None),
+        disabled_at: Set(None),
+        password_changed_at: Set(now),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|error| match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
+        _ => error.into(),
+    })?;
+    insert_account_defaults(&txn, id, now).await?;
+    // A second account behind the same mailbox gets no free interviews: quota abuse.
+    let free_interviews = if reused_canonical {
+        abuse_signals::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            account_id: Set(id),
+            kind: Set("canonical_email_reuse".to_owned()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        0
+    } else {
+        i32::try_from(state.settings.free_interviews).unwrap_or(i32::MAX)
+    };
+    interview_quotas::ActiveModel {
+        account_id: Set(id),
+        free_interviews_granted: Set(free_interviews),
+        free_interviews_used: Set(0),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    tracing::info!(account_id = %id, "account registered");
+
+    Ok(HttpResponse::Created().json(RegisteredAccount {
+        id: account.id,
+        email: account.email,
+        display_name: account.display_name,
+        created_at: account.created_at,
+    }))
+}
+
+/// The settings row every account starts with: digest and training off, skill tracking on.
+pub async fn insert_account_defaults(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    account_settings::ActiveModel {
+        account_id: Set(account_id),
+        digest_opt_in: Set(false),
+        digest_opt_in_changed_at: Set(now),
+        training_opt_in: Set(false),
+        training_opt_in_changed_at: Set(now),
+        skill_tracking: Set(true),
+        skill_tracking_changed_at: Set(now),
+        interviewer_voice: Set(None),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+fn email_taken() -> ApiError {
+    ApiError::Conflict {
+        code: "email_taken",
+        message: "an account with this email already exists",
+    }
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::Unauthorized {
+        code: "invalid_credentials",
+        message: "email or password is incorrect",
+    }
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { email, password } = body.into_inner();
+    let password = SecretString::from(password);
+    let account = match Email::parse(&email) {
+        Ok(email) => {
+            accounts::Entity::find()
+                .filter(accounts::Column::Email.eq(email.as_str()))
+                .one(&state.db)
+                .await?
+        }
+        Err(_) => None,
+    };
+    let now = Utc::now();
+    if let Some(locked_until) = account.as_ref().and_then(|a| a.locked_until) {
+        if locked_until > now {
+            return Err(account_locked(locked_until - now));
+        }
+    }
+    let matched = password_hash::verify(
+        password,
+        account.as_ref().map(|a| a.password_hash.clone()),
+        &state.dummy_password_hash,
+    )
+    .await?;
+    let Some(account) = account else {
+        return Err(invalid_credentials());
+    };
+    if !matched {
+        return Err(record_failed_login(&state, &account).await?);
+    }
+    if account.disabled_at.is_some() {
+        return Err(ApiError::Forbidden("this account is disabled"));
+    }
+    if account.failed_login_count != 0 || account.locked_until.is_some() {
+        accounts::Entity::update_many()
+            .col_expr(accounts::Column::FailedLoginCount, Expr::value(0))
+            .col_expr(
+                accounts::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .filter(accounts::Column::Id.eq(account.id))
+            .exec(&state.db)
+            .await?;
+    }
+    let refresh_token = refresh::generate();
+    store_refresh_token(&state, account.id, Uuid::now_v7(), &refresh_token).await?;
+    tracing::info!(account_id = %account.id, "signed in");
+    token_response(&state, account.id, account.role, &refresh_token)
+}
+
+/// Counts a failed login; the failure that reaches the limit locks the account.
+async fn record_failed_login(state: &AppState, account: &accounts::Model) -> Result<ApiError, ApiError> {
+    accounts::Entity::update_many()
+        .col_expr(
+            accounts::Column::FailedLoginCount,
+            Expr::col(accounts::Column::FailedLoginCount).add(1),
+        )
+        .filter(accounts::Column::Id.eq(account.id))
+        .exec(&state.db)
+        .await?;
+    let failures = accounts::Entity::find_by_id(account.id)
+        .one(&state.db)
+        .await?
+        .map_or(0, |a| a.failed_login_count);
+    let max_failures = i32::try_from(state.settings.login_max_failures).unwrap_or(i32::MAX);
+    if failures < max_failures {
+        tracing::info!(account_id = %account.id, failures, "failed sign-in");
+        return Ok(invalid_credentials());
+    }
+    let lockout = Duration::seconds(i64::try_from(state.settings.login_lockout_secs).unwrap_or(i64::MAX / 4));
+    accounts::Entity::update_many()
+        .col_expr(accounts::Column::FailedLoginCount, Expr::value(0))
+        .col_expr(accounts::Column::LockedUntil, Expr::value(Some(Utc::now() + lockout)))
+        .filter(accounts::Column::Id.eq(account.id))
+        .exec(&state.db)
+        .await?;
+    tracing::warn!(account_id = %account.id, "account locked after repeated failed sign-ins");
+    Ok(account_locked(lockout))
+}
+
+fn account_locked(remaining: Duration) -> ApiError {
+    ApiError::TooManyRequests {
+        code: "account_locked",
+        retry_after_secs: std::cmp::max(u64::try_from(remaining.num_seconds()).unwrap_or(0), 1),
+    }
+}
+
+async fn store_refresh_token(
+    state: &AppState,
+    account_id: Uuid,
+    family_id: Uuid,
+    token: &str,
+) -> Result<(), ApiError> {
+    insert_refresh_token(&state.db, state, account_id, family_id, token).await
+}
+
+async fn insert_refresh_token(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    account_id: Uuid,
+    family_id: Uuid,
+    token: &str,
+) -> Result<(), ApiError> {
+    let now = Utc::now();
+    let ttl = Duration::seconds(i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 4));
+    refresh_tokens::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        family_id: Set(family_id),
+        token_hash: Set(refresh::hash(token)),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+        rotated_at: Set(None),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// The 200 response with a new access token and the refresh cookie.
+fn token_response(
+    state: &AppState,
+    account_id: Uuid,
+    role: Role,
+    refresh_token: &str,
+) -> Result<HttpResponse, ApiError> {
+    let access_token = state
+        .jwt
+        .issue(account_id, role)
+        .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("signing access token: {error}")))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(refresh_cookie(state, refresh_token.to_owned()))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.jwt.ttl_secs(),
+        }))
+}
+
+fn refresh_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    let max_age = i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 4);
+    Cookie::build(refresh::COOKIE_NAME, value)
+        .path(refresh::COOKIE_PATH)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.settings.secure_cookies())
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+/// A cookie that makes the browser forget the refresh token.
+pub fn cleared_refresh_cookie(state: &AppState) -> Cookie<'static> {
+    let mut cookie = refresh_cookie(state, String::new());
+    cookie.make_removal();
+    cookie
+}
+
+fn refresh_failed(state: &AppState, code: &'static str, message: &'static str) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::Unauthorized { code, message });
+    // Best effort: if the cookie cannot be attached the client still gets the 401.
+    let _ = response.add_cookie(&cleared_refresh_cookie(state));
+    response
+}
+
+/// `POST /api/v1/auth/refresh`: exchanges the refresh cookie for a new access token and a new
+/// refresh cookie. Presenting a token that was already exchanged revokes its whole family.
+pub async fn refresh(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let Some(cookie) = request.cookie(refresh::COOKIE_NAME) else {
+        return Ok(refresh_failed(&state, "missing_refresh_token", "no refresh token was sent"));
+    };
+    let presented = cookie.value().to_owned();
+    let row = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(refresh::hash(&presented)))
+        .one(&state.db)
+        .await?;
+    let Some(row) = row else {
+        return Ok(refresh_failed(&state, "invalid_refresh_token", "the refresh token is not valid"));
+    };
+    let now = Utc::now();
+    if row.rotated_at.is_some() || row.revoked_at.is_some() {
+        revoke_family(&state.db, row.family_id).await?;
+        tracing::warn!(account_id = %row.account_id, "refresh token reuse detected; session family revoked");
+        return Ok(refresh_failed(
+            &state,
+            "refresh_token_reused",
+            "this refresh token was already used; all sessions of this sign-in were revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Ok(refresh_failed(&state, "refresh_token_expired", "the refresh token has expired"));
+    }
+    let account = accounts::Entity::find_by_id(row.account_id).one(&state.db).await?;
+    let Some(account) = account.filter(|a| a.disabled_at.is_none()) else {
+        revoke_family(&state.db, row.family_id).await?;
+        return Ok(refresh_failed(&state, "invalid_refresh_token", "the refresh token is not valid"));
+    };
+
+    let txn = state.db.begin().await?;
+    // Only one exchange of a token can win, even when two requests race with it.
+    let rotated = refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(Some(now)))
+        .filter(refresh_tokens::Column::Id.eq(row.id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    if rotated.rows_affected != 1 {
+        txn.rollback().await?;
+        revoke_family(&state.db, row.family_id).await?;
+        return Ok(refresh_failed(
+            &state,
+            "refresh_token_reused",
+            "this refresh token was already used; all sessions of this sign-in were revoked",
+        ));
+    }
+    let next_token = refresh::generate();
+    insert_refresh_token(&txn, &state, account.id, row.family_id, &next_token).await?;
+    txn.commit().await?;
+    token_response(&state, account.id, account.role, &next_token)
+}
+
+/// Revokes every live token of a family (one sign-in and all its rotations).
+pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result<(), ApiError> {
+    refresh_tokens::Entity::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(Utc::now())))
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// `POST /api/v1/auth/logout`: revokes the presented refresh token's family and clears the cookie.
+/// Answers 204 whether or not a valid cookie came, so it reveals nothing.
+pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(cookie) = request.cookie(refresh::COOKIE_NAME) {
+        let row = refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::TokenHash.eq(refresh::hash(cookie.value())))
+            .one(&state.db)
+            .await?;
+        if let Some(row) = row {
+            revoke_family(&state.db, row.family_id).await?;
+            tracing::info!(account_id = %row.account_id, "signed out");
+        }
+    }
+    Ok(HttpResponse::NoContent()
+        .cookie(cleared_refresh_cookie(&state))
+        .finish())
+}

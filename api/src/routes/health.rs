@@ -1,0 +1,31 @@
+//! `GET /health`: liveness plus database reachability.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let backend = match state.db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "postgres",
+        sea_orm::DatabaseBackend::Sqlite => "sqlite",
+        _ => "other",
+    };
+    let reachable = state.db.ping().await.is_ok();
+    state.metrics.database_up.set(i64::from(reachable));
+    let status = if reachable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status).json(json!({
+        "status": if reachable { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "node_id": state.settings.node_id,
+        "database": {
+            "backend": backend,
+            "reachable": reachable,
+        },
+    }))
+}

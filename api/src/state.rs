@@ -1,0 +1,23 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::{JwtKeys, RateLimiter};
+use crate::configuration::{KeyEncryptionKey, Settings};
+use crate::metrics::Metrics;
+
+/// Shared state, registered as `web::Data<AppState>`.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub jwt: JwtKeys,
+    /// The BYOK master key; used by the key store and rotation (never by handlers directly).
+    pub key_encryption_key: KeyEncryptionKey,
+    pub auth_rate_limiter: RateLimiter,
+    pub metrics: Arc<Metrics>,
+    /// bcrypt hash of a throwaway password at the configured cost, to verify against when an
+    /// e-mail is unknown (equal timing for known and unknown accounts).
+    pub dummy_password_hash: String,
+}

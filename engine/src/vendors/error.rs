@@ -1,0 +1,187 @@
+//! The one error type of the vendor boundary. Its [`ErrorCategory`] makes retry and fallback
+//! pure decisions (`is_permanent`, `retry_after`), and its text never carries an API key.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which vendor an error or report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    Deepgram,
+    Anthropic,
+    ElevenLabs,
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Vendor::Deepgram => "deepgram",
+            Vendor::Anthropic => "anthropic",
+            Vendor::ElevenLabs => "elevenlabs",
+        })
+    }
+}
+
+/// What kind of failure this is, as far as retry and fallback care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCategory {
+    /// The key was rejected (401/403).
+    Auth,
+    /// Credits or billing exhausted (Deepgram 402, Anthropic `billing_error`,
+    /// ElevenLabs `quota_exceeded`, or a silent empty TTS result).
+    Quota,
+    /// Too many requests or connections; wait `retry_after` if given.
+    RateLimited,
+    /// The vendor is overloaded (Anthropic 529 / `overloaded_error`, 503).
+    Overloaded,
+    /// The request is malformed or refused as such (400, 404, 413, 422).
+    BadRequest,
+    /// Connection refused, reset or dropped; DNS; TLS; abnormal close.
+    Network,
+    /// The vendor stopped answering within our deadline (stall, 408, 504, idle close).
+    Timeout,
+    /// A 5xx from the vendor.
+    Server,
+    /// The vendor sent something we could not understand.
+    Protocol,
+    /// We cancelled the call ourselves.
+    Cancelled,
+}
+
+impl ErrorCategory {
+    /// A permanent error will fail again if retried unchanged: fail over or give up.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            ErrorCategory::Auth
+                | ErrorCategory::Quota
+                | ErrorCategory::BadRequest
+                | ErrorCategory::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorCategory::Auth => "authentication failed",
+            ErrorCategory::Quota => "quota exhausted",
+            ErrorCategory::RateLimited => "rate limited",
+            ErrorCategory::Overloaded => "overloaded",
+            ErrorCategory::BadRequest => "bad request",
+            ErrorCategory::Network => "network error",
+            ErrorCategory::Timeout => "timed out",
+            ErrorCategory::Server => "server error",
+            ErrorCategory::Protocol => "protocol error",
+            ErrorCategory::Cancelled => "cancelled",
+        })
+    }
+}
+
+/// A failed vendor call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{vendor} {category}: {message}")]
+pub struct VendorError {
+    pub vendor: Vendor,
+    pub category: ErrorCategory,
+    /// Human-readable detail, from the vendor's error body where there is one. Redacted.
+    pub message: String,
+    /// HTTP status or WebSocket close code, when there was one.
+    pub status: Option<u16>,
+    /// How long the vendor asked us to wait before retrying.
+    pub retry_after: Option<Duration>,
+    /// The vendor's request id, for support tickets.
+    pub request_id: Option<String>,
+}
+
+impl VendorError {
+    pub fn new(vendor: Vendor, category: ErrorCategory, message: impl Into<String>) -> Self {
+        Self {
+            vendor,
+            category,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            request_id: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// Shorthand for `self.category.is_permanent()`.
+    pub fn is_permanent(&self) -> bool {
+        self.category.is_permanent()
+    }
+
+    /// Removes every occurrence of `secret` (and of its first 8 characters, which some
+    /// vendors echo as a hint) from the message.
+    pub(crate) fn redacted(mut self, secret: &str) -> Self {
+        self.message = redact(&self.message, secret);
+        self
+    }
+}
+
+/// Replaces a secret (and a recognisable prefix of it) in `text` with `[redacted]`.
+pub(crate) fn redact(text: &str, secret: &str) -> String {
+    if secret.len() < 4 {
+        return text.to_string();
+    }
+    let mut out = text.replace(secret, "[redacted]");
+    let prefix: String = secret.chars().take(8).collect();
+    if prefix.len() >= 8 {
+        out = out.replace(&prefix, "[redacted]");
+    }
+    out
+}
+
+/// The category for an HTTP status, before looking at the body.
+pub(crate) fn category_for_status(status: u16) -> ErrorCategory {
+    match status {
+        401 | 403 => ErrorCategory::Auth,
+        402 => ErrorCategory::Quota,
+        408 | 504 => ErrorCategory::Timeout,
+        429 => ErrorCategory::RateLimited,
+        503 | 529 => ErrorCategory::Overloaded,
+        400..=499 => ErrorCategory::BadRequest,
+        500..=599 => ErrorCategory::Server,
+        _ => ErrorCategory::Protocol,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_auth_quota_bad_request_and_cancel_are_permanent() {
+        use ErrorCategory::*;
+        for c in [Auth, Quota, BadRequest, Cancelled] {
+            assert!(c.is_permanent(), "{c:?}");
+        }
+        for c in [RateLimited, Overloaded, Network, Timeout, Server, Protocol] {
+            assert!(!c.is_permanent(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn redaction_removes_the_key_and_its_prefix() {
+        let key = "sk-ant-api03-abcdefghijkl";
+        let msg = format!("invalid key {key}; hint sk-ant-a…");
+        let out = redact(&msg, key);
+        assert!(!out.contains("abcdefghijkl"));
+        assert!(!out.contains("sk-ant-a"));
+    }
+}

@@ -1,0 +1,41 @@
+//! `account_settings`: the account's settings and consents. Each flag records when it last changed;
+//! every change is also appended to `consent_events`.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "account_settings")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub account_id: Uuid,
+    /// Weekly digest e-mail; opt-in, default off.
+    pub digest_opt_in: bool,
+    pub digest_opt_in_changed_at: DateTimeUtc,
+    /// Use of transcripts to improve the product; opt-in, default off.
+    pub training_opt_in: bool,
+    pub training_opt_in_changed_at: DateTimeUtc,
+    /// Skill tracking history; default on, `false` records an objection.
+    pub skill_tracking: bool,
+    pub skill_tracking_changed_at: DateTimeUtc,
+    pub interviewer_voice: Option<String>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::accounts::Entity",
+        from = "Column::AccountId",
+        to = "super::accounts::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Account,
+}
+
+impl Related<super::accounts::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Account.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,60 @@
+//! `accounts`: one row per person. Personal data: `email`, `email_canonical`, `display_name`.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[sea_orm(string_value = "user")]
+    User,
+    #[sea_orm(string_value = "admin")]
+    Admin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "accounts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    /// Normalized (trimmed, lower-cased) address; unique.
+    #[sea_orm(unique)]
+    pub email: String,
+    /// Canonical address for abuse checks (provider dots and `+tags` removed).
+    pub email_canonical: String,
+    pub display_name: Option<String>,
+    /// bcrypt hash; the password itself is never stored.
+    pub password_hash: String,
+    pub role: Role,
+    pub age_confirmed_at: DateTimeUtc,
+    pub failed_login_count: i32,
+    pub locked_until: Option<DateTimeUtc>,
+    pub disabled_at: Option<DateTimeUtc>,
+    pub password_changed_at: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::refresh_tokens::Entity")]
+    RefreshTokens,
+    #[sea_orm(has_many = "super::interviews::Entity")]
+    Interviews,
+}
+
+impl Related<super::refresh_tokens::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::RefreshTokens.def()
+    }
+}
+
+impl Related<super::interviews::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Interviews.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,42 @@
+//! `turn_metrics`: per-turn latency breakdown in milliseconds (see DESIGN.md §4); no text.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "turn_metrics")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub interview_id: Uuid,
+    pub turn_index: i32,
+    /// From the end of the candidate's speech to the STT final.
+    pub stt_final_ms: Option<f64>,
+    /// LLM time to first token.
+    pub llm_ttft_ms: Option<f64>,
+    /// TTS time to first audio.
+    pub tts_ttfa_ms: Option<f64>,
+    /// Voice-to-voice minus the time spent waiting on vendors.
+    pub engine_overhead_ms: Option<f64>,
+    /// From the last voiced frame received to the first reply packet sent.
+    pub v2v_ms: Option<f64>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::interviews::Entity",
+        from = "Column::InterviewId",
+        to = "super::interviews::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Interview,
+}
+
+impl Related<super::interviews::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Interview.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

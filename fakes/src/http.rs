@@ -1,0 +1,401 @@
+//! A deliberately small HTTP/1.1 server: enough to read one request head (and a
+//! `content-length` body), answer it plainly or with a chunked body, or upgrade it to a
+//! WebSocket. Written on plain tokio so that the fakes control every byte on the wire, which
+//! is what fault injection (slow first byte, drop mid-body, stall) needs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// Largest request head we accept; real clients send well under 8 KiB.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Largest request body we accept (Anthropic's real limit is 32 MB; tests send kilobytes).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// One parsed HTTP request.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names are lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Bytes read past the head that belong to the next protocol (WebSocket frames).
+    pub leftover: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+            && self.header("sec-websocket-key").is_some()
+    }
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Io(io::Error),
+    /// The peer sent something that is not HTTP/1.1 we understand; answer 400.
+    Malformed(&'static str),
+    /// The peer closed before sending a request (keep-alive probes, port scans).
+    Closed,
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+/// Reads one request head and its `content-length` body.
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = find_head_end(&buf) {
+            break end;
+        }
+        if buf.len() > MAX_HEAD_BYTES {
+            return Err(ReadError::Malformed("request head too large"));
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(ReadError::Closed);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().ok_or(ReadError::Malformed("empty request"))?;
+    let mut parts = request_line.split(' ');
+    let method = parts
+        .next()
+        .filter(|m| !m.is_empty())
+        .ok_or(ReadError::Malformed("no method"))?
+        .to_string();
+    let target = parts.next().ok_or(ReadError::Malformed("no target"))?;
+    let version = parts.next().ok_or(ReadError::Malformed("no version"))?;
+    if !version.starts_with("HTTP/1.") {
+        return Err(ReadError::Malformed("unsupported HTTP version"));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), parse_query(q)),
+        None => (target.to_string(), Vec::new()),
+    };
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(ReadError::Malformed("header line without colon"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        leftover: buf[head_end + 4..].to_vec(),
+    };
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        return Err(ReadError::Malformed("chunked request bodies are not supported"));
+    }
+    let length: usize = match req.header("content-length") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| ReadError::Malformed("bad content-length"))?,
+        None => 0,
+    };
+    if length > MAX_BODY_BYTES {
+        return Err(ReadError::Malformed("request body too large"));
+    }
+    if length > 0 {
+        let mut body = std::mem::take(&mut req.leftover);
+        while body.len() < length {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(ReadError::Closed);
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        req.leftover = body.split_off(length);
+        req.body = body;
+    }
+    Ok(req)
+}
+
+/// Splits and percent-decodes a query string.
+pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}
+
+fn head(status: u16, headers: &[(&str, String)]) -> String {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Writes a complete response and leaves the connection to be closed by the caller.
+pub(crate) async fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut out = head(status, headers);
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(out.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+/// A response whose body is sent with chunked transfer encoding, one flush per chunk.
+pub(crate) struct ChunkedBody<'a> {
+    stream: &'a mut TcpStream,
+}
+
+impl<'a> ChunkedBody<'a> {
+    pub async fn start(
+        stream: &'a mut TcpStream,
+        status: u16,
+        headers: &[(&str, String)],
+    ) -> io::Result<Self> {
+        let mut out = head(status, headers);
+        out.push_str("transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+        stream.write_all(out.as_bytes()).await?;
+        stream.flush().await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+            .await?;
+        self.stream.write_all(data).await?;
+        self.stream.write_all(b"\r\n").await?;
+        self.stream.flush().await
+    }
+
+    /// The underlying socket, e.g. to wait for the peer to close while stalling.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        self.stream
+    }
+
+    pub async fn finish(self) -> io::Result<()> {
+        self.stream.write_all(b"0\r\n\r\n").await?;
+        self.stream.flush().await
+    }
+}
+
+/// Completes a WebSocket upgrade (RFC 6455 101 response) with extra response headers.
+pub(crate) async fn accept_websocket(
+    mut stream: TcpStream,
+    req: &Request,
+    extra_headers: &[(&str, String)],
+) -> io::Result<WebSocketStream<TcpStream>> {
+    let key = req
+        .header("sec-websocket-key")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no sec-websocket-key"))?;
+    let mut headers: Vec<(&str, String)> = vec![
+        ("upgrade", "websocket".to_string()),
+        ("connection", "Upgrade".to_string()),
+        ("sec-websocket-accept", derive_accept_key(key.as_bytes())),
+    ];
+    headers.extend(extra_headers.iter().cloned());
+    let mut out = head(101, &headers);
+    out.push_str("\r\n");
+    stream.write_all(out.as_bytes()).await?;
+    stream.flush().await?;
+    Ok(WebSocketStream::from_partially_read(stream, req.leftover.clone(), Role::Server, None).await)
+}
+
+/// A running listener: accepts connections and runs one task per connection until shut down.
+pub(crate) struct Listener {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Binds `addr` (port 0 picks a free port) and serves each connection with `serve`.
+    pub async fn bind<F, Fut>(addr: SocketAddr, serve: F) -> io::Result<Self>
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, mut rx) = oneshot::channel::<()>();
+        let serve = Arc::new(serve);
+        let task = tokio::spawn(async move {
+            // Dropping the set aborts every connection task, so shutdown is immediate.
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let serve = Arc::clone(&serve);
+                            connections.spawn(async move { serve(stream).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "fake vendor accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_percent_decoded() {
+        let q = parse_query("model=nova-3&keyterm=a%20b&x=1+2&flag");
+        assert_eq!(q[1], ("keyterm".to_string(), "a b".to_string()));
+        assert_eq!(q[2], ("x".to_string(), "1 2".to_string()));
+        assert_eq!(q[3], ("flag".to_string(), String::new()));
+    }
+
+    #[test]
+    fn truncated_percent_escape_is_kept_literally() {
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
