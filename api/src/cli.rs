@@ -46,7 +46,12 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings)?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    crate::telemetry::init(settings.log_format, &settings.log_level, std::io::stdout, ansi);
+    crate::telemetry::init(
+        settings.log_format,
+        &settings.log_level,
+        std::io::stdout,
+        ansi,
+    );
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {

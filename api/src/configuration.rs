@@ -159,7 +159,12 @@ pub struct SettingsArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_secret: Option<String>,
     /// Base64 of 32 bytes; encrypts BYOK keys, separate from JWT_SECRET [default: generated in DATA_DIR].
-    #[arg(long, env = "KEY_ENCRYPTION_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEY_ENCRYPTION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_encryption_key: Option<String>,
     /// Log format: text or json [default: text].
@@ -248,7 +253,9 @@ impl Settings {
     /// Checks the rules that no single field can check alone.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if !(4..=31).contains(&self.bcrypt_cost) {
-            return Err(SettingsError::Invalid("BCRYPT_COST must be between 4 and 31".into()));
+            return Err(SettingsError::Invalid(
+                "BCRYPT_COST must be between 4 and 31".into(),
+            ));
         }
         if self.tls_cert_path.is_some() != self.tls_key_path.is_some() {
             return Err(SettingsError::Invalid(
@@ -256,7 +263,9 @@ impl Settings {
             ));
         }
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
-            return Err(SettingsError::Invalid("token lifetimes must be positive".into()));
+            return Err(SettingsError::Invalid(
+                "token lifetimes must be positive".into(),
+            ));
         }
         if self.is_production() {
             if self.jwt_secret.is_none() {
@@ -302,7 +311,9 @@ impl Settings {
             None => SecretString::from(self.persisted_secret("jwt_secret", 64)?),
         };
         if jwt.expose_secret().len() < 32 {
-            return Err(SettingsError::Invalid("JWT_SECRET must be at least 32 bytes".into()));
+            return Err(SettingsError::Invalid(
+                "JWT_SECRET must be at least 32 bytes".into(),
+            ));
         }
         let kek = match &self.key_encryption_key {
             Some(secret) => secret.clone(),
@@ -448,8 +459,14 @@ mod tests {
         };
         let first = settings.resolve_secrets().expect("generated");
         let second = settings.resolve_secrets().expect("read back");
-        assert_eq!(first.jwt_secret.expose_secret(), second.jwt_secret.expose_secret());
-        assert_eq!(first.key_encryption_key.key_id(), second.key_encryption_key.key_id());
+        assert_eq!(
+            first.jwt_secret.expose_secret(),
+            second.jwt_secret.expose_secret()
+        );
+        assert_eq!(
+            first.key_encryption_key.key_id(),
+            second.key_encryption_key.key_id()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

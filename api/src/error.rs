@@ -20,19 +20,28 @@ pub enum ApiError {
     #[error("{0}")]
     Validation(String),
     #[error("authentication required")]
-    Unauthorized { code: &'static str, message: &'static str },
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("forbidden")]
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
     #[error("conflict")]
-    Conflict { code: &'static str, message: &'static str },
+    Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("payload too large")]
     PayloadTooLarge(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("too many requests")]
-    TooManyRequests { code: &'static str, retry_after_secs: u64 },
+    TooManyRequests {
+        code: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("service unavailable")]
     Unavailable(&'static str),
     #[error("unexpected error: {0}")]
@@ -141,7 +150,11 @@ impl ResponseError for ApiError {
         if let ApiError::Unexpected(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         } else {
-            tracing::debug!(code = self.code(), status = status.as_u16(), "request rejected");
+            tracing::debug!(
+                code = self.code(),
+                status = status.as_u16(),
+                "request rejected"
+            );
         }
         let mut response = error_json(status, self.code(), &self.message());
         let headers = response.headers_mut();
@@ -161,7 +174,10 @@ impl ResponseError for ApiError {
 }
 
 /// Maps actix's JSON extractor errors to our JSON error bodies (never echoing the body).
-pub fn json_error_handler(error: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+pub fn json_error_handler(
+    error: actix_web::error::JsonPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api_error = match &error {
         E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
@@ -204,7 +220,10 @@ fn describe_data_error(error: &serde_json::Error) -> String {
 }
 
 /// Maps path and query extraction errors to 400/404 JSON bodies.
-pub fn query_error_handler(error: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+pub fn query_error_handler(
+    error: actix_web::error::QueryPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
     let _ = error;
     ApiError::BadRequest("invalid query string".to_owned()).into()
 }

@@ -47,7 +47,11 @@ pub async fn observe(
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1e3, "request finished");
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "request finished"
+        );
     });
     if let Some(metrics) = metrics {
         let labels = RequestLabels {
@@ -78,7 +82,9 @@ pub fn json_client_error<B: MessageBody + 'static>(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
     if is_json {
-        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
     }
     let status = response.status();
     let (code, message) = match status.as_u16() {
@@ -92,11 +98,16 @@ pub fn json_client_error<B: MessageBody + 'static>(
     let mut replacement = error_json(status, code, message);
     for (name, value) in original.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            replacement.headers_mut().insert(name.clone(), value.clone());
+            replacement
+                .headers_mut()
+                .insert(name.clone(), value.clone());
         }
     }
-    let response = ServiceResponse::new(request, replacement.map_body(|_, body| BoxBody::new(body)));
-    Ok(ErrorHandlerResponse::Response(response.map_into_right_body()))
+    let response =
+        ServiceResponse::new(request, replacement.map_body(|_, body| BoxBody::new(body)));
+    Ok(ErrorHandlerResponse::Response(
+        response.map_into_right_body(),
+    ))
 }
 
 /// Per-client-IP rate limit of the sign-in routes; answers 429 with `Retry-After`.
@@ -104,16 +115,15 @@ pub async fn auth_rate_limit(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(state) = request.app_data::<web::Data<AppState>>() {
-        if let Some(ip) = client_ip(&request, state.settings.trust_forwarded_for) {
-            if let Err(retry) = state.auth_rate_limiter.check(ip, Instant::now()) {
-                return Err(ApiError::TooManyRequests {
-                    code: "rate_limited",
-                    retry_after_secs: retry.0.as_secs().max(1),
-                }
-                .into());
-            }
+    if let Some(state) = request.app_data::<web::Data<AppState>>()
+        && let Some(ip) = client_ip(&request, state.settings.trust_forwarded_for)
+        && let Err(retry) = state.auth_rate_limiter.check(ip, Instant::now())
+    {
+        return Err(ApiError::TooManyRequests {
+            code: "rate_limited",
+            retry_after_secs: retry.0.as_secs().max(1),
         }
+        .into());
     }
     next.call(request).await
 }

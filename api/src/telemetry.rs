@@ -14,10 +14,10 @@ const QUIET_CRATES: &str = "sqlx=warn,sea_orm=warn,sea_orm_migration=warn,actix_
 
 /// The filter in force: the given level plus the caps on noisy crates (unless `RUST_LOG` is set).
 pub fn filter(level: &str) -> EnvFilter {
-    if let Ok(from_env) = std::env::var("RUST_LOG") {
-        if let Ok(filter) = EnvFilter::try_new(format!("{from_env},{QUIET_CRATES}")) {
-            return filter;
-        }
+    if let Ok(from_env) = std::env::var("RUST_LOG")
+        && let Ok(filter) = EnvFilter::try_new(format!("{from_env},{QUIET_CRATES}"))
+    {
+        return filter;
     }
     EnvFilter::try_new(format!("{level},{QUIET_CRATES}"))
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_CRATES}")))
@@ -35,7 +35,11 @@ where
         .with_target(true)
         .with_ansi(ansi);
     let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
     result.is_ok()

@@ -10,11 +10,11 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m20261126_000001_accounts;
 mod m20261126_000002_privacy;
 mod m20261126_000003_interviews;
 mod m20261126_000004_usage_and_audit;
-mod helpers;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;

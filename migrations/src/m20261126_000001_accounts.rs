@@ -31,8 +31,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "accounts_email_canonical", Accounts::Table, &["email_canonical"], false)
-            .await?;
+        index(
+            manager,
+            "accounts_email_canonical",
+            Accounts::Table,
+            &["email_canonical"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -57,8 +63,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "refresh_tokens_account", RefreshTokens::Table, &["account_id"], false).await?;
-        index(manager, "refresh_tokens_family", RefreshTokens::Table, &["family_id"], false).await
+        index(
+            manager,
+            "refresh_tokens_account",
+            RefreshTokens::Table,
+            &["account_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "refresh_tokens_family",
+            RefreshTokens::Table,
+            &["family_id"],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

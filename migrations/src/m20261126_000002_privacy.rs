@@ -1,7 +1,7 @@
 //! Settings and consents, consent history, BYOK keys, resume profiles, policy versions.
 
-use crate::m20261126_000001_accounts::Accounts;
 use crate::helpers::{fk, index};
+use crate::m20261126_000001_accounts::Accounts;
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -16,11 +16,17 @@ impl MigrationTrait for Migration {
                     .table(AccountSettings::Table)
                     .col(pk_uuid(AccountSettings::AccountId))
                     .col(boolean(AccountSettings::DigestOptIn).default(false))
-                    .col(timestamp_with_time_zone(AccountSettings::DigestOptInChangedAt))
+                    .col(timestamp_with_time_zone(
+                        AccountSettings::DigestOptInChangedAt,
+                    ))
                     .col(boolean(AccountSettings::TrainingOptIn).default(false))
-                    .col(timestamp_with_time_zone(AccountSettings::TrainingOptInChangedAt))
+                    .col(timestamp_with_time_zone(
+                        AccountSettings::TrainingOptInChangedAt,
+                    ))
                     .col(boolean(AccountSettings::SkillTracking).default(true))
-                    .col(timestamp_with_time_zone(AccountSettings::SkillTrackingChangedAt))
+                    .col(timestamp_with_time_zone(
+                        AccountSettings::SkillTrackingChangedAt,
+                    ))
                     .col(string_null(AccountSettings::InterviewerVoice))
                     .col(timestamp_with_time_zone(AccountSettings::UpdatedAt))
                     .foreign_key(&mut fk(
@@ -53,8 +59,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "consent_events_account", ConsentEvents::Table, &["account_id"], false)
-            .await?;
+        index(
+            manager,
+            "consent_events_account",
+            ConsentEvents::Table,
+            &["account_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -81,8 +93,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "byok_keys_account_provider", ByokKeys::Table, &["account_id", "provider"], true)
-            .await?;
+        index(
+            manager,
+            "byok_keys_account_provider",
+            ByokKeys::Table,
+            &["account_id", "provider"],
+            true,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -165,7 +183,9 @@ impl MigrationTrait for Migration {
             ConsentEvents::Table.into_iden(),
             AccountSettings::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! Interviews and what they produce: transcript segments and words, per-turn latency, scores and
 //! skill history. No table here has a column for audio: audio is never stored.
 
-use crate::m20261126_000001_accounts::Accounts;
 use crate::helpers::{fk, index};
+use crate::m20261126_000001_accounts::Accounts;
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -38,8 +38,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "interviews_account", Interviews::Table, &["account_id"], false).await?;
-        index(manager, "interviews_status", Interviews::Table, &["status"], false).await?;
+        index(
+            manager,
+            "interviews_account",
+            Interviews::Table,
+            &["account_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "interviews_status",
+            Interviews::Table,
+            &["status"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -105,12 +119,30 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "transcript_words_interview", TranscriptWords::Table, &["interview_id"], false)
-            .await?;
-        index(manager, "transcript_words_segment", TranscriptWords::Table, &["segment_id"], false)
-            .await?;
-        index(manager, "transcript_words_created", TranscriptWords::Table, &["created_at"], false)
-            .await?;
+        index(
+            manager,
+            "transcript_words_interview",
+            TranscriptWords::Table,
+            &["interview_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "transcript_words_segment",
+            TranscriptWords::Table,
+            &["segment_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "transcript_words_created",
+            TranscriptWords::Table,
+            &["created_at"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -136,8 +168,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "turn_metrics_interview", TurnMetrics::Table, &["interview_id"], false)
-            .await?;
+        index(
+            manager,
+            "turn_metrics_interview",
+            TurnMetrics::Table,
+            &["interview_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -167,8 +205,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "answer_scores_interview", AnswerScores::Table, &["interview_id"], false)
-            .await?;
+        index(
+            manager,
+            "answer_scores_interview",
+            AnswerScores::Table,
+            &["interview_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -197,8 +241,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "skill_history_account_skill", SkillHistory::Table, &["account_id", "skill"], false)
-            .await
+        index(
+            manager,
+            "skill_history_account_skill",
+            SkillHistory::Table,
+            &["account_id", "skill"],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -210,7 +260,9 @@ impl MigrationTrait for Migration {
             TranscriptSegments::Table.into_iden(),
             Interviews::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -1,9 +1,9 @@
 //! Usage log (no text column, swept after 90 days), free-interview quota, abuse signals and the
 //! admin audit log.
 
+use crate::helpers::{fk, index};
 use crate::m20261126_000001_accounts::Accounts;
 use crate::m20261126_000003_interviews::Interviews;
-use crate::helpers::{fk, index};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
@@ -51,8 +51,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "usage_log_account", UsageLog::Table, &["account_id"], false).await?;
-        index(manager, "usage_log_created", UsageLog::Table, &["created_at"], false).await?;
+        index(
+            manager,
+            "usage_log_account",
+            UsageLog::Table,
+            &["account_id"],
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "usage_log_created",
+            UsageLog::Table,
+            &["created_at"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -92,7 +106,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "abuse_signals_account", AbuseSignals::Table, &["account_id"], false).await?;
+        index(
+            manager,
+            "abuse_signals_account",
+            AbuseSignals::Table,
+            &["account_id"],
+            false,
+        )
+        .await?;
 
         manager
             .create_table(
@@ -107,7 +128,14 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(manager, "admin_audit_created", AdminAudit::Table, &["created_at"], false).await
+        index(
+            manager,
+            "admin_audit_created",
+            AdminAudit::Table,
+            &["created_at"],
+            false,
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -117,7 +145,9 @@ impl MigrationTrait for Migration {
             InterviewQuotas::Table.into_iden(),
             UsageLog::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

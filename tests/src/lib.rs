@@ -1,1 +1,439 @@
-//! placeholder
+//! Black-box test harness: `spawn_app()` starts the real server on port 0 with a fresh migrated
+//! database, and `TestApp` has one helper per endpoint.
+//!
+//! Every test runs on SQLite; with `TEST_DATABASE_URL` set (a PostgreSQL URL) it also runs on
+//! PostgreSQL, each test in a database of its own that is dropped afterwards. Under CI
+//! (`CI=true`) a missing `TEST_DATABASE_URL` fails the PostgreSQL variants instead of skipping.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use api::configuration::{LogFormat, Settings};
+use api::startup::Application;
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Generates, for each named `async fn name(backend: Backend)`, a module `name` with two tests:
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[actix_web::test]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    if let Some(backend) = $crate::Backend::postgres() {
+                        super::$name(backend).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// Which database a test runs against.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_DATABASE_URL` is set; `None` (skip) otherwise, except under CI.
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres { admin_url: url }),
+            _ => {
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "TEST_DATABASE_URL must be set under CI so PostgreSQL tests run"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Log lines of every server started by this test process (one capture per test binary).
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+#[derive(Clone)]
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let writer = BufferWriter(log_buffer().clone());
+        // Everything our crates log, at the most verbose level, goes to the capture.
+        api::telemetry::init(
+            LogFormat::Text,
+            "api=trace,engine=trace,info",
+            move || writer.clone(),
+            false,
+        );
+    });
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    _data_dir: tempfile::TempDir,
+    cleanup: Option<PostgresCleanup>,
+}
+
+struct PostgresCleanup {
+    admin_url: String,
+    database: String,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            // Drop the per-test database from a thread of its own (Drop cannot be async).
+            let _ = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    if let Ok(admin) = Database::connect(&cleanup.admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                                cleanup.database
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings for a test server: port 0, low bcrypt cost, fresh secrets, one worker.
+pub fn test_settings(data_dir: &std::path::Path) -> Settings {
+    let mut kek = [0u8; 32];
+    kek.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i as u8).wrapping_mul(37) ^ 0x5a);
+    Settings {
+        listen_addr: "127.0.0.1:0".parse().expect("literal address"),
+        data_dir: data_dir.to_path_buf(),
+        jwt_secret: Some(SecretString::from(format!(
+            "test-jwt-secret-{}",
+            Uuid::new_v4()
+        ))),
+        key_encryption_key: Some(SecretString::from(
+            base64::engine::general_purpose::STANDARD.encode(kek),
+        )),
+        bcrypt_cost: 4,
+        workers: Some(1),
+        database_max_connections: 5,
+        ..Settings::default()
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts a server whose settings `configure` may adjust.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    api::install_crypto_provider();
+    init_logging();
+    let data_dir = tempfile::tempdir().expect("temp dir for the test server");
+    let mut settings = test_settings(data_dir.path());
+    let mut cleanup = None;
+    settings.database_url = Some(match &backend {
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.path().join("test.db").display()
+        ),
+        Backend::Postgres { admin_url } => {
+            let database = format!("ic_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(admin_url)
+                .await
+                .expect("TEST_DATABASE_URL must point at a reachable PostgreSQL");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+                .await
+                .expect("creating the per-test database");
+            admin.close().await.expect("closing the admin connection");
+            cleanup = Some(PostgresCleanup {
+                admin_url: admin_url.clone(),
+                database: database.clone(),
+            });
+            with_database_name(admin_url, &database)
+        }
+    });
+    configure(&mut settings);
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the test server builds");
+    let port = application.port();
+    let db = application.state().db.clone();
+    actix_web::rt::spawn(application.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        db,
+        settings,
+        _data_dir: data_dir,
+        cleanup,
+    }
+}
+
+/// Replaces the database name (the last path segment) of a PostgreSQL URL.
+pub fn with_database_name(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].rfind('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A signed-in user.
+pub struct Session {
+    pub email: String,
+    pub password: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A `Set-Cookie` header, parsed.
+#[derive(Debug, Clone)]
+pub struct SetCookie {
+    pub name: String,
+    pub value: String,
+    pub attributes: Vec<String>,
+}
+
+impl SetCookie {
+    pub fn has(&self, attribute: &str) -> bool {
+        self.attributes
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(attribute))
+    }
+    pub fn attribute(&self, name: &str) -> Option<String> {
+        self.attributes.iter().find_map(|a| {
+            let (key, value) = a.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+}
+
+/// The `refresh_token` cookie set by a response, if any.
+pub fn refresh_cookie(headers: &HeaderMap) -> Option<SetCookie> {
+    headers.get_all(SET_COOKIE).iter().find_map(|value| {
+        let text = value.to_str().ok()?;
+        let mut parts = text.split(';').map(str::trim);
+        let (name, value) = parts.next()?.split_once('=')?;
+        (name == "refresh_token").then(|| SetCookie {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            attributes: parts.map(str::to_owned).collect(),
+        })
+    })
+}
+
+/// A unique e-mail address for a test.
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", Uuid::new_v4().simple())
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &json!({"email": email, "password": password, "age_confirmed": true}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/auth/refresh` with the given refresh cookie value (or none).
+    pub async fn refresh(&self, refresh_token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/api/v1/auth/refresh"));
+        if let Some(token) = refresh_token {
+            request = request.header("cookie", format!("refresh_token={token}"));
+        }
+        request.send().await.expect("request reaches the server")
+    }
+
+    pub async fn logout(&self, refresh_token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/api/v1/auth/logout"));
+        if let Some(token) = refresh_token {
+            request = request.header("cookie", format!("refresh_token={token}"));
+        }
+        request.send().await.expect("request reaches the server")
+    }
+
+    pub async fn me(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/api/v1/me"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Registers a fresh account and signs it in.
+    pub async fn signed_in_user(&self) -> Session {
+        let email = unique_email();
+        let response = self.register(&email, PASSWORD).await;
+        assert_eq!(response.status(), 201, "registration succeeds");
+        let response = self.login(&email, PASSWORD).await;
+        assert_eq!(response.status(), 200, "login succeeds");
+        let refresh = refresh_cookie(response.headers()).expect("login sets the refresh cookie");
+        let body: Value = response.json().await.expect("json body");
+        Session {
+            email,
+            password: PASSWORD.to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: refresh.value,
+        }
+    }
+
+    /// Rows in a table (direct database check).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let backend = self.db.get_database_backend();
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .expect("count query")
+            .expect("one row");
+        row.try_get::<i64>("", "n").expect("count column")
+    }
+}
+
+/// Asserts a response is a JSON error with the given status, and returns its `error.code`.
+pub async fn assert_json_error(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "JSON body, got {content_type:?}"
+    );
+    let body: Value = response.json().await.expect("error body is JSON");
+    let code = body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error.message"
+    );
+    code
+}

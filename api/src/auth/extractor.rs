@@ -45,10 +45,13 @@ fn authenticate(request: &HttpRequest) -> Result<AuthenticatedAccount, ApiError>
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(ApiError::unauthorized)?
         .trim();
-    let claims = state.jwt.verify(token).map_err(|_| ApiError::Unauthorized {
-        code: "invalid_token",
-        message: "the access token is invalid or expired",
-    })?;
+    let claims = state
+        .jwt
+        .verify(token)
+        .map_err(|_| ApiError::Unauthorized {
+            code: "invalid_token",
+            message: "the access token is invalid or expired",
+        })?;
     Ok(AuthenticatedAccount {
         id: claims.sub,
         role: claims.role,

@@ -53,7 +53,11 @@ impl JwtKeys {
     }
 
     /// Issues an access token for an account.
-    pub fn issue(&self, account_id: Uuid, role: Role) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        account_id: Uuid,
+        role: Role,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: account_id,
@@ -69,7 +73,8 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
     }
 }
 
@@ -86,7 +91,9 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let id = Uuid::new_v4();
-        let claims = keys().verify(&keys().issue(id, Role::User).expect("issue")).expect("verify");
+        let claims = keys()
+            .verify(&keys().issue(id, Role::User).expect("issue"))
+            .expect("verify");
         assert_eq!(claims.sub, id);
         assert_eq!(claims.role, Role::User);
     }
@@ -137,8 +144,9 @@ mod tests {
             exp: now - 100,
             jti: Uuid::new_v4(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &expired.encoding)
-            .expect("encode");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &expired.encoding)
+                .expect("encode");
         assert!(keys().verify(&token).is_err());
     }
 }

@@ -75,9 +75,17 @@ mod tests {
         for _ in 0..3 {
             assert!(limiter.check(a, start).is_ok());
         }
-        let retry = limiter.check(a, start + Duration::from_secs(10)).expect_err("limited");
+        let retry = limiter
+            .check(a, start + Duration::from_secs(10))
+            .expect_err("limited");
         assert_eq!(retry.0, Duration::from_secs(50));
-        assert!(limiter.check(b, start).is_ok(), "other clients are unaffected");
-        assert!(limiter.check(a, start + Duration::from_secs(60)).is_ok(), "new window");
+        assert!(
+            limiter.check(b, start).is_ok(),
+            "other clients are unaffected"
+        );
+        assert!(
+            limiter.check(a, start + Duration::from_secs(60)).is_ok(),
+            "new window"
+        );
     }
 }

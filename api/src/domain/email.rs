@@ -19,13 +19,18 @@ impl Email {
             return Err(ValidationError::new(FIELD, "must not be empty"));
         }
         if normalized.len() > MAX_LEN {
-            return Err(ValidationError::new(FIELD, "must be at most 254 characters"));
+            return Err(ValidationError::new(
+                FIELD,
+                "must be at most 254 characters",
+            ));
         }
-        if normalized
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';'))
-        {
-            return Err(ValidationError::new(FIELD, "contains characters not allowed in an address"));
+        if normalized.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';')
+        }) {
+            return Err(ValidationError::new(
+                FIELD,
+                "contains characters not allowed in an address",
+            ));
         }
         let Some((local, domain)) = normalized.rsplit_once('@') else {
             return Err(ValidationError::new(FIELD, "must contain @"));
@@ -63,7 +68,11 @@ impl Email {
             .rsplit_once('@')
             .expect("invariant: a parsed Email contains @");
         let local = local.split('+').next().unwrap_or(local);
-        let domain = if domain == "googlemail.com" { "gmail.com" } else { domain };
+        let domain = if domain == "googlemail.com" {
+            "gmail.com"
+        } else {
+            domain
+        };
         let local = if domain == "gmail.com" {
             local.replace('.', "")
         } else {
@@ -93,8 +102,17 @@ mod tests {
     #[test]
     fn rejects_malformed_addresses() {
         for raw in [
-            "", "plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
-            "a@-example.com", "a..b@example.com", ".a@example.com", "a@example..com",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a@-example.com",
+            "a..b@example.com",
+            ".a@example.com",
+            "a@example..com",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
         }
@@ -106,7 +124,10 @@ mod tests {
         let canonical = |raw| Email::parse(raw).expect("valid").canonical();
         assert_eq!(canonical("A.b.C+promo@gmail.com"), "abc@gmail.com");
         assert_eq!(canonical("abc@googlemail.com"), "abc@gmail.com");
-        assert_eq!(canonical("first.last+x@example.org"), "first.last@example.org");
+        assert_eq!(
+            canonical("first.last+x@example.org"),
+            "first.last@example.org"
+        );
     }
 
     #[test]

@@ -17,7 +17,10 @@ impl Password {
         let secret = SecretString::from(raw);
         let value = secret.expose_secret();
         if value.chars().count() < MIN_CHARS {
-            return Err(ValidationError::new(FIELD, "must be at least 10 characters"));
+            return Err(ValidationError::new(
+                FIELD,
+                "must be at least 10 characters",
+            ));
         }
         if value.len() > MAX_BYTES {
             return Err(ValidationError::new(FIELD, "must be at most 72 bytes"));
@@ -25,7 +28,10 @@ impl Password {
         if value.trim().to_lowercase() == email.as_str()
             || value.to_lowercase().contains(email.as_str())
         {
-            return Err(ValidationError::new(FIELD, "must not be your email address"));
+            return Err(ValidationError::new(
+                FIELD,
+                "must not be your email address",
+            ));
         }
         Ok(Self(secret))
     }

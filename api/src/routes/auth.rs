@@ -51,10 +51,16 @@ pub fn parse_display_name(raw: Option<String>) -> Result<Option<String>, Validat
         return Ok(None);
     }
     if trimmed.chars().count() > 100 {
-        return Err(ValidationError::new("display_name", "must be at most 100 characters"));
+        return Err(ValidationError::new(
+            "display_name",
+            "must be at most 100 characters",
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new("display_name", "must not contain control characters"));
+        return Err(ValidationError::new(
+            "display_name",
+            "must not contain control characters",
+        ));
     }
     Ok(Some(trimmed.to_owned()))
 }
@@ -220,10 +226,10 @@ pub async fn login(
         Err(_) => None,
     };
     let now = Utc::now();
-    if let Some(locked_until) = account.as_ref().and_then(|a| a.locked_until) {
-        if locked_until > now {
-            return Err(account_locked(locked_until - now));
-        }
+    if let Some(locked_until) = account.as_ref().and_then(|a| a.locked_until)
+        && locked_until > now
+    {
+        return Err(account_locked(locked_until - now));
     }
     let matched = password_hash::verify(
         password,
@@ -258,7 +264,10 @@ pub async fn login(
 }
 
 /// Counts a failed login; the failure that reaches the limit locks the account.
-async fn record_failed_login(state: &AppState, account: &accounts::Model) -> Result<ApiError, ApiError> {
+async fn record_failed_login(
+    state: &AppState,
+    account: &accounts::Model,
+) -> Result<ApiError, ApiError> {
     accounts::Entity::update_many()
         .col_expr(
             accounts::Column::FailedLoginCount,
@@ -276,10 +285,14 @@ async fn record_failed_login(state: &AppState, account: &accounts::Model) -> Res
         tracing::info!(account_id = %account.id, failures, "failed sign-in");
         return Ok(invalid_credentials());
     }
-    let lockout = Duration::seconds(i64::try_from(state.settings.login_lockout_secs).unwrap_or(i64::MAX / 4));
+    let lockout =
+        Duration::seconds(i64::try_from(state.settings.login_lockout_secs).unwrap_or(i64::MAX / 4));
     accounts::Entity::update_many()
         .col_expr(accounts::Column::FailedLoginCount, Expr::value(0))
-        .col_expr(accounts::Column::LockedUntil, Expr::value(Some(Utc::now() + lockout)))
+        .col_expr(
+            accounts::Column::LockedUntil,
+            Expr::value(Some(Utc::now() + lockout)),
+        )
         .filter(accounts::Column::Id.eq(account.id))
         .exec(&state.db)
         .await?;
@@ -311,7 +324,9 @@ async fn insert_refresh_token(
     token: &str,
 ) -> Result<(), ApiError> {
     let now = Utc::now();
-    let ttl = Duration::seconds(i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 4));
+    let ttl = Duration::seconds(
+        i64::try_from(state.settings.refresh_token_ttl_secs).unwrap_or(i64::MAX / 4),
+    );
     refresh_tokens::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
@@ -367,7 +382,8 @@ pub fn cleared_refresh_cookie(state: &AppState) -> Cookie<'static> {
 }
 
 fn refresh_failed(state: &AppState, code: &'static str, message: &'static str) -> HttpResponse {
-    let mut response = actix_web::ResponseError::error_response(&ApiError::Unauthorized { code, message });
+    let mut response =
+        actix_web::ResponseError::error_response(&ApiError::Unauthorized { code, message });
     // Best effort: if the cookie cannot be attached the client still gets the 401.
     let _ = response.add_cookie(&cleared_refresh_cookie(state));
     response
@@ -375,9 +391,16 @@ fn refresh_failed(state: &AppState, code: &'static str, message: &'static str) -
 
 /// `POST /api/v1/auth/refresh`: exchanges the refresh cookie for a new access token and a new
 /// refresh cookie. Presenting a token that was already exchanged revokes its whole family.
-pub async fn refresh(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let Some(cookie) = request.cookie(refresh::COOKIE_NAME) else {
-        return Ok(refresh_failed(&state, "missing_refresh_token", "no refresh token was sent"));
+        return Ok(refresh_failed(
+            &state,
+            "missing_refresh_token",
+            "no refresh token was sent",
+        ));
     };
     let presented = cookie.value().to_owned();
     let row = refresh_tokens::Entity::find()
@@ -385,7 +408,11 @@ pub async fn refresh(state: web::Data<AppState>, request: HttpRequest) -> Result
         .one(&state.db)
         .await?;
     let Some(row) = row else {
-        return Ok(refresh_failed(&state, "invalid_refresh_token", "the refresh token is not valid"));
+        return Ok(refresh_failed(
+            &state,
+            "invalid_refresh_token",
+            "the refresh token is not valid",
+        ));
     };
     let now = Utc::now();
     if row.rotated_at.is_some() || row.revoked_at.is_some() {
@@ -398,12 +425,22 @@ pub async fn refresh(state: web::Data<AppState>, request: HttpRequest) -> Result
         ));
     }
     if row.expires_at <= now {
-        return Ok(refresh_failed(&state, "refresh_token_expired", "the refresh token has expired"));
+        return Ok(refresh_failed(
+            &state,
+            "refresh_token_expired",
+            "the refresh token has expired",
+        ));
     }
-    let account = accounts::Entity::find_by_id(row.account_id).one(&state.db).await?;
+    let account = accounts::Entity::find_by_id(row.account_id)
+        .one(&state.db)
+        .await?;
     let Some(account) = account.filter(|a| a.disabled_at.is_none()) else {
         revoke_family(&state.db, row.family_id).await?;
-        return Ok(refresh_failed(&state, "invalid_refresh_token", "the refresh token is not valid"));
+        return Ok(refresh_failed(
+            &state,
+            "invalid_refresh_token",
+            "the refresh token is not valid",
+        ));
     };
 
     let txn = state.db.begin().await?;
@@ -433,7 +470,10 @@ pub async fn refresh(state: web::Data<AppState>, request: HttpRequest) -> Result
 /// Revokes every live token of a family (one sign-in and all its rotations).
 pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result<(), ApiError> {
     refresh_tokens::Entity::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(Utc::now())))
+        .col_expr(
+            refresh_tokens::Column::RevokedAt,
+            Expr::value(Some(Utc::now())),
+        )
         .filter(refresh_tokens::Column::FamilyId.eq(family_id))
         .filter(refresh_tokens::Column::RevokedAt.is_null())
         .exec(db)
@@ -443,7 +483,10 @@ pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result
 
 /// `POST /api/v1/auth/logout`: revokes the presented refresh token's family and clears the cookie.
 /// Answers 204 whether or not a valid cookie came, so it reveals nothing.
-pub async fn logout(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     if let Some(cookie) = request.cookie(refresh::COOKIE_NAME) {
         let row = refresh_tokens::Entity::find()
             .filter(refresh_tokens::Column::TokenHash.eq(refresh::hash(cookie.value())))

@@ -1,0 +1,71 @@
+//! Protects the operational endpoints: `/health` reports database reachability, `/metrics`
+//! exposes Prometheus counters, and every response carries a request id.
+
+use serde_json::Value;
+use tests::{Backend, db_tests, spawn_app};
+
+db_tests!(
+    health_reports_the_database_as_reachable,
+    metrics_count_requests_by_route_pattern,
+    every_response_carries_a_request_id,
+);
+
+async fn health_reports_the_database_as_reachable(backend: Backend) {
+    let is_postgres = matches!(backend, Backend::Postgres { .. });
+    let app = spawn_app(backend).await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"]["reachable"], true);
+    assert_eq!(
+        body["database"]["backend"],
+        if is_postgres { "postgres" } else { "sqlite" }
+    );
+}
+
+async fn metrics_count_requests_by_route_pattern(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for _ in 0..3 {
+        app.get("/health").await;
+    }
+    app.me("not-a-token").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = response.text().await.expect("body");
+    assert!(
+        text.contains(
+            r#"interviewcraft_http_requests_total{method="GET",route="/health",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/me",status="401""#),
+        "{text}"
+    );
+    assert!(text.contains("interviewcraft_http_request_duration_seconds_bucket"));
+    assert!(text.contains("interviewcraft_database_up 1"));
+    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+async fn every_response_carries_a_request_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.get("/health").await;
+    let second = app.get("/does-not-exist").await;
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<uuid::Uuid>().ok())
+            .expect("x-request-id is a UUID")
+    };
+    assert_ne!(id(&first), id(&second));
+}
