@@ -77,3 +77,47 @@ pub async fn create_admin(
     txn.commit().await?;
     Ok(AdminOutcome::Created(id))
 }
+
+/// What a master-key rotation did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Rows re-encrypted under the current master key.
+    pub rotated: usize,
+    /// Rows already under the current key.
+    pub current: usize,
+}
+
+/// Re-encrypts every BYOK row that is not under the ring's current master key (`rotate-keys`).
+/// Runs in one transaction: either every row moves to the new key or none does.
+pub async fn rotate_keys(
+    db: &DatabaseConnection,
+    ring: &entities::byok_cipher::KeyRing,
+) -> anyhow::Result<RotationReport> {
+    use entities::byok_cipher::EncryptedKey;
+    use entities::byok_keys;
+
+    let txn = db.begin().await?;
+    let mut report = RotationReport::default();
+    for row in byok_keys::Entity::find().all(&txn).await? {
+        if row.key_id == ring.current_key_id() {
+            report.current += 1;
+            continue;
+        }
+        let stored = EncryptedKey {
+            ciphertext: row.ciphertext.clone(),
+            nonce: row.nonce.clone(),
+            key_id: row.key_id.clone(),
+        };
+        let rotated = ring
+            .reencrypt(row.account_id, &row.provider, &stored)
+            .map_err(|error| anyhow::anyhow!("key row {}: {error}", row.id))?;
+        let mut active: byok_keys::ActiveModel = row.into();
+        active.ciphertext = Set(rotated.ciphertext);
+        active.nonce = Set(rotated.nonce);
+        active.key_id = Set(rotated.key_id);
+        active.update(&txn).await?;
+        report.rotated += 1;
+    }
+    txn.commit().await?;
+    Ok(report)
+}

@@ -5,7 +5,7 @@ use std::io::BufRead;
 
 use clap::{Parser, Subcommand};
 
-use crate::admin::{AdminOutcome, create_admin};
+use crate::admin::{AdminOutcome, create_admin, rotate_keys};
 use crate::configuration::{Settings, SettingsArgs};
 use crate::domain::{Email, Password};
 use crate::startup::{Application, connect_database, migrate};
@@ -40,6 +40,9 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Re-encrypt every stored BYOK key under KEY_ENCRYPTION_KEY. Put the old master key(s) in
+    /// PREVIOUS_KEY_ENCRYPTION_KEYS for the run; remove them afterwards.
+    RotateKeys,
 }
 
 /// Runs the parsed command line to completion.
@@ -79,6 +82,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminOutcome::Promoted(id) => println!("promoted account {id} to admin"),
                 AdminOutcome::Created(id) => println!("created admin account {id}"),
             }
+            Ok(())
+        }
+        Command::RotateKeys => {
+            let secrets = settings.resolve_secrets()?;
+            let db = connect_database(&settings).await?;
+            migrate(&db).await?;
+            let report = rotate_keys(&db, &secrets.key_ring).await?;
+            println!(
+                "re-encrypted {} key(s) under master key {}; {} already current",
+                report.rotated,
+                secrets.key_ring.current_key_id(),
+                report.current
+            );
             Ok(())
         }
     }

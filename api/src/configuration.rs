@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use entities::byok_cipher::{KeyRing, MasterKey};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Where the server runs; production tightens every default that is lenient for a newcomer.
@@ -52,6 +52,9 @@ pub struct Settings {
     pub jwt_secret: Option<SecretString>,
     /// `KEY_ENCRYPTION_KEY`: base64 of 32 random bytes; encrypts BYOK keys (AES-256-GCM).
     pub key_encryption_key: Option<SecretString>,
+    /// `PREVIOUS_KEY_ENCRYPTION_KEYS`: comma-separated earlier master keys, still accepted for
+    /// decryption while `interviewcraft rotate-keys` re-encrypts rows under the current one.
+    pub previous_key_encryption_keys: Option<SecretString>,
     /// `LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
     /// `LOG_LEVEL`: a tracing filter such as `info` or `api=debug,info`.
@@ -94,6 +97,7 @@ impl Default for Settings {
             database_max_connections: 10,
             jwt_secret: None,
             key_encryption_key: None,
+            previous_key_encryption_keys: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             bcrypt_cost: 12,
@@ -167,6 +171,15 @@ pub struct SettingsArgs {
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_encryption_key: Option<String>,
+    /// Comma-separated earlier KEY_ENCRYPTION_KEYs, accepted for decryption during a rotation.
+    #[arg(
+        long,
+        env = "PREVIOUS_KEY_ENCRYPTION_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_key_encryption_keys: Option<String>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "LOG_FORMAT", value_enum, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -319,10 +332,27 @@ impl Settings {
             Some(secret) => secret.clone(),
             None => SecretString::from(self.persisted_secret("key_encryption_key", 32)?),
         };
-        let key_encryption_key = KeyEncryptionKey::from_base64(kek.expose_secret())?;
+        let invalid =
+            |_| SettingsError::Invalid("KEY_ENCRYPTION_KEY must be base64 of 32 bytes".into());
+        let current = MasterKey::from_base64(kek.expose_secret()).map_err(invalid)?;
+        let previous = match &self.previous_key_encryption_keys {
+            Some(list) => list
+                .expose_secret()
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(|item| {
+                    MasterKey::from_base64(item).map_err(|_| {
+                        SettingsError::Invalid(
+                            "PREVIOUS_KEY_ENCRYPTION_KEYS must be base64 keys of 32 bytes".into(),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         Ok(Secrets {
             jwt_secret: jwt,
-            key_encryption_key,
+            key_ring: KeyRing::new(current, previous),
         })
     }
 
@@ -372,56 +402,13 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct Secrets {
     pub jwt_secret: SecretString,
-    pub key_encryption_key: KeyEncryptionKey,
+    /// The BYOK master key (and earlier ones during a rotation).
+    pub key_ring: KeyRing,
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secrets([REDACTED])")
-    }
-}
-
-/// The AES-256 master key for BYOK keys, with a key id derived from it (for rotation).
-#[derive(Clone)]
-pub struct KeyEncryptionKey {
-    key: Zeroizing<[u8; 32]>,
-    key_id: String,
-}
-
-impl KeyEncryptionKey {
-    /// Parses base64 of exactly 32 bytes. The error never contains the value.
-    pub fn from_base64(encoded: &str) -> Result<Self, SettingsError> {
-        let decoded = Zeroizing::new(BASE64.decode(encoded.trim()).map_err(|_| {
-            SettingsError::Invalid("KEY_ENCRYPTION_KEY must be base64 of 32 bytes".into())
-        })?);
-        let key: [u8; 32] = decoded.as_slice().try_into().map_err(|_| {
-            SettingsError::Invalid("KEY_ENCRYPTION_KEY must be base64 of 32 bytes".into())
-        })?;
-        // The id names the key without revealing it: a truncated hash of a domain-separated input.
-        let mut hasher = Sha256::new();
-        hasher.update(b"interviewcraft-kek-id:");
-        hasher.update(key);
-        let key_id = hex::encode(&hasher.finalize()[..8]);
-        Ok(Self {
-            key: Zeroizing::new(key),
-            key_id,
-        })
-    }
-
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
-    pub fn key_bytes(&self) -> &[u8; 32] {
-        &self.key
-    }
-}
-
-impl std::fmt::Debug for KeyEncryptionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyEncryptionKey")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -481,18 +468,25 @@ mod tests {
     #[test]
     fn key_encryption_key_rejects_wrong_length_without_echoing_it() {
         let short = BASE64.encode([7u8; 16]);
-        let error = KeyEncryptionKey::from_base64(&short).expect_err("16 bytes is too short");
+        let settings = Settings {
+            jwt_secret: Some(SecretString::from("j".repeat(40))),
+            key_encryption_key: Some(SecretString::from(short.clone())),
+            ..Settings::default()
+        };
+        let error = settings
+            .resolve_secrets()
+            .expect_err("16 bytes is too short");
         assert!(!error.to_string().contains(&short));
     }
 
     #[test]
     fn secrets_debug_is_redacted() {
-        let kek = KeyEncryptionKey::from_base64(&BASE64.encode([9u8; 32])).expect("valid");
+        let kek = MasterKey::from_base64(&BASE64.encode([9u8; 32])).expect("valid");
         let secrets = Secrets {
             jwt_secret: SecretString::from("super-secret-value-that-is-long-enough".to_owned()),
-            key_encryption_key: kek,
+            key_ring: KeyRing::new(kek, vec![]),
         };
-        let printed = format!("{secrets:?} {:?}", secrets.key_encryption_key);
+        let printed = format!("{secrets:?} {:?}", secrets.key_ring);
         assert!(!printed.contains("super-secret"));
         assert!(!printed.contains(&BASE64.encode([9u8; 32])));
     }

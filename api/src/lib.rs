@@ -7,6 +7,7 @@
 //! personal data.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod configuration;
@@ -14,6 +15,9 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
+pub mod policy;
+pub mod privacy;
+pub mod resume;
 pub mod routes;
 pub mod startup;
 pub mod state;

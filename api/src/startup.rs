@@ -56,6 +56,9 @@ impl Application {
         let secrets = settings.resolve_secrets()?;
         let db = connect_database(&settings).await?;
         migrate(&db).await?;
+        crate::policy::seed(&db)
+            .await
+            .map_err(|error| anyhow::anyhow!("seeding the privacy policy: {error}"))?;
 
         let cost = settings.bcrypt_cost;
         let dummy_password_hash = web::block(move || password_hash::dummy_hash(cost))
@@ -65,7 +68,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db,
             jwt: JwtKeys::new(&secrets.jwt_secret, settings.access_token_ttl_secs),
-            key_encryption_key: secrets.key_encryption_key,
+            key_ring: secrets.key_ring,
             auth_rate_limiter: RateLimiter::new(
                 settings.auth_rate_limit_per_minute,
                 Duration::from_secs(60),

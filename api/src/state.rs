@@ -5,16 +5,17 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{JwtKeys, RateLimiter};
-use crate::configuration::{KeyEncryptionKey, Settings};
+use crate::configuration::Settings;
 use crate::metrics::Metrics;
+use entities::byok_cipher::KeyRing;
 
 /// Shared state, registered as `web::Data<AppState>`.
 pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub jwt: JwtKeys,
-    /// The BYOK master key; used by the key store and rotation (never by handlers directly).
-    pub key_encryption_key: KeyEncryptionKey,
+    /// The BYOK master key ring: handlers only encrypt; decryption is for the engine's key lease.
+    pub key_ring: KeyRing,
     pub auth_rate_limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
     /// bcrypt hash of a throwaway password at the configured cost, to verify against when an

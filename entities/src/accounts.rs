@@ -14,7 +14,7 @@ pub enum Role {
     Admin,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "accounts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -26,6 +26,7 @@ pub struct Model {
     pub email_canonical: String,
     pub display_name: Option<String>,
     /// bcrypt hash; the password itself is never stored.
+    #[serde(skip_serializing)]
     pub password_hash: String,
     pub role: Role,
     pub age_confirmed_at: DateTimeUtc,

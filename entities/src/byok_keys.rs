@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "byok_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -10,8 +10,10 @@ pub struct Model {
     pub account_id: Uuid,
     /// `anthropic`, `deepgram` or `elevenlabs`.
     pub provider: String,
+    #[serde(skip_serializing)]
     pub ciphertext: Vec<u8>,
     /// The random 96-bit nonce of this encryption.
+    #[serde(skip_serializing)]
     pub nonce: Vec<u8>,
     /// Which master key encrypted this row (for rotation).
     pub key_id: String,

@@ -30,7 +30,7 @@ pub enum InterviewStatus {
     Ended,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "interviews")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

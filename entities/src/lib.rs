@@ -9,6 +9,7 @@ pub mod account_settings;
 pub mod accounts;
 pub mod admin_audit;
 pub mod answer_scores;
+pub mod byok_cipher;
 pub mod byok_keys;
 pub mod consent_events;
 pub mod interview_quotas;

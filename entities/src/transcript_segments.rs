@@ -15,7 +15,7 @@ pub enum Speaker {
     Interviewer,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "transcript_segments")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -5,6 +5,8 @@
 //! PostgreSQL, each test in a database of its own that is dropped afterwards. Under CI
 //! (`CI=true`) a missing `TEST_DATABASE_URL` fails the PostgreSQL variants instead of skipping.
 
+pub mod fixtures;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -364,6 +366,50 @@ impl TestApp {
             request = request.header("cookie", format!("refresh_token={token}"));
         }
         request.send().await.expect("request reaches the server")
+    }
+
+    /// Any request with a Bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        access_token: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = access_token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request reaches the server")
+    }
+
+    pub async fn get_as(&self, path: &str, access_token: &str) -> reqwest::Response {
+        self.call(reqwest::Method::GET, path, Some(access_token), None)
+            .await
+    }
+
+    /// The account id behind a session.
+    pub async fn account_id(&self, session: &Session) -> Uuid {
+        let body: Value = self
+            .me(&session.access_token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        body["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    /// Registers and signs in a user, promotes it to admin, and returns its session.
+    pub async fn signed_in_admin(&self) -> Session {
+        let session = self.signed_in_user().await;
+        let email = api::domain::Email::parse(&session.email).expect("valid email");
+        api::admin::create_admin(&self.db, &email, None, 4)
+            .await
+            .expect("promote to admin");
+        session
     }
 
     pub async fn me(&self, access_token: &str) -> reqwest::Response {

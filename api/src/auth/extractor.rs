@@ -57,3 +57,36 @@ fn authenticate(request: &HttpRequest) -> Result<AuthenticatedAccount, ApiError>
         role: claims.role,
     })
 }
+
+/// An account whose access token is valid *and* whose stored role is admin right now (a demoted
+/// admin's still-valid token does not pass).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAccount {
+    pub id: Uuid,
+}
+
+impl FromRequest for AdminAccount {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let authenticated = authenticate(request);
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let caller = authenticated?;
+            let state = state.ok_or_else(|| {
+                ApiError::Unexpected(anyhow::anyhow!("AppState is not registered"))
+            })?;
+            let account =
+                <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(caller.id)
+                    .one(&state.db)
+                    .await?
+                    .filter(|account| account.disabled_at.is_none())
+                    .ok_or_else(ApiError::unauthorized)?;
+            if account.role != Role::Admin {
+                return Err(ApiError::Forbidden("this action requires the admin role"));
+            }
+            Ok(AdminAccount { id: account.id })
+        })
+    }
+}

@@ -7,6 +7,6 @@ pub mod password_hash;
 pub mod rate_limit;
 pub mod refresh;
 
-pub use extractor::AuthenticatedAccount;
+pub use extractor::{AdminAccount, AuthenticatedAccount};
 pub use jwt::JwtKeys;
 pub use rate_limit::RateLimiter;

@@ -3,9 +3,11 @@
 
 mod email;
 mod password;
+mod provider;
 
 pub use email::Email;
 pub use password::Password;
+pub use provider::{ApiKey, Provider};
 
 /// Why an outside value was rejected; the message is safe to show and to log (no input echoed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -148,6 +148,10 @@ pub async fn register(
     }
     .insert(&txn)
     .await?;
+    // Signing up accepts the policy in force.
+    if let Some(version) = crate::policy::current(&txn, now).await? {
+        crate::policy::accept(&txn, id, &version).await?;
+    }
     txn.commit().await?;
     tracing::info!(account_id = %id, "account registered");
 

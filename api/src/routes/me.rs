@@ -1,14 +1,23 @@
-//! `GET /api/v1/me`: the signed-in account's profile.
+//! `/api/v1/me`: the signed-in account's profile, its rectification, and its erasure.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use entities::accounts::{self, Role};
-use sea_orm::EntityTrait;
-use serde::Serialize;
+use entities::refresh_tokens;
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::AuthenticatedAccount;
+use crate::auth::{AuthenticatedAccount, password_hash};
+use crate::domain::{Email, Password};
 use crate::error::ApiError;
+use crate::policy::{self, PolicyView};
+use crate::privacy;
+use crate::routes::auth::{cleared_refresh_cookie, parse_display_name};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -19,24 +28,187 @@ pub struct Profile {
     pub role: Role,
     pub age_confirmed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub policy: PolicyNotice,
 }
 
-pub async fn get_me(
-    state: web::Data<AppState>,
-    caller: AuthenticatedAccount,
-) -> Result<HttpResponse, ApiError> {
-    let account = accounts::Entity::find_by_id(caller.id)
+/// Where the account stands with the privacy policy; `upcoming` announces every published
+/// version that is not yet in force (published at least 14 days ahead).
+#[derive(Serialize)]
+pub struct PolicyNotice {
+    pub current_version: Option<String>,
+    pub accepted_current: bool,
+    pub upcoming: Vec<PolicyView>,
+}
+
+/// Loads the caller's account; an erased or disabled account authenticates nobody.
+async fn load_account(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
+    accounts::Entity::find_by_id(id)
         .one(&state.db)
         .await?
         .filter(|account| account.disabled_at.is_none())
-        // A valid token for an erased or disabled account authenticates nobody.
-        .ok_or_else(ApiError::unauthorized)?;
-    Ok(HttpResponse::Ok().json(Profile {
+        .ok_or_else(ApiError::unauthorized)
+}
+
+async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, ApiError> {
+    let now = Utc::now();
+    let current = policy::current(&state.db, now).await?;
+    let accepted_current = match &current {
+        Some(version) => policy::has_accepted(&state.db, account.id, version).await?,
+        None => true,
+    };
+    let upcoming = policy::upcoming(&state.db, now)
+        .await?
+        .into_iter()
+        .map(PolicyView::from)
+        .collect();
+    Ok(Profile {
         id: account.id,
         email: account.email,
         display_name: account.display_name,
         role: account.role,
         age_confirmed_at: account.age_confirmed_at,
         created_at: account.created_at,
-    }))
+        updated_at: account.updated_at,
+        policy: PolicyNotice {
+            current_version: current.map(|version| version.version),
+            accepted_current,
+            upcoming,
+        },
+    })
+}
+
+pub async fn get_me(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let account = load_account(&state, caller.id).await?;
+    Ok(HttpResponse::Ok().json(profile(&state, account).await?))
+}
+
+/// `PATCH /api/v1/me`: rectification. Changing the e-mail or the password needs the current
+/// password; a password change signs out every session (all refresh tokens are revoked).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    display_name: Option<String>,
+    email: Option<String>,
+    new_password: Option<String>,
+    current_password: Option<String>,
+}
+
+fn wrong_password() -> ApiError {
+    ApiError::Forbidden("the current password is incorrect")
+}
+
+pub async fn patch_me(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    body: web::Json<ProfilePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let ProfilePatch {
+        display_name,
+        email,
+        new_password,
+        current_password,
+    } = body.into_inner();
+    let account = load_account(&state, caller.id).await?;
+    let new_email = email.map(|raw| Email::parse(&raw)).transpose()?;
+    let new_email = new_email.filter(|email| email.as_str() != account.email);
+    let effective_email = match &new_email {
+        Some(email) => email.clone(),
+        None => Email::parse(&account.email)
+            .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("stored e-mail does not parse")))?,
+    };
+    let new_password = new_password
+        .map(|raw| Password::parse(raw, &effective_email))
+        .transpose()?;
+    if new_email.is_some() || new_password.is_some() {
+        let Some(current) = current_password else {
+            return Err(ApiError::Validation(
+                "current_password: required to change the e-mail or the password".into(),
+            ));
+        };
+        let matched = password_hash::verify(
+            SecretString::from(current),
+            Some(account.password_hash.clone()),
+            &state.dummy_password_hash,
+        )
+        .await?;
+        if !matched {
+            return Err(wrong_password());
+        }
+    }
+    let new_hash = match &new_password {
+        Some(password) => Some(password_hash::hash(password, state.settings.bcrypt_cost).await?),
+        None => None,
+    };
+
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let mut row: accounts::ActiveModel = account.clone().into();
+    if let Some(display_name) = display_name {
+        row.display_name = Set(parse_display_name(Some(display_name))?);
+    }
+    if let Some(email) = &new_email {
+        row.email = Set(email.as_str().to_owned());
+        row.email_canonical = Set(email.canonical());
+    }
+    if let Some(hash) = new_hash {
+        row.password_hash = Set(hash);
+        row.password_changed_at = Set(now);
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(refresh_tokens::Column::AccountId.eq(account.id))
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    row.updated_at = Set(now);
+    let updated = row
+        .update(&txn)
+        .await
+        .map_err(|error| match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict {
+                code: "email_taken",
+                message: "an account with this email already exists",
+            },
+            _ => error.into(),
+        })?;
+    txn.commit().await?;
+    if new_password.is_some() {
+        tracing::info!(account_id = %account.id, "password changed; sessions revoked");
+    }
+    Ok(HttpResponse::Ok().json(profile(&state, updated).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    password: String,
+}
+
+/// `DELETE /api/v1/me`: erases the account and everything of it, in one transaction, after
+/// re-checking the password; revokes every session and clears the refresh cookie.
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    body: web::Json<EraseRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let account = load_account(&state, caller.id).await?;
+    let matched = password_hash::verify(
+        SecretString::from(body.into_inner().password),
+        Some(account.password_hash.clone()),
+        &state.dummy_password_hash,
+    )
+    .await?;
+    if !matched {
+        return Err(wrong_password());
+    }
+    let report = privacy::erase_account(&state.db, account.id).await?;
+    let rows: u64 = report.iter().map(|(_, count)| count).sum();
+    tracing::info!(account_id = %account.id, rows, "account erased at the user's request");
+    Ok(HttpResponse::Ok()
+        .cookie(cleared_refresh_cookie(&state))
+        .json(json!({"erased": true, "rows_deleted": rows})))
 }

@@ -1,9 +1,13 @@
 //! HTTP routes; modules mirror the URL tree.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
 pub mod me;
 pub mod metrics;
+pub mod policy;
+pub mod privacy;
+pub mod settings;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -25,6 +29,39 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .service(web::resource("/refresh").post(auth::refresh))
                         .service(web::resource("/logout").post(auth::logout)),
                 )
-                .service(web::resource("/me").get(me::get_me)),
+                .service(
+                    web::resource("/me")
+                        .get(me::get_me)
+                        .patch(me::patch_me)
+                        .delete(me::delete_me),
+                )
+                .service(
+                    web::resource("/settings")
+                        .get(settings::get_settings)
+                        .patch(settings::patch_settings),
+                )
+                .service(web::resource("/settings/keys").get(settings::list_keys))
+                .service(
+                    web::resource("/settings/keys/{provider}")
+                        .put(settings::put_key)
+                        .delete(settings::delete_key),
+                )
+                .service(web::resource("/privacy/export").get(privacy::export))
+                .service(web::resource("/policy").get(policy::get_policy))
+                .service(web::resource("/policy/accept").post(policy::accept_policy))
+                .service(
+                    web::scope("/admin")
+                        .service(web::resource("/users").get(admin::search_users))
+                        .service(
+                            web::resource("/users/{id}")
+                                .get(admin::get_user)
+                                .delete(admin::erase_user),
+                        )
+                        .service(web::resource("/users/{id}/export").get(admin::export_user))
+                        .service(web::resource("/users/{id}/disable").post(admin::disable_user))
+                        .service(web::resource("/users/{id}/enable").post(admin::enable_user))
+                        .service(web::resource("/audit").get(admin::list_audit))
+                        .service(web::resource("/policies").post(admin::publish_policy)),
+                ),
         );
 }

@@ -1,0 +1,339 @@
+//! The rights of access, portability and erasure over everything held about an account.
+//!
+//! [`export_account`] and [`erase_account`] each name every table of the schema; the tests compare
+//! both against `entities::ALL_TABLES` (which another test compares against the database), so a
+//! new table cannot be forgotten by either.
+
+use chrono::Utc;
+use entities::prelude::*;
+use entities::{
+    abuse_signals, account_settings, accounts, admin_audit, answer_scores, byok_keys,
+    consent_events, interview_quotas, interviews, policy_acceptances, policy_versions,
+    refresh_tokens, resume_profiles, skill_history, transcript_segments, transcript_words,
+    turn_metrics, usage_log,
+};
+use sea_orm::sea_query::{ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The version of the export document's shape.
+pub const EXPORT_FORMAT: &str = "interviewcraft.export.v1";
+
+fn rows<T: serde::Serialize>(rows: Vec<T>) -> Result<Value, ApiError> {
+    serde_json::to_value(rows)
+        .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("serializing the export: {error}")))
+}
+
+/// Everything held about an account, as one JSON document: one array per table (secrets such as
+/// the password hash, token hashes and key ciphertexts are never part of it).
+pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result<Value, ApiError> {
+    let account = Accounts::find_by_id(account_id)
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let interview_ids = Query::select()
+        .column(interviews::Column::Id)
+        .from(interviews::Entity)
+        .and_where(interviews::Column::AccountId.eq(account_id))
+        .to_owned();
+    let in_interviews = || interview_ids.clone();
+
+    let mut tables = Map::new();
+    tables.insert("accounts".into(), rows(vec![account])?);
+    tables.insert(
+        "refresh_tokens".into(),
+        rows(
+            RefreshTokens::find()
+                .filter(refresh_tokens::Column::AccountId.eq(account_id))
+                .order_by_asc(refresh_tokens::Column::CreatedAt)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "account_settings".into(),
+        rows(
+            AccountSettings::find()
+                .filter(account_settings::Column::AccountId.eq(account_id))
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "consent_events".into(),
+        rows(
+            ConsentEvents::find()
+                .filter(consent_events::Column::AccountId.eq(account_id))
+                .order_by_asc(consent_events::Column::CreatedAt)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "byok_keys".into(),
+        rows(
+            ByokKeys::find()
+                .filter(byok_keys::Column::AccountId.eq(account_id))
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "resume_profiles".into(),
+        rows(
+            ResumeProfiles::find()
+                .filter(resume_profiles::Column::AccountId.eq(account_id))
+                .all(db)
+                .await?,
+        )?,
+    );
+    let acceptances = PolicyAcceptances::find()
+        .filter(policy_acceptances::Column::AccountId.eq(account_id))
+        .order_by_asc(policy_acceptances::Column::AcceptedAt)
+        .all(db)
+        .await?;
+    let accepted_versions = PolicyVersions::find()
+        .filter(
+            policy_versions::Column::Id.is_in(
+                acceptances
+                    .iter()
+                    .map(|a| a.policy_version_id)
+                    .collect::<Vec<_>>(),
+            ),
+        )
+        .all(db)
+        .await?;
+    tables.insert("policy_versions".into(), rows(accepted_versions)?);
+    tables.insert("policy_acceptances".into(), rows(acceptances)?);
+    tables.insert(
+        "interviews".into(),
+        rows(
+            Interviews::find()
+                .filter(interviews::Column::AccountId.eq(account_id))
+                .order_by_asc(interviews::Column::CreatedAt)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "transcript_segments".into(),
+        rows(
+            TranscriptSegments::find()
+                .filter(transcript_segments::Column::InterviewId.in_subquery(in_interviews()))
+                .order_by_asc(transcript_segments::Column::InterviewId)
+                .order_by_asc(transcript_segments::Column::Seq)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "transcript_words".into(),
+        rows(
+            TranscriptWords::find()
+                .filter(transcript_words::Column::InterviewId.in_subquery(in_interviews()))
+                .order_by_asc(transcript_words::Column::InterviewId)
+                .order_by_asc(transcript_words::Column::StartMs)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "turn_metrics".into(),
+        rows(
+            TurnMetrics::find()
+                .filter(turn_metrics::Column::InterviewId.in_subquery(in_interviews()))
+                .order_by_asc(turn_metrics::Column::InterviewId)
+                .order_by_asc(turn_metrics::Column::TurnIndex)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "answer_scores".into(),
+        rows(
+            AnswerScores::find()
+                .filter(answer_scores::Column::InterviewId.in_subquery(in_interviews()))
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "skill_history".into(),
+        rows(
+            SkillHistory::find()
+                .filter(skill_history::Column::AccountId.eq(account_id))
+                .order_by_asc(skill_history::Column::RecordedAt)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "usage_log".into(),
+        rows(
+            UsageLog::find()
+                .filter(usage_log::Column::AccountId.eq(account_id))
+                .order_by_asc(usage_log::Column::CreatedAt)
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "interview_quotas".into(),
+        rows(
+            InterviewQuotas::find()
+                .filter(interview_quotas::Column::AccountId.eq(account_id))
+                .all(db)
+                .await?,
+        )?,
+    );
+    tables.insert(
+        "abuse_signals".into(),
+        rows(
+            AbuseSignals::find()
+                .filter(abuse_signals::Column::AccountId.eq(account_id))
+                .all(db)
+                .await?,
+        )?,
+    );
+    // Staff actions on this account: what and when (the staff member's id is not the user's data).
+    let audit: Vec<Value> = AdminAudit::find()
+        .filter(admin_audit::Column::TargetId.eq(account_id))
+        .order_by_asc(admin_audit::Column::CreatedAt)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|row| json!({"id": row.id, "action": row.action, "created_at": row.created_at}))
+        .collect();
+    tables.insert("admin_audit".into(), Value::Array(audit));
+
+    Ok(json!({
+        "format": EXPORT_FORMAT,
+        "exported_at": Utc::now(),
+        "account_id": account_id,
+        "tables": tables,
+    }))
+}
+
+/// What an erasure removed, per table (row counts only).
+pub type ErasureReport = Vec<(&'static str, u64)>;
+
+/// Deletes every row of an account in one transaction, children first (the foreign keys would
+/// cascade too; deleting explicitly keeps erasure correct even where a cascade is missing).
+/// The admin audit keeps its id-only rows: they hold no personal data.
+pub async fn erase_account(
+    db: &DatabaseConnection,
+    account_id: Uuid,
+) -> Result<ErasureReport, ApiError> {
+    let txn = db.begin().await?;
+    let report = erase_in(&txn, account_id).await?;
+    txn.commit().await?;
+    Ok(report)
+}
+
+async fn erase_in(db: &impl ConnectionTrait, account_id: Uuid) -> Result<ErasureReport, ApiError> {
+    if Accounts::find_by_id(account_id).one(db).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let interview_ids = Query::select()
+        .column(interviews::Column::Id)
+        .from(interviews::Entity)
+        .and_where(interviews::Column::AccountId.eq(account_id))
+        .to_owned();
+    let in_interviews = || interview_ids.clone();
+    let mut report = ErasureReport::new();
+    macro_rules! erase {
+        ($table:literal, $entity:ty, $filter:expr) => {
+            let result = <$entity>::delete_many().filter($filter).exec(db).await?;
+            report.push(($table, result.rows_affected));
+        };
+    }
+    erase!(
+        "transcript_words",
+        TranscriptWords,
+        transcript_words::Column::InterviewId.in_subquery(in_interviews())
+    );
+    erase!(
+        "answer_scores",
+        AnswerScores,
+        answer_scores::Column::InterviewId.in_subquery(in_interviews())
+    );
+    erase!(
+        "transcript_segments",
+        TranscriptSegments,
+        transcript_segments::Column::InterviewId.in_subquery(in_interviews())
+    );
+    erase!(
+        "turn_metrics",
+        TurnMetrics,
+        turn_metrics::Column::InterviewId.in_subquery(in_interviews())
+    );
+    erase!(
+        "usage_log",
+        UsageLog,
+        usage_log::Column::AccountId
+            .eq(account_id)
+            .or(usage_log::Column::InterviewId.in_subquery(in_interviews()))
+    );
+    erase!(
+        "skill_history",
+        SkillHistory,
+        skill_history::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "interviews",
+        Interviews,
+        interviews::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "refresh_tokens",
+        RefreshTokens,
+        refresh_tokens::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "account_settings",
+        AccountSettings,
+        account_settings::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "consent_events",
+        ConsentEvents,
+        consent_events::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "byok_keys",
+        ByokKeys,
+        byok_keys::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "resume_profiles",
+        ResumeProfiles,
+        resume_profiles::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "policy_acceptances",
+        PolicyAcceptances,
+        policy_acceptances::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "interview_quotas",
+        InterviewQuotas,
+        interview_quotas::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "abuse_signals",
+        AbuseSignals,
+        abuse_signals::Column::AccountId.eq(account_id)
+    );
+    erase!("accounts", Accounts, accounts::Column::Id.eq(account_id));
+    Ok(report)
+}
+
+/// Tables that hold no account's personal data and so are not erased with an account: shared
+/// policy texts, and the admin audit (ids and action codes only).
+pub const RETAINED_TABLES: &[&str] = &["policy_versions", "admin_audit"];

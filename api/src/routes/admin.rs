@@ -1,0 +1,318 @@
+//! `/api/v1/admin/*`: account and privacy actions for operators. Every route requires the admin
+//! role (checked against the database, not only the token) and writes an audit row.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use entities::accounts::{self, Role};
+use entities::{
+    admin_audit, byok_keys, interviews, refresh_tokens, resume_profiles, transcript_segments,
+    usage_log,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{self, action};
+use crate::auth::AdminAccount;
+use crate::error::ApiError;
+use crate::policy::{self, NewPolicy, PolicyView};
+use crate::privacy;
+use crate::routes::privacy::export_response;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u64,
+    #[serde(default)]
+    offset: u64,
+}
+
+fn default_limit() -> u64 {
+    50
+}
+
+impl Page {
+    fn limit(&self) -> Result<u64, ApiError> {
+        if (1..=200).contains(&self.limit) {
+            Ok(self.limit)
+        } else {
+            Err(ApiError::Validation("limit: must be 1 to 200".into()))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    role: Role,
+    created_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_pattern(term: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// `GET /api/v1/admin/users?query=&limit=&offset=`: search by e-mail (substring, case-insensitive).
+/// The search term itself is not audited, so no address enters the audit log.
+pub async fn search_users(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit()?;
+    let mut select = accounts::Entity::find().order_by_asc(accounts::Column::CreatedAt);
+    if let Some(term) = page
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        if term.chars().count() > 254 {
+            return Err(ApiError::Validation("query: at most 254 characters".into()));
+        }
+        select = select.filter(Expr::col(accounts::Column::Email).like(
+            sea_orm::sea_query::LikeExpr::new(like_pattern(&term.to_lowercase())).escape('\\'),
+        ));
+    }
+    let users: Vec<UserRow> = select
+        .offset(page.offset)
+        .limit(limit)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|account| UserRow {
+            id: account.id,
+            email: account.email,
+            role: account.role,
+            created_at: account.created_at,
+            disabled_at: account.disabled_at,
+        })
+        .collect();
+    audit::record(&state.db, admin.id, action::USERS_SEARCH, None).await?;
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+async fn find_account(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
+    accounts::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/v1/admin/users/{id}`: a summary with counts only, never transcripts or keys.
+pub async fn get_user(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let account = find_account(&state, *id).await?;
+    let db = &state.db;
+    let interview_ids = Query::select()
+        .column(interviews::Column::Id)
+        .from(interviews::Entity)
+        .and_where(interviews::Column::AccountId.eq(account.id))
+        .to_owned();
+    let interviews = interviews::Entity::find()
+        .filter(interviews::Column::AccountId.eq(account.id))
+        .count(db)
+        .await?;
+    let segments = transcript_segments::Entity::find()
+        .filter(transcript_segments::Column::InterviewId.in_subquery(interview_ids))
+        .count(db)
+        .await?;
+    let usage_rows = usage_log::Entity::find()
+        .filter(usage_log::Column::AccountId.eq(account.id))
+        .count(db)
+        .await?;
+    let providers: Vec<String> = byok_keys::Entity::find()
+        .filter(byok_keys::Column::AccountId.eq(account.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|key| key.provider)
+        .collect();
+    let has_resume = resume_profiles::Entity::find_by_id(account.id)
+        .one(db)
+        .await?
+        .is_some();
+    audit::record(db, admin.id, action::USER_VIEW, Some(account.id)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": account.id,
+        "email": account.email,
+        "role": account.role,
+        "created_at": account.created_at,
+        "disabled_at": account.disabled_at,
+        "locked_until": account.locked_until,
+        "counts": {
+            "interviews": interviews,
+            "transcript_segments": segments,
+            "usage_rows": usage_rows,
+        },
+        "byok_providers": providers,
+        "has_resume": has_resume,
+    })))
+}
+
+/// `GET /api/v1/admin/users/{id}/export`: an access request received by e-mail.
+pub async fn export_user(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let document = privacy::export_account(&state.db, *id).await?;
+    audit::record(&state.db, admin.id, action::USER_EXPORT, Some(*id)).await?;
+    Ok(export_response(document, *id))
+}
+
+/// `DELETE /api/v1/admin/users/{id}`: erasure on request (for example an under-16 report).
+pub async fn erase_user(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    if *id == admin.id {
+        return Err(ApiError::Validation(
+            "id: admins erase their own account with DELETE /api/v1/me".into(),
+        ));
+    }
+    let report = privacy::erase_account(&state.db, *id).await?;
+    audit::record(&state.db, admin.id, action::USER_ERASE, Some(*id)).await?;
+    let rows: u64 = report.iter().map(|(_, count)| count).sum();
+    Ok(HttpResponse::Ok().json(json!({"erased": true, "rows_deleted": rows})))
+}
+
+async fn set_disabled(
+    state: &AppState,
+    admin: AdminAccount,
+    id: Uuid,
+    disabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    if id == admin.id {
+        return Err(ApiError::Validation(
+            "id: admins cannot disable themselves".into(),
+        ));
+    }
+    find_account(state, id).await?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    accounts::Entity::update_many()
+        .col_expr(
+            accounts::Column::DisabledAt,
+            Expr::value(if disabled { Some(now) } else { None }),
+        )
+        .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
+        .filter(accounts::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    if disabled {
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(now)))
+            .filter(refresh_tokens::Column::AccountId.eq(id))
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    let code = if disabled {
+        action::USER_DISABLE
+    } else {
+        action::USER_ENABLE
+    };
+    audit::record(&txn, admin.id, code, Some(id)).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(json!({"id": id, "disabled": disabled})))
+}
+
+/// `POST /api/v1/admin/users/{id}/disable`: blocks sign-in and revokes every session.
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(&state, admin, *id, true).await
+}
+
+/// `POST /api/v1/admin/users/{id}/enable`.
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(&state, admin, *id, false).await
+}
+
+/// `GET /api/v1/admin/audit?limit=&offset=`: newest first.
+pub async fn list_audit(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit()?;
+    let rows = admin_audit::Entity::find()
+        .order_by_desc(admin_audit::Column::CreatedAt)
+        .offset(page.offset)
+        .limit(limit)
+        .all(&state.db)
+        .await?;
+    audit::record(&state.db, admin.id, action::AUDIT_VIEW, None).await?;
+    Ok(HttpResponse::Ok().json(json!({ "entries": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishPolicy {
+    version: String,
+    title: String,
+    #[serde(default)]
+    summary: String,
+    body: String,
+    effective_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/admin/policies`: publishes a policy version at least 14 days ahead.
+pub async fn publish_policy(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    body: web::Json<PublishPolicy>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let published = policy::publish(
+        &state.db,
+        NewPolicy {
+            version: body.version,
+            title: body.title,
+            summary: body.summary,
+            body: body.body,
+            effective_at: body.effective_at,
+        },
+        Utc::now(),
+    )
+    .await?;
+    audit::record(
+        &state.db,
+        admin.id,
+        action::POLICY_PUBLISH,
+        Some(published.id),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(PolicyView::from(published)))
+}

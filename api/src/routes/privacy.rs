@@ -1,0 +1,41 @@
+//! `GET /api/v1/privacy/export`: everything held about the caller, as a JSON download.
+
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::auth::AuthenticatedAccount;
+use crate::error::ApiError;
+use crate::privacy::export_account;
+use crate::state::AppState;
+
+/// The export as an attachment named after the date.
+pub fn export_response(document: serde_json::Value, account_id: Uuid) -> HttpResponse {
+    let filename = format!(
+        "interviewcraft-export-{}-{}.json",
+        &account_id.simple().to_string()[..8],
+        Utc::now().format("%Y-%m-%d")
+    );
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(filename)],
+        })
+        .json(document)
+}
+
+pub async fn export(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let document = export_account(&state.db, caller.id)
+        .await
+        .map_err(|error| match error {
+            ApiError::NotFound => ApiError::unauthorized(),
+            other => other,
+        })?;
+    tracing::info!(account_id = %caller.id, "data export");
+    Ok(export_response(document, caller.id))
+}

@@ -1,0 +1,262 @@
+//! `/api/v1/settings`: consents and preferences (the right to object), and BYOK API keys.
+//!
+//! Every consent change records when it happened, on the settings row and as an appended
+//! `consent_events` row, so the history is part of the export.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use entities::{account_settings, byok_keys, consent_events, skill_history};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::AuthenticatedAccount;
+use crate::domain::{ApiKey, Provider, ValidationError};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Interviewer voices a user can prefer (mapped to vendor voices by the engine's configuration).
+pub const INTERVIEWER_VOICES: &[&str] = &["default", "warm", "neutral", "brisk"];
+
+#[derive(Serialize)]
+pub struct SettingsView {
+    pub digest_opt_in: bool,
+    pub digest_opt_in_changed_at: DateTime<Utc>,
+    pub training_opt_in: bool,
+    pub training_opt_in_changed_at: DateTime<Utc>,
+    pub skill_tracking: bool,
+    pub skill_tracking_changed_at: DateTime<Utc>,
+    pub interviewer_voice: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<account_settings::Model> for SettingsView {
+    fn from(model: account_settings::Model) -> Self {
+        Self {
+            digest_opt_in: model.digest_opt_in,
+            digest_opt_in_changed_at: model.digest_opt_in_changed_at,
+            training_opt_in: model.training_opt_in,
+            training_opt_in_changed_at: model.training_opt_in_changed_at,
+            skill_tracking: model.skill_tracking,
+            skill_tracking_changed_at: model.skill_tracking_changed_at,
+            interviewer_voice: model
+                .interviewer_voice
+                .unwrap_or_else(|| "default".to_owned()),
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+/// The account's settings row (every account has one from registration on).
+pub async fn load_settings(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<account_settings::Model, ApiError> {
+    account_settings::Entity::find_by_id(account_id)
+        .one(db)
+        .await?
+        .ok_or_else(ApiError::unauthorized)
+}
+
+pub async fn get_settings(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let settings = load_settings(&state.db, caller.id).await?;
+    Ok(HttpResponse::Ok().json(SettingsView::from(settings)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    digest_opt_in: Option<bool>,
+    training_opt_in: Option<bool>,
+    skill_tracking: Option<bool>,
+    interviewer_voice: Option<String>,
+}
+
+/// `PATCH /api/v1/settings`. Turning `skill_tracking` off is an objection: new scores stop being
+/// added to the history and the existing history is deleted.
+pub async fn patch_settings(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    body: web::Json<SettingsPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let patch = body.into_inner();
+    if let Some(voice) = &patch.interviewer_voice
+        && !INTERVIEWER_VOICES.contains(&voice.as_str())
+    {
+        return Err(ValidationError::new(
+            "interviewer_voice",
+            "must be one of default, warm, neutral, brisk",
+        )
+        .into());
+    }
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let current = load_settings(&txn, caller.id).await?;
+    let mut row: account_settings::ActiveModel = current.clone().into();
+    let mut changes: Vec<(&'static str, bool)> = Vec::new();
+    if let Some(value) = patch.digest_opt_in
+        && value != current.digest_opt_in
+    {
+        row.digest_opt_in = Set(value);
+        row.digest_opt_in_changed_at = Set(now);
+        changes.push(("digest", value));
+    }
+    if let Some(value) = patch.training_opt_in
+        && value != current.training_opt_in
+    {
+        row.training_opt_in = Set(value);
+        row.training_opt_in_changed_at = Set(now);
+        changes.push(("training", value));
+    }
+    if let Some(value) = patch.skill_tracking
+        && value != current.skill_tracking
+    {
+        row.skill_tracking = Set(value);
+        row.skill_tracking_changed_at = Set(now);
+        changes.push(("skill_tracking", value));
+        if !value {
+            skill_history::Entity::delete_many()
+                .filter(skill_history::Column::AccountId.eq(caller.id))
+                .exec(&txn)
+                .await?;
+        }
+    }
+    if let Some(voice) = patch.interviewer_voice {
+        row.interviewer_voice = Set((voice != "default").then_some(voice));
+    }
+    row.updated_at = Set(now);
+    let updated = row.update(&txn).await?;
+    for (purpose, granted) in &changes {
+        consent_events::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            account_id: Set(caller.id),
+            purpose: Set((*purpose).to_owned()),
+            granted: Set(*granted),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    if !changes.is_empty() {
+        tracing::info!(account_id = %caller.id, changes = changes.len(), "consents changed");
+    }
+    Ok(HttpResponse::Ok().json(SettingsView::from(updated)))
+}
+
+/// A stored key as listed: never more than its last four characters.
+#[derive(Serialize)]
+pub struct KeyView {
+    pub provider: String,
+    pub last_four: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<byok_keys::Model> for KeyView {
+    fn from(model: byok_keys::Model) -> Self {
+        Self {
+            provider: model.provider,
+            last_four: model.last_four,
+            created_at: model.created_at,
+            updated_at: model.updated_at,
+        }
+    }
+}
+
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let keys: Vec<KeyView> = byok_keys::Entity::find()
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
+        .order_by_asc(byok_keys::Column::Provider)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(KeyView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutKey {
+    api_key: String,
+}
+
+/// `PUT /api/v1/settings/keys/{provider}`: stores (or replaces) the key, encrypted.
+pub async fn put_key(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    provider: web::Path<String>,
+    body: web::Json<PutKey>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = Provider::parse(&provider)?;
+    let key = ApiKey::parse(body.into_inner().api_key)?;
+    let encrypted = state
+        .key_ring
+        .encrypt(caller.id, provider.as_str(), key.secret())
+        .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("encrypting a key: {error}")))?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let existing = byok_keys::Entity::find()
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
+        .filter(byok_keys::Column::Provider.eq(provider.as_str()))
+        .one(&txn)
+        .await?;
+    let saved = match existing {
+        Some(row) => {
+            let mut row: byok_keys::ActiveModel = row.into();
+            row.ciphertext = Set(encrypted.ciphertext);
+            row.nonce = Set(encrypted.nonce);
+            row.key_id = Set(encrypted.key_id);
+            row.last_four = Set(key.last_four());
+            row.updated_at = Set(now);
+            row.update(&txn).await?
+        }
+        None => {
+            byok_keys::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                account_id: Set(caller.id),
+                provider: Set(provider.as_str().to_owned()),
+                ciphertext: Set(encrypted.ciphertext),
+                nonce: Set(encrypted.nonce),
+                key_id: Set(encrypted.key_id),
+                last_four: Set(key.last_four()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?
+        }
+    };
+    txn.commit().await?;
+    tracing::info!(account_id = %caller.id, provider = provider.as_str(), "API key stored");
+    Ok(HttpResponse::Ok().json(KeyView::from(saved)))
+}
+
+/// `DELETE /api/v1/settings/keys/{provider}`.
+pub async fn delete_key(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    provider: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let provider = Provider::parse(&provider)?;
+    let deleted = byok_keys::Entity::delete_many()
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
+        .filter(byok_keys::Column::Provider.eq(provider.as_str()))
+        .exec(&state.db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
