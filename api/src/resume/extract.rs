@@ -175,8 +175,10 @@ fn pdf_text(bytes: &[u8]) -> Result<String, ResumeError> {
     Ok(text)
 }
 
-/// Appends the text shown on one page, with a line break wherever the text moves to a new line
-/// and a space for wide horizontal gaps (lopdf's own extractor glues lines together).
+/// Appends the text shown on one page. The vertical position of the text is tracked through
+/// `BT`, `Tm`, `Td`/`TD`, `TL` and `T*` (ignoring `cm` transforms), so a show on another line
+/// starts a new line and a show after a move on the same line gets a space; a wide negative
+/// kerning inside `TJ` is a word gap. (lopdf's own extractor glues lines and words together.)
 fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result<(), lopdf::Error> {
     let encodings: BTreeMap<Vec<u8>, Encoding<'_>> = document
         .get_page_fonts(page_id)?
@@ -190,12 +192,13 @@ fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result
     let content = document.get_page_content_with_limit(page_id, MAX_PDF_STREAM_BYTES)?;
     let content = Content::decode(&content)?;
     let mut encoding = None;
-    let mut line_y: Option<f32> = None;
+    let mut position = TextPosition::default();
     for operation in &content.operations {
         if out.len() > MAX_RAW_TEXT_BYTES {
             break;
         }
         let operands = &operation.operands;
+        let number = |index: usize| operands.get(index).and_then(number_of);
         match operation.operator.as_str() {
             "Tf" => {
                 encoding = operands
@@ -203,50 +206,93 @@ fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result
                     .and_then(|name| name.as_name().ok())
                     .and_then(|name| encodings.get(name));
             }
-            "Tj" => show_strings(out, encoding, operands),
+            "BT" => position.begin(),
+            "Tm" => position.set_matrix(number(3), number(5)),
+            "Td" => position.move_line(number(1), false),
+            "TD" => position.move_line(number(1), true),
+            "TL" => position.leading = number(0).unwrap_or(0.0),
+            "T*" => position.next_line(),
+            "Tj" => {
+                position.separate(out);
+                show_strings(out, encoding, operands);
+            }
             "TJ" => {
+                position.separate(out);
                 for item in operands.iter().filter_map(|o| o.as_array().ok()).flatten() {
-                    match item {
-                        Object::String(..) => {
-                            show_strings(out, encoding, std::slice::from_ref(item))
-                        }
-                        // Kerning in thousandths of an em; a wide negative one is a word gap.
-                        number => {
-                            if number_of(number).is_some_and(|gap| gap < -180.0) {
-                                push_space(out);
-                            }
-                        }
+                    if let Object::String(..) = item {
+                        show_strings(out, encoding, std::slice::from_ref(item));
+                    } else if number_of(item).is_some_and(|gap| gap < -180.0) {
+                        // Kerning is in thousandths of an em.
+                        push_space(out);
                     }
                 }
             }
             "'" | "\"" => {
-                push_newline(out);
-                show_strings(
-                    out,
-                    encoding,
-                    operands.last().map(std::slice::from_ref).unwrap_or(&[]),
-                );
-            }
-            "T*" | "ET" => push_newline(out),
-            "Td" | "TD" => match operands.get(1).and_then(number_of) {
-                Some(dy) if dy.abs() > 0.01 => push_newline(out),
-                _ => push_space(out),
-            },
-            "Tm" => {
-                let y = operands.get(5).and_then(number_of);
-                match (line_y, y) {
-                    (Some(previous), Some(current)) if (previous - current).abs() < 0.5 => {
-                        push_space(out)
-                    }
-                    _ => push_newline(out),
-                }
-                line_y = y;
+                position.next_line();
+                position.separate(out);
+                let shown = operands.last().map(std::slice::from_ref).unwrap_or(&[]);
+                show_strings(out, encoding, shown);
             }
             _ => {}
         }
     }
     push_newline(out);
     Ok(())
+}
+
+/// Where text is being shown, vertically, in unrotated user space.
+#[derive(Default)]
+struct TextPosition {
+    /// The line matrix's vertical scale (`d`) and offset (`f`).
+    scale: f32,
+    y: f32,
+    leading: f32,
+    /// Whether the position moved since the last show, and where that show was.
+    moved: bool,
+    shown_at: Option<f32>,
+}
+
+impl TextPosition {
+    /// Lines closer than this (in points) are the same line; sub- and superscripts stay on it.
+    const SAME_LINE: f32 = 2.5;
+
+    fn begin(&mut self) {
+        self.scale = 1.0;
+        self.y = 0.0;
+        self.moved = true;
+    }
+
+    fn set_matrix(&mut self, scale: Option<f32>, y: Option<f32>) {
+        self.scale = scale.unwrap_or(1.0);
+        self.y = y.unwrap_or(0.0);
+        self.moved = true;
+    }
+
+    fn move_line(&mut self, dy: Option<f32>, sets_leading: bool) {
+        let dy = dy.unwrap_or(0.0);
+        if sets_leading {
+            self.leading = -dy;
+        }
+        self.y += dy * self.scale;
+        self.moved = true;
+    }
+
+    fn next_line(&mut self) {
+        self.y -= self.leading * self.scale;
+        self.moved = true;
+    }
+
+    /// Before showing text: a line break if it is on another line than the last show, a space
+    /// if it moved along the same line.
+    fn separate(&mut self, out: &mut String) {
+        match self.shown_at {
+            Some(last) if (last - self.y).abs() > Self::SAME_LINE => push_newline(out),
+            Some(_) if self.moved => push_space(out),
+            _ => {}
+        }
+        self.shown_at = Some(self.y);
+        self.moved = false;
+    }
 }
 
 fn number_of(object: &Object) -> Option<f32> {

@@ -6,8 +6,12 @@
 //! [`llm_profile_prompt`] and [`parse_llm_profile`] are the two halves of the Claude path, whose
 //! transport lives elsewhere.
 //!
-//! Errors carry no file content, so their `Display` is safe for responses and logs; [`ResumeError::code`]
-//! gives a stable machine-readable code for the HTTP layer (all of them are client errors).
+//! Errors carry no file content, so their `Display` is safe for responses and logs;
+//! [`ResumeError::code`] gives a stable machine-readable code for the HTTP layer (all of them are
+//! client errors).
+//!
+//! Extraction and derivation are CPU-bound (tens of milliseconds for a large file): call them from
+//! `web::block` / `spawn_blocking`, not directly on an async worker.
 
 mod extract;
 mod profile;
@@ -23,6 +27,10 @@ pub use profile::{
 };
 
 use serde::{Deserialize, Serialize};
+
+/// The default upload limit for a resume (the route answers 413 above its configured limit;
+/// [`extract`] itself takes whatever slice it is given).
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 
 /// The formats an upload may have; detected from the bytes, never trusted from the client.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
