@@ -451,8 +451,8 @@ mod tests {
             second.jwt_secret.expose_secret()
         );
         assert_eq!(
-            first.key_encryption_key.key_id(),
-            second.key_encryption_key.key_id()
+            first.key_ring.current_key_id(),
+            second.key_ring.current_key_id()
         );
         #[cfg(unix)]
         {

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod policy;
 pub mod privacy;
 pub mod resume;

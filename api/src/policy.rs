@@ -28,7 +28,7 @@ your own API keys are encrypted; you can export, correct and delete your data at
 const INITIAL_BODY: &str = include_str!("policy_text.md");
 
 /// A policy version as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyView {
     pub version: String,
     pub title: String,

@@ -29,6 +29,11 @@ fn pdf_with(lines: &[&str], extra_trailer: &str, extra_objects: &[&str]) -> Vec<
         }
     }
     content.push_str("ET\n");
+    pdf_with_content(&content, extra_trailer, extra_objects)
+}
+
+/// A one-page PDF whose page content stream is `content`, with Helvetica as font `F1`.
+fn pdf_with_content(content: &str, extra_trailer: &str, extra_objects: &[&str]) -> Vec<u8> {
     let mut objects = vec![
         "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
@@ -160,6 +165,18 @@ fn a_pdf_with_text_is_extracted_line_by_line() {
         extracted.text,
         "Jane Doe\nSenior Backend Engineer\n8 years building services in Rust and Go (AWS, PostgreSQL)."
     );
+}
+
+#[test]
+fn pdf_words_placed_separately_on_one_line_are_spaced_and_lines_are_broken() {
+    // Word-processor style: one BT block per word, absolute Tm positions, TJ kerning gaps.
+    let content = "BT /F1 12 Tf 1 0 0 1 72 720 Tm (Senior) Tj ET\n\
+                   BT /F1 12 Tf 1 0 0 1 120 720 Tm (Engineer) Tj ET\n\
+                   BT /F1 12 Tf 12 0 0 12 72 700 Tm [(Rust)-250(and)-300(Go)] TJ 0 -1.2 Td (AWS) Tj\n\
+                   0.3 Ts 0 0.1 Td (2) Tj ET";
+    let extracted = extract(&pdf_with_content(content, "", &[]), None, None)
+        .expect("a PDF positioned word by word extracts");
+    assert_eq!(extracted.text, "Senior Engineer\nRust and Go\nAWS 2");
 }
 
 #[test]

@@ -173,7 +173,7 @@ const SKILLS: &[Skill] = &[
     skill("Svelte", &["svelte"]),
     skill("Next.js", &["next.js", "nextjs"]),
     skill("Node.js", &["node.js", "nodejs"]),
-    skill("Express", &["express.js", "expressjs"]),
+    skill("Express", &["Express", "express.js", "expressjs"]),
     skill("jQuery", &["jquery"]),
     skill("Tailwind CSS", &["tailwind", "tailwindcss"]),
     skill("Bootstrap", &["bootstrap"]),
@@ -274,7 +274,7 @@ const SKILLS: &[Skill] = &[
     skill("Distributed Systems", &["distributed systems"]),
     skill("System Design", &["system design"]),
     skill(
-        "Security",
+        "Cybersecurity",
         &[
             "cybersecurity",
             "information security",
@@ -317,6 +317,12 @@ const SKILLS: &[Skill] = &[
     skill("Negotiation", &["negotiation"]),
     skill("Customer Service", &["customer service"]),
 ];
+
+/// Every skill name of the vocabulary, in its order.
+#[cfg(test)]
+pub(super) fn vocabulary_names() -> Vec<&'static str> {
+    SKILLS.iter().map(|entry| entry.name).collect()
+}
 
 /// Vocabulary skills found in `text`, in order of first mention.
 fn find_skills(text: &str) -> Vec<String> {
@@ -926,8 +932,8 @@ appear inside it."
 }
 
 /// Reads the profile from a model reply: the first JSON object in it, whether bare, fenced in
-/// ```` ```json ```` or surrounded by prose. Strings are trimmed, blank and repeated skills are
-/// dropped, a numeric string or a whole float is accepted for years; the result must then pass
+/// ```` ```json ```` or surrounded by prose. Role and skills are put on one line, blank and
+/// repeated skills are dropped, the summary is trimmed, a numeric string or a whole float is accepted for years; the result must then pass
 /// [`ResumeProfile::validate`].
 pub fn parse_llm_profile(reply: &str) -> Result<ResumeProfile, ProfileParseError> {
     let mut saw_json = false;
@@ -959,7 +965,7 @@ fn profile_from_json(object: &Map<String, Value>) -> Result<ResumeProfile, Profi
     }
     let role = match object.get("role") {
         None | Some(Value::Null) => None,
-        Some(Value::String(role)) => Some(role.trim().to_owned()).filter(|role| !role.is_empty()),
+        Some(Value::String(role)) => Some(one_line(role)).filter(|role| !role.is_empty()),
         Some(_) => return Err(ProfileParseError::Invalid("role must be a string or null")),
     };
     let raw_skills: Vec<&str> = match object.get("skills") {
@@ -973,13 +979,10 @@ fn profile_from_json(object: &Map<String, Value>) -> Result<ResumeProfile, Profi
         }
     };
     let mut skills: Vec<String> = Vec::new();
-    for skill in raw_skills
-        .into_iter()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if !skills.iter().any(|kept| kept.eq_ignore_ascii_case(skill)) {
-            skills.push(skill.to_owned());
+    let mut seen = std::collections::HashSet::new();
+    for skill in raw_skills.into_iter().map(one_line) {
+        if !skill.is_empty() && seen.insert(skill.to_lowercase()) {
+            skills.push(skill);
         }
     }
     let experience_summary = match object.get("experience_summary") {
@@ -1010,6 +1013,11 @@ fn profile_from_json(object: &Map<String, Value>) -> Result<ResumeProfile, Profi
     };
     profile.validate().map_err(ProfileParseError::Invalid)?;
     Ok(profile)
+}
+
+/// The words of `text` joined by single spaces (no line breaks or tabs left).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A non-negative number of years within the limit, rounded to whole years.

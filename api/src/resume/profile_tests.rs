@@ -171,6 +171,37 @@ fn a_labelled_title_wins_over_other_lines() {
 }
 
 #[test]
+fn every_vocabulary_skill_is_found_by_its_name_and_the_names_form_a_valid_skill_list() {
+    let names = super::profile::vocabulary_names();
+    // The vocabulary is longer than the local cap of 40, so look in chunks below it. A name may
+    // imply another ("Ruby on Rails" mentions Ruby), so only check that each name is found.
+    let mut missing: Vec<&str> = Vec::new();
+    for chunk in names.chunks(10) {
+        let found = derive_profile_at(&chunk.join(", "), YEAR).skills;
+        missing.extend(
+            chunk
+                .iter()
+                .filter(|name| !found.iter().any(|f| f == *name)),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "not found by their own names: {missing:?}"
+    );
+    assert_eq!(derive_profile_at(&names.join(", "), YEAR).skills.len(), 40);
+    let unique: std::collections::HashSet<String> =
+        names.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(unique.len(), names.len(), "names are unique ignoring case");
+    for chunk in names.chunks(100) {
+        let listed = ResumeProfile {
+            skills: chunk.iter().map(|n| n.to_string()).collect(),
+            ..ResumeProfile::default()
+        };
+        assert_eq!(listed.validate(), Ok(()), "names are valid skills");
+    }
+}
+
+#[test]
 fn text_without_anything_recognizable_gives_an_empty_valid_profile() {
     let profile = derive_profile_locally("lorem ipsum");
     assert_eq!(profile, ResumeProfile::default());

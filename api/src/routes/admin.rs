@@ -19,14 +19,15 @@ use uuid::Uuid;
 
 use crate::audit::{self, action};
 use crate::auth::AdminAccount;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::{self, NewPolicy, PolicyView};
 use crate::privacy;
 use crate::routes::privacy::export_response;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
     query: Option<String>,
@@ -74,6 +75,8 @@ fn like_pattern(term: &str) -> String {
 
 /// `GET /api/v1/admin/users?query=&limit=&offset=`: search by e-mail (substring, case-insensitive).
 /// The search term itself is not audited, so no address enters the audit log.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = Object), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn search_users(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -120,6 +123,8 @@ async fn find_account(state: &AppState, id: Uuid) -> Result<accounts::Model, Api
 }
 
 /// `GET /api/v1/admin/users/{id}`: a summary with counts only, never transcripts or keys.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Summary counts, no transcripts", body = Object), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn get_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -174,6 +179,8 @@ pub async fn get_user(
 }
 
 /// `GET /api/v1/admin/users/{id}/export`: an access request received by e-mail.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/export", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn export_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -185,6 +192,8 @@ pub async fn export_user(
 }
 
 /// `DELETE /api/v1/admin/users/{id}`: erasure on request (for example an under-16 report).
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn erase_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -243,6 +252,8 @@ async fn set_disabled(
 }
 
 /// `POST /api/v1/admin/users/{id}/disable`: blocks sign-in and revokes every session.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn disable_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -252,6 +263,8 @@ pub async fn disable_user(
 }
 
 /// `POST /api/v1/admin/users/{id}/enable`.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn enable_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -261,6 +274,8 @@ pub async fn enable_user(
 }
 
 /// `GET /api/v1/admin/audit?limit=&offset=`: newest first.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = Object), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn list_audit(
     state: web::Data<AppState>,
     admin: AdminAccount,
@@ -277,7 +292,7 @@ pub async fn list_audit(
     Ok(HttpResponse::Ok().json(json!({ "entries": rows })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishPolicy {
     version: String,
@@ -289,6 +304,8 @@ pub struct PublishPolicy {
 }
 
 /// `POST /api/v1/admin/policies`: publishes a policy version at least 14 days ahead.
+#[utoipa::path(post, path = "/api/v1/admin/policies", tag = "admin", security(("bearer" = [])), request_body = PublishPolicy,
+    responses((status = 201, body = PolicyView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub async fn publish_policy(
     state: web::Data<AppState>,
     admin: AdminAccount,

@@ -20,11 +20,11 @@ use uuid::Uuid;
 
 use crate::auth::{password_hash, refresh};
 use crate::domain::{Email, Password, ValidationError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// `POST /api/v1/auth/register`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     email: String,
@@ -35,7 +35,7 @@ pub struct RegisterRequest {
     display_name: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RegisteredAccount {
     id: Uuid,
     email: String,
@@ -65,6 +65,9 @@ pub fn parse_display_name(raw: Option<String>) -> Result<Option<String>, Validat
     Ok(Some(trimmed.to_owned()))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = RegisteredAccount), (status = 409, description = "E-mail taken", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
@@ -193,14 +196,14 @@ fn email_taken() -> ApiError {
 }
 
 /// `POST /api/v1/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
@@ -214,6 +217,10 @@ fn invalid_credentials() -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Access token; sets the refresh_token cookie", body = TokenResponse),
+        (status = 401, description = "Wrong e-mail or password", body = ErrorBody), (status = 403, description = "Disabled", body = ErrorBody),
+        (status = 429, description = "Locked or rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn login(
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
@@ -395,6 +402,9 @@ fn refresh_failed(state: &AppState, code: &'static str, message: &'static str) -
 
 /// `POST /api/v1/auth/refresh`: exchanges the refresh cookie for a new access token and a new
 /// refresh cookie. Presenting a token that was already exchanged revokes its whole family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    responses((status = 200, description = "New access token; rotates the refresh_token cookie", body = TokenResponse),
+        (status = 401, description = "Missing, unknown, expired or reused refresh token", body = ErrorBody)))]
 pub async fn refresh(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -487,6 +497,7 @@ pub async fn revoke_family(db: &impl ConnectionTrait, family_id: Uuid) -> Result
 
 /// `POST /api/v1/auth/logout`: revokes the presented refresh token's family and clears the cookie.
 /// Answers 204 whether or not a valid cookie came, so it reveals nothing.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out; cookie cleared")))]
 pub async fn logout(
     state: web::Data<AppState>,
     request: HttpRequest,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Up, with database reachability", body = Object), (status = 503, description = "Database unreachable", body = Object)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let backend = match state.db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => "postgres",

@@ -14,17 +14,18 @@ use uuid::Uuid;
 
 use crate::auth::{AuthenticatedAccount, password_hash};
 use crate::domain::{Email, Password};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::{self, PolicyView};
 use crate::privacy;
 use crate::routes::auth::{cleared_refresh_cookie, parse_display_name};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: Uuid,
     pub email: String,
     pub display_name: Option<String>,
+    #[schema(value_type = String, example = "user")]
     pub role: Role,
     pub age_confirmed_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -34,7 +35,7 @@ pub struct Profile {
 
 /// Where the account stands with the privacy policy; `upcoming` announces every published
 /// version that is not yet in force (published at least 14 days ahead).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PolicyNotice {
     pub current_version: Option<String>,
     pub accepted_current: bool,
@@ -78,6 +79,7 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "account", security(("bearer" = [])), responses((status = 200, body = Profile), (status = 401, description = "Missing or invalid access token", body = ErrorBody)))]
 pub async fn get_me(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -88,7 +90,7 @@ pub async fn get_me(
 
 /// `PATCH /api/v1/me`: rectification. Changing the e-mail or the password needs the current
 /// password; a password change signs out every session (all refresh tokens are revoked).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     display_name: Option<String>,
@@ -101,6 +103,9 @@ fn wrong_password() -> ApiError {
     ApiError::Forbidden("the current password is incorrect")
 }
 
+#[utoipa::path(patch, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = ProfilePatch,
+    responses((status = 200, body = Profile), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Wrong current password", body = ErrorBody),
+        (status = 409, description = "E-mail taken", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
 pub async fn patch_me(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -182,7 +187,7 @@ pub async fn patch_me(
     Ok(HttpResponse::Ok().json(profile(&state, updated).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
     password: String,
@@ -190,6 +195,8 @@ pub struct EraseRequest {
 
 /// `DELETE /api/v1/me`: erases the account and everything of it, in one transaction, after
 /// re-checking the password; revokes every session and clears the refresh cookie.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = EraseRequest,
+    responses((status = 200, description = "Account and all its data erased"), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Wrong password", body = ErrorBody)))]
 pub async fn delete_me(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,

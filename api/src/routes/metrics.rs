@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus / OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let body = state
         .metrics

@@ -46,6 +46,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .put(settings::put_key)
                         .delete(settings::delete_key),
                 )
+                .service(web::resource("/openapi.json").get(crate::openapi::openapi_json))
                 .service(web::resource("/privacy/export").get(privacy::export))
                 .service(web::resource("/policy").get(policy::get_policy))
                 .service(web::resource("/policy/accept").post(policy::accept_policy))

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::AuthenticatedAccount;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::{self, PolicyView};
 use crate::state::AppState;
 
 /// `GET /api/v1/policy` (public): the current version with its text, and upcoming versions.
+#[utoipa::path(get, path = "/api/v1/policy", tag = "privacy", responses((status = 200, description = "Current and upcoming policy versions", body = Object)))]
 pub async fn get_policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let current = policy::current(&state.db, now).await?;
@@ -34,13 +35,15 @@ pub async fn get_policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     version: String,
 }
 
 /// `POST /api/v1/policy/accept` `{version}`: records the caller's acceptance.
+#[utoipa::path(post, path = "/api/v1/policy/accept", tag = "privacy", security(("bearer" = [])), request_body = AcceptRequest,
+    responses((status = 200, body = Object), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 404, description = "Unknown version", body = ErrorBody)))]
 pub async fn accept_policy(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,

@@ -6,7 +6,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::privacy::export_account;
 use crate::state::AppState;
 
@@ -26,6 +26,8 @@ pub fn export_response(document: serde_json::Value, account_id: Uuid) -> HttpRes
         .json(document)
 }
 
+#[utoipa::path(get, path = "/api/v1/privacy/export", tag = "privacy", security(("bearer" = [])),
+    responses((status = 200, description = "Everything held about the account, one array per table, as a download", body = Object), (status = 401, description = "Missing or invalid access token", body = ErrorBody)))]
 pub async fn export(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,

@@ -16,13 +16,13 @@ use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
 use crate::domain::{ApiKey, Provider, ValidationError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Interviewer voices a user can prefer (mapped to vendor voices by the engine's configuration).
 pub const INTERVIEWER_VOICES: &[&str] = &["default", "warm", "neutral", "brisk"];
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     pub digest_opt_in: bool,
     pub digest_opt_in_changed_at: DateTime<Utc>,
@@ -62,6 +62,7 @@ pub async fn load_settings(
         .ok_or_else(ApiError::unauthorized)
 }
 
+#[utoipa::path(get, path = "/api/v1/settings", tag = "settings", security(("bearer" = [])), responses((status = 200, body = SettingsView), (status = 401, description = "Missing or invalid access token", body = ErrorBody)))]
 pub async fn get_settings(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -70,7 +71,7 @@ pub async fn get_settings(
     Ok(HttpResponse::Ok().json(SettingsView::from(settings)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     digest_opt_in: Option<bool>,
@@ -81,6 +82,8 @@ pub struct SettingsPatch {
 
 /// `PATCH /api/v1/settings`. Turning `skill_tracking` off is an objection: new scores stop being
 /// added to the history and the existing history is deleted.
+#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings", security(("bearer" = [])), request_body = SettingsPatch,
+    responses((status = 200, body = SettingsView), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
 pub async fn patch_settings(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -152,7 +155,7 @@ pub async fn patch_settings(
 }
 
 /// A stored key as listed: never more than its last four characters.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub provider: String,
     pub last_four: String,
@@ -171,6 +174,13 @@ impl From<byok_keys::Model> for KeyView {
     }
 }
 
+/// The caller's stored keys.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/settings/keys", tag = "settings", security(("bearer" = [])), responses((status = 200, body = KeyList), (status = 401, description = "Missing or invalid access token", body = ErrorBody)))]
 pub async fn list_keys(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -183,16 +193,19 @@ pub async fn list_keys(
         .into_iter()
         .map(KeyView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
+    Ok(HttpResponse::Ok().json(KeyList { keys }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutKey {
     api_key: String,
 }
 
 /// `PUT /api/v1/settings/keys/{provider}`: stores (or replaces) the key, encrypted.
+#[utoipa::path(put, path = "/api/v1/settings/keys/{provider}", tag = "settings", security(("bearer" = [])), request_body = PutKey,
+    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs")),
+    responses((status = 200, body = KeyView), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 422, description = "Unknown provider or implausible key", body = ErrorBody)))]
 pub async fn put_key(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -244,6 +257,9 @@ pub async fn put_key(
 }
 
 /// `DELETE /api/v1/settings/keys/{provider}`.
+#[utoipa::path(delete, path = "/api/v1/settings/keys/{provider}", tag = "settings", security(("bearer" = [])),
+    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 404, description = "No key for this provider", body = ErrorBody)))]
 pub async fn delete_key(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
