@@ -9,4 +9,5 @@
 //! Tests run every client against the protocol-faithful fakes of the `fakes` crate over real
 //! loopback sockets; see `engine/tests/`.
 
+pub mod turn_detector;
 pub mod vendors;

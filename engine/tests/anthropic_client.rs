@@ -8,7 +8,7 @@ use engine::vendors::retry::RetryPolicy;
 use engine::vendors::{
     ChatMessage, ErrorCategory, LanguageModel, LlmEvent, LlmRequest, StopReason,
 };
-use fakes::{Fault, FakeAnthropic, Pacing, fault_key};
+use fakes::{FakeAnthropic, Fault, Pacing, fault_key};
 use secrecy::SecretString;
 
 fn fast_fake_config() -> fakes::AnthropicConfig {
@@ -32,7 +32,7 @@ fn client(fake: &FakeAnthropic, key: &str) -> AnthropicLlm {
         max_backoff: Duration::from_millis(100),
         max_retry_after: Duration::from_secs(60),
     };
-    cfg.idle_timeout = Duration::from_millis(800);
+    cfg.idle_timeout = Duration::from_secs(2);
     cfg.response_timeout = Duration::from_secs(5);
     AnthropicLlm::new(cfg).expect("client builds with a valid config")
 }
@@ -48,7 +48,9 @@ fn request() -> LlmRequest {
 
 #[tokio::test]
 async fn streams_text_and_reports_usage_timing_and_cost() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let llm = client(&fake, "sk-test");
     let stream = llm.stream(request()).await.expect("stream starts");
     let (text, terminal) = stream.collect().await;
@@ -56,16 +58,28 @@ async fn streams_text_and_reports_usage_timing_and_cost() {
         text,
         "Thanks. Tell me about a project you led, and what you would change."
     );
-    let Some(LlmEvent::Finished { stop_reason, report }) = terminal else {
+    let Some(LlmEvent::Finished {
+        stop_reason,
+        report,
+    }) = terminal
+    else {
         panic!("expected Finished, got {terminal:?}");
     };
     assert_eq!(stop_reason, StopReason::EndTurn);
-    assert!(report.usage.output_tokens > 1, "cumulative output tokens: {report:?}");
+    assert!(
+        report.usage.output_tokens > 1,
+        "cumulative output tokens: {report:?}"
+    );
     assert!(report.usage.total_input_tokens() > 0);
     assert!(report.cost_usd > 0.0);
     assert!(report.timing.time_to_first_text.is_some());
     assert!(report.timing.time_to_headers <= report.timing.time_to_first_text);
-    assert!(report.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        report
+            .request_id
+            .as_deref()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
     let c = fake.counters();
     assert_eq!(c.streams_completed, 1);
     assert_eq!(c.output_tokens, report.usage.output_tokens);
@@ -76,10 +90,24 @@ async fn streams_text_and_reports_usage_timing_and_cost() {
 
 #[tokio::test]
 async fn second_turn_reads_the_cached_system_prompt() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let llm = client(&fake, "sk-test");
-    let first = llm.stream(request()).await.expect("first").collect().await.1;
-    let second = llm.stream(request()).await.expect("second").collect().await.1;
+    let first = llm
+        .stream(request())
+        .await
+        .expect("first")
+        .collect()
+        .await
+        .1;
+    let second = llm
+        .stream(request())
+        .await
+        .expect("second")
+        .collect()
+        .await
+        .1;
     let (Some(LlmEvent::Finished { report: r1, .. }), Some(LlmEvent::Finished { report: r2, .. })) =
         (first, second)
     else {
@@ -87,8 +115,14 @@ async fn second_turn_reads_the_cached_system_prompt() {
     };
     assert!(r1.usage.cache_creation_input_tokens > 0, "{:?}", r1.usage);
     assert_eq!(r1.usage.cache_read_input_tokens, 0);
-    assert_eq!(r2.usage.cache_read_input_tokens, r1.usage.cache_creation_input_tokens);
-    assert!(r2.cost_usd < r1.cost_usd, "cache reads are cheaper than writes");
+    assert_eq!(
+        r2.usage.cache_read_input_tokens,
+        r1.usage.cache_creation_input_tokens
+    );
+    assert!(
+        r2.cost_usd < r1.cost_usd,
+        "cache reads are cheaper than writes"
+    );
 }
 
 #[tokio::test]
@@ -112,21 +146,34 @@ async fn thinking_blocks_are_never_spoken() {
 
 #[tokio::test]
 async fn bad_key_fails_permanently_without_retry_and_without_echoing_the_key() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = "invalid-sk-ant-api03-SECRETSECRET";
     let e = client(&fake, key).stream(request()).await.expect_err("401");
     assert_eq!(e.category, ErrorCategory::Auth);
     assert!(e.is_permanent());
     assert_eq!(e.status, Some(401));
-    assert_eq!(fake.counters().requests, 1, "a permanent error is not retried");
+    assert_eq!(
+        fake.counters().requests,
+        1,
+        "a permanent error is not retried"
+    );
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains("SECRETSECRET"), "{shown}");
 }
 
 #[tokio::test]
 async fn rate_limit_waits_for_retry_after_then_succeeds() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
-    let key = fault_key("sk-test", &[Fault::RateLimited { retry_after: Some(0.3) }]);
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    let key = fault_key(
+        "sk-test",
+        &[Fault::RateLimited {
+            retry_after: Some(0.3),
+        }],
+    );
     let started = Instant::now();
     let (_, terminal) = client(&fake, &key)
         .stream(request())
@@ -134,7 +181,10 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
         .expect("retried into a stream")
         .collect()
         .await;
-    assert!(started.elapsed() >= Duration::from_millis(300), "retry-after honoured");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "retry-after honoured"
+    );
     let Some(LlmEvent::Finished { report, .. }) = terminal else {
         panic!("expected Finished: {terminal:?}");
     };
@@ -144,22 +194,44 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn rate_limit_without_retry_after_backs_off_and_succeeds() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = fault_key("sk-test", &[Fault::RateLimited { retry_after: None }]);
-    let stream = client(&fake, &key).stream(request()).await.expect("retried");
-    assert!(matches!(stream.collect().await.1, Some(LlmEvent::Finished { .. })));
+    let stream = client(&fake, &key)
+        .stream(request())
+        .await
+        .expect("retried");
+    assert!(matches!(
+        stream.collect().await.1,
+        Some(LlmEvent::Finished { .. })
+    ));
     assert_eq!(fake.counters().requests, 2);
 }
 
 #[tokio::test]
 async fn overloaded_529_is_retried_until_max_retries_then_reported() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let ok_after_one = fault_key("sk-a", &[Fault::Overloaded]);
-    let stream = client(&fake, &ok_after_one).stream(request()).await.expect("retried");
-    assert!(matches!(stream.collect().await.1, Some(LlmEvent::Finished { .. })));
+    let stream = client(&fake, &ok_after_one)
+        .stream(request())
+        .await
+        .expect("retried");
+    assert!(matches!(
+        stream.collect().await.1,
+        Some(LlmEvent::Finished { .. })
+    ));
 
-    let always = fault_key("sk-b", &[Fault::Overloaded, Fault::Overloaded, Fault::Overloaded]);
-    let e = client(&fake, &always).stream(request()).await.expect_err("gives up");
+    let always = fault_key(
+        "sk-b",
+        &[Fault::Overloaded, Fault::Overloaded, Fault::Overloaded],
+    );
+    let e = client(&fake, &always)
+        .stream(request())
+        .await
+        .expect_err("gives up");
     assert_eq!(e.category, ErrorCategory::Overloaded);
     assert_eq!(e.status, Some(529));
     assert!(!e.is_permanent());
@@ -168,25 +240,42 @@ async fn overloaded_529_is_retried_until_max_retries_then_reported() {
 
 #[tokio::test]
 async fn x_should_retry_false_stops_retries_of_a_500() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
-    let key = fault_key("sk-test", &[Fault::ServerError { should_retry: Some(false) }]);
-    let e = client(&fake, &key).stream(request()).await.expect_err("not retried");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    let key = fault_key(
+        "sk-test",
+        &[Fault::ServerError {
+            should_retry: Some(false),
+        }],
+    );
+    let e = client(&fake, &key)
+        .stream(request())
+        .await
+        .expect_err("not retried");
     assert_eq!(e.category, ErrorCategory::Server);
     assert_eq!(fake.counters().requests, 1);
 }
 
 #[tokio::test]
 async fn quota_exhaustion_is_permanent() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = fault_key("sk-test", &[Fault::QuotaExceeded]);
-    let e = client(&fake, &key).stream(request()).await.expect_err("402");
+    let e = client(&fake, &key)
+        .stream(request())
+        .await
+        .expect_err("402");
     assert_eq!(e.category, ErrorCategory::Quota);
     assert!(e.is_permanent());
 }
 
 #[tokio::test]
 async fn mid_stream_overloaded_error_fails_the_turn_after_partial_text() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = fault_key("sk-test", &[Fault::MidStreamError { after: 2 }]);
     let (text, terminal) = client(&fake, &key)
         .stream(request())
@@ -199,13 +288,18 @@ async fn mid_stream_overloaded_error_fails_the_turn_after_partial_text() {
         panic!("a mid-stream error is a failure, not a truncated success: {terminal:?}");
     };
     assert_eq!(error.category, ErrorCategory::Overloaded);
-    assert!(report.usage.input_tokens > 0, "usage from message_start is kept");
+    assert!(
+        report.usage.input_tokens > 0,
+        "usage from message_start is kept"
+    );
     assert_eq!(fake.counters().streams_completed, 0);
 }
 
 #[tokio::test]
 async fn dropped_connection_mid_stream_is_a_network_failure() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = fault_key("sk-test", &[Fault::Drop { after: 1 }]);
     let (_, terminal) = client(&fake, &key)
         .stream(request())
@@ -221,7 +315,9 @@ async fn dropped_connection_mid_stream_is_a_network_failure() {
 
 #[tokio::test]
 async fn stalled_stream_times_out() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let key = fault_key("sk-test", &[Fault::Stall { after: 1 }]);
     let (_, terminal) = client(&fake, &key)
         .stream(request())
@@ -237,8 +333,13 @@ async fn stalled_stream_times_out() {
 
 #[tokio::test]
 async fn slow_first_byte_within_the_deadline_still_streams() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
-    let key = fault_key("sk-test", &[Fault::SlowFirstByte(Duration::from_millis(300))]);
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    let key = fault_key(
+        "sk-test",
+        &[Fault::SlowFirstByte(Duration::from_millis(300))],
+    );
     let (_, terminal) = client(&fake, &key)
         .stream(request())
         .await
@@ -259,24 +360,48 @@ async fn cancel_mid_stream_returns_the_usage_so_far_and_closes_the_connection() 
     })
     .await
     .expect("fake starts");
-    let mut stream = client(&fake, "sk-test").stream(request()).await.expect("starts");
+    let mut stream = client(&fake, "sk-test")
+        .stream(request())
+        .await
+        .expect("starts");
     let first = stream.next().await;
     assert!(matches!(first, Some(LlmEvent::TextDelta(_))), "{first:?}");
     let report = stream.cancel().await.expect("a report on cancel");
     assert!(report.usage.input_tokens > 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(fake.counters().streams_completed, 0, "the fake saw the client go away");
+    assert_eq!(
+        fake.counters().streams_completed,
+        0,
+        "the fake saw the client go away"
+    );
 }
 
 #[tokio::test]
 async fn max_tokens_and_stop_sequences_are_reported_as_stop_reasons() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let llm = client(&fake, "sk-test");
-    let short = LlmRequest { max_tokens: Some(4), ..request() };
+    let short = LlmRequest {
+        max_tokens: Some(4),
+        ..request()
+    };
     let (_, t) = llm.stream(short).await.expect("starts").collect().await;
-    assert!(matches!(t, Some(LlmEvent::Finished { stop_reason: StopReason::MaxTokens, .. })), "{t:?}");
+    assert!(
+        matches!(
+            t,
+            Some(LlmEvent::Finished {
+                stop_reason: StopReason::MaxTokens,
+                ..
+            })
+        ),
+        "{t:?}"
+    );
 
-    let stop = LlmRequest { stop_sequences: vec!["project".into()], ..request() };
+    let stop = LlmRequest {
+        stop_sequences: vec!["project".into()],
+        ..request()
+    };
     let (text, t) = llm.stream(stop).await.expect("starts").collect().await;
     assert_eq!(text, "Thanks. Tell me about a ");
     assert!(
@@ -287,12 +412,18 @@ async fn max_tokens_and_stop_sequences_are_reported_as_stop_reasons() {
 
 #[tokio::test]
 async fn unreachable_server_is_a_transient_network_error() {
-    let fake = FakeAnthropic::start(fast_fake_config()).await.expect("fake starts");
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
     let url = fake.base_url();
     fake.shutdown().await;
     let mut cfg = AnthropicConfig::new(url, SecretString::from("sk-test"), "claude-haiku-4-5");
     cfg.retry.max_retries = 0;
-    let e = AnthropicLlm::new(cfg).expect("builds").stream(request()).await.expect_err("refused");
+    let e = AnthropicLlm::new(cfg)
+        .expect("builds")
+        .stream(request())
+        .await
+        .expect_err("refused");
     assert_eq!(e.category, ErrorCategory::Network);
     assert!(!e.is_permanent());
 }

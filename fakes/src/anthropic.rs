@@ -31,6 +31,8 @@ pub struct AnthropicConfig {
     pub time_to_first_text: Duration,
     /// Delay between successive deltas.
     pub inter_delta: Duration,
+    /// During longer waits a `ping` event is sent this often (the real cadence is undocumented).
+    pub ping_interval: Duration,
     /// Replies, used in turn (request n gets `replies[n % len]`).
     pub replies: Vec<String>,
     /// When set, every reply opens with a thinking block holding this text (never to be spoken).
@@ -53,6 +55,7 @@ impl Default for AnthropicConfig {
             time_to_message_start: Duration::from_millis(350),
             time_to_first_text: Duration::from_millis(150),
             inter_delta: Duration::from_millis(30),
+            ping_interval: Duration::from_secs(5),
             replies: vec![
                 "Thanks for that. Could you walk me through a project you are proud of?"
                     .to_string(),
@@ -68,7 +71,7 @@ impl Default for AnthropicConfig {
 
 /// Counters a test can read; every field is cumulative since start.
 #[derive(Debug, Default)]
-pub struct AnthropicStats {
+struct AnthropicStats {
     requests: AtomicU64,
     rejected: AtomicU64,
     streams_started: AtomicU64,
@@ -221,7 +224,13 @@ async fn reply_error(
     inner.stats.rejected.fetch_add(1, Ordering::SeqCst);
     extra.push(("request-id", request_id.to_string()));
     extra.push(("content-type", "application/json".to_string()));
-    let _ = write_response(stream, status, &extra, &error_body(kind, message, request_id)).await;
+    let _ = write_response(
+        stream,
+        status,
+        &extra,
+        &error_body(kind, message, request_id),
+    )
+    .await;
 }
 
 async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
@@ -237,10 +246,28 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     let request_id = format!("req_011C{}", inner.rng.base62(20));
     if req.path != "/v1/messages" {
         let msg = format!("Not found: {}", req.path);
-        return reply_error(&inner, &mut stream, 404, "not_found_error", &msg, &request_id, vec![]).await;
+        return reply_error(
+            &inner,
+            &mut stream,
+            404,
+            "not_found_error",
+            &msg,
+            &request_id,
+            vec![],
+        )
+        .await;
     }
     if req.method != "POST" {
-        return reply_error(&inner, &mut stream, 405, "invalid_request_error", "Method not allowed", &request_id, vec![]).await;
+        return reply_error(
+            &inner,
+            &mut stream,
+            405,
+            "invalid_request_error",
+            "Method not allowed",
+            &request_id,
+            vec![],
+        )
+        .await;
     }
     let key = req
         .header("x-api-key")
@@ -260,10 +287,28 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         tokio::time::sleep(d).await;
     }
     if fault == Fault::Unauthorized {
-        return reply_error(&inner, &mut stream, 401, "authentication_error", "invalid x-api-key", &request_id, vec![]).await;
+        return reply_error(
+            &inner,
+            &mut stream,
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+            &request_id,
+            vec![],
+        )
+        .await;
     }
     let Some(version) = req.header("anthropic-version").map(str::to_string) else {
-        return reply_error(&inner, &mut stream, 400, "invalid_request_error", "anthropic-version: header is required", &request_id, vec![]).await;
+        return reply_error(
+            &inner,
+            &mut stream,
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+            &request_id,
+            vec![],
+        )
+        .await;
     };
     match fault {
         Fault::RateLimited { retry_after } => {
@@ -272,21 +317,57 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
                 headers.push(("retry-after", s.to_string()));
             }
             let msg = "Number of request tokens has exceeded your per-minute rate limit";
-            return reply_error(&inner, &mut stream, 429, "rate_limit_error", msg, &request_id, headers).await;
+            return reply_error(
+                &inner,
+                &mut stream,
+                429,
+                "rate_limit_error",
+                msg,
+                &request_id,
+                headers,
+            )
+            .await;
         }
         Fault::QuotaExceeded => {
             let msg = "Your credit balance is too low to access the Anthropic API.";
-            return reply_error(&inner, &mut stream, 402, "billing_error", msg, &request_id, vec![]).await;
+            return reply_error(
+                &inner,
+                &mut stream,
+                402,
+                "billing_error",
+                msg,
+                &request_id,
+                vec![],
+            )
+            .await;
         }
         Fault::Overloaded => {
-            return reply_error(&inner, &mut stream, 529, "overloaded_error", "Overloaded", &request_id, vec![]).await;
+            return reply_error(
+                &inner,
+                &mut stream,
+                529,
+                "overloaded_error",
+                "Overloaded",
+                &request_id,
+                vec![],
+            )
+            .await;
         }
         Fault::ServerError { should_retry } => {
             let mut headers = vec![];
             if let Some(b) = should_retry {
                 headers.push(("x-should-retry", b.to_string()));
             }
-            return reply_error(&inner, &mut stream, 500, "api_error", "Internal server error", &request_id, headers).await;
+            return reply_error(
+                &inner,
+                &mut stream,
+                500,
+                "api_error",
+                "Internal server error",
+                &request_id,
+                headers,
+            )
+            .await;
         }
         _ => {}
     }
@@ -295,13 +376,31 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         let mut headers = rate_limit_headers(0);
         headers.push(("retry-after", "60".to_string()));
         let msg = "Number of requests has exceeded your per-minute rate limit";
-        return reply_error(&inner, &mut stream, 429, "rate_limit_error", msg, &request_id, headers).await;
+        return reply_error(
+            &inner,
+            &mut stream,
+            429,
+            "rate_limit_error",
+            msg,
+            &request_id,
+            headers,
+        )
+        .await;
     }
     let remaining = inner.config.request_limit.saturating_sub(served + 1);
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(_) => {
-            return reply_error(&inner, &mut stream, 400, "invalid_request_error", "There was an error parsing the body of your request", &request_id, vec![]).await;
+            return reply_error(
+                &inner,
+                &mut stream,
+                400,
+                "invalid_request_error",
+                "There was an error parsing the body of your request",
+                &request_id,
+                vec![],
+            )
+            .await;
         }
     };
     let parsed = match validate(&inner.config, &body) {
@@ -322,7 +421,10 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     let mut headers = rate_limit_headers(remaining);
     headers.push(("request-id", request_id.clone()));
     if parsed.stream {
-        headers.push(("content-type", "text/event-stream; charset=utf-8".to_string()));
+        headers.push((
+            "content-type",
+            "text/event-stream; charset=utf-8".to_string(),
+        ));
         headers.push(("cache-control", "no-cache".to_string()));
         stream_reply(&inner, &mut stream, &req, headers, &plan, &fault).await;
     } else {
@@ -373,7 +475,7 @@ fn validate(config: &AnthropicConfig, body: &Value) -> Result<Parsed, (u16, &'st
         .filter(|m| !m.is_empty())
         .ok_or_else(|| bad("messages: at least one message is required"))?;
     let mut blocks = Vec::new();
-    let mut push_content = |content: &Value, blocks: &mut Vec<(String, Option<String>)>| match content {
+    let push_content = |content: &Value, blocks: &mut Vec<(String, Option<String>)>| match content {
         Value::String(s) => {
             blocks.push((s.clone(), None));
             Ok(())
@@ -400,13 +502,17 @@ fn validate(config: &AnthropicConfig, body: &Value) -> Result<Parsed, (u16, &'st
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
         if role != "user" && role != "assistant" {
-            return Err(bad(&format!("messages.{i}.role: Input should be 'user' or 'assistant'")));
+            return Err(bad(&format!(
+                "messages.{i}.role: Input should be 'user' or 'assistant'"
+            )));
         }
         if i == 0 && role != "user" {
             return Err(bad("messages: first message must use the \"user\" role"));
         }
         if role == previous_role {
-            return Err(bad("messages: roles must alternate between \"user\" and \"assistant\""));
+            return Err(bad(
+                "messages: roles must alternate between \"user\" and \"assistant\"",
+            ));
         }
         previous_role = role;
         push_content(m.get("content").unwrap_or(&Value::Null), &mut blocks)?;
@@ -414,7 +520,12 @@ fn validate(config: &AnthropicConfig, body: &Value) -> Result<Parsed, (u16, &'st
     let stop_sequences = body
         .get("stop_sequences")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Parsed {
         model: model.to_string(),
@@ -462,12 +573,19 @@ fn plan_cache(inner: &Inner, parsed: &Parsed) -> InputUsage {
                 let mut h = DefaultHasher::new();
                 parsed.model.hash(&mut h);
                 prefix.hash(&mut h);
-                let ttl = if ttl == "1h" { Duration::from_secs(3600) } else { Duration::from_secs(300) };
+                let ttl = if ttl == "1h" {
+                    Duration::from_secs(3600)
+                } else {
+                    Duration::from_secs(300)
+                };
                 breakpoints.push((h.finish(), tokens, ttl));
             }
         }
     }
-    let mut usage = InputUsage { input: total, ..Default::default() };
+    let mut usage = InputUsage {
+        input: total,
+        ..Default::default()
+    };
     let Some(&(_, last_tokens, last_ttl)) = breakpoints.last() else {
         return usage;
     };
@@ -588,9 +706,12 @@ fn usage_json(u: &InputUsage, output_tokens: u64) -> Value {
 fn count_usage(inner: &Inner, plan: &Plan) {
     let s = &inner.stats;
     s.input_tokens.fetch_add(plan.usage.input, Ordering::SeqCst);
-    s.output_tokens.fetch_add(plan.output_tokens, Ordering::SeqCst);
-    s.cache_read_tokens.fetch_add(plan.usage.cache_read, Ordering::SeqCst);
-    s.cache_creation_tokens.fetch_add(plan.usage.cache_creation, Ordering::SeqCst);
+    s.output_tokens
+        .fetch_add(plan.output_tokens, Ordering::SeqCst);
+    s.cache_read_tokens
+        .fetch_add(plan.usage.cache_read, Ordering::SeqCst);
+    s.cache_creation_tokens
+        .fetch_add(plan.usage.cache_creation, Ordering::SeqCst);
 }
 
 fn sse(event: &str, data: &Value) -> Vec<u8> {
@@ -623,16 +744,28 @@ async fn stream_reply(
             events.push((Some(inner.config.inter_delta), "content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":p}})));
         }
         events.push((None, "content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}})));
-        events.push((None, "content_block_stop", json!({"type":"content_block_stop","index":0})));
+        events.push((
+            None,
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        ));
         index = 1;
     }
     events.push((None, "content_block_start", json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}})));
     events.push((None, "ping", json!({"type":"ping"})));
     for (i, p) in plan.pieces.iter().enumerate() {
-        let wait = if i == 0 { inner.config.time_to_first_text } else { inner.config.inter_delta };
+        let wait = if i == 0 {
+            inner.config.time_to_first_text
+        } else {
+            inner.config.inter_delta
+        };
         events.push((Some(wait), "content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":p}})));
     }
-    events.push((None, "content_block_stop", json!({"type":"content_block_stop","index":index})));
+    events.push((
+        None,
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":index}),
+    ));
     let mut delta_usage = usage_json(&plan.usage, plan.output_tokens);
     if let Some(u) = delta_usage.as_object_mut() {
         u.remove("cache_creation");
@@ -641,9 +774,22 @@ async fn stream_reply(
     events.push((None, "message_delta", json!({"type":"message_delta","delta":{"stop_reason":plan.stop_reason,"stop_sequence":plan.stop_sequence},"usage":delta_usage})));
     events.push((None, "message_stop", json!({"type":"message_stop"})));
 
+    let ping = sse("ping", &json!({"type":"ping"}));
+    let ping_every = pace
+        .scale(inner.config.ping_interval)
+        .max(Duration::from_millis(1));
     for (wait, name, data) in events {
         if let Some(w) = wait {
-            tokio::time::sleep(pace.scale(w)).await;
+            // Long gaps carry pings, as the real service's do.
+            let mut left = pace.scale(w);
+            while left > ping_every {
+                tokio::time::sleep(ping_every).await;
+                if body.chunk(&ping).await.is_err() {
+                    return;
+                }
+                left -= ping_every;
+            }
+            tokio::time::sleep(left).await;
         }
         let is_text = data
             .pointer("/delta/type")

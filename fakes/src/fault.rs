@@ -100,7 +100,11 @@ impl Fault {
                 retry_after: match arg {
                     None => Some(1.0),
                     Some("none") => None,
-                    Some(a) => Some(a.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0)?),
+                    Some(a) => Some(
+                        a.parse::<f64>()
+                            .ok()
+                            .filter(|s| s.is_finite() && *s >= 0.0)?,
+                    ),
                 },
             },
             "529" | "overloaded" => Fault::Overloaded,

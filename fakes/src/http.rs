@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 /// Largest request head we accept; real clients send well under 8 KiB.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Longest wait for each read of a request head (slow or silent peers are dropped).
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest request body we accept (Anthropic's real limit is 32 MB; tests send kilobytes).
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -58,7 +60,8 @@ impl Request {
 /// Why a request could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    Io(io::Error),
+    /// The socket failed; there is no one to answer.
+    Io,
     /// The peer sent something that is not HTTP/1.1 we understand; answer 400.
     Malformed(&'static str),
     /// The peer closed before sending a request (keep-alive probes, port scans).
@@ -66,8 +69,8 @@ pub(crate) enum ReadError {
 }
 
 impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
+    fn from(_: io::Error) -> Self {
+        ReadError::Io
     }
 }
 
@@ -86,11 +89,18 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, Read
         if buf.len() > MAX_HEAD_BYTES {
             return Err(ReadError::Malformed("request head too large"));
         }
-        let n = stream.read(&mut chunk).await?;
+        let n = match tokio::time::timeout(HEAD_TIMEOUT, stream.read(&mut chunk)).await {
+            Ok(read) => read?,
+            Err(_) => return Err(ReadError::Malformed("request head timed out")),
+        };
         if n == 0 {
             return Err(ReadError::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
+        // A TLS ClientHello (or any binary) is not HTTP: refuse at once rather than wait.
+        if !buf[0].is_ascii_uppercase() {
+            return Err(ReadError::Malformed("not an HTTP/1.1 request"));
+        }
     };
     let head = std::str::from_utf8(&buf[..head_end])
         .map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
@@ -130,7 +140,9 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, Read
         .header("transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     {
-        return Err(ReadError::Malformed("chunked request bodies are not supported"));
+        return Err(ReadError::Malformed(
+            "chunked request bodies are not supported",
+        ));
     }
     let length: usize = match req.header("content-length") {
         Some(v) => v
@@ -309,7 +321,10 @@ pub(crate) async fn accept_websocket(
     out.push_str("\r\n");
     stream.write_all(out.as_bytes()).await?;
     stream.flush().await?;
-    Ok(WebSocketStream::from_partially_read(stream, req.leftover.clone(), Role::Server, None).await)
+    Ok(
+        WebSocketStream::from_partially_read(stream, req.leftover.clone(), Role::Server, None)
+            .await,
+    )
 }
 
 /// A running listener: accepts connections and runs one task per connection until shut down.

@@ -19,7 +19,68 @@ pub mod fault;
 mod http;
 
 pub mod anthropic;
+pub mod deepgram;
+pub mod elevenlabs;
 
 pub use anthropic::{AnthropicConfig, AnthropicCounters, FakeAnthropic, RecordedRequest};
 pub use common::Pacing;
+pub use deepgram::{DeepgramConfig, DeepgramCounters, FakeDeepgram};
+pub use elevenlabs::{ElevenLabsConfig, ElevenLabsCounters, FakeElevenLabs};
 pub use fault::{Fault, fault_key};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Configuration of all three fakes together.
+#[derive(Debug, Clone, Default)]
+pub struct FakeVendorsConfig {
+    pub deepgram: DeepgramConfig,
+    pub anthropic: AnthropicConfig,
+    pub elevenlabs: ElevenLabsConfig,
+}
+
+impl FakeVendorsConfig {
+    /// Applies one pacing to all three fakes.
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.deepgram.pacing = pacing;
+        self.anthropic.pacing = pacing;
+        self.elevenlabs.pacing = pacing;
+        self
+    }
+
+    /// Listens on `ip` with free ports.
+    pub fn on_ip(mut self, ip: IpAddr) -> Self {
+        self.deepgram.listen = SocketAddr::new(ip, 0);
+        self.anthropic.listen = SocketAddr::new(ip, 0);
+        self.elevenlabs.listen = SocketAddr::new(ip, 0);
+        self
+    }
+}
+
+/// All three fakes, started together.
+pub struct FakeVendors {
+    pub deepgram: FakeDeepgram,
+    pub anthropic: FakeAnthropic,
+    pub elevenlabs: FakeElevenLabs,
+}
+
+impl FakeVendors {
+    /// Starts the three fakes (default: `127.0.0.1`, free ports).
+    pub async fn start_all(config: FakeVendorsConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            deepgram: FakeDeepgram::start(config.deepgram).await?,
+            anthropic: FakeAnthropic::start(config.anthropic).await?,
+            elevenlabs: FakeElevenLabs::start(config.elevenlabs).await?,
+        })
+    }
+
+    /// Starts the three fakes on loopback with default behaviour.
+    pub async fn start_default() -> std::io::Result<Self> {
+        Self::start_all(FakeVendorsConfig::default().on_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))).await
+    }
+
+    pub async fn shutdown(self) {
+        self.deepgram.shutdown().await;
+        self.anthropic.shutdown().await;
+        self.elevenlabs.shutdown().await;
+    }
+}

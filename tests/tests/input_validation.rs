@@ -129,7 +129,7 @@ async fn unknown_routes_and_wrong_methods_get_json_errors(backend: Backend) {
     assert_eq!(code, "method_not_allowed");
     let response = app
         .client
-        .delete(app.url("/api/v1/me"))
+        .put(app.url("/api/v1/me"))
         .send()
         .await
         .expect("send");

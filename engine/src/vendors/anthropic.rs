@@ -52,7 +52,11 @@ pub struct AnthropicConfig {
 
 impl AnthropicConfig {
     /// Defaults for `model` at `base_url`; prices default to Haiku 4.5's ($1 / $5 per MTok).
-    pub fn new(base_url: impl Into<String>, api_key: SecretString, model: impl Into<String>) -> Self {
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: SecretString,
+        model: impl Into<String>,
+    ) -> Self {
         Self {
             base_url: base_url.into(),
             api_key,
@@ -157,7 +161,10 @@ pub enum StreamEvent {
 pub struct EventParseError(pub String);
 
 fn field_str(v: &Value, ptr: &str) -> String {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("").to_string()
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 fn usage_at(v: &Value, ptr: &str) -> Result<WireUsage, EventParseError> {
@@ -266,7 +273,10 @@ pub enum ReplyStep {
     /// `message_stop` arrived.
     Done(StopReason),
     /// An `error` event arrived.
-    Failed { kind: String, message: String },
+    Failed {
+        kind: String,
+        message: String,
+    },
 }
 
 /// Sans-IO state of one streamed reply: which blocks are text, cumulative usage, stop reason.
@@ -420,15 +430,22 @@ pub fn http_error(status: u16, headers: &HeaderMap, body: &[u8]) -> VendorError 
     }
     let request_id = header_str(headers, "request-id")
         .map(str::to_string)
-        .or_else(|| v.get("request_id").and_then(Value::as_str).map(str::to_string));
-    err(category_for_error_type(&kind, &message, Some(status)), message)
-        .with_status(status)
-        .with_retry_after(parse_retry_after(
-            header_str(headers, "retry-after-ms"),
-            header_str(headers, "retry-after"),
-            SystemTime::now(),
-        ))
-        .with_request_id(request_id)
+        .or_else(|| {
+            v.get("request_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    err(
+        category_for_error_type(&kind, &message, Some(status)),
+        message,
+    )
+    .with_status(status)
+    .with_retry_after(parse_retry_after(
+        header_str(headers, "retry-after-ms"),
+        header_str(headers, "retry-after"),
+        SystemTime::now(),
+    ))
+    .with_request_id(request_id)
 }
 
 fn network_error(e: &reqwest::Error) -> VendorError {
@@ -529,7 +546,10 @@ impl AnthropicLlm {
                 }
                 Ok(Err(e)) => (network_error(&e).redacted(secret), None, true),
                 Err(_) => (
-                    err(ErrorCategory::Timeout, "no response headers within the timeout"),
+                    err(
+                        ErrorCategory::Timeout,
+                        "no response headers within the timeout",
+                    ),
                     None,
                     true,
                 ),
@@ -630,7 +650,10 @@ impl StreamTask {
                 }
                 Ok(None) => {
                     return self
-                        .fail(err(ErrorCategory::Network, "the stream ended before message_stop"))
+                        .fail(err(
+                            ErrorCategory::Network,
+                            "the stream ended before message_stop",
+                        ))
                         .await;
                 }
                 Ok(Some(Err(e))) => return self.fail(network_error(&e)).await,
@@ -657,7 +680,13 @@ impl StreamTask {
                     }
                     ReplyStep::Done(stop_reason) => {
                         let report = self.report();
-                        let _ = self.tx.send(LlmEvent::Finished { stop_reason, report }).await;
+                        let _ = self
+                            .tx
+                            .send(LlmEvent::Finished {
+                                stop_reason,
+                                report,
+                            })
+                            .await;
                         return;
                     }
                     ReplyStep::Failed { kind, message } => {

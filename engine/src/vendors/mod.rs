@@ -106,18 +106,30 @@ pub struct Transcript {
 pub enum SttEvent {
     Transcript(Transcript),
     /// Voice activity began at `at` seconds (the barge-in trigger).
-    SpeechStarted { at: f64 },
+    SpeechStarted {
+        at: f64,
+    },
     /// A gap of `utterance_end_ms` followed the last finalized word.
-    UtteranceEnd { last_word_end: f64 },
+    UtteranceEnd {
+        last_word_end: f64,
+    },
     /// The connection broke; the client is reconnecting and will resend audio since the
     /// last final.
-    Reconnecting { attempt: u32, error: VendorError },
+    Reconnecting {
+        attempt: u32,
+        error: VendorError,
+    },
     /// Reconnected; transcripts continue on the same timeline.
-    Reconnected { attempt: u32 },
+    Reconnected {
+        attempt: u32,
+    },
     /// Terminal: the session closed normally after [`SttInput::close`].
     Closed(SttReport),
     /// Terminal: the session failed or was cancelled.
-    Failed { error: VendorError, report: SttReport },
+    Failed {
+        error: VendorError,
+        report: SttReport,
+    },
 }
 
 impl SttEvent {
@@ -365,7 +377,10 @@ pub enum TtsEvent {
     /// Terminal: all text was synthesized after [`TtsInput::finish`].
     Done(TtsReport),
     /// Terminal: the session failed or was cancelled.
-    Failed { error: VendorError, report: TtsReport },
+    Failed {
+        error: VendorError,
+        report: TtsReport,
+    },
 }
 
 impl TtsEvent {

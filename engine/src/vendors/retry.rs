@@ -48,14 +48,14 @@ pub fn parse_retry_after(
     now: SystemTime,
 ) -> Option<Duration> {
     if let Some(ms) = retry_after_ms.and_then(|v| v.trim().parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+        && let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0)
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(d);
     }
     let value = retry_after?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e9)
+        return (0.0..1e9)
+            .contains(&secs)
             .then(|| Duration::from_secs_f64(secs));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
@@ -64,9 +64,21 @@ pub fn parse_retry_after(
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// `d × factor`, capped at `cap` (and never panicking on overflow).
+pub(crate) fn scaled(d: Duration, factor: f64, cap: Duration) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor)
+        .unwrap_or(cap)
+        .min(cap)
+}
+
 impl RetryPolicy {
     /// The wait before retry number `retries_done + 1`. `jitter` is a uniform sample in [0, 1).
-    pub fn delay(&self, retries_done: u32, server_delay: Option<Duration>, jitter: f64) -> Duration {
+    pub fn delay(
+        &self,
+        retries_done: u32,
+        server_delay: Option<Duration>,
+        jitter: f64,
+    ) -> Duration {
         if let Some(d) = server_delay
             && d > Duration::ZERO
             && d <= self.max_retry_after
@@ -74,11 +86,12 @@ impl RetryPolicy {
             return d;
         }
         let exp = 2f64.powi(retries_done.min(30) as i32);
-        let base = self
-            .initial_backoff
-            .mul_f64(exp)
-            .min(self.max_backoff);
-        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let base = scaled(self.initial_backoff, exp, self.max_backoff);
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         base.mul_f64(1.0 - 0.25 * jitter)
     }
 }
@@ -123,9 +136,18 @@ mod tests {
     #[test]
     fn server_delay_is_honoured_only_within_sixty_seconds() {
         let p = RetryPolicy::default();
-        assert_eq!(p.delay(0, Some(Duration::from_secs(3)), 0.0), Duration::from_secs(3));
-        assert_eq!(p.delay(0, Some(Duration::from_secs(120)), 0.0), Duration::from_millis(500));
-        assert_eq!(p.delay(0, Some(Duration::ZERO), 0.0), Duration::from_millis(500));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(3)), 0.0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(120)), 0.0),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::ZERO), 0.0),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

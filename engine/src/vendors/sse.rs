@@ -51,7 +51,11 @@ impl SseDecoder {
                 if let Some(e) = self.line(&line) {
                     events.push(e);
                 }
-                i += if b == b'\r' && self.buf.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                i += if b == b'\r' && self.buf.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 start = i;
             } else {
                 i += 1;
@@ -99,8 +103,11 @@ mod tests {
 
     #[test]
     fn events_split_at_any_byte_boundary_decode_the_same() {
-        let stream = "event: a\r\ndata: {\"x\":\"é\"}\r\n\r\n: comment\nevent: b\ndata: 1\ndata: 2\n\n";
-        let whole = SseDecoder::new().push(stream.as_bytes()).expect("small input");
+        let stream =
+            "event: a\r\ndata: {\"x\":\"é\"}\r\n\r\n: comment\nevent: b\ndata: 1\ndata: 2\n\n";
+        let whole = SseDecoder::new()
+            .push(stream.as_bytes())
+            .expect("small input");
         assert_eq!(whole.len(), 2);
         assert_eq!(whole[1].data, "1\n2");
         for cut in 0..stream.len() {
@@ -113,7 +120,9 @@ mod tests {
 
     #[test]
     fn a_blank_line_without_data_dispatches_nothing() {
-        let got = SseDecoder::new().push(b"event: ping\n\n").expect("small input");
+        let got = SseDecoder::new()
+            .push(b"event: ping\n\n")
+            .expect("small input");
         assert!(got.is_empty());
     }
 }

@@ -59,7 +59,10 @@ impl LlmUsage {
                 self.cache_creation_5m_tokens + unsplit,
                 prices.cache_write_5m_per_mtok,
             )
-            + per(self.cache_creation_1h_tokens, prices.cache_write_1h_per_mtok)
+            + per(
+                self.cache_creation_1h_tokens,
+                prices.cache_write_1h_per_mtok,
+            )
     }
 }
 
@@ -167,6 +170,9 @@ mod tests {
             cache_creation_1h_tokens: 1_000_000,
         };
         let cost = usage.cost_usd(&prices);
-        assert!((cost - (1.0 + 5.0 + 0.1 + 1.25 + 2.0)).abs() < 1e-9, "{cost}");
+        assert!(
+            (cost - (1.0 + 5.0 + 0.1 + 1.25 + 2.0)).abs() < 1e-9,
+            "{cost}"
+        );
     }
 }
