@@ -85,6 +85,28 @@ pub struct Settings {
     pub node_id: String,
     /// `FREE_INTERVIEWS`: free interviews granted to a new account.
     pub free_interviews: u32,
+    /// `ANTHROPIC_API_KEY`.
+    pub anthropic_api_key: Option<SecretString>,
+    /// `ANTHROPIC_BASE_URL`.
+    pub anthropic_base_url: String,
+    /// `ANTHROPIC_MODEL`.
+    pub anthropic_model: String,
+    /// `DEEPGRAM_API_KEY`.
+    pub deepgram_api_key: Option<SecretString>,
+    /// `DEEPGRAM_BASE_URL`.
+    pub deepgram_base_url: String,
+    /// `DEEPGRAM_MODEL`.
+    pub deepgram_model: String,
+    /// `ELEVENLABS_API_KEY`.
+    pub elevenlabs_api_key: Option<SecretString>,
+    /// `ELEVENLABS_WS_BASE_URL`.
+    pub elevenlabs_ws_base_url: String,
+    /// `ELEVENLABS_HTTP_BASE_URL`.
+    pub elevenlabs_http_base_url: String,
+    /// `ELEVENLABS_VOICE_ID`.
+    pub elevenlabs_voice_id: String,
+    /// `RESUME_MAX_BYTES`.
+    pub resume_max_bytes: usize,
 }
 
 impl Default for Settings {
@@ -113,6 +135,17 @@ impl Default for Settings {
             workers: None,
             node_id: "node-1".to_owned(),
             free_interviews: 3,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".to_owned(),
+            anthropic_model: "claude-haiku-4-5".to_owned(),
+            deepgram_api_key: None,
+            deepgram_base_url: "wss://api.deepgram.com".to_owned(),
+            deepgram_model: "nova-3".to_owned(),
+            elevenlabs_api_key: None,
+            elevenlabs_ws_base_url: "wss://api.elevenlabs.io".to_owned(),
+            elevenlabs_http_base_url: "https://api.elevenlabs.io".to_owned(),
+            elevenlabs_voice_id: "21m00Tcm4TlvDq8ikWAM".to_owned(),
+            resume_max_bytes: 5 * 1024 * 1024,
         }
     }
 }
@@ -240,6 +273,55 @@ pub struct SettingsArgs {
     #[arg(long, env = "FREE_INTERVIEWS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free_interviews: Option<u32>,
+    /// Platform Anthropic API key (users may bring their own) [default: none: keyless local mode].
+    #[arg(long, env = "ANTHROPIC_API_KEY", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anthropic_api_key: Option<String>,
+    /// Anthropic API base URL [default: https://api.anthropic.com].
+    #[arg(long, env = "ANTHROPIC_BASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anthropic_base_url: Option<String>,
+    /// Claude model of the interviewer [default: claude-haiku-4-5].
+    #[arg(long, env = "ANTHROPIC_MODEL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anthropic_model: Option<String>,
+    /// Platform Deepgram API key [default: none].
+    #[arg(long, env = "DEEPGRAM_API_KEY", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deepgram_api_key: Option<String>,
+    /// Deepgram streaming base URL [default: wss://api.deepgram.com].
+    #[arg(long, env = "DEEPGRAM_BASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deepgram_base_url: Option<String>,
+    /// Deepgram model [default: nova-3].
+    #[arg(long, env = "DEEPGRAM_MODEL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deepgram_model: Option<String>,
+    /// Platform ElevenLabs API key [default: none].
+    #[arg(
+        long,
+        env = "ELEVENLABS_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevenlabs_api_key: Option<String>,
+    /// ElevenLabs WebSocket base URL [default: wss://api.elevenlabs.io].
+    #[arg(long, env = "ELEVENLABS_WS_BASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevenlabs_ws_base_url: Option<String>,
+    /// ElevenLabs HTTP base URL (fallback) [default: https://api.elevenlabs.io].
+    #[arg(long, env = "ELEVENLABS_HTTP_BASE_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevenlabs_http_base_url: Option<String>,
+    /// ElevenLabs voice of the interviewer [default: 21m00Tcm4TlvDq8ikWAM].
+    #[arg(long, env = "ELEVENLABS_VOICE_ID", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevenlabs_voice_id: Option<String>,
+    /// Largest accepted resume upload in bytes [default: 5242880].
+    #[arg(long, env = "RESUME_MAX_BYTES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_max_bytes: Option<usize>,
 }
 
 impl Settings {

@@ -37,6 +37,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedMediaTypeWith(String),
     #[error("too many requests")]
     TooManyRequests {
         code: &'static str,
@@ -105,7 +107,9 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeWith(_) => {
+                "unsupported_media_type"
+            }
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unexpected(_) => "internal_error",
@@ -116,7 +120,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(message)
             | ApiError::Validation(message)
-            | ApiError::PayloadTooLarge(message) => message.clone(),
+            | ApiError::PayloadTooLarge(message)
+            | ApiError::UnsupportedMediaTypeWith(message) => message.clone(),
             ApiError::Unauthorized { message, .. } | ApiError::Conflict { message, .. } => {
                 (*message).to_owned()
             }
@@ -139,7 +144,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeWith(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

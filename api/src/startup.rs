@@ -123,6 +123,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .handler(StatusCode::NOT_FOUND, json_client_error)
                     .handler(StatusCode::METHOD_NOT_ALLOWED, json_client_error)
                     .handler(StatusCode::PAYLOAD_TOO_LARGE, json_client_error)
+                    .handler(StatusCode::UNSUPPORTED_MEDIA_TYPE, json_client_error)
                     .handler(StatusCode::BAD_REQUEST, json_client_error),
             )
             .wrap(from_fn(observe))

@@ -5,6 +5,7 @@
 //! PostgreSQL, each test in a database of its own that is dropped afterwards. Under CI
 //! (`CI=true`) a missing `TEST_DATABASE_URL` fails the PostgreSQL variants instead of skipping.
 
+pub mod browser;
 pub mod fixtures;
 
 use std::io::Write;

@@ -92,9 +92,10 @@ impl ResumeProfile {
 // Local, rule-based derivation
 
 /// Derives a profile from resume text without any network: skills from a vocabulary, the role
-/// from a headline or title line, years from "N years"/"N+ years" phrases (preferred) or else
-/// from work date ranges such as `2015–2022` or `Jan 2019 - present` (overlaps merged, education
-/// sections skipped), and a summary from a summary section or the first prose paragraph.
+/// from a headline or title line, years from an "N years of experience"-like phrase, else the
+/// larger of any "N years" phrase and the span of work date ranges such as `2015–2022` or
+/// `Jan 2019 - present` (overlaps merged, education sections skipped), and a summary from a
+/// summary section or the first prose paragraph.
 /// Accepts any text; the result always passes [`ResumeProfile::validate`].
 pub fn derive_profile_locally(text: &str) -> ResumeProfile {
     derive_profile_at(text, chrono::Utc::now().year())
@@ -106,8 +107,11 @@ pub(super) fn derive_profile_at(text: &str, current_year: i32) -> ResumeProfile 
     let lines: Vec<&str> = text.lines().collect();
     let role = find_role(&lines);
     let skills = find_skills(&text);
-    let years_experience = years_from_phrases(&text)
-        .or_else(|| years_from_ranges(&lines, current_year))
+    // A career claim is the candidate's own count; otherwise dated work history beats a skill
+    // claim ("3 years of Python") when it is longer.
+    let (career_claim, any_claim) = years_from_phrases(&text);
+    let years_experience = career_claim
+        .or_else(|| any_claim.max(years_from_ranges(&lines, current_year)))
         .map(|years| years.min(LOCAL_MAX_YEARS));
     let mut experience_summary = find_summary(&lines);
     if experience_summary.is_empty() {
@@ -553,13 +557,19 @@ const NUMBER_WORDS: &[(&str, u32)] = &[
     ("twenty", 20),
 ];
 
-/// The largest "N years" / "N+ years" / "ten years" claim (not "N years ago" or "N years old").
-fn years_from_phrases(text: &str) -> Option<u32> {
+/// Words that, right after "N years", make it a claim about a whole career.
+const CAREER_WORDS: &[&str] = &["experience", "exp", "professional", "industry", "career"];
+
+/// The largest "N years" / "N+ years" / "ten years" claims (never "N years ago" or "N years
+/// old"): first among those followed by a career word ("8 years of experience"), then among all
+/// ("3 years of Python").
+fn years_from_phrases(text: &str) -> (Option<u32>, Option<u32>) {
     let lower = text.to_lowercase();
     let tokens: Vec<&str> = lower
         .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
         .filter(|token| !token.is_empty())
         .collect();
+    let mut best_career = None;
     let mut best = None;
     for (index, token) in tokens.iter().enumerate() {
         // "10+years" and "10-year" are one token; split the number from the rest.
@@ -580,24 +590,29 @@ fn years_from_phrases(text: &str) -> Option<u32> {
             _ => continue,
         };
         let Some(value) = value else { continue };
-        let (unit, after) = if unit_in_token.is_empty() {
+        let (unit, after_unit) = if unit_in_token.is_empty() {
             let next = tokens.get(index + 1).copied().unwrap_or_default();
-            let next = next.trim_start_matches('+');
-            (next, tokens.get(index + 2).copied().unwrap_or_default())
+            (next.trim_start_matches('+'), index + 2)
         } else {
-            (
-                unit_in_token,
-                tokens.get(index + 1).copied().unwrap_or_default(),
-            )
+            (unit_in_token, index + 1)
         };
+        let following = tokens.get(after_unit..).unwrap_or_default();
+        let after = following.first().copied().unwrap_or_default();
         let unit = unit.trim_end_matches(|c: char| !c.is_alphanumeric());
         let is_years = matches!(unit, "year" | "years" | "yrs" | "yr" | "year's" | "years'");
         let is_past = after.starts_with("ago") || after.starts_with("old");
         if is_years && !is_past && value <= MAX_YEARS {
             best = best.max(Some(value));
+            let about_career = following
+                .iter()
+                .take(3)
+                .any(|word| CAREER_WORDS.iter().any(|career| word.starts_with(career)));
+            if about_career {
+                best_career = best_career.max(Some(value));
+            }
         }
     }
-    best
+    (best_career, best)
 }
 
 /// Headings that open a section, and whether its dates are work dates.

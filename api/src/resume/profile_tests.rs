@@ -101,6 +101,14 @@ fn years_prefer_an_explicit_phrase() {
 }
 
 #[test]
+fn dated_work_history_beats_a_shorter_claim_about_one_skill() {
+    let text = "Experience\nEngineer, Acme, 2014 - 2024\nSkills\n3 years of Python";
+    assert_eq!(derive_profile_at(text, YEAR).years_experience, Some(10));
+    let claimed = format!("{text}\n5 years of professional experience");
+    assert_eq!(derive_profile_at(&claimed, YEAR).years_experience, Some(5));
+}
+
+#[test]
 fn years_are_not_read_from_ages_or_past_events() {
     let profile = derive_profile_at("Moved to Berlin 3 years ago. My son is 7 years old.", YEAR);
     assert_eq!(profile.years_experience, None);

@@ -5,8 +5,10 @@ pub mod auth;
 pub mod health;
 pub mod me;
 pub mod metrics;
+pub mod page;
 pub mod policy;
 pub mod privacy;
+pub mod resume;
 pub mod settings;
 
 use actix_web::middleware::from_fn;
@@ -19,6 +21,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/health").get(health::health))
         .service(web::resource("/metrics").get(metrics::metrics))
+        .service(web::resource("/").get(page::index))
+        .service(web::resource("/static/{file}").get(page::asset))
         .service(
             web::scope("/api/v1")
                 .service(
@@ -48,6 +52,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/openapi.json").get(crate::openapi::openapi_json))
                 .service(web::resource("/privacy/export").get(privacy::export))
+                .service(
+                    web::resource("/resume")
+                        .post(resume::upload)
+                        .get(resume::get_resume)
+                        .patch(resume::patch_resume)
+                        .delete(resume::delete_resume),
+                )
                 .service(web::resource("/policy").get(policy::get_policy))
                 .service(web::resource("/policy/accept").post(policy::accept_policy))
                 .service(
