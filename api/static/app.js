@@ -57,7 +57,7 @@ async function render() {
   const seq = ++renderSeq;
   const signedIn = api.isSignedIn();
   let name = currentRoute();
-  let route = ROUTES[name];
+  let route = Object.hasOwn(ROUTES, name) ? ROUTES[name] : undefined;
   if (!route || (route.signedIn === true && !signedIn) || (route.signedIn === false && signedIn)) {
     name = signedIn ? 'profile' : 'signin';
     if (currentRoute() !== name) {
@@ -114,12 +114,18 @@ $('#sign-out').addEventListener('click', async () => {
   await api.logout();
 });
 
+// The screen the policy was opened from (the back button returns there, never off the site).
+let previousRoute = null;
+
 $('#policy-back').addEventListener('click', () => {
-  if (history.length > 1) history.back();
+  if (previousRoute && previousRoute !== 'policy' && Object.hasOwn(ROUTES, previousRoute)) history.back();
   else go(api.isSignedIn() ? 'profile' : 'signin');
 });
 
-window.addEventListener('hashchange', () => {
+window.addEventListener('hashchange', (event) => {
+  // In-page anchors (the skip link's #main) are not screens.
+  if (location.hash && !location.hash.startsWith('#/')) return;
+  previousRoute = new URL(event.oldURL).hash.replace(/^#\/?/, '') || null;
   if (!pendingNotice) clearNotice();
   render();
 });

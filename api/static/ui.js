@@ -44,7 +44,8 @@ export function clearNotice() {
 /** Formats an error for people: the server's message and, for reference, its code. */
 export function describeError(error) {
   if (error && error.code && error.message) {
-    return error.status === 0 || error.local ? error.message : `${error.message} (${error.code})`;
+    const message = error.message.charAt(0).toUpperCase() + error.message.slice(1);
+    return error.status === 0 || error.local ? message : `${message} (${error.code})`;
   }
   return 'Something went wrong. Please try again.';
 }

@@ -9,5 +9,19 @@
 //! Tests run every client against the protocol-faithful fakes of the `fakes` crate over real
 //! loopback sockets; see `engine/tests/`.
 
+pub mod actors;
+pub mod audio;
+pub mod barge_in;
+pub mod conversation;
+pub mod engine;
+pub mod key_lease;
+pub mod latency;
+pub mod media;
+pub mod metering;
+pub mod playback_pacer;
+pub mod retention;
+pub mod transcript_assembler;
+pub mod transport;
 pub mod turn_detector;
+pub mod vendor_set;
 pub mod vendors;

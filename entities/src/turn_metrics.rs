@@ -11,6 +11,8 @@ pub struct Model {
     pub turn_index: i32,
     /// From the end of the candidate's speech to the STT final.
     pub stt_final_ms: Option<f64>,
+    /// From the STT final (or speech end) to the end-of-turn decision (the quiet window).
+    pub turn_wait_ms: Option<f64>,
     /// LLM time to first token.
     pub llm_ttft_ms: Option<f64>,
     /// TTS time to first audio.

@@ -15,6 +15,7 @@ mod m20261126_000001_accounts;
 mod m20261126_000002_privacy;
 mod m20261126_000003_interviews;
 mod m20261126_000004_usage_and_audit;
+mod m20261126_000005_turn_wait;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_privacy::Migration),
             Box::new(m20261126_000003_interviews::Migration),
             Box::new(m20261126_000004_usage_and_audit::Migration),
+            Box::new(m20261126_000005_turn_wait::Migration),
         ]
     }
 }

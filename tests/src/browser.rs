@@ -28,8 +28,9 @@ use serde_json::{Value, json};
 /// wrapper script that adds flags of its own). `CHROMIUM_BIN` overrides it.
 pub const DEFAULT_CHROMIUM: &str = "/usr/lib/chromium/chromium";
 
-/// How long to wait for chromedriver to listen and for a page condition by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait for chromedriver to listen and for a page condition by default: generous,
+/// because a loaded 2-core CI machine can take many seconds where an idle one takes 50 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to launch.
 #[derive(Debug, Clone)]
@@ -176,10 +177,15 @@ pub fn chromium_args(config: &BrowserConfig, user_data_dir: &Path) -> Vec<String
 /// Kills a process group when dropped: chromedriver and every Chromium process it started.
 struct ProcessGroup {
     child: Child,
+    killed: bool,
 }
 
 impl ProcessGroup {
+    /// Once only: after `wait` the pid may belong to another process (group) again.
     fn kill(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
         let pid = rustix::process::Pid::from_child(&self.child);
         // The group id is chromedriver's pid (it was started with `process_group(0)`).
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
@@ -259,7 +265,10 @@ impl Browser {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", tools.chromedriver.display()))?;
-        let mut processes = ProcessGroup { child };
+        let mut processes = ProcessGroup {
+            child,
+            killed: false,
+        };
         wait_for_port(&mut processes.child, port).await?;
 
         let capabilities = json!({
@@ -288,6 +297,11 @@ impl Browser {
     /// How long `launch` took (chromedriver up + session with a running browser).
     pub fn startup_time(&self) -> Duration {
         self.startup
+    }
+
+    /// The process group of chromedriver and every Chromium process (chromedriver's pid).
+    pub fn process_group(&self) -> u32 {
+        self.processes.child.id()
     }
 
     /// The WebDriver client, for anything the helpers below do not cover.
@@ -431,6 +445,34 @@ impl Browser {
         self.processes.kill();
         result
     }
+}
+
+/// Live (not zombie) processes in a process group, from `/proc` (Linux).
+pub fn live_processes_in_group(group: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // After "pid (comm)": state, ppid, pgrp, …; comm may contain spaces or parentheses.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|field| field.parse::<u32>().ok());
+            state != Some("Z") && state != Some("X") && pgrp == Some(group)
+        })
+        .count()
 }
 
 fn truthy(value: &Value) -> bool {

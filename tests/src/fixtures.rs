@@ -168,6 +168,7 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         interview_id: Set(interview.id),
         turn_index: Set(0),
         stt_final_ms: Set(Some(120.0)),
+        turn_wait_ms: Set(Some(400.0)),
         llm_ttft_ms: Set(Some(300.0)),
         tts_ttfa_ms: Set(Some(150.0)),
         engine_overhead_ms: Set(Some(4.2)),

@@ -21,8 +21,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/health").get(health::health))
         .service(web::resource("/metrics").get(metrics::metrics))
-        .service(web::resource("/").get(page::index))
-        .service(web::resource("/static/{file}").get(page::asset))
+        .service(web::resource("/").get(page::index).head(page::index))
+        .service(
+            web::resource("/static/{file}")
+                .get(page::asset)
+                .head(page::asset),
+        )
         .service(
             web::scope("/api/v1")
                 .service(

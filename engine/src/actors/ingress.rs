@@ -1,0 +1,115 @@
+//! `IngressActor`: candidate audio in. Runs voice-activity detection on each 48 kHz frame,
+//! reports it to the interview, and hands the audio, resampled to 16 kHz, to speech-to-text.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::actors::INGRESS_ACTORS;
+use crate::audio::{Downsampler48To16, EnergyVad, rms};
+use crate::media::InboundFrame;
+
+/// Frames queued in the ingress mailbox at most (1.28 s); beyond it frames are dropped.
+pub const MAILBOX_FRAMES: usize = 64;
+
+/// One candidate frame. Sender: the interview's transport pump (`try_send`; drops counted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Frame(pub InboundFrame);
+
+/// Voice activity of one frame. Sent to: the interview actor (never dropped).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct VoiceFrame {
+    pub at: Instant,
+    pub voiced: bool,
+    pub rms: f64,
+}
+
+/// 16 kHz audio for speech-to-text. Sent to: the STT actor (`try_send`; drops counted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SttAudio(pub Vec<i16>);
+
+/// Stop. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopIngress;
+
+/// Counters of an ingress actor, readable from anywhere.
+#[derive(Debug, Default)]
+pub struct IngressCounters {
+    pub frames: AtomicU64,
+    pub voiced_frames: AtomicU64,
+    pub dropped_to_stt: AtomicU64,
+    pub dropped_in: AtomicU64,
+}
+
+pub struct IngressActor {
+    vad: EnergyVad,
+    downsampler: Downsampler48To16,
+    voice: Recipient<VoiceFrame>,
+    stt: Recipient<SttAudio>,
+    counters: Arc<IngressCounters>,
+}
+
+impl IngressActor {
+    pub fn new(
+        vad: EnergyVad,
+        voice: Recipient<VoiceFrame>,
+        stt: Recipient<SttAudio>,
+        counters: Arc<IngressCounters>,
+    ) -> Self {
+        Self {
+            vad,
+            downsampler: Downsampler48To16::new(),
+            voice,
+            stt,
+            counters,
+        }
+    }
+}
+
+impl Actor for IngressActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_FRAMES);
+        INGRESS_ACTORS.up();
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        INGRESS_ACTORS.down();
+    }
+}
+
+impl Handler<Frame> for IngressActor {
+    type Result = ();
+
+    fn handle(&mut self, Frame(frame): Frame, _: &mut Self::Context) {
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        let voiced = self.vad.is_voiced(&frame.pcm);
+        if voiced {
+            self.counters.voiced_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        self.voice.do_send(VoiceFrame {
+            at: frame.at,
+            voiced,
+            rms: rms(&frame.pcm),
+        });
+        let pcm16 = self.downsampler.process(&frame.pcm);
+        if self.stt.try_send(SttAudio(pcm16)).is_err() {
+            self.counters.dropped_to_stt.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Handler<StopIngress> for IngressActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopIngress, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

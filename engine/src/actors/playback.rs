@@ -1,0 +1,453 @@
+//! `PlaybackActor`: the interviewer's voice. Streams reply text into a text-to-speech session,
+//! resamples the audio to 48 kHz, and releases it to the transport in 20 ms frames on the wall
+//! clock through a [`PlaybackPacer`]. An [`Interrupt`] (barge-in) flushes the pacer at once, so
+//! outbound audio stops within one frame, and cancels the synthesis.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::actors::PLAYBACK_ACTORS;
+use crate::audio::Upsampler;
+use crate::media::AudioSink;
+use crate::playback_pacer::PlaybackPacer;
+use crate::transcript_assembler::ChunkAlignment;
+use crate::vendors::{TextToSpeech, TtsEvent, TtsInput, TtsReport, TtsSession, VendorError};
+
+/// Start a new utterance (replacing any current one). Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Speak {
+    pub utterance_id: u64,
+}
+
+/// More text of the utterance. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SpeakText {
+    pub utterance_id: u64,
+    pub text: String,
+}
+
+/// No more text for the utterance. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FinishText {
+    pub utterance_id: u64,
+}
+
+/// Stop speaking now (urgent: barge-in or end). Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Interrupt {
+    pub utterance_id: u64,
+}
+
+/// Stop the actor. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPlayback;
+
+/// What playback reports. Sent to: the interview actor (never dropped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum PlaybackNotice {
+    /// The first text went to the TTS (start of time-to-first-audio).
+    TextSent { utterance_id: u64, at: Instant },
+    /// The first synthesized audio arrived.
+    FirstAudio { utterance_id: u64, at: Instant },
+    /// The first frame of the utterance left for the candidate.
+    FirstFrame { utterance_id: u64, at: Instant },
+    /// A synthesized chunk (for the transcript's heard-text bookkeeping).
+    Audio {
+        utterance_id: u64,
+        duration: Duration,
+        alignment: Option<ChunkAlignment>,
+    },
+    /// The utterance is over: fully played, or interrupted after `played`.
+    Finished {
+        utterance_id: u64,
+        played: Duration,
+        interrupted: bool,
+    },
+    Failed {
+        utterance_id: u64,
+        error: VendorError,
+    },
+    /// A synthesis session ended (for metering), whether its utterance was current or not.
+    Usage { report: TtsReport },
+    /// The transport refused a frame: the peer is gone.
+    PeerGone,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TtsOpened {
+    utterance_id: u64,
+    result: Result<TtsSession, VendorError>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TtsNotice {
+    utterance_id: u64,
+    event: TtsEvent,
+    at: Instant,
+}
+
+struct Utterance {
+    id: u64,
+    input: Option<TtsInput>,
+    queued: Vec<String>,
+    finish_requested: bool,
+    text_sent: bool,
+    first_audio: bool,
+    first_frame: bool,
+    tts_done: bool,
+    upsampler: Option<Upsampler>,
+}
+
+pub struct PlaybackActor {
+    tts: Arc<dyn TextToSpeech>,
+    sink: Box<dyn AudioSink>,
+    parent: Recipient<PlaybackNotice>,
+    pacer: PlaybackPacer,
+    utterance: Option<Utterance>,
+    timer: Option<SpawnHandle>,
+    peer_gone: bool,
+}
+
+impl PlaybackActor {
+    pub fn new(
+        tts: Arc<dyn TextToSpeech>,
+        sink: Box<dyn AudioSink>,
+        parent: Recipient<PlaybackNotice>,
+        lead: Duration,
+    ) -> Self {
+        Self {
+            tts,
+            sink,
+            parent,
+            pacer: PlaybackPacer::new(48_000, lead),
+            utterance: None,
+            timer: None,
+            peer_gone: false,
+        }
+    }
+
+    fn current(&mut self, id: u64) -> Option<&mut Utterance> {
+        self.utterance.as_mut().filter(|u| u.id == id)
+    }
+
+    fn push_text(&mut self, id: u64, text: String) {
+        let parent = self.parent.clone();
+        let Some(utterance) = self.current(id) else {
+            return;
+        };
+        match &utterance.input {
+            Some(input) => {
+                if !utterance.text_sent {
+                    utterance.text_sent = true;
+                    parent.do_send(PlaybackNotice::TextSent {
+                        utterance_id: id,
+                        at: Instant::now(),
+                    });
+                }
+                let input = input.clone();
+                actix::spawn(async move {
+                    let _ = input.push_text(&text).await;
+                });
+            }
+            None => utterance.queued.push(text),
+        }
+    }
+
+    fn send_finish(&mut self, id: u64) {
+        let Some(utterance) = self.current(id) else {
+            return;
+        };
+        utterance.finish_requested = true;
+        if let Some(input) = utterance.input.clone() {
+            actix::spawn(async move {
+                let _ = input.finish().await;
+            });
+        }
+    }
+
+    /// Releases due frames and schedules the next tick.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let now = Instant::now();
+        while let Some(frame) = self.pacer.poll(now) {
+            if !self.sink.send_frame(&frame.pcm) {
+                if !self.peer_gone {
+                    self.peer_gone = true;
+                    self.parent.do_send(PlaybackNotice::PeerGone);
+                }
+                self.pacer.flush();
+                break;
+            }
+            if let Some(utterance) = self.utterance.as_mut()
+                && !utterance.first_frame
+            {
+                utterance.first_frame = true;
+                self.parent.do_send(PlaybackNotice::FirstFrame {
+                    utterance_id: utterance.id,
+                    at: Instant::now(),
+                });
+            }
+        }
+        self.check_finished();
+        if let Some(deadline) = self.pacer.next_deadline(now) {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(wait, |actor, ctx| {
+                actor.timer = None;
+                actor.pump(ctx);
+            }));
+        }
+    }
+
+    fn check_finished(&mut self) {
+        let done = self
+            .utterance
+            .as_ref()
+            .is_some_and(|u| u.tts_done && self.pacer.is_drained());
+        if done && let Some(utterance) = self.utterance.take() {
+            self.parent.do_send(PlaybackNotice::Finished {
+                utterance_id: utterance.id,
+                played: self.pacer.played(),
+                interrupted: false,
+            });
+        }
+    }
+}
+
+impl Actor for PlaybackActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        PLAYBACK_ACTORS.up();
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(input) = self.utterance.take().and_then(|u| u.input) {
+            actix::spawn(async move {
+                let _ = input.cancel().await;
+            });
+        }
+        PLAYBACK_ACTORS.down();
+    }
+}
+
+impl Handler<Speak> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Speak, ctx: &mut Self::Context) {
+        if let Some(old) = self.utterance.take()
+            && let Some(input) = old.input
+        {
+            actix::spawn(async move {
+                let _ = input.cancel().await;
+            });
+        }
+        self.pacer.start_utterance();
+        self.utterance = Some(Utterance {
+            id: msg.utterance_id,
+            input: None,
+            queued: Vec::new(),
+            finish_requested: false,
+            text_sent: false,
+            first_audio: false,
+            first_frame: false,
+            tts_done: false,
+            upsampler: None,
+        });
+        let tts = self.tts.clone();
+        let me = ctx.address();
+        let utterance_id = msg.utterance_id;
+        actix::spawn(async move {
+            let result = tts.start().await;
+            me.do_send(TtsOpened {
+                utterance_id,
+                result,
+            });
+        });
+    }
+}
+
+impl Handler<TtsOpened> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TtsOpened, ctx: &mut Self::Context) {
+        let parent = self.parent.clone();
+        let Some(utterance) = self.current(msg.utterance_id) else {
+            // Superseded or interrupted while opening: drop the session (cancels it).
+            return;
+        };
+        let session = match msg.result {
+            Ok(session) => session,
+            Err(error) => {
+                self.utterance = None;
+                parent.do_send(PlaybackNotice::Failed {
+                    utterance_id: msg.utterance_id,
+                    error,
+                });
+                return;
+            }
+        };
+        let TtsSession { input, mut events } = session;
+        utterance.input = Some(input);
+        let queued = std::mem::take(&mut utterance.queued);
+        let finish = utterance.finish_requested;
+        for text in queued {
+            self.push_text(msg.utterance_id, text);
+        }
+        if finish {
+            self.send_finish(msg.utterance_id);
+        }
+        let me = ctx.address();
+        let utterance_id = msg.utterance_id;
+        actix::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let terminal = event.is_terminal();
+                me.do_send(TtsNotice {
+                    utterance_id,
+                    event,
+                    at: Instant::now(),
+                });
+                if terminal {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+impl Handler<TtsNotice> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TtsNotice, ctx: &mut Self::Context) {
+        let parent = self.parent.clone();
+        match &msg.event {
+            TtsEvent::Done(report) | TtsEvent::Failed { report, .. } => {
+                parent.do_send(PlaybackNotice::Usage {
+                    report: report.clone(),
+                });
+            }
+            TtsEvent::Audio(_) => {}
+        }
+        let Some(utterance) = self.current(msg.utterance_id) else {
+            return;
+        };
+        match msg.event {
+            TtsEvent::Audio(chunk) => {
+                if !utterance.first_audio {
+                    utterance.first_audio = true;
+                    parent.do_send(PlaybackNotice::FirstAudio {
+                        utterance_id: msg.utterance_id,
+                        at: msg.at,
+                    });
+                }
+                if utterance.upsampler.is_none() {
+                    utterance.upsampler = Upsampler::to_48k(chunk.sample_rate);
+                }
+                let Some(upsampler) = utterance.upsampler.as_mut() else {
+                    tracing::warn!(rate = chunk.sample_rate, "unsupported TTS sample rate");
+                    return;
+                };
+                let pcm = upsampler.process(&chunk.pcm);
+                let duration = Duration::from_secs_f64(pcm.len() as f64 / 48_000.0);
+                let alignment = chunk.alignment.map(|a| ChunkAlignment {
+                    chars: a.chars,
+                    start_ms: a.start_ms,
+                });
+                parent.do_send(PlaybackNotice::Audio {
+                    utterance_id: msg.utterance_id,
+                    duration,
+                    alignment,
+                });
+                self.pacer.push(&pcm);
+                self.pump(ctx);
+            }
+            TtsEvent::Done(_) => {
+                utterance.tts_done = true;
+                self.pacer.finish_input();
+                self.pump(ctx);
+            }
+            TtsEvent::Failed { error, .. } => {
+                self.utterance = None;
+                self.pacer.flush();
+                parent.do_send(PlaybackNotice::Failed {
+                    utterance_id: msg.utterance_id,
+                    error,
+                });
+            }
+        }
+    }
+}
+
+impl Handler<SpeakText> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SpeakText, _: &mut Self::Context) {
+        self.push_text(msg.utterance_id, msg.text);
+    }
+}
+
+impl Handler<FinishText> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FinishText, _: &mut Self::Context) {
+        let nothing_said = self
+            .current(msg.utterance_id)
+            .is_some_and(|u| !u.text_sent && u.queued.is_empty());
+        if nothing_said {
+            // Nothing to synthesize: the utterance is over at once.
+            self.utterance = None;
+            self.parent.do_send(PlaybackNotice::Finished {
+                utterance_id: msg.utterance_id,
+                played: Duration::ZERO,
+                interrupted: false,
+            });
+            return;
+        }
+        self.send_finish(msg.utterance_id);
+    }
+}
+
+impl Handler<Interrupt> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Interrupt, ctx: &mut Self::Context) {
+        if self.current(msg.utterance_id).is_none() {
+            return;
+        }
+        self.pacer.flush();
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let Some(utterance) = self.utterance.take() {
+            if let Some(input) = utterance.input {
+                actix::spawn(async move {
+                    let _ = input.cancel().await;
+                });
+            }
+            self.parent.do_send(PlaybackNotice::Finished {
+                utterance_id: utterance.id,
+                played: self.pacer.played(),
+                interrupted: true,
+            });
+        }
+    }
+}
+
+impl Handler<StopPlayback> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopPlayback, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

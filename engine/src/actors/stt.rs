@@ -1,0 +1,174 @@
+//! `SttActor`: one streaming speech-to-text session. Audio goes out without waiting (a full
+//! vendor queue drops and counts); every vendor event comes back to the interview as an
+//! [`SttNotice`]. Reconnects happen inside the client; a terminal failure is reported and the
+//! interview decides whether to restart this actor or end.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use crate::actors::STT_ACTORS;
+use crate::actors::ingress::SttAudio;
+use crate::vendors::{SpeechToText, SttEvent, SttInput, SttSession, VendorError};
+
+/// Audio kept while the vendor session opens: 3 s at 16 kHz, so the first words are not lost.
+pub const PRE_OPEN_SAMPLES: usize = 48_000;
+
+/// What the STT session reports. Sent to: the interview actor (never dropped).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum SttNotice {
+    /// The session is open; its clock (`t = 0`) started at `origin`.
+    Opened {
+        origin: Instant,
+    },
+    Event {
+        event: SttEvent,
+        at: Instant,
+    },
+    /// Opening failed.
+    OpenFailed(VendorError),
+}
+
+/// Ask the vendor to finalize pending audio. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Finalize;
+
+/// Close the stream (graceful) and stop. Sender: the interview actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStt;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Opened(Result<SttSession, VendorError>, Instant);
+
+pub struct SttActor {
+    vendor: Arc<dyn SpeechToText>,
+    parent: Recipient<SttNotice>,
+    input: Option<SttInput>,
+    pending: VecDeque<i16>,
+    closing: bool,
+}
+
+impl SttActor {
+    pub fn new(vendor: Arc<dyn SpeechToText>, parent: Recipient<SttNotice>) -> Self {
+        Self {
+            vendor,
+            parent,
+            input: None,
+            pending: VecDeque::new(),
+            closing: false,
+        }
+    }
+}
+
+impl Actor for SttActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        STT_ACTORS.up();
+        ctx.set_mailbox_capacity(crate::actors::ingress::MAILBOX_FRAMES);
+        let vendor = self.vendor.clone();
+        let me = ctx.address();
+        actix::spawn(async move {
+            let started = Instant::now();
+            let result = vendor.start().await;
+            me.do_send(Opened(result, started));
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        STT_ACTORS.down();
+    }
+}
+
+impl Handler<Opened> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, Opened(result, started): Opened, ctx: &mut Self::Context) {
+        let session = match result {
+            Ok(session) => session,
+            Err(error) => {
+                self.parent.do_send(SttNotice::OpenFailed(error));
+                ctx.stop();
+                return;
+            }
+        };
+        let SttSession { input, mut events } = session;
+        // The vendor's clock starts with the first audio it receives, i.e. now.
+        let origin = Instant::now().max(started);
+        self.parent.do_send(SttNotice::Opened { origin });
+        let pending: Vec<i16> = self.pending.drain(..).collect();
+        if !pending.is_empty() {
+            let _ = input.push_pcm(&pending);
+        }
+        self.input = Some(input);
+        let parent = self.parent.clone();
+        let me = ctx.address();
+        actix::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let terminal = event.is_terminal();
+                parent.do_send(SttNotice::Event {
+                    event,
+                    at: Instant::now(),
+                });
+                if terminal {
+                    break;
+                }
+            }
+            me.do_send(CloseStt);
+        });
+        if self.closing {
+            ctx.notify(CloseStt);
+        }
+    }
+}
+
+impl Handler<SttAudio> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, SttAudio(pcm): SttAudio, _: &mut Self::Context) {
+        match &self.input {
+            // A full vendor queue drops the frame inside the client, which counts it.
+            Some(input) => {
+                let _ = input.push_pcm(&pcm);
+            }
+            None => {
+                self.pending.extend(pcm);
+                let excess = self.pending.len().saturating_sub(PRE_OPEN_SAMPLES);
+                self.pending.drain(..excess);
+            }
+        }
+    }
+}
+
+impl Handler<Finalize> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Finalize, _: &mut Self::Context) {
+        if let Some(input) = self.input.clone() {
+            actix::spawn(async move {
+                let _ = input.finalize().await;
+            });
+        }
+    }
+}
+
+impl Handler<CloseStt> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseStt, ctx: &mut Self::Context) {
+        self.closing = true;
+        // Still opening: the actor stops once the session is there (or failed).
+        if let Some(input) = self.input.take() {
+            actix::spawn(async move {
+                let _ = input.close().await;
+            });
+            ctx.stop();
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Outbound audio: one 20 ms PCM frame in, one Opus RTP packet out.
+//!
+//! [`OutboundAudio`] is the sans-IO part (Opus encoder + RTP sequence/timestamp state);
+//! [`AudioSender`] is what the playback side holds: it encodes on the caller's thread and hands
+//! the packet to the session's writer task through a bounded queue, never blocking or sleeping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rtc::rtp;
+use tokio::sync::mpsc;
+
+use super::stats::{TransportStats, bump};
+use super::{FRAME_SAMPLES, SAMPLE_RATE, TransportError};
+
+/// Encoded packets queued between [`AudioSender::send_frame`] and the writer task (200 ms).
+/// When full, the newest frame is dropped and counted (`frames_send_dropped`).
+pub const OUTBOUND_QUEUE_CAPACITY: usize = 10;
+/// Largest Opus payload we produce (far above what 20 ms of voice needs).
+const MAX_OPUS_PAYLOAD: usize = 1_275;
+
+/// Opus encoder and RTP header state of one outbound stream.
+pub struct OutboundAudio {
+    encoder: opus::Encoder,
+    ssrc: u32,
+    payload_type: u8,
+    seq: u16,
+    ts: u32,
+    marker_next: bool,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutboundAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundAudio")
+            .field("ssrc", &self.ssrc)
+            .field("payload_type", &self.payload_type)
+            .field("seq", &self.seq)
+            .field("ts", &self.ts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboundAudio {
+    /// A mono 48 kHz VoIP encoder (in-band FEC on) writing RTP with `ssrc` and `payload_type`.
+    /// Sequence number and timestamp start at random values (RFC 3550 §5.1).
+    pub fn new(ssrc: u32, payload_type: u8) -> Result<Self, opus::Error> {
+        let mut encoder =
+            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
+        encoder.set_inband_fec(true)?;
+        encoder.set_packet_loss_perc(5)?;
+        Ok(Self {
+            encoder,
+            ssrc,
+            payload_type,
+            seq: rand::random(),
+            ts: rand::random(),
+            marker_next: true,
+            buf: vec![0; MAX_OPUS_PAYLOAD],
+        })
+    }
+
+    /// The next packet will carry the RTP marker bit (start of a talkspurt).
+    pub fn mark_talkspurt(&mut self) {
+        self.marker_next = true;
+    }
+
+    /// Encodes one frame of exactly [`FRAME_SAMPLES`] samples into the next RTP packet.
+    /// Sequence number +1 and timestamp +960 per call, whatever happens to the packet later.
+    pub fn packetize(&mut self, pcm: &[i16]) -> Result<rtp::Packet, TransportError> {
+        if pcm.len() != FRAME_SAMPLES {
+            return Err(TransportError::InvalidFrame { samples: pcm.len() });
+        }
+        let len = self
+            .encoder
+            .encode(pcm, &mut self.buf)
+            .map_err(|e| TransportError::Internal(format!("opus encode: {e}")))?;
+        let packet = self.next_packet(self.buf[..len].to_vec());
+        Ok(packet)
+    }
+
+    /// Wraps one already-encoded 20 ms Opus packet into the next RTP packet (replay of
+    /// pre-encoded audio, e.g. by the load harness). Refused unless it decodes as 20 ms.
+    pub fn packetize_encoded(&mut self, opus: &[u8]) -> Result<rtp::Packet, TransportError> {
+        let samples = opus::packet::get_nb_samples(opus, SAMPLE_RATE).unwrap_or(0);
+        if opus.is_empty() || opus.len() > MAX_OPUS_PAYLOAD || samples != FRAME_SAMPLES {
+            return Err(TransportError::InvalidFrame { samples });
+        }
+        Ok(self.next_packet(opus.to_vec()))
+    }
+
+    /// RTP payload type used (the one negotiated for Opus).
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
+    /// RTP SSRC of this stream.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// Advances sequence number and timestamp past one frame without producing a packet
+    /// (a frame dropped before encoding: the receiver sees it as a lost packet).
+    pub fn skip_frame(&mut self) {
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+    }
+
+    fn next_packet(&mut self, payload: Vec<u8>) -> rtp::Packet {
+        let header = rtp::header::Header {
+            version: 2,
+            marker: std::mem::take(&mut self.marker_next),
+            payload_type: self.payload_type,
+            sequence_number: self.seq,
+            timestamp: self.ts,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        self.skip_frame();
+        rtp::Packet {
+            header,
+            payload: payload.into(),
+        }
+    }
+}
+
+/// The sending half of a media session: owned by whoever paces playback.
+#[derive(Debug)]
+pub struct AudioSender {
+    core: OutboundAudio,
+    tx: mpsc::Sender<rtp::Packet>,
+    stats: Arc<TransportStats>,
+    ended: Arc<AtomicBool>,
+    /// Holding the sender keeps the session open (see `SessionControl`).
+    keepalive: Option<super::session::KeepAlive>,
+}
+
+impl AudioSender {
+    pub(crate) fn new(
+        core: OutboundAudio,
+        tx: mpsc::Sender<rtp::Packet>,
+        stats: Arc<TransportStats>,
+        ended: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            core,
+            tx,
+            stats,
+            ended,
+            keepalive: None,
+        }
+    }
+
+    pub(crate) fn with_keepalive(mut self, keepalive: super::session::KeepAlive) -> Self {
+        self.keepalive = Some(keepalive);
+        self
+    }
+
+    /// Sends one 20 ms frame of 48 kHz mono PCM ([`FRAME_SAMPLES`] samples): Opus-encodes it
+    /// and queues one RTP packet (timestamp +960 per frame). Never blocks and never sleeps:
+    /// pacing is the caller's job (call it every 20 ms).
+    ///
+    /// - a frame of the wrong length → [`TransportError::InvalidFrame`] (nothing advances);
+    /// - the session has ended → [`TransportError::Closed`];
+    /// - the outbound queue is full → the frame is dropped, counted in `frames_send_dropped`,
+    ///   and `Ok(false)` is returned; the RTP clock still advances, so the peer conceals it.
+    ///
+    /// Returns `Ok(true)` when the packet was queued.
+    pub fn send_frame(&mut self, pcm: &[i16]) -> Result<bool, TransportError> {
+        if pcm.len() != FRAME_SAMPLES {
+            return Err(TransportError::InvalidFrame { samples: pcm.len() });
+        }
+        if !self.ready()? {
+            return Ok(false);
+        }
+        let packet = match self.core.packetize(pcm) {
+            Ok(p) => p,
+            Err(e) => {
+                bump(&self.stats.encode_errors, 1);
+                self.core.skip_frame();
+                return Err(e);
+            }
+        };
+        self.enqueue(packet)
+    }
+
+    /// Like [`Self::send_frame`] for one already-encoded 20 ms Opus packet (replaying
+    /// pre-encoded audio costs no encoding; see
+    /// [`encode_opus_frames`](super::client::encode_opus_frames)). A packet that is not 20 ms
+    /// of Opus is [`TransportError::InvalidFrame`].
+    pub fn send_opus(&mut self, opus: &[u8]) -> Result<bool, TransportError> {
+        let samples = opus::packet::get_nb_samples(opus, SAMPLE_RATE).unwrap_or(0);
+        if opus.is_empty() || samples != FRAME_SAMPLES {
+            return Err(TransportError::InvalidFrame { samples });
+        }
+        if !self.ready()? {
+            return Ok(false);
+        }
+        let packet = self.core.packetize_encoded(opus)?;
+        self.enqueue(packet)
+    }
+
+    /// RTP payload type of the outbound stream (the one negotiated for Opus).
+    pub fn payload_type(&self) -> u8 {
+        self.core.payload_type()
+    }
+
+    /// `Err(Closed)` once the session ended; `Ok(false)` (frame dropped and counted, RTP clock
+    /// advanced) when the queue is full; `Ok(true)` when a packet can be queued.
+    fn ready(&mut self) -> Result<bool, TransportError> {
+        if self.ended.load(Ordering::Acquire) || self.tx.is_closed() {
+            return Err(TransportError::Closed);
+        }
+        if self.tx.capacity() == 0 {
+            self.core.skip_frame();
+            bump(&self.stats.frames_send_dropped, 1);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn enqueue(&mut self, packet: rtp::Packet) -> Result<bool, TransportError> {
+        match self.tx.try_send(packet) {
+            Ok(()) => {
+                bump(&self.stats.frames_sent, 1);
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                bump(&self.stats.frames_send_dropped, 1);
+                Ok(false)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TransportError::Closed),
+        }
+    }
+
+    /// Marks the next frame as the start of a talkspurt (RTP marker bit), e.g. the first frame
+    /// of a reply after silence.
+    pub fn mark_talkspurt(&mut self) {
+        self.core.mark_talkspurt();
+    }
+
+    /// Counters of the session this sender belongs to.
+    pub fn stats(&self) -> &Arc<TransportStats> {
+        &self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_advance_960_and_sequence_by_one_per_frame() {
+        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        let frame = vec![0i16; FRAME_SAMPLES];
+        let a = out.packetize(&frame).expect("encode");
+        let b = out.packetize(&frame).expect("encode");
+        out.skip_frame();
+        let c = out.packetize(&frame).expect("encode");
+        assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 960);
+        assert_eq!(
+            b.header
+                .sequence_number
+                .wrapping_sub(a.header.sequence_number),
+            1
+        );
+        assert_eq!(c.header.timestamp.wrapping_sub(b.header.timestamp), 1920);
+        assert!(a.header.marker && !b.header.marker);
+        assert_eq!((a.header.ssrc, a.header.payload_type), (7, 111));
+    }
+
+    #[test]
+    fn a_wrong_length_frame_is_refused() {
+        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        assert!(matches!(
+            out.packetize(&[0; 480]),
+            Err(TransportError::InvalidFrame { samples: 480 })
+        ));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let (tx, _rx) = mpsc::channel(2);
+        let stats = Arc::new(TransportStats::default());
+        let mut s = AudioSender::new(
+            OutboundAudio::new(1, 111).expect("encoder"),
+            tx,
+            stats.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let frame = vec![0i16; FRAME_SAMPLES];
+        let results: Vec<bool> = (0..5)
+            .map(|_| s.send_frame(&frame).expect("send"))
+            .collect();
+        assert_eq!(results, [true, true, false, false, false]);
+        let st = stats.snapshot();
+        assert_eq!((st.frames_sent, st.frames_send_dropped), (2, 3));
+    }
+
+    #[test]
+    fn sending_after_the_session_ended_is_an_error() {
+        let (tx, _rx) = mpsc::channel(2);
+        let ended = Arc::new(AtomicBool::new(true));
+        let mut s = AudioSender::new(
+            OutboundAudio::new(1, 111).expect("encoder"),
+            tx,
+            Arc::new(TransportStats::default()),
+            ended,
+        );
+        assert!(matches!(
+            s.send_frame(&[0; FRAME_SAMPLES]),
+            Err(TransportError::Closed)
+        ));
+    }
+}

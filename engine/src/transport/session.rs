@@ -1,0 +1,712 @@
+//! The peer-connection plumbing shared by the server ([`accept_offer`]) and the client: event
+//! handler, inbound/writer/supervisor tasks, and the [`MediaSession`] handed to the caller.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::peer_connection::transport::RTCDtlsTransportState;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceCandidateType, RTCIceConnectionState,
+    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::inbound::InboundAudio;
+use super::outbound::{AudioSender, OUTBOUND_QUEUE_CAPACITY, OutboundAudio};
+use super::stats::{TransportStats, bump};
+use super::{
+    AudioFrame, ConnectionState, EndReason, INBOUND_FRAME_CAPACITY, IceCandidate,
+    LOCAL_CANDIDATE_CAPACITY, SdpType, SessionDescription, TransportError, WebRtcConfig, sdp,
+};
+
+/// The payload type we register Opus under (what browsers use); an offer's own number wins.
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// State shared between the crate's event handler, our tasks and the caller's handles.
+pub(crate) struct Shared {
+    state: watch::Sender<ConnectionState>,
+    gathered: watch::Sender<bool>,
+    candidates: mpsc::Sender<IceCandidate>,
+    inbound: Mutex<Option<mpsc::Sender<AudioFrame>>>,
+    stats: Arc<TransportStats>,
+    ended: Arc<AtomicBool>,
+    /// Last ICE connection state, as `ice_code`.
+    ice: AtomicU8,
+    /// `a=mid` of our first media section, for trickled candidates.
+    mid: OnceLock<String>,
+}
+
+/// ICE connection states remembered for naming a failure (see `on_connection_state_change`).
+const ICE_OTHER: u8 = 0;
+const ICE_FAILED: u8 = 1;
+const ICE_DISCONNECTED_OR_CHECKING: u8 = 2;
+/// How often the supervisor checks whether the peer closed DTLS (the crate raises no state
+/// change for a peer's `close_notify`).
+const DTLS_CLOSE_POLL: Duration = Duration::from_millis(250);
+
+impl Shared {
+    /// Moves to `new` unless the state is already terminal (terminal states are sticky).
+    fn set_state(&self, new: ConnectionState) {
+        let changed = self.state.send_if_modified(|s| {
+            if s.is_terminal() || *s == new {
+                false
+            } else {
+                *s = new;
+                true
+            }
+        });
+        if changed {
+            tracing::debug!(state = ?new, "media session state");
+        }
+        if new.is_terminal() {
+            self.ended.store(true, Ordering::Release);
+            // If no remote track ever opened, nobody else will drop the inbound sender: do it
+            // here so the inbound channel ends with the session either way.
+            if let Ok(mut slot) = self.inbound.lock() {
+                slot.take();
+            }
+        }
+    }
+
+    fn state(&self) -> ConnectionState {
+        *self.state.borrow()
+    }
+}
+
+struct Handler(Arc<Shared>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let Ok(init) = event.candidate.to_json() else {
+            return;
+        };
+        let candidate = IceCandidate {
+            candidate: init.candidate,
+            sdp_mid: self.0.mid.get().cloned(),
+            sdp_m_line_index: Some(0),
+            username_fragment: init.username_fragment,
+        };
+        if self.0.candidates.try_send(candidate).is_err() {
+            bump(&self.0.stats.candidates_dropped, 1);
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.0.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        let code = match state {
+            RTCIceConnectionState::Failed => ICE_FAILED,
+            RTCIceConnectionState::Disconnected | RTCIceConnectionState::Checking => {
+                ICE_DISCONNECTED_OR_CHECKING
+            }
+            _ => ICE_OTHER,
+        };
+        self.0.ice.store(code, Ordering::Release);
+        if state == RTCIceConnectionState::Failed {
+            self.0
+                .set_state(ConnectionState::Ended(EndReason::IceFailed));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let new = match state {
+            RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
+            RTCPeerConnectionState::Connected => ConnectionState::Connected,
+            RTCPeerConnectionState::Disconnected => ConnectionState::Disconnected,
+            // The core reports the connection failure before the ICE state change that caused
+            // it, so the ICE state remembered here is the one before: `Disconnected` (consent
+            // lost) or `Checking` (never connected) mean ICE failed; `Connected` means DTLS did.
+            RTCPeerConnectionState::Failed => match self.0.ice.load(Ordering::Acquire) {
+                ICE_FAILED | ICE_DISCONNECTED_OR_CHECKING => {
+                    ConnectionState::Ended(EndReason::IceFailed)
+                }
+                _ => ConnectionState::Ended(EndReason::TransportFailed),
+            },
+            // We mark a local close before closing, so a `Closed` we did not ask for is the
+            // peer's doing (DTLS close_notify).
+            RTCPeerConnectionState::Closed => ConnectionState::Ended(EndReason::ClosedByPeer),
+            _ => return,
+        };
+        self.0.set_state(new);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if track.kind().await != RtpCodecKind::Audio {
+            return;
+        }
+        let Some(tx) = self.0.inbound.lock().ok().and_then(|mut slot| slot.take()) else {
+            tracing::warn!("a second remote audio track is ignored");
+            return;
+        };
+        match InboundAudio::new(self.0.stats.clone()) {
+            Ok(core) => {
+                tokio::spawn(inbound_task(track, core, tx, self.0.stats.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot create the Opus decoder"),
+        }
+    }
+}
+
+/// Polls the remote track, decodes, and delivers frames (dropping on a full channel).
+async fn inbound_task(
+    track: Arc<dyn TrackRemote>,
+    mut core: InboundAudio,
+    tx: mpsc::Sender<AudioFrame>,
+    stats: Arc<TransportStats>,
+) {
+    let mut frames = Vec::new();
+    loop {
+        let event = match core.next_deadline() {
+            Some(deadline) => {
+                tokio::select! {
+                    ev = track.poll() => Some(ev),
+                    () = tokio::time::sleep_until(deadline.into()) => None,
+                }
+            }
+            None => Some(track.poll().await),
+        };
+        let now = Instant::now();
+        let done = match event {
+            None => {
+                core.poll_timeout(now, &mut frames);
+                false
+            }
+            Some(Some(TrackRemoteEvent::OnRtpPacket(packet))) => {
+                core.push_packet(
+                    packet.header.sequence_number,
+                    packet.header.timestamp,
+                    &packet.payload,
+                    now,
+                    &mut frames,
+                );
+                false
+            }
+            Some(Some(TrackRemoteEvent::OnEnded)) | Some(None) => {
+                core.finish(now, &mut frames);
+                true
+            }
+            Some(Some(_)) => false,
+        };
+        for frame in frames.drain(..) {
+            match tx.try_send(frame) {
+                Ok(()) => bump(&stats.frames_delivered, 1),
+                Err(_) => bump(&stats.frames_dropped, 1),
+            }
+        }
+        if done {
+            break;
+        }
+    }
+}
+
+/// Hands encoded packets to the stack.
+async fn writer_task(
+    track: Arc<TrackLocalStaticRTP>,
+    mut rx: mpsc::Receiver<rtp::Packet>,
+    stats: Arc<TransportStats>,
+) {
+    while let Some(packet) = rx.recv().await {
+        let bytes = packet.payload.len() as u64;
+        match track.write_rtp(packet).await {
+            Ok(()) => {
+                bump(&stats.packets_out, 1);
+                bump(&stats.bytes_out, bytes);
+            }
+            Err(e) => {
+                bump(&stats.packets_out_failed, 1);
+                tracing::trace!(error = %e, "RTP write refused");
+            }
+        }
+    }
+}
+
+/// Ends a session that never connects, notices a peer's DTLS close, and closes the peer
+/// connection once the session has ended.
+async fn supervisor_task(
+    pc: Arc<dyn PeerConnection>,
+    sender: Arc<dyn RtpSender>,
+    shared: Arc<Shared>,
+    connect_timeout: Duration,
+    writer: JoinHandle<()>,
+) {
+    let mut rx = shared.state.subscribe();
+    let timed_out = tokio::time::timeout(
+        connect_timeout,
+        rx.wait_for(|s| *s == ConnectionState::Connected || s.is_terminal()),
+    )
+    .await
+    .is_err();
+    if timed_out {
+        shared.set_state(ConnectionState::Ended(EndReason::ConnectTimeout));
+    }
+    let mut poll = tokio::time::interval(DTLS_CLOSE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !shared.state().is_terminal() {
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = poll.tick() => {
+                if dtls_closed(&sender).await {
+                    shared.set_state(ConnectionState::Ended(EndReason::ClosedByPeer));
+                }
+            }
+        }
+    }
+    if let Err(e) = pc.close().await {
+        tracing::debug!(error = %e, "closing the peer connection");
+    }
+    writer.abort();
+}
+
+/// Whether the DTLS transport under `sender` has been closed (by the peer's `close_notify`).
+async fn dtls_closed(sender: &Arc<dyn RtpSender>) -> bool {
+    match sender.transport().await {
+        Ok(Some(transport)) => matches!(transport.state().await, Ok(RTCDtlsTransportState::Closed)),
+        _ => false,
+    }
+}
+
+/// A peer connection with our handler and one local Opus track, not yet negotiated.
+pub(crate) struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Option<Arc<dyn RtpSender>>,
+    ssrc: u32,
+    gathered: watch::Receiver<bool>,
+    inbound_rx: mpsc::Receiver<AudioFrame>,
+    candidates_rx: mpsc::Receiver<IceCandidate>,
+    config: WebRtcConfig,
+}
+
+fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> TransportError + '_ {
+    move |e| TransportError::Internal(format!("{what}: {e}"))
+}
+
+impl Peer {
+    pub(crate) async fn new(config: &WebRtcConfig) -> Result<Self, TransportError> {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus_codec(),
+                    payload_type: OPUS_PAYLOAD_TYPE,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(internal("registering Opus"))?;
+
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_ice_timeouts(
+                Some(config.ice_disconnected_timeout),
+                Some(config.ice_failed_timeout),
+                Some(config.ice_keepalive_interval),
+            );
+        if !config.public_ips.is_empty() {
+            settings =
+                settings.with_nat_1to1_ips(config.public_ips.clone(), RTCIceCandidateType::Host);
+        }
+        let ice_servers = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+
+        let (state, _) = watch::channel(ConnectionState::New);
+        let (gathered_tx, gathered) = watch::channel(false);
+        let (candidates, candidates_rx) = mpsc::channel(LOCAL_CANDIDATE_CAPACITY);
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_FRAME_CAPACITY);
+        let shared = Arc::new(Shared {
+            state,
+            gathered: gathered_tx,
+            candidates,
+            inbound: Mutex::new(Some(inbound_tx)),
+            stats: Arc::new(TransportStats::default()),
+            ended: Arc::new(AtomicBool::new(false)),
+            ice: AtomicU8::new(ICE_OTHER),
+            mid: OnceLock::new(),
+        });
+
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(ice_servers)
+                    .build(),
+            )
+            .with_media_engine(media)
+            .with_setting_engine(settings.build())
+            .with_handler(Arc::new(Handler(shared.clone())))
+            .with_udp_addrs(config.udp_addrs.clone())
+            .build()
+            .await
+            .map_err(internal("building the peer connection"))?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        let ssrc: u32 = rand::random();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "interview".to_owned(),
+            "interviewer-audio".to_owned(),
+            "interviewer".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+
+        Ok(Self {
+            pc,
+            shared,
+            track,
+            sender: None,
+            ssrc,
+            gathered,
+            inbound_rx,
+            candidates_rx,
+            config: config.clone(),
+        })
+    }
+
+    pub(crate) async fn add_track(&mut self) -> Result<(), TransportError> {
+        self.sender = Some(
+            self.pc
+                .add_track(self.track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(internal("adding the audio track"))?,
+        );
+        Ok(())
+    }
+
+    pub(crate) fn pc(&self) -> &Arc<dyn PeerConnection> {
+        &self.pc
+    }
+
+    /// Waits (bounded) for candidate gathering, then returns the local description.
+    pub(crate) async fn local_description_after_gathering(
+        &mut self,
+    ) -> Result<SessionDescription, TransportError> {
+        let timeout = self.config.gather_timeout;
+        let _ = tokio::time::timeout(timeout, self.gathered.wait_for(|done| *done)).await;
+        let local = self
+            .pc
+            .local_description()
+            .await
+            .ok_or_else(|| TransportError::Internal("no local description".into()))?;
+        if let Some(mid) = first_mid(&local.sdp) {
+            let _ = self.shared.mid.set(mid);
+        }
+        let sdp_type = match local.sdp_type {
+            webrtc::peer_connection::RTCSdpType::Offer => SdpType::Offer,
+            _ => SdpType::Answer,
+        };
+        Ok(SessionDescription {
+            sdp_type,
+            sdp: local.sdp,
+        })
+    }
+
+    /// Starts the tasks and hands out the session. Call once negotiation is complete.
+    pub(crate) async fn into_session(self) -> Result<MediaSession, TransportError> {
+        let sender = self
+            .sender
+            .as_ref()
+            .ok_or_else(|| TransportError::Internal("no audio track added".into()))?;
+        let params = sender
+            .get_parameters()
+            .await
+            .map_err(internal("reading the negotiated codec"))?;
+        let payload_type = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
+            .map_or(OPUS_PAYLOAD_TYPE, |c| c.payload_type);
+        let core = OutboundAudio::new(self.ssrc, payload_type)
+            .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
+
+        let (packet_tx, packet_rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
+        let stats = self.shared.stats.clone();
+        let writer = tokio::spawn(writer_task(self.track.clone(), packet_rx, stats.clone()));
+        tokio::spawn(supervisor_task(
+            self.pc.clone(),
+            sender.clone(),
+            self.shared.clone(),
+            self.config.connect_timeout,
+            writer,
+        ));
+        if self.shared.state() == ConnectionState::New {
+            self.shared.set_state(ConnectionState::Connecting);
+        }
+
+        let control = SessionControl {
+            inner: Arc::new(ControlInner {
+                pc: self.pc,
+                shared: self.shared.clone(),
+            }),
+        };
+        let outbound = AudioSender::new(core, packet_tx, stats, self.shared.ended.clone())
+            .with_keepalive(control.inner.clone() as KeepAlive);
+        Ok(MediaSession {
+            inbound: self.inbound_rx,
+            outbound,
+            local_candidates: self.candidates_rx,
+            control,
+        })
+    }
+
+    /// Closes a peer connection that never became a session (error paths).
+    pub(crate) async fn abandon(self) {
+        self.shared
+            .set_state(ConnectionState::Ended(EndReason::ClosedLocally));
+        let _ = self.pc.close().await;
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: super::SAMPLE_RATE,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn first_mid(sdp: &str) -> Option<String> {
+    let mut in_media = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_media = true;
+        } else if in_media && let Some(mid) = line.strip_prefix("a=mid:") {
+            return Some(mid.trim().to_owned());
+        }
+    }
+    None
+}
+
+/// Accepts a browser's offer: one audio peer connection, answered after host-candidate
+/// gathering (bounded by [`WebRtcConfig::gather_timeout`]) so the answer carries candidates.
+///
+/// Errors: [`TransportError::NotAnOffer`], [`TransportError::MalformedSdp`],
+/// [`TransportError::NoAudio`], [`TransportError::NoOpus`] and
+/// [`TransportError::OfferRejected`] are the client's fault (4xx); `Internal` is ours.
+pub async fn accept_offer(
+    config: &WebRtcConfig,
+    offer: &SessionDescription,
+) -> Result<(MediaSession, SessionDescription), TransportError> {
+    sdp::check_offer(offer)?;
+    let remote = RTCSessionDescription::offer(offer.sdp.clone())
+        .map_err(|e| TransportError::MalformedSdp(e.to_string()))?;
+    let mut peer = Peer::new(config).await?;
+    match answer(&mut peer, remote).await {
+        Ok(answer) => Ok((peer.into_session().await?, answer)),
+        Err(e) => {
+            peer.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+async fn answer(
+    peer: &mut Peer,
+    remote: RTCSessionDescription,
+) -> Result<SessionDescription, TransportError> {
+    peer.pc()
+        .set_remote_description(remote)
+        .await
+        .map_err(|e| TransportError::OfferRejected(e.to_string()))?;
+    peer.add_track().await?;
+    let answer = peer
+        .pc()
+        .create_answer(None)
+        .await
+        .map_err(|e| TransportError::OfferRejected(e.to_string()))?;
+    peer.pc()
+        .set_local_description(answer)
+        .await
+        .map_err(|e| TransportError::OfferRejected(e.to_string()))?;
+    peer.local_description_after_gathering().await
+}
+
+struct ControlInner {
+    pc: Arc<dyn PeerConnection>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ControlInner {
+    fn drop(&mut self) {
+        // The last handle is gone: end the session; the supervisor closes the connection.
+        self.shared
+            .set_state(ConnectionState::Ended(EndReason::ClosedLocally));
+    }
+}
+
+/// Keeps a session alive while held (used by [`AudioSender`]).
+pub(crate) type KeepAlive = Arc<dyn std::any::Any + Send + Sync>;
+
+/// Control handle of a media session: state, trickle ICE, counters, close. Cheap to clone.
+///
+/// The session ends (and its peer connection closes) when [`SessionControl::close`] is called,
+/// or when every `SessionControl` clone **and** the session's [`AudioSender`] are dropped.
+#[derive(Clone)]
+pub struct SessionControl {
+    inner: Arc<ControlInner>,
+}
+
+impl std::fmt::Debug for SessionControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionControl")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionControl {
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.inner.shared.state()
+    }
+
+    /// A receiver of state changes (latest value wins; terminal states are never overwritten).
+    pub fn subscribe(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.shared.state.subscribe()
+    }
+
+    /// Waits until connected. `Err(Closed)` if the session ended first, `Err(Internal)` on
+    /// timeout.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), TransportError> {
+        let mut rx = self.subscribe();
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| *s == ConnectionState::Connected || s.is_terminal()),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) if *s == ConnectionState::Connected => Ok(()),
+            Ok(_) => Err(TransportError::Closed),
+            Err(_) => Err(TransportError::Internal(format!(
+                "not connected within {timeout:?}"
+            ))),
+        }
+    }
+
+    /// Waits until the session ends; `None` on timeout.
+    pub async fn wait_ended(&self, timeout: Duration) -> Option<EndReason> {
+        let mut rx = self.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| s.is_terminal())).await;
+        match waited {
+            Ok(Ok(s)) => match *s {
+                ConnectionState::Ended(reason) => Some(reason),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Lock-free counters of this session.
+    pub fn stats(&self) -> &Arc<TransportStats> {
+        &self.inner.shared.stats
+    }
+
+    /// Adds a trickled remote candidate (`RTCIceCandidateInit` JSON from the browser). An
+    /// empty candidate (end of candidates) is accepted and ignored.
+    pub async fn add_remote_candidate(
+        &self,
+        candidate: IceCandidate,
+    ) -> Result<(), TransportError> {
+        if self.state().is_terminal() {
+            return Err(TransportError::Closed);
+        }
+        if candidate.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        if candidate.candidate.len() > 1024 {
+            return Err(TransportError::InvalidCandidate(
+                "longer than 1024 bytes".into(),
+            ));
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: candidate.username_fragment,
+            url: None,
+        };
+        self.inner
+            .pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(|e| TransportError::InvalidCandidate(e.to_string()))
+    }
+
+    /// Ends the session and closes the peer connection (idempotent). The peer sees a DTLS
+    /// `close_notify`.
+    pub async fn close(&self) {
+        self.inner
+            .shared
+            .set_state(ConnectionState::Ended(EndReason::ClosedLocally));
+        if let Err(e) = self.inner.pc.close().await {
+            tracing::debug!(error = %e, "closing the peer connection");
+        }
+    }
+}
+
+/// A live audio session over one peer connection. The fields are public so the parts can go
+/// to different owners (ingress, playback, supervision).
+#[derive(Debug)]
+pub struct MediaSession {
+    /// Decoded inbound audio: 20 ms frames of 48 kHz mono i16 ([`super::FRAME_SAMPLES`]
+    /// samples), capacity [`INBOUND_FRAME_CAPACITY`]; frames are dropped (and counted) when
+    /// full. Ends (`None`) when the session ends.
+    pub inbound: mpsc::Receiver<AudioFrame>,
+    /// Sends 20 ms frames (the caller paces).
+    pub outbound: AudioSender,
+    /// Local ICE candidates as they are gathered (trickle). The answer already contains the
+    /// ones gathered before it was returned, so these may repeat them.
+    pub local_candidates: mpsc::Receiver<IceCandidate>,
+    /// State, trickle, counters, close.
+    pub control: SessionControl,
+}
+
+impl MediaSession {
+    pub fn state(&self) -> ConnectionState {
+        self.control.state()
+    }
+
+    pub fn stats(&self) -> &Arc<TransportStats> {
+        self.control.stats()
+    }
+
+    pub async fn close(&self) {
+        self.control.close().await;
+    }
+}
