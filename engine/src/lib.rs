@@ -1,13 +1,78 @@
-//! The InterviewCraft engine.
+//! The InterviewCraft engine: live spoken interviews as actix actors over sans-IO cores.
 //!
-//! Today this crate holds the vendor layer ([`vendors`]): one trait per kind of vendor
-//! (speech-to-text, LLM, text-to-speech), the real Deepgram, Anthropic and ElevenLabs clients
-//! behind them, and the usage/timing reports every call produces for metering. The live
-//! interview's actors and sans-IO cores (turn detection, barge-in, playback pacing) build on
-//! these traits in a later issue.
+//! # Actor tree
 //!
-//! Tests run every client against the protocol-faithful fakes of the `fakes` crate over real
-//! loopback sockets; see `engine/tests/`.
+//! ```text
+//! InterviewActor (one per live interview; owns the state machine; supervises)
+//!  ├─ IngressActor    48 kHz frames in → energy VAD → 16 kHz for the STT
+//!  ├─ SttActor        one streaming STT session (Deepgram or its fake); events back up
+//!  ├─ LlmActor        one streamed reply at a time (Claude or its fake), cancellable
+//!  └─ PlaybackActor   streaming TTS → 48 kHz → PlaybackPacer → 20 ms frames to the transport
+//! Process-wide (owned by EngineHandle):
+//!  ├─ UsageMeter        batches usage rows (tokens, audio seconds, characters, latency, cost)
+//!  └─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90 (batched;
+//!                       a PostgreSQL advisory lock makes it one sweeper per cluster)
+//! Key leases (key_lease): a user's BYOK keys are decrypted for one interview only, handed to
+//! that interview's vendor clients, and zeroized when the interview ends.
+//! ```
+//!
+//! [`engine::EngineHandle`] is the only thing the HTTP layer sees: start an interview (with
+//! admission control: a maximum of live interviews per node and one per account), attach its
+//! transport, end it, list live interviews, subscribe to its events, stats.
+//!
+//! The interview's states: connecting → greeting → listening → thinking → speaking → … →
+//! ending → ended ([`actors::interview::Phase`]), published to subscribers with interim and final
+//! transcripts, the interviewer's text and each turn's latency breakdown.
+//!
+//! # Cores (sans-IO: inputs in, decisions out, time passed in as `Instant`)
+//!
+//! [`turn_detector::TurnDetector`] (when a turn ends: STT endpointing + local VAD + an adaptive
+//! quiet window; speculative replies), [`barge_in::BargeIn`] (interruption vs backchannel),
+//! [`playback_pacer::PlaybackPacer`] (wall-clock pacing, flush, played time),
+//! [`transcript_assembler::TranscriptAssembler`] (segments, word times, heard part of an
+//! interrupted reply), [`conversation`] (prompt, `[WAIT]`/`[END]`, speakable chunks),
+//! [`metering`] (usage rows and prices), [`retention::RetentionPolicy`], [`audio`] (VAD,
+//! resampling). Each is unit-tested with simulated time.
+//!
+//! # Message classes
+//!
+//! - **Urgent**: `Interrupt` (playback), `CancelReply` (LLM), `EndInterview`. Sent as soon as
+//!   the decision is made; an interrupt flushes queued audio at once, so outbound audio stops
+//!   within one frame, and cancels the reply's LLM and TTS streams.
+//! - **Data**: audio frames (`ingress::Frame`, `ingress::SttAudio`) go with `try_send` into
+//!   bounded mailboxes ([`actors::ingress::MAILBOX_FRAMES`], [`media::INBOUND_FRAMES`]); when
+//!   full the frame is dropped and counted. Text deltas and TTS chunks are data too, but are
+//!   never dropped (they are small and bounded by the reply).
+//! - **Control**: start/stop, child notices (`SttNotice`, `LlmNotice`, `PlaybackNotice`), usage
+//!   records, end of interview: `do_send`, never dropped and never flushed by an interrupt.
+//!
+//! No actor's mailbox waits on a vendor: vendor calls run in spawned tasks whose results come
+//! back as messages, tagged with the reply or utterance id so stale results are ignored.
+//!
+//! # Interruption rules
+//!
+//! While the interviewer speaks, candidate speech interrupts when it has been voiced for
+//! `min_voiced` and either said a word that is not a backchannel ("mm-hm", "yeah", "right"…)
+//! or kept going for `voiced_without_words`. The heard part of the reply (by the TTS's character
+//! alignment, or in proportion to the audio played) is what the transcript and the LLM's history
+//! keep. Candidate speech after a turn ended but before the reply is heard withdraws the reply;
+//! a speculative reply is discarded when the candidate resumes.
+//!
+//! # Shutdown modes
+//!
+//! [`actors::interview::StopMode::Graceful`]: stop listening, let the STT deliver its last
+//! words (bounded by `drain_timeout`), persist the transcript, metrics and the end state, then
+//! stop the children and the actor. [`actors::interview::StopMode::CancelNow`]: stop the
+//! children at once and persist only the end state (peer gone, erasure, admin). Either way the
+//! interview row records the end reason, the registry forgets the interview, and the
+//! live-instance counters ([`actors::live_counts`]) return to zero.
+//!
+//! # Time model
+//!
+//! Cores take `now: Instant` and never read a clock; actors read `Instant::now()` at the edges
+//! (frame arrival, vendor events) and pass it in. Tests drive cores minutes at a time in
+//! microseconds; whole-interview tests run the actor tree in real time against the fake vendors
+//! on loopback with an in-memory transport ([`media::memory_transport`]).
 
 pub mod actors;
 pub mod audio;

@@ -9,7 +9,7 @@
 //! word plus `utterance_end_ms`, `SpeechStarted` at onset with `vad_events`, and `Metadata`
 //! before every server-side close.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,6 +129,48 @@ struct Inner {
     /// Microseconds of audio, summed over connections (sample rates may differ).
     audio_micros: AtomicU64,
     active: Mutex<HashMap<String, usize>>,
+    /// Where each key's speaker is in the script: one candidate's words are one sequence
+    /// across reconnects.
+    scripts: Mutex<HashMap<String, ScriptCursor>>,
+}
+
+impl Inner {
+    fn script_for(&self, key: &str) -> ScriptCursor {
+        let base = crate::fault::key_base(key).to_owned();
+        self.scripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(base)
+            .or_insert_with(|| ScriptCursor::new(&self.config.script))
+            .clone()
+    }
+}
+
+/// A position in the script of what the candidate says. An utterance peeks its line when the
+/// speech starts and consumes it only when its final is sent, so audio resent after a
+/// reconnect (an utterance cut before its final) is heard as the same line again.
+#[derive(Clone, Debug)]
+pub(crate) struct ScriptCursor {
+    lines: Arc<Vec<String>>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptCursor {
+    fn new(lines: &[String]) -> Self {
+        Self {
+            lines: Arc::new(lines.to_vec()),
+            next: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    fn peek(&self) -> Option<(usize, String)> {
+        let index = self.next.load(Ordering::SeqCst);
+        self.lines.get(index).map(|line| (index, line.clone()))
+    }
+
+    fn consumed(&self, index: usize) {
+        self.next.fetch_max(index + 1, Ordering::SeqCst);
+    }
 }
 
 /// A running fake Deepgram.
@@ -146,6 +188,7 @@ impl FakeDeepgram {
             stats: Stats::default(),
             audio_micros: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
+            scripts: Mutex::new(HashMap::new()),
         });
         let served = Arc::clone(&inner);
         let listener = Listener::bind(inner.config.listen, move |stream| {
@@ -434,13 +477,14 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         )
         .await;
     }
+    let script = inner.script_for(&key);
     let _guard = ActiveGuard { inner: &inner, key };
     let Ok(ws) = accept_websocket(stream, &req, &[("dg-request-id", request_id.clone())]).await
     else {
         return;
     };
     inner.stats.connections.fetch_add(1, Ordering::SeqCst);
-    session(&inner, ws, params, request_id, fault).await;
+    session(&inner, ws, params, request_id, fault, script).await;
 }
 
 fn round3(x: f64) -> f64 {
@@ -453,10 +497,11 @@ async fn session(
     params: Params,
     request_id: String,
     fault: Fault,
+    script: ScriptCursor,
 ) {
     let (mut sink, mut source) = ws.split();
     let model_uuid = inner.rng.uuid();
-    let mut tracker = Tracker::new(&inner.config, &params);
+    let mut tracker = Tracker::new(&inner.config, &params).with_script(script);
     let mut gate = UnitGate::new(&fault);
     let mut stalled = false;
     let mut bytes_total: u64 = 0;
@@ -670,6 +715,8 @@ struct Utterance {
     silence: f64,
     /// (word, punctuated)
     words: Vec<(String, String)>,
+    /// The script line this utterance speaks, consumed when its final is sent.
+    script_index: Option<usize>,
 }
 
 /// The sans-IO speech tracker: audio bytes and control messages in, messages out.
@@ -692,7 +739,7 @@ pub(crate) struct Tracker {
     last_interim: f64,
     utterance: Option<Utterance>,
     pending_utterance_end: Option<f64>,
-    script: VecDeque<String>,
+    script: ScriptCursor,
     unscripted: String,
     new_utterance: bool,
     pub max_rms: f64,
@@ -734,6 +781,12 @@ fn spread(words: &[(String, String)], from: f64, to: f64) -> Vec<(String, String
 }
 
 impl Tracker {
+    /// Shares a script position (per key) instead of the tracker's own.
+    fn with_script(mut self, script: ScriptCursor) -> Self {
+        self.script = script;
+        self
+    }
+
     fn new(config: &DeepgramConfig, params: &Params) -> Self {
         let rate = params.sample_rate as f64;
         Self {
@@ -754,7 +807,7 @@ impl Tracker {
             last_interim: 0.0,
             utterance: None,
             pending_utterance_end: None,
-            script: config.script.iter().cloned().collect(),
+            script: ScriptCursor::new(&config.script),
             unscripted: config.unscripted_text.clone(),
             new_utterance: false,
             max_rms: 0.0,
@@ -798,15 +851,16 @@ impl Tracker {
         let voiced = rms >= self.threshold;
         match (&mut self.utterance, voiced) {
             (None, true) => {
-                let line = self
-                    .script
-                    .pop_front()
-                    .unwrap_or_else(|| self.unscripted.clone());
+                let (script_index, line) = match self.script.peek() {
+                    Some((index, line)) => (Some(index), line),
+                    None => (None, self.unscripted.clone()),
+                };
                 self.utterance = Some(Utterance {
                     onset: t0,
                     last_voice: t1,
                     silence: 0.0,
                     words: words_of(&line),
+                    script_index,
                 });
                 self.new_utterance = true;
                 self.last_interim = t0;
@@ -901,6 +955,9 @@ impl Tracker {
         from_finalize: bool,
     ) -> Option<Emit> {
         let u = self.utterance.take()?;
+        if let Some(index) = u.script_index {
+            self.script.consumed(index);
+        }
         let words = spread(&u.words, u.onset, u.last_voice);
         if self.utterance_end.is_some()
             && let Some(last) = words.last()

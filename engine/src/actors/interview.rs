@@ -243,6 +243,10 @@ pub struct InterviewActor {
 
 const FRAME: Duration = Duration::from_millis(20);
 
+/// Mailbox capacity of the interview actor for `try_send` (inbound frames): 256 messages,
+/// about 5 s of audio; control messages use `do_send` and are never refused.
+pub const INTERVIEW_MAILBOX: usize = 256;
+
 fn ms_between(from: Option<Instant>, to: Option<Instant>) -> f64 {
     match (from, to) {
         (Some(from), Some(to)) => to.saturating_duration_since(from).as_secs_f64() * 1e3,
@@ -836,16 +840,23 @@ impl Actor for InterviewActor {
             .start(),
         );
         self.start_stt(ctx);
-        // The transport pump: frames to ingress (dropped and counted when it falls behind).
+        // The transport pump: frames to the interview (which hands them to ingress). A full
+        // mailbox drops the frame and counts it; a stopped interview ends the pump.
+        ctx.set_mailbox_capacity(INTERVIEW_MAILBOX);
         let me = ctx.address();
         let counters = self.ingress_counters.clone();
-        let ingress_slot = ctx.address();
         actix::spawn(async move {
             let mut closed = closed;
             loop {
                 tokio::select! {
                     frame = inbound.recv() => match frame {
-                        Some(frame) => ingress_slot.do_send(ForwardFrame(frame)),
+                        Some(frame) => match me.try_send(ForwardFrame(frame)) {
+                            Ok(()) => {}
+                            Err(SendError::Full(_)) => {
+                                counters.dropped_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Err(SendError::Closed(_)) => break,
+                        },
                         None => {
                             me.do_send(TransportClosed("transport closed".into()));
                             break;
@@ -858,7 +869,6 @@ impl Actor for InterviewActor {
                     }
                 }
             }
-            drop(counters);
         });
         // Mark the interview live.
         let db = self.db.clone();

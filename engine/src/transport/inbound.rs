@@ -16,7 +16,10 @@
 //! - **DTX** (sequence numbers contiguous but the timestamp jumped): digital silence for the
 //!   gap, so the timeline stays continuous for VAD and turn timing;
 //! - either kind longer than [`MAX_FILL_SAMPLES`], or a timestamp going backwards: counted as a
-//!   discontinuity, nothing is filled, the timeline continues from the new packet.
+//!   discontinuity, nothing is filled, the timeline continues from the new packet;
+//! - a fill is capped at the wall-clock time since the previous packet plus
+//!   [`FILL_SLACK_SAMPLES`] (also a discontinuity), so jumping timestamps cannot make us
+//!   synthesize audio faster than real time.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,6 +37,10 @@ pub const REORDER_MAX_WAIT: Duration = Duration::from_millis(60);
 pub const MAX_CONCEAL_SAMPLES: u32 = 5 * FRAME_SAMPLES as u32;
 /// Longest gap filled at all (1 s); a longer one is a discontinuity.
 pub const MAX_FILL_SAMPLES: u32 = SAMPLE_RATE;
+/// A gap is never filled with more than the wall-clock time since the previous packet plus
+/// this (100 ms): a peer cannot make us synthesize audio faster than real time by jumping
+/// its timestamps.
+pub const FILL_SLACK_SAMPLES: u32 = 5 * FRAME_SAMPLES as u32;
 /// Largest Opus packet duration (120 ms at 48 kHz).
 const MAX_PACKET_SAMPLES: usize = 5_760;
 /// libopus PLC/FEC sizes must be multiples of 2.5 ms.
@@ -50,6 +57,8 @@ pub struct InboundAudio {
     reorder: ReorderBuffer<Vec<u8>>,
     decoder: opus::Decoder,
     last: Option<LastPacket>,
+    /// When the previous packet was released to the decoder.
+    last_at: Option<Instant>,
     /// Samples not yet making up a whole frame, with the origin of each run of them.
     pending: Vec<i16>,
     segments: VecDeque<(FrameOrigin, usize)>,
@@ -76,6 +85,7 @@ impl InboundAudio {
             reorder: ReorderBuffer::new(REORDER_WINDOW_PACKETS, REORDER_MAX_WAIT),
             decoder: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
             last: None,
+            last_at: None,
             pending: Vec::with_capacity(MAX_PACKET_SAMPLES + FRAME_SAMPLES),
             segments: VecDeque::new(),
             next_index: 0,
@@ -149,8 +159,9 @@ impl InboundAudio {
                     bump(&self.stats.packets_lost, count);
                 }
                 Released::Packet { ts, payload, .. } => {
-                    self.fill_gap(lost, ts, &payload);
+                    self.fill_gap(lost, ts, &payload, now);
                     self.decode(ts, &payload);
+                    self.last_at = Some(now);
                     lost = 0;
                 }
             }
@@ -161,7 +172,7 @@ impl InboundAudio {
     }
 
     /// Fills the timeline between the end of the previous packet and `ts`.
-    fn fill_gap(&mut self, lost: u64, ts: u32, next_payload: &[u8]) {
+    fn fill_gap(&mut self, lost: u64, ts: u32, next_payload: &[u8], now: Instant) {
         let Some(last) = self.last else {
             return;
         };
@@ -177,7 +188,18 @@ impl InboundAudio {
             bump(&self.stats.discontinuities, 1);
             return;
         }
-        let gap = gap as u32;
+        let mut gap = gap as u32;
+        let elapsed = self
+            .last_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let elapsed_samples =
+            u32::try_from(elapsed.as_micros() * u128::from(SAMPLE_RATE) / 1_000_000)
+                .unwrap_or(u32::MAX);
+        let allowed = elapsed_samples.saturating_add(FILL_SLACK_SAMPLES);
+        if gap > allowed {
+            bump(&self.stats.discontinuities, 1);
+            gap = allowed;
+        }
         if lost == 0 {
             // DTX (or a sender that skipped time): silence keeps the timeline continuous.
             self.append_silence(gap as usize);
@@ -347,8 +369,13 @@ mod tests {
         let stats = Arc::new(TransportStats::default());
         let mut inb = InboundAudio::new(stats.clone()).expect("decoder");
         let mut out = Vec::new();
-        let now = Instant::now();
+        let t0 = Instant::now();
+        let ts0 = pkts.first().map_or(0, |p| p.1);
+        let mut now = t0;
         for (s, t, p) in pkts {
+            // Each packet arrives when its timestamp says (a real-time sender).
+            let offset = u64::from(t.wrapping_sub(ts0)) * 1_000_000 / u64::from(SAMPLE_RATE);
+            now = now.max(t0 + Duration::from_micros(offset));
             inb.push_packet(*s, *t, p, now, &mut out);
         }
         inb.finish(now, &mut out);
@@ -426,6 +453,28 @@ mod tests {
         let (frames, st) = run(&pk);
         assert_eq!(frames.len(), 6);
         assert_eq!(st.discontinuities, 1);
+    }
+
+    #[test]
+    fn a_timestamp_jump_faster_than_real_time_is_not_filled_beyond_the_slack() {
+        let mut pk = packets(&tone(6));
+        for p in pk.iter_mut().skip(3) {
+            p.1 = p.1.wrapping_add(SAMPLE_RATE / 2); // 500 ms ahead…
+        }
+        let stats = Arc::new(TransportStats::default());
+        let mut inb = InboundAudio::new(stats.clone()).expect("decoder");
+        let mut out = Vec::new();
+        let now = Instant::now(); // …but no time passes.
+        for (s, t, p) in &pk {
+            inb.push_packet(*s, *t, p, now, &mut out);
+        }
+        let st = stats.snapshot();
+        assert_eq!(st.discontinuities, 1);
+        assert_eq!(
+            st.frames_silence, 5,
+            "at most FILL_SLACK_SAMPLES of silence"
+        );
+        assert_eq!(out.len(), 6 + 5);
     }
 
     #[test]

@@ -45,7 +45,7 @@
 //! | channel | capacity | when full |
 //! |---|---|---|
 //! | inbound frames ([`MediaSession::inbound`]) | [`INBOUND_FRAME_CAPACITY`] = 50 frames (1 s) | the new frame is dropped, `frames_dropped` counted |
-//! | outbound packets ([`AudioSender`] → writer) | [`outbound::OUTBOUND_QUEUE_CAPACITY`] = 10 (200 ms) | the frame is dropped, `frames_send_dropped` counted, the RTP clock still advances (the peer conceals it) |
+//! | outbound packets ([`AudioSender`] → writer) | [`outbound::OUTBOUND_QUEUE_CAPACITY`] = 25 (500 ms; normally empty) | the frame is dropped, `frames_send_dropped` counted, the RTP clock still advances (the peer conceals it); [`AudioSender::discard_queued`] empties it for barge-in |
 //! | local ICE candidates | [`LOCAL_CANDIDATE_CAPACITY`] = 32 | dropped, `candidates_dropped` counted |
 //! | connection state | `tokio::sync::watch` | never drops: latest state wins, terminal states are sticky |
 //!
@@ -63,17 +63,22 @@
 //! silence up to 1 s. A DTX gap (timestamps jump, sequence numbers contiguous) becomes
 //! **silence frames** ([`FrameOrigin::Silence`]), so the frame timeline stays continuous for
 //! VAD and turn timing. Gaps over 1 s, or timestamps going backwards, are a discontinuity:
-//! nothing is filled. Packets of any Opus duration (10, 20, 40, 60 ms) come out as 20 ms
+//! nothing is filled; no fill exceeds the wall-clock time since the previous packet + 100 ms. Packets of any Opus duration (10, 20, 40, 60 ms) come out as 20 ms
 //! frames. Every frame says what it is ([`AudioFrame::origin`]), where it sits on the timeline
 //! ([`AudioFrame::index`]) and when it was received. We do not negotiate `usedtx`.
 //!
 //! # Outbound timestamps
 //!
 //! [`AudioSender::send_frame`] encodes exactly one 20 ms frame (Opus VoIP, mono, in-band FEC)
-//! into one RTP packet: sequence number +1 and timestamp +960 per call from random initial
-//! values, the negotiated payload type (111 for Chromium, 109 for Firefox), the marker bit on
-//! the first packet and after [`AudioSender::mark_talkspurt`]. It never sleeps and never blocks;
-//! the caller paces (every 20 ms).
+//! into one RTP packet: sequence number +1 and timestamp +960 per frame from random initial
+//! values, the negotiated payload type (111 for Chromium, 109 for Firefox). It never sleeps and
+//! never blocks; the caller paces (every 20 ms). While frames keep coming the timestamps are
+//! strictly continuous (+960, whatever the scheduling jitter). After a pause, i.e. a gap over
+//! [`outbound::PAUSE_THRESHOLD`] (1 s), or over 40 ms when the caller announced a new
+//! utterance with [`AudioSender::mark_talkspurt`], the timestamp skips the silent time
+//! (sequence numbers stay contiguous) and the packet carries the marker bit (RFC 3551 §4.1),
+//! so the browser's jitter buffer sees real-time timestamps rather than a delay spike.
+//! [`AudioSender::discard_queued`] drops queued packets at barge-in.
 //!
 //! # Connection state
 //!
@@ -104,6 +109,10 @@
 //! - One audio track per direction; a second remote audio track is ignored. No renegotiation
 //!   (a second offer is the HTTP layer's 4xx).
 //! - ICE connects ~0.2 s after the answer on loopback (the crate's 200 ms check pacing).
+//! - Each session binds ephemeral UDP ports; no port range or single-port UDP mux (not in
+//!   webrtc 0.21), so a firewall must allow the ephemeral range, or use TURN.
+//! - The live inbound task's reorder-timeout path is covered by unit tests of the sans-IO core
+//!   only; loopback tests see no loss or reordering.
 
 pub mod client;
 pub mod inbound;
@@ -148,8 +157,9 @@ pub struct IceServer {
 pub struct WebRtcConfig {
     /// STUN/TURN servers; may be empty (host candidates only).
     pub ice_servers: Vec<IceServer>,
-    /// Local UDP addresses to bind. A wildcard (`0.0.0.0:0`) means one socket per non-loopback
-    /// interface; loopback must be listed explicitly. Port 0 = ephemeral.
+    /// Local UDP addresses to bind, per session. A wildcard (`0.0.0.0:0`) means one socket per
+    /// non-loopback interface; loopback must be listed explicitly. Use port 0 (ephemeral): each
+    /// session binds its own sockets, so a fixed port would collide between sessions.
     pub udp_addrs: Vec<SocketAddr>,
     /// Public IPs to advertise instead of the host's own (a 1:1 NAT in front of the server).
     pub public_ips: Vec<String>,

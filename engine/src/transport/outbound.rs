@@ -5,7 +5,8 @@
 //! the packet to the session's writer task through a bounded queue, never blocking or sleeping.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rtc::rtp;
 use tokio::sync::mpsc;
@@ -13,9 +14,26 @@ use tokio::sync::mpsc;
 use super::stats::{TransportStats, bump};
 use super::{FRAME_SAMPLES, SAMPLE_RATE, TransportError};
 
-/// Encoded packets queued between [`AudioSender::send_frame`] and the writer task (200 ms).
-/// When full, the newest frame is dropped and counted (`frames_send_dropped`).
-pub const OUTBOUND_QUEUE_CAPACITY: usize = 10;
+/// Encoded packets queued between [`AudioSender::send_frame`] and the writer task (500 ms).
+/// Normally empty (the writer drains at once); it fills only while the runtime or the stack
+/// stalls. When full, the newest frame is dropped and counted (`frames_send_dropped`).
+/// [`AudioSender::discard_queued`] empties it (barge-in).
+pub const OUTBOUND_QUEUE_CAPACITY: usize = 25;
+/// A gap between two sends longer than this is a pause in the interviewer's audio (never
+/// scheduling jitter): the RTP timestamp skips the silent time and the next packet is marked.
+pub const PAUSE_THRESHOLD: Duration = Duration::from_secs(1);
+/// After [`AudioSender::mark_talkspurt`] (the caller says a new utterance starts), any gap
+/// longer than this (two frame intervals) is treated as a pause.
+pub const TALKSPURT_PAUSE_THRESHOLD: Duration = Duration::from_millis(40);
+/// Longest pause reflected in the timestamp (one minute); longer ones count as one minute.
+const MAX_PAUSE_FRAMES: u32 = 3_000;
+
+/// A packet queued for the writer task, tagged with the discard generation it was sent in.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) generation: u64,
+    pub(crate) packet: rtp::Packet,
+}
 /// Largest Opus payload we produce (far above what 20 ms of voice needs).
 const MAX_OPUS_PAYLOAD: usize = 1_275;
 
@@ -58,6 +76,16 @@ impl OutboundAudio {
             marker_next: true,
             buf: vec![0; MAX_OPUS_PAYLOAD],
         })
+    }
+
+    /// A pause in sending: the timestamp (not the sequence number) skips `frames` frames of
+    /// silence and the next packet starts a talkspurt (RFC 3551 §4.1), so the receiver's
+    /// jitter buffer sees timestamps that follow real time.
+    pub fn skip_silence(&mut self, frames: u32) {
+        self.ts = self
+            .ts
+            .wrapping_add(frames.wrapping_mul(FRAME_SAMPLES as u32));
+        self.marker_next = true;
     }
 
     /// The next packet will carry the RTP marker bit (start of a talkspurt).
@@ -128,9 +156,15 @@ impl OutboundAudio {
 #[derive(Debug)]
 pub struct AudioSender {
     core: OutboundAudio,
-    tx: mpsc::Sender<rtp::Packet>,
+    tx: mpsc::Sender<Queued>,
     stats: Arc<TransportStats>,
     ended: Arc<AtomicBool>,
+    /// Packets queued in an older generation are discarded by the writer.
+    generation: Arc<AtomicU64>,
+    /// When the previous frame was sent (for pause detection).
+    last_send: Option<Instant>,
+    /// The caller marked the next frame as a talkspurt start.
+    talkspurt: bool,
     /// Holding the sender keeps the session open (see `SessionControl`).
     keepalive: Option<super::session::KeepAlive>,
 }
@@ -138,15 +172,19 @@ pub struct AudioSender {
 impl AudioSender {
     pub(crate) fn new(
         core: OutboundAudio,
-        tx: mpsc::Sender<rtp::Packet>,
+        tx: mpsc::Sender<Queued>,
         stats: Arc<TransportStats>,
         ended: Arc<AtomicBool>,
+        generation: Arc<AtomicU64>,
     ) -> Self {
         Self {
             core,
             tx,
             stats,
             ended,
+            generation,
+            last_send: None,
+            talkspurt: false,
             keepalive: None,
         }
     }
@@ -211,6 +249,25 @@ impl AudioSender {
         if self.ended.load(Ordering::Acquire) || self.tx.is_closed() {
             return Err(TransportError::Closed);
         }
+        let now = Instant::now();
+        let talkspurt = std::mem::take(&mut self.talkspurt);
+        if let Some(last) = self.last_send.replace(now) {
+            let gap = now.saturating_duration_since(last);
+            let threshold = if talkspurt {
+                TALKSPURT_PAUSE_THRESHOLD
+            } else {
+                PAUSE_THRESHOLD
+            };
+            if gap > threshold {
+                // One frame interval is the normal spacing; the rest was silence.
+                let frames = (gap.as_millis() / 20).saturating_sub(1);
+                self.core.skip_silence(
+                    u32::try_from(frames)
+                        .unwrap_or(MAX_PAUSE_FRAMES)
+                        .min(MAX_PAUSE_FRAMES),
+                );
+            }
+        }
         if self.tx.capacity() == 0 {
             self.core.skip_frame();
             bump(&self.stats.frames_send_dropped, 1);
@@ -219,8 +276,20 @@ impl AudioSender {
         Ok(true)
     }
 
+    /// Drops every packet queued but not yet handed to the stack (barge-in: stop the
+    /// interviewer's audio now). Counted in `frames_discarded`; the next frame starts a
+    /// talkspurt. Normally the queue is empty and this discards nothing.
+    pub fn discard_queued(&mut self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.mark_talkspurt();
+    }
+
     fn enqueue(&mut self, packet: rtp::Packet) -> Result<bool, TransportError> {
-        match self.tx.try_send(packet) {
+        let queued = Queued {
+            generation: self.generation.load(Ordering::Acquire),
+            packet,
+        };
+        match self.tx.try_send(queued) {
             Ok(()) => {
                 bump(&self.stats.frames_sent, 1);
                 Ok(true)
@@ -233,9 +302,13 @@ impl AudioSender {
         }
     }
 
-    /// Marks the next frame as the start of a talkspurt (RTP marker bit), e.g. the first frame
-    /// of a reply after silence.
+    /// Marks the next frame as the start of a talkspurt, e.g. the first frame of a reply: it
+    /// carries the RTP marker bit, and if nothing was sent for more than
+    /// [`TALKSPURT_PAUSE_THRESHOLD`] its timestamp skips the silent time so the receiver's
+    /// jitter buffer sees real-time timestamps. (Without this call, only gaps longer than
+    /// [`PAUSE_THRESHOLD`] are treated so.) Sequence numbers always stay contiguous.
     pub fn mark_talkspurt(&mut self) {
+        self.talkspurt = true;
         self.core.mark_talkspurt();
     }
 
@@ -270,6 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_skips_timestamps_but_not_sequence_numbers() {
+        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        let frame = vec![0i16; FRAME_SAMPLES];
+        let a = out.packetize(&frame).expect("encode");
+        out.skip_silence(24);
+        let b = out.packetize(&frame).expect("encode");
+        assert_eq!(
+            b.header
+                .sequence_number
+                .wrapping_sub(a.header.sequence_number),
+            1
+        );
+        assert_eq!(
+            b.header.timestamp.wrapping_sub(a.header.timestamp),
+            25 * 960
+        );
+        assert!(
+            b.header.marker,
+            "the first packet after a pause starts a talkspurt"
+        );
+    }
+
+    #[test]
     fn a_wrong_length_frame_is_refused() {
         let mut out = OutboundAudio::new(7, 111).expect("encoder");
         assert!(matches!(
@@ -287,6 +383,7 @@ mod tests {
             tx,
             stats.clone(),
             Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
         );
         let frame = vec![0i16; FRAME_SAMPLES];
         let results: Vec<bool> = (0..5)
@@ -306,6 +403,7 @@ mod tests {
             tx,
             Arc::new(TransportStats::default()),
             ended,
+            Arc::new(AtomicU64::new(0)),
         );
         assert!(matches!(
             s.send_frame(&[0; FRAME_SAMPLES]),

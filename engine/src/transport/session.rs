@@ -1,7 +1,7 @@
 //! The peer-connection plumbing shared by the server ([`accept_offer`]) and the client: event
 //! handler, inbound/writer/supervisor tasks, and the [`MediaSession`] handed to the caller.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,6 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::peer_connection::transport::RTCDtlsTransportState;
-use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -28,7 +27,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::inbound::InboundAudio;
-use super::outbound::{AudioSender, OUTBOUND_QUEUE_CAPACITY, OutboundAudio};
+use super::outbound::{AudioSender, OUTBOUND_QUEUE_CAPACITY, OutboundAudio, Queued};
 use super::stats::{TransportStats, bump};
 use super::{
     AudioFrame, ConnectionState, EndReason, INBOUND_FRAME_CAPACITY, IceCandidate,
@@ -46,7 +45,7 @@ pub(crate) struct Shared {
     inbound: Mutex<Option<mpsc::Sender<AudioFrame>>>,
     stats: Arc<TransportStats>,
     ended: Arc<AtomicBool>,
-    /// Last ICE connection state, as `ice_code`.
+    /// Last ICE connection state, as one of the `ICE_*` codes below.
     ice: AtomicU8,
     /// `a=mid` of our first media section, for trickled candidates.
     mid: OnceLock<String>,
@@ -223,10 +222,19 @@ async fn inbound_task(
 /// Hands encoded packets to the stack.
 async fn writer_task(
     track: Arc<TrackLocalStaticRTP>,
-    mut rx: mpsc::Receiver<rtp::Packet>,
+    mut rx: mpsc::Receiver<Queued>,
+    generation: Arc<AtomicU64>,
     stats: Arc<TransportStats>,
 ) {
-    while let Some(packet) = rx.recv().await {
+    while let Some(Queued {
+        generation: sent_in,
+        packet,
+    }) = rx.recv().await
+    {
+        if sent_in != generation.load(Ordering::Acquire) {
+            bump(&stats.frames_discarded, 1);
+            continue;
+        }
         let bytes = packet.payload.len() as u64;
         match track.write_rtp(packet).await {
             Ok(()) => {
@@ -455,7 +463,13 @@ impl Peer {
 
         let (packet_tx, packet_rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
         let stats = self.shared.stats.clone();
-        let writer = tokio::spawn(writer_task(self.track.clone(), packet_rx, stats.clone()));
+        let generation = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(writer_task(
+            self.track.clone(),
+            packet_rx,
+            generation.clone(),
+            stats.clone(),
+        ));
         tokio::spawn(supervisor_task(
             self.pc.clone(),
             sender.clone(),
@@ -473,8 +487,14 @@ impl Peer {
                 shared: self.shared.clone(),
             }),
         };
-        let outbound = AudioSender::new(core, packet_tx, stats, self.shared.ended.clone())
-            .with_keepalive(control.inner.clone() as KeepAlive);
+        let outbound = AudioSender::new(
+            core,
+            packet_tx,
+            stats,
+            self.shared.ended.clone(),
+            generation,
+        )
+        .with_keepalive(control.inner.clone() as KeepAlive);
         Ok(MediaSession {
             inbound: self.inbound_rx,
             outbound,
@@ -708,5 +728,44 @@ impl MediaSession {
 
     pub async fn close(&self) {
         self.control.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn discarded_frames_never_reach_the_stack() {
+        let stats = Arc::new(TransportStats::default());
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
+        let generation = Arc::new(AtomicU64::new(0));
+        let mut sender = AudioSender::new(
+            OutboundAudio::new(1, 111).expect("encoder"),
+            tx,
+            stats.clone(),
+            Arc::new(AtomicBool::new(false)),
+            generation.clone(),
+        );
+        let frame = vec![0i16; super::super::FRAME_SAMPLES];
+        for _ in 0..3 {
+            assert!(sender.send_frame(&frame).expect("queued"));
+        }
+        sender.discard_queued();
+        assert!(sender.send_frame(&frame).expect("queued"));
+        drop(sender);
+        // An unbound track refuses every write, which is how the one surviving packet shows.
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "s".into(),
+            "t".into(),
+            "l".into(),
+            RtpCodecKind::Audio,
+            vec![],
+        )));
+        writer_task(track, rx, generation, stats.clone()).await;
+        let st = stats.snapshot();
+        assert_eq!(st.frames_sent, 4);
+        assert_eq!(st.frames_discarded, 3);
+        assert_eq!(st.packets_out + st.packets_out_failed, 1);
     }
 }

@@ -25,6 +25,7 @@ pub struct TransportStats {
     // Outbound (us → remote peer).
     pub(crate) frames_sent: AtomicU64,
     pub(crate) frames_send_dropped: AtomicU64,
+    pub(crate) frames_discarded: AtomicU64,
     pub(crate) encode_errors: AtomicU64,
     pub(crate) packets_out: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
@@ -66,6 +67,8 @@ pub struct StatsSnapshot {
     pub frames_sent: u64,
     /// Frames dropped because the outbound queue was full.
     pub frames_send_dropped: u64,
+    /// Queued frames discarded by [`AudioSender::discard_queued`](super::AudioSender::discard_queued).
+    pub frames_discarded: u64,
     /// Frames libopus failed to encode.
     pub encode_errors: u64,
     /// RTP packets handed to the WebRTC stack.
@@ -98,6 +101,7 @@ impl TransportStats {
             frames_dropped: r(&self.frames_dropped),
             frames_sent: r(&self.frames_sent),
             frames_send_dropped: r(&self.frames_send_dropped),
+            frames_discarded: r(&self.frames_discarded),
             encode_errors: r(&self.encode_errors),
             packets_out: r(&self.packets_out),
             bytes_out: r(&self.bytes_out),

@@ -103,6 +103,9 @@ impl Harness {
             .await
             .expect("fakes start");
         config.fakes = Some(fake_endpoints(&fakes));
+        // "Real" vendors are the fakes too, so BYOK keys (which may carry fault directives)
+        // reach them.
+        config.vendors = fake_endpoints(&fakes);
         let ring = KeyRing::new(MasterKey::from_bytes([7; 32]), vec![]);
         let engine = EngineHandle::start(db.clone(), config, PlatformKeys::default(), ring.clone());
         Self {
@@ -167,9 +170,48 @@ impl Harness {
         }
     }
 
+    /// Stores a BYOK key for an account, encrypted as the API does.
+    pub async fn store_key(&self, account_id: Uuid, provider: &str, key: &str) {
+        let encrypted = self
+            .ring
+            .encrypt(
+                account_id,
+                provider,
+                &secrecy::SecretString::from(key.to_owned()),
+            )
+            .expect("encrypt");
+        let now = Utc::now();
+        entities::byok_keys::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            account_id: Set(account_id),
+            provider: Set(provider.to_owned()),
+            ciphertext: Set(encrypted.ciphertext),
+            nonce: Set(encrypted.nonce),
+            key_id: Set(encrypted.key_id),
+            last_four: Set(key[key.len() - 4..].to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .expect("key row");
+    }
+
     /// Starts an interview with a scripted candidate; returns its id and the run.
     pub async fn start_interview(&self, candidate: Candidate) -> (Uuid, Run) {
+        self.start_interview_with_keys(candidate, &[]).await
+    }
+
+    /// Like `start_interview`, with the account's own keys `(provider, key)` stored first.
+    pub async fn start_interview_with_keys(
+        &self,
+        candidate: Candidate,
+        keys: &[(&str, &str)],
+    ) -> (Uuid, Run) {
         let (account_id, interview_id) = self.create_interview().await;
+        for (provider, key) in keys {
+            self.store_key(account_id, provider, key).await;
+        }
         let (link, peer) = memory_transport();
         let events = self
             .engine
@@ -187,6 +229,22 @@ impl Harness {
         )
     }
 
+    /// This engine has no live interview left (its actors reported stopping). Safe in test
+    /// binaries whose tests run in parallel.
+    pub async fn assert_engine_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.engine.live().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "interviews still live: {:?}",
+                self.engine.live()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// No actor of any interview is alive in this process: the live-instance counters are back
+    /// at zero. Only meaningful in a test binary with a single test (the counters are global).
     pub async fn assert_no_live_actors(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

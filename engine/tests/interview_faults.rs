@@ -1,0 +1,282 @@
+//! Protects the interview's resilience and limits: barge-in stops the interviewer and keeps only
+//! what was heard; an STT socket drop and an LLM overload mid-stream are survived; a TTS that
+//! rejects its key ends the interview with a clear recorded reason; a vanished peer and a silent
+//! candidate end it; admission control refuses a second interview per account and beyond
+//! capacity. Faults come from the fakes, chosen per connection by the (BYOK) key.
+
+mod support;
+
+use std::time::Duration;
+
+use engine::engine::EngineError;
+use engine::media::memory_transport;
+use entities::{interviews, transcript_segments, usage_log};
+use fakes::{Fault, fault_key};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use support::{Candidate, Harness};
+use uuid::Uuid;
+
+async fn segments(harness: &Harness, id: Uuid) -> Vec<transcript_segments::Model> {
+    transcript_segments::Entity::find()
+        .filter(transcript_segments::Column::InterviewId.eq(id))
+        .order_by_asc(transcript_segments::Column::Seq)
+        .all(&harness.db)
+        .await
+        .expect("segments")
+}
+
+async fn end_reason(harness: &Harness, id: Uuid) -> Option<String> {
+    interviews::Entity::find_by_id(id)
+        .one(&harness.db)
+        .await
+        .expect("query")
+        .and_then(|row| row.end_reason)
+}
+
+const LONG_GREETING: &str = "Hello and welcome to your mock interview today, I am really glad you could make it and I hope you are ready. Tell me about yourself.";
+
+#[actix::test]
+async fn barge_in_stops_the_interviewer_and_keeps_only_the_heard_part() {
+    let harness = Harness::start(
+        &["Sorry, could you repeat the question please?"],
+        &[LONG_GREETING, "Of course. That is all, thank you. [END]"],
+    )
+    .await;
+    let mut candidate = Candidate::answers(1);
+    candidate.barge_in_on_reply = Some((1, Duration::from_millis(800)));
+    let (id, mut run) = harness.start_interview(candidate).await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    let report = run.candidate_task.await.expect("candidate");
+    let segments = segments(&harness, id).await;
+    let first = &segments[0];
+    assert!(first.interrupted, "{segments:#?}");
+    assert!(
+        !first.text.is_empty() && first.text.len() < LONG_GREETING.len(),
+        "{first:?}"
+    );
+    assert!(
+        LONG_GREETING.starts_with(&first.text),
+        "heard part is a prefix: {first:?}"
+    );
+    assert_eq!(
+        segments[1].text,
+        "Sorry, could you repeat the question please?"
+    );
+    // Audio stopped soon after the candidate started talking: barge-in needs 200 ms of voice
+    // plus a word (or 900 ms without one); after the decision not one more frame is sent.
+    let after = report.frames_after_barge_in[0];
+    assert!(
+        after > 0 && after <= 60,
+        "frames heard after talking over: {after}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn an_stt_socket_drop_mid_utterance_is_survived() {
+    let harness = Harness::start(
+        &["First answer about Rust.", "Second answer about tests."],
+        &[
+            "Hi! First question?",
+            "Second question?",
+            "Thanks, goodbye. [END]",
+        ],
+    )
+    .await;
+    let stt_key = fault_key("dg-user-key-000000000000", &[Fault::Drop { after: 4 }]);
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(2), &[("deepgram", &stt_key)])
+        .await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    let candidate_lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .filter(|s| s.speaker == transcript_segments::Speaker::Candidate)
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        candidate_lines,
+        vec!["First answer about Rust.", "Second answer about tests."]
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn an_llm_overload_mid_stream_is_survived() {
+    let harness = Harness::start(
+        &["My answer."],
+        // The fake serves replies in turn: the overloaded first request uses the first entry,
+        // its retry the second.
+        &[
+            "Hi there, tell me about your last project please.",
+            "Hi there, tell me about your last project please.",
+            "Thanks, goodbye. [END]",
+        ],
+    )
+    .await;
+    let llm_key = fault_key(
+        "sk-ant-user-000000000000",
+        &[Fault::MidStreamError { after: 1 }],
+    );
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("anthropic", &llm_key)])
+        .await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("Thanks, goodbye."),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines,
+        vec![
+            "Hi there, tell me about your last project please.",
+            "My answer.",
+            "Thanks, goodbye."
+        ],
+        "the overloaded greeting was asked again"
+    );
+    assert_eq!(harness.fakes.anthropic.counters().streams_started, 3);
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_tts_that_rejects_its_key_ends_the_interview_with_a_clear_reason() {
+    let harness = Harness::start(&["Hello."], &["Hi!"]).await;
+    let tts_key = fault_key("xi-user-key-000000000000", &[Fault::Unauthorized]);
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("elevenlabs", &tts_key)])
+        .await;
+    let reason = run.wait_for_end(Duration::from_secs(30)).await;
+    assert_eq!(reason, "vendor_failure:tts:auth");
+    assert_eq!(
+        end_reason(&harness, id).await.as_deref(),
+        Some("vendor_failure:tts:auth")
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_vanished_peer_ends_the_interview() {
+    let harness = Harness::start(&["Answer one."], &["Hi! Question one?", "Question two?"]).await;
+    let mut candidate = Candidate::answers(1);
+    candidate.hang_up_after = Some(1);
+    let (id, mut run) = harness.start_interview(candidate).await;
+    let reason = run.wait_for_end(Duration::from_secs(30)).await;
+    assert!(reason.starts_with("peer_disconnected"), "{reason}");
+    assert!(
+        end_reason(&harness, id)
+            .await
+            .is_some_and(|r| r.starts_with("peer_disconnected"))
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_silent_candidate_is_prompted_and_then_the_interview_ends() {
+    let harness = Harness::start_with(
+        &[],
+        &["Hi! Tell me about yourself.", "Take your time."],
+        |_, config| {
+            config.interview.idle_prompt_after = Duration::from_secs(2);
+            config.interview.idle_end_after = Duration::from_secs(5);
+        },
+    )
+    .await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(0)).await;
+    assert_eq!(
+        run.wait_for_end(Duration::from_secs(30)).await,
+        "idle_timeout"
+    );
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec!["Hi! Tell me about yourself.", "Take your time."],
+        "greeting, then one gentle prompt"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn admission_allows_one_live_interview_per_account_and_respects_capacity() {
+    let harness = Harness::start_with(&[], &["Hi!"], |_, config| config.max_live = 2).await;
+    let (account, first) = harness.create_interview().await;
+    let (link, _peer_one) = memory_transport();
+    harness
+        .engine
+        .start_interview(first, account, Harness::plan(), link)
+        .await
+        .expect("first starts");
+    let (link, _peer_two) = memory_transport();
+    let again = harness
+        .engine
+        .start_interview(Uuid::now_v7(), account, Harness::plan(), link)
+        .await;
+    assert!(matches!(again, Err(EngineError::AlreadyLive)), "{again:?}");
+    let (other_account, second) = harness.create_interview().await;
+    let (link, _peer_three) = memory_transport();
+    harness
+        .engine
+        .start_interview(second, other_account, Harness::plan(), link)
+        .await
+        .expect("second starts");
+    let (third_account, third) = harness.create_interview().await;
+    let (link, _peer_four) = memory_transport();
+    let full = harness
+        .engine
+        .start_interview(third, third_account, Harness::plan(), link)
+        .await;
+    assert!(matches!(full, Err(EngineError::AtCapacity(2))), "{full:?}");
+    assert_eq!(harness.engine.live().len(), 2);
+    assert_eq!(harness.engine.end_for_account(account, "admin"), 1);
+    assert!(harness.engine.end_interview(
+        second,
+        "test",
+        engine::actors::interview::StopMode::CancelNow
+    ));
+    harness.assert_engine_idle().await;
+    assert_eq!(end_reason(&harness, first).await.as_deref(), Some("admin"));
+}
+
+#[actix::test]
+async fn usage_rows_record_whose_key_paid() {
+    let harness = Harness::start(&["Yes."], &["Hi!", "Bye. [END]"]).await;
+    let (id, mut run) = harness
+        .start_interview_with_keys(
+            Candidate::answers(1),
+            &[("anthropic", "sk-ant-user-own-key-0000")],
+        )
+        .await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    harness.engine.flush_usage().await.expect("flush");
+    let usage = usage_log::Entity::find()
+        .filter(usage_log::Column::InterviewId.eq(id))
+        .all(&harness.db)
+        .await
+        .expect("usage");
+    let llm: Vec<_> = usage
+        .iter()
+        .filter(|u| u.operation == "llm_stream")
+        .collect();
+    assert!(
+        !llm.is_empty() && llm.iter().all(|u| u.provider == "anthropic"),
+        "{usage:#?}"
+    );
+    let stt: Vec<_> = usage
+        .iter()
+        .filter(|u| u.operation == "stt_stream")
+        .collect();
+    assert!(
+        !stt.is_empty() && stt.iter().all(|u| u.provider == "fake"),
+        "{usage:#?}"
+    );
+}

@@ -1,0 +1,988 @@
+//! The web page in a real headless Chromium (see `tests::browser`): sign-up and sign-in, the
+//! profile and its policy notice, the privacy settings, the session across reloads (refresh
+//! cookie only; nothing in storage), and account deletion.
+//!
+//! These run on SQLite only (the PostgreSQL path is covered by the API tests). Without Chromium
+//! they print a notice and pass, except under CI, where they fail.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::browser::{Browser, BrowserConfig, DEFAULT_TIMEOUT};
+use tests::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with, unique_email};
+
+/// Where the browser tests leave screenshots of the main screens (for a look by eye).
+const SETTINGS_SCREENSHOT: &str = "/tmp/interviewcraft-browser-settings.png";
+const PROFILE_SCREENSHOT: &str = "/tmp/interviewcraft-browser-profile.png";
+const SIGNIN_SCREENSHOT: &str = "/tmp/interviewcraft-browser-signin-error.png";
+
+/// A browser showing the page of `app`, ready (signed out or restored), or `None` to skip.
+async fn open_page(app: &TestApp) -> Option<Browser> {
+    let browser = Browser::launch_for_test(BrowserConfig::default()).await?;
+    eprintln!("browser started in {:?}", browser.startup_time());
+    browser.goto(&app.url("/")).await.expect("the page loads");
+    wait_ready(&browser).await;
+    Some(browser)
+}
+
+async fn wait_ready(browser: &Browser) {
+    browser
+        .wait_until("document.body.dataset.ready === 'true'", DEFAULT_TIMEOUT)
+        .await
+        .expect("the page finishes loading");
+}
+
+/// Waits until the screen `view` (profile, settings, signin, …) is shown and loaded.
+async fn wait_view(browser: &Browser, view: &str) {
+    browser
+        .wait_until(
+            &format!(
+                "document.body.dataset.ready === 'true' && document.body.dataset.view === '{view}'"
+            ),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("the {view} screen appears: {error:#}"));
+}
+
+/// The text content of an element (also when hidden).
+async fn text_of(browser: &Browser, css: &str) -> String {
+    let value = browser
+        .eval(&format!(
+            "const e = document.querySelector({css:?}); return e ? e.textContent : null;"
+        ))
+        .await
+        .expect("script runs");
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no element {css}"))
+        .to_owned()
+}
+
+/// Waits until the error box of `container` shows a message, and returns it.
+async fn form_error(browser: &Browser, container: &str) -> String {
+    let css = format!("{container} .form-error");
+    browser
+        .wait_until(
+            &format!("(() => {{ const e = document.querySelector({css:?}); return e && !e.hidden && e.textContent; }})()"),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("an error appears in {container}: {error:#}"))
+        .as_str()
+        .expect("text")
+        .to_owned()
+}
+
+/// Waits until the confirmation next to the buttons of `container` reads something.
+async fn saved_message(browser: &Browser, container: &str) -> String {
+    let css = format!("{container} .saved");
+    browser
+        .wait_until(
+            &format!("(() => {{ const e = document.querySelector({css:?}); return e && e.textContent; }})()"),
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|error| panic!("a confirmation appears in {container}: {error:#}"))
+        .as_str()
+        .expect("text")
+        .to_owned()
+}
+
+async fn notice(browser: &Browser) -> String {
+    browser
+        .wait_until(
+            "(() => { const e = document.querySelector('#notice'); return !e.hidden && e.textContent; })()",
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .expect("a notice appears")
+        .as_str()
+        .expect("text")
+        .to_owned()
+}
+
+/// Signs in through the form and waits for the profile.
+async fn sign_in(browser: &Browser, email: &str, password: &str) {
+    wait_view(browser, "signin").await;
+    browser.fill("#signin-email", email).await.expect("email");
+    browser
+        .fill("#signin-password", password)
+        .await
+        .expect("password");
+    browser
+        .click("#signin-form button[type=submit]")
+        .await
+        .expect("submit");
+    wait_view(browser, "profile").await;
+}
+
+/// Registers an account over the API (the page's sign-up has a test of its own).
+async fn registered(app: &TestApp) -> String {
+    let email = unique_email();
+    assert_eq!(app.register(&email, PASSWORD).await.status(), 201);
+    email
+}
+
+/// A fresh access token for API-side checks (signs in separately from the browser).
+async fn api_token(app: &TestApp, email: &str, password: &str) -> String {
+    let response = app.login(email, password).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+/// What the page keeps where scripts and other pages could read it.
+async fn assert_nothing_in_storage(browser: &Browser) {
+    let state = browser
+        .eval(
+            "const jwtLike = (v) => typeof v === 'string' && /eyJ[\\w-]+\\.[\\w-]+\\./.test(v);
+             const globals = Object.keys(window).filter((k) => { try { return jwtLike(window[k]); } catch { return false; } });
+             return {
+               local: localStorage.length,
+               session: sessionStorage.length,
+               cookie: document.cookie,
+               html_has_token: jwtLike(document.documentElement.outerHTML),
+               window_name: window.name,
+               globals: globals.length,
+             };",
+        )
+        .await
+        .expect("script runs");
+    assert_eq!(state["local"], 0, "localStorage is empty");
+    assert_eq!(state["session"], 0, "sessionStorage is empty");
+    let cookie = state["cookie"].as_str().expect("document.cookie");
+    assert!(
+        !cookie.contains("refresh_token") && !cookie.contains("eyJ"),
+        "document.cookie holds no token"
+    );
+    assert_eq!(state["html_has_token"], false, "no token in the DOM");
+    assert_eq!(state["window_name"], "", "nothing in window.name");
+    assert_eq!(state["globals"], 0, "no token in a global variable");
+}
+
+#[actix_web::test]
+async fn browser_sign_up_sign_in_and_see_profile() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    wait_view(&browser, "signin").await;
+    assert!(
+        text_of(&browser, "#view-signin h1")
+            .await
+            .contains("Sign in")
+    );
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-out"
+    );
+
+    // Sign up, reading the privacy policy on the way.
+    browser.click("a[href='#/signup']").await.unwrap();
+    wait_view(&browser, "signup").await;
+    let taken = registered(&app).await;
+    let email = unique_email();
+    browser.fill("#signup-email", &taken).await.unwrap();
+    browser.fill("#signup-name", "Ada").await.unwrap();
+    browser.fill("#signup-password", PASSWORD).await.unwrap();
+    browser.click("#signup-policy-link").await.unwrap();
+    wait_view(&browser, "policy").await;
+    let policy = text_of(&browser, "#policy-body").await;
+    assert!(policy.contains("bcrypt"), "the policy text is shown");
+    assert!(
+        text_of(&browser, "#policy-meta")
+            .await
+            .contains(api::policy::INITIAL_VERSION)
+    );
+    browser.click("#policy-back").await.unwrap();
+    wait_view(&browser, "signup").await;
+    let kept = browser
+        .eval("return document.querySelector('#signup-name').value")
+        .await
+        .unwrap();
+    assert_eq!(kept, "Ada", "the form keeps its values across the policy");
+
+    // The age confirmation is required; then the server's errors are shown with their code.
+    browser
+        .click("#signup-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(form_error(&browser, "#signup-form").await.contains("16"));
+    browser.click("#signup-age").await.unwrap();
+    browser
+        .click("#signup-form button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "document.querySelector('#signup-form .form-error').textContent.includes('email_taken')",
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .expect("a taken e-mail is reported with its code");
+    browser.fill("#signup-email", &email).await.unwrap();
+    browser
+        .click("#signup-form button[type=submit]")
+        .await
+        .unwrap();
+    wait_view(&browser, "profile").await;
+    assert!(notice(&browser).await.contains("Welcome"));
+    assert!(text_of(&browser, "#profile-email").await == email);
+    assert_eq!(text_of(&browser, "#profile-name").await, "Ada");
+    assert!(
+        text_of(&browser, "#profile-policy")
+            .await
+            .contains(api::policy::INITIAL_VERSION)
+    );
+    browser
+        .save_screenshot(std::path::Path::new(PROFILE_SCREENSHOT))
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-in"
+    );
+    assert!(
+        browser
+            .find("#nav")
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    // The interview screens do not exist yet, so their navigation item stays hidden.
+    assert!(
+        !browser
+            .find("[data-feature=interview]")
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+
+    // Sign out, then a wrong password, then the right one.
+    browser.click("#sign-out").await.unwrap();
+    wait_view(&browser, "signin").await;
+    assert!(notice(&browser).await.contains("signed out"));
+    browser.fill("#signin-email", &email).await.unwrap();
+    browser
+        .fill("#signin-password", "not the right password")
+        .await
+        .unwrap();
+    browser
+        .click("#signin-form button[type=submit]")
+        .await
+        .unwrap();
+    let error = form_error(&browser, "#signin-form").await;
+    assert!(
+        error.contains("invalid_credentials"),
+        "error shown: {error}"
+    );
+    browser
+        .save_screenshot(std::path::Path::new(SIGNIN_SCREENSHOT))
+        .await
+        .unwrap();
+    sign_in(&browser, &email, PASSWORD).await;
+    assert!(text_of(&browser, "#profile-email").await == email);
+
+    let logs = tests::captured_logs();
+    assert!(
+        !logs.contains(&email) && !logs.contains(&taken),
+        "no e-mail logged"
+    );
+    assert!(!logs.contains(PASSWORD), "no password logged");
+    browser.close().await.expect("the browser closes");
+    eprintln!(
+        "browser_sign_up_sign_in_and_see_profile: {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn browser_settings_change_consent_and_store_a_key_showing_only_last_four() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    browser.click("a[data-nav=settings]").await.unwrap();
+    wait_view(&browser, "settings").await;
+
+    // Every control of every screen has a label (the screens all live in the document).
+    let unlabelled = browser
+        .eval(
+            "return Array.from(document.querySelectorAll('input, select, textarea, button'))
+               .filter((e) => e.type === 'submit' || e.tagName === 'BUTTON'
+                 ? !(e.textContent.trim() || e.getAttribute('aria-label'))
+                 : e.labels.length === 0 && !e.getAttribute('aria-label'))
+               .map((e) => e.id || e.name);",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        unlabelled,
+        serde_json::json!([]),
+        "controls without a label"
+    );
+
+    // Defaults: digest and training off, skill tracking on.
+    let checked = |id: &str| format!("return document.querySelector('#{id}').checked");
+    assert_eq!(
+        browser.eval(&checked("consent-digest")).await.unwrap(),
+        false
+    );
+    assert_eq!(
+        browser.eval(&checked("consent-training")).await.unwrap(),
+        false
+    );
+    assert_eq!(
+        browser.eval(&checked("consent-skills")).await.unwrap(),
+        true
+    );
+    assert!(
+        text_of(&browser, "#consent-skills-hint")
+            .await
+            .contains("deletes the history")
+    );
+
+    // Opt in to the digest, object to skill tracking, pick a voice.
+    browser.click("#consent-digest").await.unwrap();
+    browser.click("#consent-skills").await.unwrap();
+    browser.select("#voice", "warm").await.unwrap();
+    browser
+        .click("#consent-form button[type=submit]")
+        .await
+        .unwrap();
+    assert_eq!(saved_message(&browser, "#consent-form").await, "Saved.");
+    let token = api_token(&app, &email, PASSWORD).await;
+    let settings: Value = app
+        .get_as("/api/v1/settings", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["digest_opt_in"], true);
+    assert_eq!(settings["training_opt_in"], false);
+    assert_eq!(settings["skill_tracking"], false);
+    assert_eq!(settings["interviewer_voice"], "warm");
+
+    // A key the server refuses: its message and code are shown.
+    browser
+        .fill("#key-value", "has spaces so it is not a key")
+        .await
+        .unwrap();
+    browser
+        .click("#key-form button[type=submit]")
+        .await
+        .unwrap();
+    let error = form_error(&browser, "#key-form").await;
+    assert!(error.contains("printable"), "error shown: {error}");
+
+    // A real-looking key: stored, shown as its last four only, and gone from the input.
+    let key = "dg-live-0123456789abcdefWXYZ";
+    browser.select("#key-provider", "deepgram").await.unwrap();
+    browser.fill("#key-value", key).await.unwrap();
+    browser
+        .click("#key-form button[type=submit]")
+        .await
+        .unwrap();
+    assert_eq!(saved_message(&browser, "#key-form").await, "Key saved.");
+    assert_eq!(
+        text_of(&browser, "tr[data-provider=deepgram] .last-four").await,
+        "WXYZ"
+    );
+    let page = browser
+        .eval("return document.documentElement.outerHTML + '|' + document.querySelector('#key-value').value")
+        .await
+        .unwrap();
+    let page = page.as_str().unwrap();
+    assert!(!page.contains(key), "the key is not in the page");
+    assert!(
+        !page.contains("0123456789abcdef"),
+        "no part beyond the last four"
+    );
+    assert!(
+        text_of(&browser, "tr[data-provider=anthropic]")
+            .await
+            .contains("not set")
+    );
+    let keys: Value = app
+        .get_as("/api/v1/settings/keys", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["keys"][0]["provider"], "deepgram");
+    assert_eq!(keys["keys"][0]["last_four"], "WXYZ");
+
+    // The screenshot of the signed-in settings page (whole page).
+    let height = browser
+        .eval("return document.documentElement.scrollHeight")
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap_or(2000);
+    browser
+        .set_window_size(1280, (height as u32 + 120).min(4000))
+        .await
+        .unwrap();
+    browser.eval("window.scrollTo(0, 0)").await.unwrap();
+    browser
+        .save_screenshot(std::path::Path::new(SETTINGS_SCREENSHOT))
+        .await
+        .unwrap();
+    eprintln!("settings screenshot: {SETTINGS_SCREENSHOT}");
+
+    // After a reload the choices come back from the server.
+    browser.reload().await.unwrap();
+    wait_view(&browser, "settings").await;
+    assert_eq!(
+        browser.eval(&checked("consent-digest")).await.unwrap(),
+        true
+    );
+    assert_eq!(
+        browser.eval(&checked("consent-skills")).await.unwrap(),
+        false
+    );
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#voice').value")
+            .await
+            .unwrap(),
+        "warm"
+    );
+
+    // Delete the key again.
+    browser
+        .click("tr[data-provider=deepgram] button")
+        .await
+        .unwrap();
+    assert_eq!(
+        saved_message(&browser, "#key-form").await,
+        "Deepgram key deleted."
+    );
+    assert!(
+        text_of(&browser, "tr[data-provider=deepgram]")
+            .await
+            .contains("not set")
+    );
+    assert_eq!(app.count_rows("byok_keys").await, 0);
+
+    // The export downloads (fetched with the in-memory token).
+    browser.click("#export-button").await.unwrap();
+    let export = saved_message(&browser, "#export-card").await;
+    assert!(export.starts_with("Export ready"), "export: {export}");
+
+    // Nothing the page sent reached the server's logs.
+    let logs = tests::captured_logs();
+    assert!(!logs.is_empty(), "logs are captured");
+    assert!(
+        !logs.contains(key) && !logs.contains("0123456789abcdef"),
+        "the key is not logged"
+    );
+    assert!(
+        !logs.contains(&email) && !logs.contains(PASSWORD),
+        "no e-mail or password logged"
+    );
+
+    browser.close().await.unwrap();
+    eprintln!(
+        "browser_settings_change_consent_and_store_a_key_showing_only_last_four: {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn browser_session_survives_reload_via_refresh_cookie_and_no_token_in_storage() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    assert_nothing_in_storage(&browser).await;
+
+    // A reload loses the in-memory token; the HttpOnly cookie brings the session back.
+    browser.reload().await.unwrap();
+    wait_view(&browser, "profile").await;
+    assert!(text_of(&browser, "#profile-email").await == email);
+    assert_nothing_in_storage(&browser).await;
+
+    // Again, on another screen (the rotated cookie works too).
+    browser.click("a[data-nav=settings]").await.unwrap();
+    wait_view(&browser, "settings").await;
+    browser.reload().await.unwrap();
+    wait_view(&browser, "settings").await;
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-in"
+    );
+    assert_nothing_in_storage(&browser).await;
+
+    // Signing out revokes the cookie: a reload stays signed out.
+    browser.click("#sign-out").await.unwrap();
+    wait_view(&browser, "signin").await;
+    browser.reload().await.unwrap();
+    wait_view(&browser, "signin").await;
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-out"
+    );
+    assert!(
+        !browser
+            .find("#nav")
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    assert_nothing_in_storage(&browser).await;
+
+    browser.close().await.unwrap();
+    eprintln!(
+        "browser_session_survives_reload_via_refresh_cookie_and_no_token_in_storage: {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn browser_refreshes_the_access_token_before_it_expires() {
+    let started = Instant::now();
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.access_token_ttl_secs = 4;
+    })
+    .await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    let sessions = app.count_rows("refresh_tokens").await;
+
+    // With a 4 s token the page refreshes on its own about every 3.2 s. Nothing is clicked
+    // meanwhile, so only its timer can rotate the session (never a 401 and a retry).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.count_rows("refresh_tokens").await < sessions + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the page rotates its session twice within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.click("a[data-nav=settings]").await.unwrap();
+    wait_view(&browser, "settings").await;
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-in"
+    );
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#notice').hidden")
+            .await
+            .unwrap(),
+        true,
+        "no 'session ended' notice"
+    );
+
+    browser.close().await.unwrap();
+    eprintln!(
+        "browser_refreshes_the_access_token_before_it_expires: {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn browser_profile_announces_an_upcoming_policy_and_accepts_it() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let now = chrono::Utc::now();
+    api::policy::publish(
+        &app.db,
+        api::policy::NewPolicy {
+            version: "2027-01".to_owned(),
+            title: "InterviewCraft privacy policy".to_owned(),
+            summary: "Usage logs are now kept for 60 days.".to_owned(),
+            body: "# Policy 2027-01\n\n- **Usage logs.** 60 days.\n".to_owned(),
+            effective_at: now + chrono::Duration::days(20),
+        },
+        now,
+    )
+    .await
+    .expect("publish an upcoming version");
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+
+    let notice_css = "#policy-notices [data-policy-version='2027-01']";
+    browser
+        .wait_visible(notice_css, DEFAULT_TIMEOUT)
+        .await
+        .unwrap();
+    assert!(text_of(&browser, notice_css).await.contains("60 days"));
+    let accepted = app.count_rows("policy_acceptances").await;
+    browser
+        .click(&format!("{notice_css} button"))
+        .await
+        .unwrap();
+    assert!(
+        saved_message(&browser, notice_css)
+            .await
+            .contains("accepted version 2027-01")
+    );
+    assert_eq!(app.count_rows("policy_acceptances").await, accepted + 1);
+
+    // The public policy screen shows the announced version too.
+    browser.click(".site-footer a").await.unwrap();
+    wait_view(&browser, "policy").await;
+    assert!(
+        text_of(&browser, "#policy-upcoming")
+            .await
+            .contains("2027-01")
+    );
+
+    browser.close().await.unwrap();
+    eprintln!(
+        "browser_profile_announces_an_upcoming_policy_and_accepts_it: {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn browser_delete_account() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    browser.click("a[data-nav=settings]").await.unwrap();
+    wait_view(&browser, "settings").await;
+
+    // Both the confirmation box and the right password are required.
+    browser
+        .fill("#delete-password", "not the right password")
+        .await
+        .unwrap();
+    browser
+        .click("#delete-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        form_error(&browser, "#delete-form")
+            .await
+            .contains("Tick the box")
+    );
+    browser.click("#delete-confirm").await.unwrap();
+    browser
+        .click("#delete-form button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "document.querySelector('#delete-form .form-error').textContent.includes('forbidden')",
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .expect("a wrong password is refused with its code");
+    assert_eq!(app.count_rows("accounts").await, 1);
+
+    browser.fill("#delete-password", PASSWORD).await.unwrap();
+    browser
+        .click("#delete-form button[type=submit]")
+        .await
+        .unwrap();
+    wait_view(&browser, "signin").await;
+    assert!(notice(&browser).await.contains("deleted"));
+    assert_eq!(app.count_rows("accounts").await, 0);
+    assert_eq!(
+        browser
+            .eval("return document.body.dataset.session")
+            .await
+            .unwrap(),
+        "signed-out"
+    );
+
+    // The cookie was cleared and revoked: a reload stays signed out, and the account is gone.
+    browser.reload().await.unwrap();
+    wait_view(&browser, "signin").await;
+    browser.fill("#signin-email", &email).await.unwrap();
+    browser.fill("#signin-password", PASSWORD).await.unwrap();
+    browser
+        .click("#signin-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        form_error(&browser, "#signin-form")
+            .await
+            .contains("invalid_credentials")
+    );
+
+    browser.close().await.unwrap();
+    eprintln!("browser_delete_account: {:?}", started.elapsed());
+}
+
+/// Not a browser test: the page and its files carry the security headers the browser relies on.
+#[actix_web::test]
+async fn page_and_assets_are_served_with_strict_security_headers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/static/app.js", "text/javascript"),
+        ("/static/app.css", "text/css"),
+        ("/static/icon.svg", "image/svg+xml"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(content_type), "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{path}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("cache-control"), "no-cache", "{path}");
+        let etag = header("etag");
+        assert!(etag.starts_with('"'), "{path} has an ETag");
+
+        // Revalidation costs a 304 with the same headers and no body.
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 304, "{path}");
+        assert!(response.headers().contains_key("content-security-policy"));
+    }
+    let response = app.client.head(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "HEAD /");
+    assert!(response.headers().contains_key("content-security-policy"));
+    let response = app.get("/static/index.html").await;
+    assert_eq!(response.status(), 404);
+    let response = app.get("/static/../Cargo.toml").await;
+    assert_eq!(response.status(), 404);
+}
+
+#[actix_web::test]
+async fn browser_change_email_and_password_keep_the_page_signed_in() {
+    let started = Instant::now();
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    browser.click("a[data-nav=settings]").await.unwrap();
+    wait_view(&browser, "settings").await;
+
+    // A wrong current password is refused with the server's message.
+    let new_email = unique_email();
+    browser.fill("#email-new", &new_email).await.unwrap();
+    browser
+        .fill("#email-password", "not the right password")
+        .await
+        .unwrap();
+    browser
+        .click("#email-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        form_error(&browser, "#email-form")
+            .await
+            .contains("current password is incorrect")
+    );
+    browser.fill("#email-password", PASSWORD).await.unwrap();
+    browser
+        .click("#email-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        saved_message(&browser, "#email-form")
+            .await
+            .starts_with("Your e-mail address is now")
+    );
+
+    // A password change revokes every session; the page signs in again with the new one.
+    let new_password = "a new and longer passphrase";
+    browser.fill("#password-current", PASSWORD).await.unwrap();
+    browser.fill("#password-new", new_password).await.unwrap();
+    browser
+        .fill("#password-repeat", "something else entirely")
+        .await
+        .unwrap();
+    browser
+        .click("#password-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        form_error(&browser, "#password-form")
+            .await
+            .contains("differ")
+    );
+    browser
+        .fill("#password-repeat", new_password)
+        .await
+        .unwrap();
+    browser
+        .click("#password-form button[type=submit]")
+        .await
+        .unwrap();
+    assert!(
+        saved_message(&browser, "#password-form")
+            .await
+            .starts_with("Password changed")
+    );
+
+    // Still signed in after a reload (the new cookie), as the new address.
+    browser.reload().await.unwrap();
+    wait_view(&browser, "settings").await;
+    browser.click("a[data-nav=profile]").await.unwrap();
+    wait_view(&browser, "profile").await;
+    assert!(text_of(&browser, "#profile-email").await == new_email);
+    assert_eq!(app.login(&email, PASSWORD).await.status(), 401);
+    assert_eq!(app.login(&new_email, new_password).await.status(), 200);
+
+    browser.close().await.unwrap();
+    eprintln!(
+        "browser_change_email_and_password_keep_the_page_signed_in: {:?}",
+        started.elapsed()
+    );
+}
+
+/// The harness's fake microphone (for the interview tests to come): a spoken WAV made with
+/// espeak-ng and sox reaches `getUserMedia` on the page's origin, whose Permissions-Policy
+/// allows the microphone.
+#[actix_web::test]
+async fn browser_fake_microphone_plays_a_spoken_wav() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    if let Err(error) = tests::browser::speech_wav(
+        "I led a migration of our billing service to Postgres",
+        &wav,
+        0.2,
+        0.5,
+    ) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "espeak-ng and sox are needed under CI: {error:#}"
+        );
+        eprintln!("notice: skipping the fake microphone test: {error:#}");
+        return;
+    }
+    let config = BrowserConfig {
+        fake_audio_wav: Some(wav),
+        ..BrowserConfig::default()
+    };
+    let Some(browser) = Browser::launch_for_test(config).await else {
+        return;
+    };
+    browser.goto(&app.url("/")).await.unwrap();
+    wait_ready(&browser).await;
+    let result = browser
+        .client()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             (async () => {
+               const stream = await navigator.mediaDevices.getUserMedia({ audio: {
+                 echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
+               const context = new AudioContext();
+               const analyser = context.createAnalyser();
+               analyser.fftSize = 2048;
+               context.createMediaStreamSource(stream).connect(analyser);
+               const samples = new Float32Array(analyser.fftSize);
+               let peak = 0;
+               const start = performance.now();
+               while (performance.now() - start < 2500) {
+                 await new Promise((resolve) => setTimeout(resolve, 50));
+                 analyser.getFloatTimeDomainData(samples);
+                 let sum = 0;
+                 for (const v of samples) sum += v * v;
+                 peak = Math.max(peak, Math.sqrt(sum / samples.length));
+               }
+               stream.getTracks().forEach((track) => track.stop());
+               await context.close();
+               done({ peak });
+             })().catch((error) => done({ error: String(error) }));",
+            Vec::new(),
+        )
+        .await
+        .expect("the capture script runs");
+    assert!(
+        result["error"].is_null(),
+        "getUserMedia: {}",
+        result["error"]
+    );
+    let peak = result["peak"].as_f64().expect("peak");
+    eprintln!("fake microphone RMS peak: {peak:.3}");
+    assert!(
+        peak > 0.02,
+        "the microphone carries the speech (RMS {peak})"
+    );
+    browser.close().await.unwrap();
+}
+
+/// The harness itself: dropping a browser without closing it (as a panicking test does) leaves
+/// no chromedriver or Chromium process behind.
+#[actix_web::test]
+async fn browser_harness_leaves_no_process_behind_when_dropped() {
+    let Some(browser) = Browser::launch_for_test(BrowserConfig::default()).await else {
+        return;
+    };
+    browser.goto("about:blank").await.unwrap();
+    let group = browser.process_group();
+    let running = tests::browser::live_processes_in_group(group);
+    assert!(
+        running >= 2,
+        "chromedriver and Chromium run in one group ({running})"
+    );
+    drop(browser);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = tests::browser::live_processes_in_group(group);
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} processes left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
