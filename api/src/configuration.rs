@@ -107,6 +107,14 @@ pub struct Settings {
     pub elevenlabs_voice_id: String,
     /// `RESUME_MAX_BYTES`.
     pub resume_max_bytes: usize,
+    /// `ANTHROPIC_FALLBACK_MODEL`.
+    pub anthropic_fallback_model: Option<String>,
+    /// `MAX_LIVE_INTERVIEWS`.
+    pub max_live_interviews: usize,
+    /// `ICE_SERVERS`.
+    pub ice_servers: Option<String>,
+    /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
+    pub webrtc_loopback_only: bool,
 }
 
 impl Default for Settings {
@@ -146,6 +154,10 @@ impl Default for Settings {
             elevenlabs_http_base_url: "https://api.elevenlabs.io".to_owned(),
             elevenlabs_voice_id: "21m00Tcm4TlvDq8ikWAM".to_owned(),
             resume_max_bytes: 5 * 1024 * 1024,
+            anthropic_fallback_model: None,
+            max_live_interviews: 100,
+            ice_servers: None,
+            webrtc_loopback_only: false,
         }
     }
 }
@@ -322,6 +334,22 @@ pub struct SettingsArgs {
     #[arg(long, env = "RESUME_MAX_BYTES", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_max_bytes: Option<usize>,
+    /// Claude model tried once when the main one is overloaded [default: none].
+    #[arg(long, env = "ANTHROPIC_FALLBACK_MODEL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anthropic_fallback_model: Option<String>,
+    /// Live interviews this node accepts at most [default: 100].
+    #[arg(long, env = "MAX_LIVE_INTERVIEWS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_live_interviews: Option<usize>,
+    /// Comma-separated STUN/TURN URLs for WebRTC [default: none: host candidates only].
+    #[arg(long, env = "ICE_SERVERS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_servers: Option<String>,
+    /// Gather and accept only loopback ICE candidates (for tests on one machine) [default: false].
+    #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webrtc_loopback_only: Option<bool>,
 }
 
 impl Settings {

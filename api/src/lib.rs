@@ -13,6 +13,8 @@ pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod interviews;
+pub mod local_vendors;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

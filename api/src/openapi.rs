@@ -5,7 +5,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{admin, auth, health, me, metrics, policy, privacy, resume, settings};
+use crate::routes::{
+    admin, auth, health, interviews, me, metrics, policy, privacy, resume, settings,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,7 @@ use crate::routes::{admin, auth, health, me, metrics, policy, privacy, resume, s
         settings::list_keys, settings::put_key, settings::delete_key,
         privacy::export, policy::get_policy, policy::accept_policy,
         resume::upload, resume::get_resume, resume::patch_resume, resume::delete_resume,
+        interviews::create, interviews::list, interviews::get, interviews::end, interviews::offer,
         admin::search_users, admin::get_user, admin::export_user, admin::erase_user,
         admin::disable_user, admin::enable_user, admin::list_audit, admin::publish_policy,
         health::health, metrics::metrics,
@@ -31,6 +34,7 @@ use crate::routes::{admin, auth, health, me, metrics, policy, privacy, resume, s
         (name = "account", description = "The signed-in account: profile, rectification, erasure"),
         (name = "settings", description = "Consents, preferences and bring-your-own API keys"),
         (name = "privacy", description = "Export and the privacy policy"),
+        (name = "interviews", description = "Interviews: create, join over WebRTC, end, transcript and latency"),
         (name = "resume", description = "Resume text and profile; the uploaded file is never stored"),
         (name = "admin", description = "Operator actions; admin role required, every call audited"),
         (name = "operations", description = "Health and metrics"),

@@ -65,7 +65,36 @@ impl Application {
             .await
             .context("blocking pool")?
             .context("bcrypt")?;
+        let local_vendors = if crate::local_vendors::needs_fakes(&settings) {
+            let fakes = crate::local_vendors::start(&settings)
+                .await
+                .context("starting the local fake vendors")?;
+            tracing::warn!(
+                stt = settings.deepgram_api_key.is_none(),
+                llm = settings.anthropic_api_key.is_none(),
+                tts = settings.elevenlabs_api_key.is_none(),
+                "keyless local mode: vendors without a key are served by in-process fakes \
+                 (simulated speech recognition, scripted interviewer, synthetic voice)"
+            );
+            Some(std::sync::Arc::new(fakes))
+        } else {
+            None
+        };
+        let engine = engine::engine::EngineHandle::start(
+            db.clone(),
+            crate::interviews::engine_config(&settings, local_vendors.as_deref()),
+            engine::key_lease::PlatformKeys {
+                anthropic: settings.anthropic_api_key.clone(),
+                deepgram: settings.deepgram_api_key.clone(),
+                elevenlabs: settings.elevenlabs_api_key.clone(),
+            },
+            secrets.key_ring.clone(),
+        );
+        let webrtc = crate::interviews::webrtc_config(&settings);
         let state = web::Data::new(AppState {
+            engine,
+            local_vendors,
+            webrtc,
             db,
             jwt: JwtKeys::new(&secrets.jwt_secret, settings.access_token_ttl_secs),
             key_ring: secrets.key_ring,

@@ -21,4 +21,10 @@ pub struct AppState {
     /// bcrypt hash of a throwaway password at the configured cost, to verify against when an
     /// e-mail is unknown (equal timing for known and unknown accounts).
     pub dummy_password_hash: String,
+    /// The live-interview engine.
+    pub engine: engine::engine::EngineHandle,
+    /// The in-process fake vendors of keyless local mode (kept alive with the server).
+    pub local_vendors: Option<std::sync::Arc<fakes::FakeVendors>>,
+    /// WebRTC settings of new peer connections.
+    pub webrtc: engine::transport::WebRtcConfig,
 }

@@ -169,6 +169,8 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         )),
         bcrypt_cost: 4,
         workers: Some(1),
+        // Network tests only ever target loopback.
+        webrtc_loopback_only: true,
         database_max_connections: 5,
         ..Settings::default()
     }

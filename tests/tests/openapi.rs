@@ -36,6 +36,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/users/{id}/enable"),
     ("get", "/api/v1/admin/audit"),
     ("post", "/api/v1/admin/policies"),
+    ("post", "/api/v1/interviews"),
+    ("get", "/api/v1/interviews"),
+    ("get", "/api/v1/interviews/{id}"),
+    ("post", "/api/v1/interviews/{id}/end"),
+    ("post", "/api/v1/interviews/{id}/offer"),
     ("get", "/health"),
     ("get", "/metrics"),
 ];

@@ -204,6 +204,7 @@ pub async fn erase_user(
             "id: admins erase their own account with DELETE /api/v1/me".into(),
         ));
     }
+    state.engine.end_for_account(*id, "account_erased_by_admin");
     let report = privacy::erase_account(&state.db, *id).await?;
     audit::record(&state.db, admin.id, action::USER_ERASE, Some(*id)).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
@@ -222,6 +223,9 @@ async fn set_disabled(
         ));
     }
     find_account(state, id).await?;
+    if disabled {
+        state.engine.end_for_account(id, "account_disabled");
+    }
     let now = Utc::now();
     let txn = state.db.begin().await?;
     accounts::Entity::update_many()

@@ -28,5 +28,9 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "backend": backend,
             "reachable": reachable,
         },
+        // What serves each vendor kind for accounts without their own keys ("fake" in keyless
+        // local mode).
+        "vendors": state.engine.modes(),
+        "live_interviews": state.engine.live().len(),
     }))
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod interviews;
 pub mod me;
 pub mod metrics;
 pub mod page;
@@ -55,6 +56,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .delete(settings::delete_key),
                 )
                 .service(web::resource("/openapi.json").get(crate::openapi::openapi_json))
+                .service(
+                    web::resource("/interviews")
+                        .post(interviews::create)
+                        .get(interviews::list),
+                )
+                .service(web::resource("/interviews/{id}").get(interviews::get))
+                .service(web::resource("/interviews/{id}/end").post(interviews::end))
+                .service(web::resource("/interviews/{id}/offer").post(interviews::offer))
                 .service(web::resource("/privacy/export").get(privacy::export))
                 .service(
                     web::resource("/resume")

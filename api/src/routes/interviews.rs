@@ -1,0 +1,279 @@
+//! `/api/v1/interviews`: create, list, read (transcript and latency breakdown), end, and join
+//! over WebRTC (`offer`: the browser's session description in, the answer out).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use engine::actors::interview::StopMode;
+use engine::engine::EngineError;
+use engine::transport::{ErrorCategory, SessionDescription, accept_offer};
+use entities::interviews::{self, InterviewKind, InterviewStatus};
+use entities::{interview_quotas, transcript_segments, turn_metrics};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::AuthenticatedAccount;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInterview {
+    /// `behavioral`, `system_design` or `technical`.
+    #[schema(value_type = String, example = "behavioral")]
+    kind: InterviewKind,
+    target_role: Option<String>,
+    company: Option<String>,
+    /// 5 to 60 minutes; 20 by default.
+    length_minutes: Option<i32>,
+}
+
+/// An interview as listed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InterviewView {
+    pub id: Uuid,
+    #[schema(value_type = String)]
+    pub kind: InterviewKind,
+    pub target_role: Option<String>,
+    pub company: Option<String>,
+    pub length_minutes: i32,
+    #[schema(value_type = String)]
+    pub status: InterviewStatus,
+    pub live: bool,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+}
+
+fn view(state: &AppState, model: interviews::Model) -> InterviewView {
+    InterviewView {
+        live: state.engine.is_live(model.id),
+        id: model.id,
+        kind: model.kind,
+        target_role: model.target_role,
+        company: model.company,
+        length_minutes: model.planned_minutes,
+        status: model.status,
+        created_at: model.created_at,
+        started_at: model.started_at,
+        ended_at: model.ended_at,
+        end_reason: model.end_reason,
+    }
+}
+
+fn short_text(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > 100 || value.chars().any(char::is_control) {
+        return Err(ApiError::Validation(format!(
+            "{field}: at most 100 characters, one line"
+        )));
+    }
+    Ok(Some(value))
+}
+
+/// `POST /api/v1/interviews`: creates an interview (uses one free interview of the quota).
+#[utoipa::path(post, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = [])),
+    request_body = CreateInterview,
+    responses((status = 201, body = InterviewView), (status = 401, body = ErrorBody),
+        (status = 403, description = "No free interviews left", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    body: web::Json<CreateInterview>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let length = body.length_minutes.unwrap_or(20);
+    if !(5..=60).contains(&length) {
+        return Err(ApiError::Validation("length_minutes: 5 to 60".into()));
+    }
+    let target_role = short_text("target_role", body.target_role)?;
+    let company = short_text("company", body.company)?;
+    // One free interview of the quota, atomically (safe across nodes).
+    let taken = interview_quotas::Entity::update_many()
+        .col_expr(
+            interview_quotas::Column::FreeInterviewsUsed,
+            Expr::col(interview_quotas::Column::FreeInterviewsUsed).add(1),
+        )
+        .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(interview_quotas::Column::AccountId.eq(caller.id))
+        .filter(
+            Expr::col(interview_quotas::Column::FreeInterviewsUsed)
+                .lt(Expr::col(interview_quotas::Column::FreeInterviewsGranted)),
+        )
+        .exec(&state.db)
+        .await?;
+    if taken.rows_affected == 0 {
+        return Err(ApiError::Forbidden(
+            "no free interviews left on this account",
+        ));
+    }
+    let interview = interviews::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(caller.id),
+        kind: Set(body.kind),
+        target_role: Set(target_role),
+        company: Set(company),
+        planned_minutes: Set(length),
+        status: Set(InterviewStatus::Created),
+        node_id: Set(None),
+        created_at: Set(Utc::now()),
+        started_at: Set(None),
+        ended_at: Set(None),
+        end_reason: Set(None),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(HttpResponse::Created().json(view(&state, interview)))
+}
+
+/// The caller's interview, or 404 (someone else's is indistinguishable from none).
+async fn own(
+    state: &AppState,
+    caller: &AuthenticatedAccount,
+    id: Uuid,
+) -> Result<interviews::Model, ApiError> {
+    interviews::Entity::find_by_id(id)
+        .filter(interviews::Column::AccountId.eq(caller.id))
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// `GET /api/v1/interviews`: the caller's interviews, newest first.
+#[utoipa::path(get, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = [])),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let rows = interviews::Entity::find()
+        .filter(interviews::Column::AccountId.eq(caller.id))
+        .order_by_desc(interviews::Column::CreatedAt)
+        .all(&state.db)
+        .await?;
+    let items: Vec<InterviewView> = rows.into_iter().map(|row| view(&state, row)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "interviews": items })))
+}
+
+/// `GET /api/v1/interviews/{id}`: the interview with its transcript and per-turn latency.
+#[utoipa::path(get, path = "/api/v1/interviews/{id}", tag = "interviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let interview = own(&state, &caller, *id).await?;
+    let segments = transcript_segments::Entity::find()
+        .filter(transcript_segments::Column::InterviewId.eq(interview.id))
+        .order_by_asc(transcript_segments::Column::Seq)
+        .all(&state.db)
+        .await?;
+    let turns = turn_metrics::Entity::find()
+        .filter(turn_metrics::Column::InterviewId.eq(interview.id))
+        .order_by_asc(turn_metrics::Column::TurnIndex)
+        .all(&state.db)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "interview": view(&state, interview),
+        "transcript": segments,
+        "turns": turns,
+    })))
+}
+
+/// `POST /api/v1/interviews/{id}/end`.
+#[utoipa::path(post, path = "/api/v1/interviews/{id}/end", tag = "interviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 202, description = "Ending"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn end(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let interview = own(&state, &caller, *id).await?;
+    if !state
+        .engine
+        .end_interview(interview.id, "candidate_ended", StopMode::Graceful)
+        && interview.status != InterviewStatus::Ended
+    {
+        interviews::Entity::update_many()
+            .col_expr(
+                interviews::Column::Status,
+                Expr::value(InterviewStatus::Ended),
+            )
+            .col_expr(interviews::Column::EndedAt, Expr::value(Some(Utc::now())))
+            .col_expr(
+                interviews::Column::EndReason,
+                Expr::value(Some("candidate_ended".to_owned())),
+            )
+            .filter(interviews::Column::Id.eq(interview.id))
+            .exec(&state.db)
+            .await?;
+    }
+    Ok(HttpResponse::Accepted().json(json!({"id": interview.id, "ending": true})))
+}
+
+/// `POST /api/v1/interviews/{id}/offer`: the browser's WebRTC offer; starts the interview and
+/// answers. One offer per interview; an ended or someone else's interview is refused.
+#[utoipa::path(post, path = "/api/v1/interviews/{id}/offer", tag = "interviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = Object,
+    responses((status = 200, description = "The answer `{type: \"answer\", sdp}`", body = Object),
+        (status = 400, description = "Malformed SDP or no audio", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Already started or ended", body = ErrorBody),
+        (status = 503, description = "At capacity", body = ErrorBody)))]
+pub async fn offer(
+    state: web::Data<AppState>,
+    caller: AuthenticatedAccount,
+    id: web::Path<Uuid>,
+    body: web::Json<SessionDescription>,
+) -> Result<HttpResponse, ApiError> {
+    let interview = own(&state, &caller, *id).await?;
+    if interview.status != InterviewStatus::Created || state.engine.is_live(interview.id) {
+        return Err(ApiError::Conflict {
+            code: "interview_not_startable",
+            message: "this interview has already started or ended",
+        });
+    }
+    let (session, answer) =
+        accept_offer(&state.webrtc, &body)
+            .await
+            .map_err(|error| match error.category() {
+                ErrorCategory::InvalidInput => ApiError::BadRequest(error.to_string()),
+                ErrorCategory::Closed => ApiError::Conflict {
+                    code: "session_closed",
+                    message: "the session is closed",
+                },
+                _ => ApiError::Unexpected(anyhow::anyhow!("WebRTC: {error}")),
+            })?;
+    let plan = crate::interviews::plan_for(&state.db, &interview).await?;
+    let (link, control) = session.into_link();
+    match state
+        .engine
+        .start_interview(interview.id, caller.id, plan, link)
+        .await
+    {
+        Ok(_) => {}
+        Err(error) => {
+            control.close().await;
+            return Err(match error {
+                EngineError::AtCapacity(_) => {
+                    ApiError::Unavailable("the server is at capacity; try again shortly")
+                }
+                EngineError::AlreadyLive => ApiError::Conflict {
+                    code: "already_live",
+                    message: "you already have a live interview",
+                },
+                other => ApiError::Unexpected(anyhow::anyhow!("starting the interview: {other}")),
+            });
+        }
+    }
+    tracing::info!(interview_id = %interview.id, "interview joined over WebRTC");
+    Ok(HttpResponse::Ok().json(answer))
+}
