@@ -43,6 +43,13 @@ pub enum Command {
     /// Re-encrypt every stored BYOK key under KEY_ENCRYPTION_KEY. Put the old master key(s) in
     /// PREVIOUS_KEY_ENCRYPTION_KEYS for the run; remove them afterwards.
     RotateKeys,
+    /// Check the configured platform vendor keys against the real vendors (needs network
+    /// access to them), reporting latency; exits non-zero when any check fails.
+    CheckVendors {
+        /// Deadline per vendor, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout_secs: u64,
+    },
 }
 
 /// Runs the parsed command line to completion.
@@ -84,6 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::CheckVendors { timeout_secs } => check_vendors(&settings, timeout_secs).await,
         Command::RotateKeys => {
             let secrets = settings.resolve_secrets()?;
             let db = connect_database(&settings).await?;
@@ -117,5 +125,55 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "InterviewCraft is listening"
     );
     application.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn check_vendors(settings: &Settings, timeout_secs: u64) -> anyhow::Result<()> {
+    use engine::vendors::anthropic::AnthropicConfig;
+    use engine::vendors::check::{CheckConfig, check_all};
+    use engine::vendors::deepgram::DeepgramConfig;
+    use engine::vendors::elevenlabs::ElevenLabsConfig;
+
+    let config = CheckConfig {
+        deepgram: settings.deepgram_api_key.clone().map(|key| {
+            let mut config = DeepgramConfig::new(settings.deepgram_base_url.clone(), key);
+            config.params.model = settings.deepgram_model.clone();
+            config
+        }),
+        anthropic: settings.anthropic_api_key.clone().map(|key| {
+            AnthropicConfig::new(
+                settings.anthropic_base_url.clone(),
+                key,
+                settings.anthropic_model.clone(),
+            )
+        }),
+        elevenlabs: settings.elevenlabs_api_key.clone().map(|key| {
+            ElevenLabsConfig::new(
+                settings.elevenlabs_ws_base_url.clone(),
+                settings.elevenlabs_http_base_url.clone(),
+                key,
+                settings.elevenlabs_voice_id.clone(),
+            )
+        }),
+        timeout: std::time::Duration::from_secs(timeout_secs.max(1)),
+    };
+    if config.deepgram.is_none() && config.anthropic.is_none() && config.elevenlabs.is_none() {
+        println!("no vendor keys are configured (keyless local mode): nothing to check");
+        return Ok(());
+    }
+    let report = check_all(&config).await;
+    for check in &report.results {
+        match &check.outcome {
+            Ok(latency) => println!(
+                "{:?}: ok (connect {:?}, first result {:?}, total {:?})",
+                check.vendor, latency.connect, latency.first_result, latency.total
+            ),
+            Err(error) => println!(
+                "{:?}: FAILED ({:?}: {})",
+                check.vendor, error.category, error.message
+            ),
+        }
+    }
+    anyhow::ensure!(report.all_ok(), "some vendor checks failed");
     Ok(())
 }

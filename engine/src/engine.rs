@@ -26,7 +26,7 @@ use crate::key_lease::{KeyLease, LeasedKey, PlatformKeys, lease_keys};
 use crate::media::TransportLink;
 use crate::metering::{KeySource, PriceTable};
 use crate::retention::{RetentionPolicy, SweepReport};
-use crate::vendor_set::{VendorNames, VendorSet};
+use crate::vendor_set::{KeySources, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
@@ -232,10 +232,11 @@ impl EngineHandle {
                 llm: name(llm_source, "anthropic"),
                 tts: name(tts_source, "elevenlabs"),
             },
-            key_source: [stt_source, llm_source, tts_source]
-                .into_iter()
-                .find(|source| *source == KeySource::Byok)
-                .unwrap_or(llm_source),
+            key_sources: KeySources {
+                stt: stt_source,
+                llm: llm_source,
+                tts: tts_source,
+            },
         })
     }
 

@@ -14,6 +14,14 @@ pub struct VendorNames {
     pub tts: &'static str,
 }
 
+/// Whose key pays for each vendor kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySources {
+    pub stt: KeySource,
+    pub llm: KeySource,
+    pub tts: KeySource,
+}
+
 /// The clients an interview talks to.
 #[derive(Clone)]
 pub struct VendorSet {
@@ -23,14 +31,14 @@ pub struct VendorSet {
     pub llm_fallback: Option<Arc<dyn LanguageModel>>,
     pub tts: Arc<dyn TextToSpeech>,
     pub names: VendorNames,
-    pub key_source: KeySource,
+    pub key_sources: KeySources,
 }
 
 impl std::fmt::Debug for VendorSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VendorSet")
             .field("names", &self.names)
-            .field("key_source", &self.key_source)
+            .field("key_sources", &self.key_sources)
             .finish_non_exhaustive()
     }
 }

@@ -309,11 +309,11 @@ impl InterviewActor {
         }
     }
 
-    fn usage_context(&self) -> UsageContext {
+    fn usage_context(&self, key_source: crate::metering::KeySource) -> UsageContext {
         UsageContext {
             account_id: Some(self.account_id),
             interview_id: Some(self.id),
-            key_source: self.vendors.key_source,
+            key_source,
         }
     }
 
@@ -1057,7 +1057,7 @@ impl Handler<SttNotice> for InterviewActor {
                     tracing::info!(interview_id = %self.id, attempt, "STT reconnecting");
                 }
                 SttEvent::Closed(report) => {
-                    let ctx_usage = self.usage_context();
+                    let ctx_usage = self.usage_context(self.vendors.key_sources.stt);
                     if let Some(record) = UsageRecord::stt_remainder(
                         ctx_usage,
                         self.vendors.names.stt,
@@ -1069,7 +1069,7 @@ impl Handler<SttNotice> for InterviewActor {
                     }
                 }
                 SttEvent::Failed { error, report } => {
-                    let ctx_usage = self.usage_context();
+                    let ctx_usage = self.usage_context(self.vendors.key_sources.stt);
                     if let Some(record) = UsageRecord::stt_remainder(
                         ctx_usage,
                         self.vendors.names.stt,
@@ -1099,7 +1099,7 @@ impl Handler<LlmNotice> for InterviewActor {
     type Result = ();
 
     fn handle(&mut self, notice: LlmNotice, ctx: &mut Self::Context) {
-        let usage_context = self.usage_context();
+        let usage_context = self.usage_context(self.vendors.key_sources.llm);
         let provider = self.vendors.names.llm;
         match notice {
             LlmNotice::Sent { reply_id, at } => {
@@ -1276,8 +1276,11 @@ impl Handler<PlaybackNotice> for InterviewActor {
                 }
             }
             PlaybackNotice::Usage { report } => {
-                let record =
-                    UsageRecord::tts(self.usage_context(), self.vendors.names.tts, &report);
+                let record = UsageRecord::tts(
+                    self.usage_context(self.vendors.key_sources.tts),
+                    self.vendors.names.tts,
+                    &report,
+                );
                 self.usage.do_send(Record(record));
             }
             PlaybackNotice::PeerGone => {

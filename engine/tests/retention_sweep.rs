@@ -1,0 +1,138 @@
+//! Protects the retention promises with a fake clock: word-level timestamps older than 14 days
+//! and usage rows older than 90 days are deleted, in batches, and nothing younger is touched.
+
+mod support;
+
+use chrono::{Duration, Utc};
+use entities::{transcript_segments, transcript_words, usage_log};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use support::Harness;
+use uuid::Uuid;
+
+#[actix::test]
+async fn the_sweeper_deletes_exactly_the_expired_rows() {
+    let harness =
+        Harness::start_with(&[], &["Hi."], |_, config| config.retention.batch_size = 7).await;
+    let (account_id, interview_id) = harness.create_interview().await;
+    let now = Utc::now();
+    let segment_id = Uuid::now_v7();
+    transcript_segments::Entity::insert(transcript_segments::ActiveModel {
+        id: Set(segment_id),
+        interview_id: Set(interview_id),
+        seq: Set(0),
+        speaker: Set(transcript_segments::Speaker::Candidate),
+        text: Set("words".into()),
+        start_ms: Set(0),
+        end_ms: Set(1),
+        interrupted: Set(false),
+        created_at: Set(now),
+    })
+    .exec(&harness.db)
+    .await
+    .expect("segment");
+    // 20 words at each of: 20 days, 14 days + 1 minute (expired), 13 days 23 h (kept), now.
+    let ages = [
+        Duration::days(20),
+        Duration::days(14) + Duration::minutes(1),
+        Duration::days(14) - Duration::hours(1),
+        Duration::zero(),
+    ];
+    for age in ages {
+        let rows = (0..20).map(|i| transcript_words::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            segment_id: Set(segment_id),
+            interview_id: Set(interview_id),
+            word: Set(format!("w{i}")),
+            start_ms: Set(i),
+            end_ms: Set(i + 1),
+            confidence: Set(0.9),
+            created_at: Set(now - age),
+        });
+        transcript_words::Entity::insert_many(rows)
+            .exec(&harness.db)
+            .await
+            .expect("words");
+    }
+    let usage_ages = [
+        Duration::days(91),
+        Duration::days(90) + Duration::minutes(1),
+        Duration::days(89),
+        Duration::zero(),
+    ];
+    for age in usage_ages {
+        let rows = (0..10).map(|_| usage_log::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            account_id: Set(Some(account_id)),
+            interview_id: Set(Some(interview_id)),
+            provider: Set("fake".into()),
+            model: Set("m".into()),
+            operation: Set("llm_stream".into()),
+            key_source: Set("fake".into()),
+            input_tokens: Set(1),
+            output_tokens: Set(1),
+            cache_read_tokens: Set(0),
+            cache_creation_tokens: Set(0),
+            audio_seconds: Set(0.0),
+            characters: Set(0),
+            latency_ms: Set(1.0),
+            cost_micro_usd: Set(1),
+            created_at: Set(now - age),
+        });
+        usage_log::Entity::insert_many(rows)
+            .exec(&harness.db)
+            .await
+            .expect("usage");
+    }
+    // A sweep as of now: 40 words and 20 usage rows are past their retention.
+    let report = harness
+        .engine
+        .sweep_now(now)
+        .await
+        .expect("sweep")
+        .expect("lock taken");
+    assert_eq!(report.transcript_words, 40);
+    assert_eq!(report.usage_rows, 20);
+    assert!(
+        report.batches >= 40 / 7,
+        "deleted in batches of 7: {report:?}"
+    );
+    assert_eq!(
+        transcript_words::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        40
+    );
+    assert_eq!(
+        usage_log::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        20
+    );
+    // The segment text itself stays (only word timestamps expire).
+    assert_eq!(
+        transcript_segments::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        1
+    );
+    // Two hours later the 13 d 23 h words have expired too; the usage rows have not.
+    let later = harness
+        .engine
+        .sweep_now(now + Duration::hours(2))
+        .await
+        .expect("sweep")
+        .expect("lock");
+    assert_eq!((later.transcript_words, later.usage_rows), (20, 0));
+    // Sweeping again finds nothing.
+    let again = harness
+        .engine
+        .sweep_now(now + Duration::hours(2))
+        .await
+        .expect("sweep")
+        .expect("lock");
+    assert_eq!((again.transcript_words, again.usage_rows), (0, 0));
+}
