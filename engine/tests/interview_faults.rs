@@ -271,12 +271,16 @@ async fn usage_rows_record_whose_key_paid() {
         !llm.is_empty() && llm.iter().all(|u| u.provider == "anthropic"),
         "{usage:#?}"
     );
+    assert!(llm.iter().all(|u| u.key_source == "byok"), "{usage:#?}");
     let stt: Vec<_> = usage
         .iter()
         .filter(|u| u.operation == "stt_stream")
         .collect();
     assert!(
-        !stt.is_empty() && stt.iter().all(|u| u.provider == "fake"),
+        !stt.is_empty()
+            && stt
+                .iter()
+                .all(|u| u.provider == "fake" && u.key_source == "fake"),
         "{usage:#?}"
     );
 }
