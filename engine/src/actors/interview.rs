@@ -392,6 +392,11 @@ impl InterviewActor {
                 stop_sequences: Vec::new(),
             },
         });
+        // Open the speech synthesis session now, so its connection is made while the model
+        // thinks rather than after its first words (an unused session is cancelled by the next).
+        if let Some(playback) = &self.playback {
+            playback.do_send(Speak { utterance_id: id });
+        }
         self.reply = Some(Reply {
             id,
             cue,
@@ -413,12 +418,7 @@ impl InterviewActor {
             return;
         };
         for chunk in chunks {
-            if !reply.speaking {
-                reply.speaking = true;
-                playback.do_send(Speak {
-                    utterance_id: reply.id,
-                });
-            }
+            reply.speaking = true;
             if reply.marks.text_sent_at.is_none() {
                 reply.marks.text_sent_at = Some(Instant::now());
             }
