@@ -232,6 +232,7 @@ impl EngineHandle {
                 llm: name(llm_source, "anthropic"),
                 tts: name(tts_source, "elevenlabs"),
             },
+            stt_model: stt_endpoints.deepgram_model.clone(),
             key_sources: KeySources {
                 stt: stt_source,
                 llm: llm_source,

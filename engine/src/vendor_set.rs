@@ -32,6 +32,8 @@ pub struct VendorSet {
     pub tts: Arc<dyn TextToSpeech>,
     pub names: VendorNames,
     pub key_sources: KeySources,
+    /// The STT model (for per-minute usage rows).
+    pub stt_model: String,
 }
 
 impl std::fmt::Debug for VendorSet {

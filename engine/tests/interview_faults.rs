@@ -284,3 +284,36 @@ async fn usage_rows_record_whose_key_paid() {
         "{usage:#?}"
     );
 }
+
+#[actix::test]
+async fn stt_usage_is_recorded_per_stream_period_plus_the_remainder() {
+    let harness = Harness::start_with(&["Yes."], &["Hi!", "Bye. [END]"], |_, config| {
+        config.interview.stt_metering_period = Duration::from_secs(1);
+    })
+    .await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(1)).await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    harness.engine.flush_usage().await.expect("flush");
+    let stt: Vec<usage_log::Model> = usage_log::Entity::find()
+        .filter(usage_log::Column::InterviewId.eq(id))
+        .filter(usage_log::Column::Operation.eq("stt_stream"))
+        .all(&harness.db)
+        .await
+        .expect("usage");
+    let whole_periods = stt.iter().filter(|row| row.audio_seconds == 1.0).count();
+    assert!(
+        whole_periods >= 1,
+        "one row per period of the open stream: {stt:#?}"
+    );
+    let total: f64 = stt.iter().map(|row| row.audio_seconds).sum();
+    let remainder_rows = stt.len() - whole_periods;
+    assert_eq!(
+        remainder_rows, 1,
+        "the rest when the stream closed: {stt:#?}"
+    );
+    // The remainder is under one period plus one metering tick (1 s).
+    assert!(
+        total > whole_periods as f64 && total < whole_periods as f64 + 2.0,
+        "{stt:#?}"
+    );
+}

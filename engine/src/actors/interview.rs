@@ -62,6 +62,8 @@ pub struct InterviewConfig {
     pub max_llm_failures: u32,
     /// Longest wait for the STT's final transcripts when ending gracefully.
     pub drain_timeout: Duration,
+    /// STT usage is recorded per this period of an open stream (a minute), plus the remainder.
+    pub stt_metering_period: Duration,
 }
 
 impl Default for InterviewConfig {
@@ -79,6 +81,7 @@ impl Default for InterviewConfig {
             max_stt_restarts: 2,
             max_llm_failures: 3,
             drain_timeout: Duration::from_secs(2),
+            stt_metering_period: Duration::from_secs(60),
         }
     }
 }
@@ -233,7 +236,10 @@ pub struct InterviewActor {
     waits_in_a_row: u32,
     llm_failures: u32,
     stt_restarts: u32,
+    /// STT audio already metered in per-minute rows for the current session.
     stt_recorded_seconds: f64,
+    /// Start of the current, not yet metered, minute of the STT stream.
+    stt_minute_started: Option<Instant>,
     last_activity: Instant,
     idle_prompted: bool,
     turn_timer: Option<SpawnHandle>,
@@ -294,6 +300,7 @@ impl InterviewActor {
             llm_failures: 0,
             stt_restarts: 0,
             stt_recorded_seconds: 0.0,
+            stt_minute_started: None,
             last_activity: now,
             idle_prompted: false,
             turn_timer: None,
@@ -886,7 +893,10 @@ impl Actor for InterviewActor {
                 tracing::warn!(interview_id = %id, error = %error, "marking an interview live failed");
             }
         }));
-        ctx.run_interval(Duration::from_secs(1), |actor, ctx| actor.check_idle(ctx));
+        ctx.run_interval(Duration::from_secs(1), |actor, ctx| {
+            actor.check_idle(ctx);
+            actor.meter_stt_minutes();
+        });
         ctx.run_later(
             self.plan.planned + self.config.overrun_grace,
             |actor, ctx| {
@@ -994,7 +1004,10 @@ impl Handler<SttNotice> for InterviewActor {
 
     fn handle(&mut self, notice: SttNotice, ctx: &mut Self::Context) {
         match notice {
-            SttNotice::Opened { origin } => self.transcript.set_stt_origin(origin),
+            SttNotice::Opened { origin } => {
+                self.transcript.set_stt_origin(origin);
+                self.stt_minute_started = Some(origin);
+            }
             SttNotice::OpenFailed(error) => {
                 if matches!(self.phase, Phase::Ending | Phase::Ended) {
                     return;
@@ -1056,29 +1069,9 @@ impl Handler<SttNotice> for InterviewActor {
                 SttEvent::Reconnecting { attempt, .. } => {
                     tracing::info!(interview_id = %self.id, attempt, "STT reconnecting");
                 }
-                SttEvent::Closed(report) => {
-                    let ctx_usage = self.usage_context(self.vendors.key_sources.stt);
-                    if let Some(record) = UsageRecord::stt_remainder(
-                        ctx_usage,
-                        self.vendors.names.stt,
-                        &report,
-                        self.stt_recorded_seconds,
-                        &self.prices,
-                    ) {
-                        self.usage.do_send(Record(record));
-                    }
-                }
+                SttEvent::Closed(report) => self.record_stt_end(&report),
                 SttEvent::Failed { error, report } => {
-                    let ctx_usage = self.usage_context(self.vendors.key_sources.stt);
-                    if let Some(record) = UsageRecord::stt_remainder(
-                        ctx_usage,
-                        self.vendors.names.stt,
-                        &report,
-                        self.stt_recorded_seconds,
-                        &self.prices,
-                    ) {
-                        self.usage.do_send(Record(record));
-                    }
+                    self.record_stt_end(&report);
                     if matches!(self.phase, Phase::Ending | Phase::Ended) {
                         return;
                     }
@@ -1291,6 +1284,42 @@ impl Handler<PlaybackNotice> for InterviewActor {
 }
 
 impl InterviewActor {
+    /// One usage row per metering period (a minute) of an open STT stream.
+    fn meter_stt_minutes(&mut self) {
+        let period = self.config.stt_metering_period;
+        while let Some(started) = self.stt_minute_started
+            && started.elapsed() >= period
+        {
+            let seconds = period.as_secs_f64();
+            let record = UsageRecord::stt_minute(
+                self.usage_context(self.vendors.key_sources.stt),
+                self.vendors.names.stt,
+                &self.vendors.stt_model,
+                seconds,
+                &self.prices,
+            );
+            self.usage.do_send(Record(record));
+            self.stt_recorded_seconds += seconds;
+            self.stt_minute_started = Some(started + period);
+        }
+    }
+
+    /// The rest of an STT session's usage when it closes or fails.
+    fn record_stt_end(&mut self, report: &crate::vendors::usage::SttReport) {
+        let record = UsageRecord::stt_remainder(
+            self.usage_context(self.vendors.key_sources.stt),
+            self.vendors.names.stt,
+            report,
+            self.stt_recorded_seconds,
+            &self.prices,
+        );
+        if let Some(record) = record {
+            self.usage.do_send(Record(record));
+        }
+        self.stt_recorded_seconds = 0.0;
+        self.stt_minute_started = None;
+    }
+
     fn transcript_last_interviewer_text(&self) -> String {
         self.transcript.last_interviewer_text().unwrap_or_default()
     }
