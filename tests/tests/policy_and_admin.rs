@@ -253,6 +253,8 @@ async fn admin_can_search_view_export_disable_enable_and_erase(backend: Backend)
         .await
         .expect("json");
     assert_eq!(summary["counts"]["interviews"], 0);
+    assert_eq!(summary["abuse_signals"], json!([]));
+    assert_eq!(summary["live_interviews"], json!([]));
     assert!(summary.get("transcripts").is_none());
     let response = app
         .get_as(

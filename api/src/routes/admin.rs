@@ -156,6 +156,20 @@ pub async fn get_user(
         .into_iter()
         .map(|key| key.provider)
         .collect();
+    let abuse_signals: Vec<String> = entities::abuse_signals::Entity::find()
+        .filter(entities::abuse_signals::Column::AccountId.eq(account.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|signal| signal.kind)
+        .collect();
+    let live_interviews = state
+        .engine
+        .live()
+        .into_iter()
+        .filter(|live| live.account_id == account.id)
+        .map(|live| live.interview_id)
+        .collect::<Vec<_>>();
     let has_resume = resume_profiles::Entity::find_by_id(account.id)
         .one(db)
         .await?
@@ -175,6 +189,8 @@ pub async fn get_user(
         },
         "byok_providers": providers,
         "has_resume": has_resume,
+        "abuse_signals": abuse_signals,
+        "live_interviews": live_interviews,
     })))
 }
 
