@@ -619,6 +619,7 @@ impl InterviewActor {
         self.turn_index += 1;
         let _ = self.events.send(InterviewEvent::Turn { breakdown });
         crate::latency::observe(&breakdown);
+        tracing::debug!(interview_id = %self.id, ?breakdown, "turn latency");
         let db = self.db.clone();
         let interview_id = self.id;
         self.writes.push(actix::spawn(async move {
