@@ -32,9 +32,7 @@ pub async fn start(settings: &Settings) -> std::io::Result<FakeVendors> {
     config.anthropic.replies = LOCAL_REPLIES.iter().map(|s| (*s).to_owned()).collect();
     config.anthropic.time_to_message_start = Duration::from_millis(150);
     config.anthropic.time_to_first_text = Duration::from_millis(100);
-    config.deepgram.unscripted_text =
-        "(local mode: speech recognition is simulated, so your words are not transcribed)"
-            .to_owned();
+    config.deepgram.unscripted_text = "(local mode: speech recognition is simulated.)".to_owned();
     config.elevenlabs.chars_per_second = 16.0;
     FakeVendors::start_all(config).await
 }

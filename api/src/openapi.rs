@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, auth, health, interviews, me, metrics, policy, privacy, resume, settings,
+    admin, auth, health, interview_events, interviews, me, metrics, policy, privacy, resume,
+    settings,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +25,7 @@ use crate::routes::{
         privacy::export, policy::get_policy, policy::accept_policy,
         resume::upload, resume::get_resume, resume::patch_resume, resume::delete_resume,
         interviews::create, interviews::list, interviews::get, interviews::end, interviews::offer,
+        interview_events::ticket, interview_events::events,
         admin::search_users, admin::get_user, admin::export_user, admin::erase_user,
         admin::disable_user, admin::enable_user, admin::list_audit, admin::publish_policy,
         health::health, metrics::metrics,

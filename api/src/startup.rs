@@ -31,6 +31,7 @@ pub struct Application {
 /// Connects to the configured database (SQLite file by default) without migrating it.
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.database_url()?;
+    let sqlite = url.starts_with("sqlite:");
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.database_max_connections)
@@ -38,6 +39,18 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
+    if sqlite {
+        // SQLite has one writer at a time, and a transaction that reads and then writes cannot
+        // wait for the lock upgrade: with several connections, concurrent sign-ups fail with
+        // "database is locked". The embedded default therefore uses one connection (requests
+        // queue for it briefly), in WAL mode with a busy timeout for other processes.
+        options.max_connections(1);
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    }
     Database::connect(options)
         .await
         .context("connecting to the database (check DATABASE_URL)")

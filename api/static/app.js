@@ -3,12 +3,11 @@
 // Screens (each a <section class="view"> of index.html):
 //   #/signin  #/signup  #/policy          signed out (the policy also when signed in)
 //   #/profile #/settings                  signed in
-//   INTERVIEW SCREENS (issue 6): #/interview and the live call are added here together with the
-//   signaling API; a module `interview.js` will register its routes in ROUTES below and unhide
-//   the nav item marked data-feature="interview".
+//   #/interview #/mic #/live #/result     signed in: the interview screens (interview.js)
 
 import * as api from './api.js';
 import * as auth from './auth.js';
+import * as interview from './interview.js';
 import * as policy from './policy.js';
 import * as profile from './profile.js';
 import * as settings from './settings.js';
@@ -36,6 +35,7 @@ const ROUTES = {
       await settings.load(me);
     },
   },
+  ...interview.routes(),
 };
 
 function currentRoute() {
@@ -65,6 +65,7 @@ async function render() {
     }
     route = ROUTES[name];
   }
+  interview.leave(name);
   showView(route.view);
   if (pendingNotice) {
     notify(pendingNotice.message, pendingNotice.kind);
@@ -87,6 +88,7 @@ api.onSessionChange((signedIn, reason) => {
     me = null;
     profile.reset();
     settings.reset();
+    interview.reset();
     if (reason) pendingNotice = { message: reason, kind: 'error' };
     render();
   }
@@ -99,6 +101,7 @@ function signedIn(message) {
 }
 
 auth.setup({ onSignedIn: signedIn });
+interview.setup({ navigate: (route) => go(route) });
 settings.setup({
   onProfileChanged: (updated) => {
     me = updated;

@@ -97,7 +97,10 @@ const CONTINUATION_WORDS: &[&str] = &[
 
 /// Whether `text` ends mid-sentence: no final punctuation, or a continuation word at the end.
 pub fn ends_mid_sentence(text: &str) -> bool {
-    let trimmed = text.trim_end();
+    // Closing brackets and quotes after the final punctuation do not continue a sentence.
+    let trimmed = text
+        .trim_end()
+        .trim_end_matches([')', ']', '"', '\'', '\u{201d}', '\u{2019}']);
     let Some(last_char) = trimmed.chars().last() else {
         return false;
     };
@@ -511,6 +514,9 @@ mod tests {
         assert!(ends_mid_sentence("no punctuation here"));
         assert!(!ends_mid_sentence("That is all."));
         assert!(!ends_mid_sentence("Does that answer it?"));
+        assert!(!ends_mid_sentence("(That is all.)"));
+        assert!(!ends_mid_sentence("He said \"ship it.\""));
+        assert!(ends_mid_sentence("(and then"));
         assert!(!ends_mid_sentence(""));
     }
 }

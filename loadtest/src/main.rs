@@ -1,10 +1,17 @@
-//! `loadtest`: the load harness (a later issue) and a standalone mode that runs the fake
-//! vendors so other processes can use them.
+//! `loadtest`: the load harness (`run`) and a standalone mode that runs the fake vendors so
+//! other processes can use them (`fakes`).
 //!
 //! ```text
+//! loadtest run [--spawn | --url http://127.0.0.1:PORT] [--interviews N] [--concurrency C]
+//!              [--answers K] [--ramp-up SECS] [--timeout SECS] [--fail-over-p99-ms X]
+//!              [--json PATH] [--database-url URL] [--workers W] [--speech-ms MS]
+//!              [--setup-concurrency S]
 //! loadtest fakes [--listen ADDR]... [--speed F] [--script TEXT]... [--reply TEXT]...
-//! loadtest run        # not built yet: exits with status 2
 //! ```
+//!
+//! `run` prints one summary line on stdout (see `loadtest::report`) and exits 0 when every
+//! interview completed (and the overhead p99 is under `--fail-over-p99-ms`), 1 otherwise,
+//! 2 when it could not start.
 //!
 //! `--listen` is given once (its IP, and its port as the first of three consecutive ports;
 //! port 0 picks free ports) or three times (Deepgram, Anthropic, ElevenLabs, in that order).
@@ -45,8 +52,8 @@ enum Command {
         #[arg(long = "reply")]
         reply: Vec<String>,
     },
-    /// Run the load harness (not built yet).
-    Run,
+    /// Run N concurrent interviews against a server with fake vendors; print one summary line.
+    Run(loadtest::harness::RunOptions),
 }
 
 fn listen_addrs(listen: &[SocketAddr]) -> anyhow::Result<[SocketAddr; 3]> {
@@ -112,10 +119,13 @@ async fn run_fakes(
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,rtc=error,rtc_dtls=error,rtc_ice=error,webrtc=error".into()
+            }),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -125,19 +135,50 @@ async fn main() -> ExitCode {
             speed,
             script,
             reply,
-        } => match run_fakes(listen, speed, script, reply).await {
+        } => match tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run_fakes(listen, speed, script, reply)))
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("loadtest fakes: {e:#}");
                 ExitCode::FAILURE
             }
         },
-        Command::Run => {
-            eprintln!(
-                "loadtest run: the load harness is not built yet (it comes in a later issue); no results were produced"
-            );
-            ExitCode::from(2)
+        Command::Run(opts) => run(&opts),
+    }
+}
+
+fn run(opts: &loadtest::harness::RunOptions) -> ExitCode {
+    let details = match loadtest::harness::run(opts) {
+        Ok(details) => details,
+        Err(e) => {
+            eprintln!("loadtest run: {e:#}");
+            return ExitCode::from(2);
         }
+    };
+    for outcome in details.interviews.iter().filter(|o| !o.ok) {
+        eprintln!(
+            "loadtest: interview #{} failed: {}",
+            outcome.index,
+            outcome.error.as_deref().unwrap_or("unknown")
+        );
+    }
+    if let Some(path) = &opts.json {
+        let written = serde_json::to_vec_pretty(&details)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| std::fs::write(path, bytes).map_err(anyhow::Error::from));
+        if let Err(e) = written {
+            eprintln!("loadtest run: writing {}: {e:#}", path.display());
+            println!("{}", details.summary.line());
+            return ExitCode::from(2);
+        }
+    }
+    println!("{}", details.summary.line());
+    if details.summary.verdict == "pass" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

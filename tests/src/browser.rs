@@ -156,6 +156,9 @@ pub fn chromium_args(config: &BrowserConfig, user_data_dir: &Path) -> Vec<String
         "--use-fake-device-for-media-stream",
         "--autoplay-policy=no-user-gesture-required",
         "--disable-features=WebRtcHideLocalIpsWithMdns",
+        // Loopback host candidates (127.0.0.1): the test server is loopback-only and ignores
+        // every other candidate, so the call always runs over 127.0.0.1.
+        "--allow-loopback-in-peer-connection",
         "--lang=en-US",
     ]
     .into_iter()
@@ -531,4 +534,38 @@ pub fn speech_wav(text: &str, path: &Path, lead_in: f32, tail: f32) -> anyhow::R
         bail!("sox failed ({status})");
     }
     Ok(())
+}
+
+/// Duration in seconds of a 16-bit PCM WAV file (as [`speech_wav`] writes), from its header.
+pub fn wav_duration(path: &Path) -> anyhow::Result<f64> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        bail!("not a WAV file");
+    }
+    let (mut rate, mut channels, mut bits, mut data) = (0u32, 0u16, 0u16, None);
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        let body = at + 8;
+        if id == b"fmt " && body + 16 <= bytes.len() {
+            channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
+            rate = u32::from_le_bytes([
+                bytes[body + 4],
+                bytes[body + 5],
+                bytes[body + 6],
+                bytes[body + 7],
+            ]);
+            bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
+        } else if id == b"data" {
+            data = Some(size.min(bytes.len().saturating_sub(body)));
+        }
+        at = body + size + (size & 1);
+    }
+    let bytes_per_second = f64::from(rate) * f64::from(channels) * f64::from(bits / 8);
+    match data {
+        Some(size) if bytes_per_second > 0.0 => Ok(size as f64 / bytes_per_second),
+        _ => bail!("WAV without fmt or data"),
+    }
 }

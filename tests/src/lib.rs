@@ -114,6 +114,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub settings: Settings,
+    /// The server's shared state: the engine, and in keyless local mode the in-process fake
+    /// vendors (`state.local_vendors`, with `counters()` on each fake).
+    pub state: actix_web::web::Data<api::state::AppState>,
     _data_dir: tempfile::TempDir,
     cleanup: Option<PostgresCleanup>,
 }
@@ -214,7 +217,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .expect("the test server builds");
     let port = application.port();
-    let db = application.state().db.clone();
+    let state = application.state();
+    let db = state.db.clone();
     actix_web::rt::spawn(application.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -226,6 +230,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         client,
         db,
         settings,
+        state,
         _data_dir: data_dir,
         cleanup,
     }

@@ -1,6 +1,7 @@
 //! The web page in a real headless Chromium (see `tests::browser`): sign-up and sign-in, the
 //! profile and its policy notice, the privacy settings, the session across reloads (refresh
-//! cookie only; nothing in storage), and account deletion.
+//! cookie only; nothing in storage), account deletion, and spoken interviews over loopback
+//! WebRTC with a fake microphone playing an espeak-ng WAV (a whole interview, and barge-in).
 //!
 //! These run on SQLite only (the PostgreSQL path is covered by the API tests). Without Chromium
 //! they print a notice and pass, except under CI, where they fail.
@@ -15,6 +16,8 @@ use tests::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with, unique_email}
 const SETTINGS_SCREENSHOT: &str = "/tmp/interviewcraft-browser-settings.png";
 const PROFILE_SCREENSHOT: &str = "/tmp/interviewcraft-browser-profile.png";
 const SIGNIN_SCREENSHOT: &str = "/tmp/interviewcraft-browser-signin-error.png";
+const LIVE_SCREENSHOT: &str = "/tmp/interviewcraft-browser-interview-live.png";
+const RESULT_SCREENSHOT: &str = "/tmp/interviewcraft-browser-interview-result.png";
 
 /// A browser showing the page of `app`, ready (signed out or restored), or `None` to skip.
 async fn open_page(app: &TestApp) -> Option<Browser> {
@@ -259,9 +262,9 @@ async fn browser_sign_up_sign_in_and_see_profile() {
             .await
             .unwrap()
     );
-    // The interview screens do not exist yet, so their navigation item stays hidden.
+    // The interview screens are reachable from the navigation.
     assert!(
-        !browser
+        browser
             .find("[data-feature=interview]")
             .await
             .unwrap()
@@ -888,7 +891,7 @@ async fn browser_change_email_and_password_keep_the_page_signed_in() {
     );
 }
 
-/// The harness's fake microphone (for the interview tests to come): a spoken WAV made with
+/// The harness's fake microphone: a spoken WAV made with
 /// espeak-ng and sox reaches `getUserMedia` on the page's origin, whose Permissions-Policy
 /// allows the microphone.
 #[actix_web::test]
@@ -985,4 +988,378 @@ async fn browser_harness_leaves_no_process_behind_when_dropped() {
         assert!(Instant::now() < deadline, "{left} processes left behind");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What a browser interview run measured.
+struct BrowserCall {
+    browser: Browser,
+    email: String,
+    /// From the click on "Start the interview" to `connectionState === 'connected'`.
+    connect_time: Duration,
+    started: Instant,
+}
+
+/// A WAV of `text` with `lead_in` seconds of silence first, or `None` to skip (outside CI).
+fn spoken_wav(
+    dir: &std::path::Path,
+    text: &str,
+    lead_in: f32,
+    tail: f32,
+) -> Option<std::path::PathBuf> {
+    let wav = dir.join("speech.wav");
+    match tests::browser::speech_wav(text, &wav, lead_in, tail) {
+        Ok(()) => Some(wav),
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "espeak-ng and sox are needed under CI: {error:#}"
+            );
+            eprintln!("notice: skipping a browser interview test: {error:#}");
+            None
+        }
+    }
+}
+
+/// Signs in through the page, chooses an interview, passes the microphone check and starts the
+/// call; returns once WebRTC is connected. The fake microphone plays `wav` from the moment the
+/// live screen captures it.
+async fn start_browser_interview(
+    app: &TestApp,
+    wav: std::path::PathBuf,
+    headphones: bool,
+) -> Option<BrowserCall> {
+    let email = registered(app).await;
+    let config = BrowserConfig {
+        fake_audio_wav: Some(wav),
+        ..BrowserConfig::default()
+    };
+    let browser = Browser::launch_for_test(config).await?;
+    let started = Instant::now();
+    browser.goto(&app.url("/")).await.expect("the page loads");
+    wait_ready(&browser).await;
+    sign_in(&browser, &email, PASSWORD).await;
+
+    browser
+        .click("a[data-nav=interview]")
+        .await
+        .expect("the Interview link");
+    wait_view(&browser, "interview").await;
+    // Keyless local mode is announced.
+    let local_mode = browser
+        .eval("return !document.querySelector('#view-interview .local-mode').hidden;")
+        .await
+        .unwrap();
+    assert_eq!(local_mode, Value::Bool(true), "the local-mode notice shows");
+    browser
+        .select("#interview-kind", "technical")
+        .await
+        .expect("kind");
+    browser
+        .fill("#interview-role", "Backend engineer")
+        .await
+        .expect("role");
+    browser
+        .click("#interview-form button[type=submit]")
+        .await
+        .expect("submit");
+    wait_view(&browser, "mic").await;
+    browser
+        .wait_until(
+            "document.querySelector('#mic-status').textContent === 'Microphone on.'",
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .expect("the microphone check runs");
+
+    if headphones {
+        // No echo cancellation: Chromium's would suppress the fake microphone while the
+        // interviewer's audio plays (double talk), which is exactly when barge-in happens.
+        browser.click("#mic-headphones").await.expect("headphones");
+        browser
+            .wait_until(
+                "document.querySelector('#mic-status').textContent === 'Microphone on.'",
+                DEFAULT_TIMEOUT,
+            )
+            .await
+            .expect("the microphone check restarts");
+    }
+    let clicked = Instant::now();
+    browser.click("#mic-start").await.expect("start");
+    browser
+        .wait_until(
+            "document.body.dataset.connection === 'connected'",
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the call connects");
+    let connect_time = clicked.elapsed();
+    eprintln!("browser call connected {connect_time:?} after the click");
+    Some(BrowserCall {
+        browser,
+        email,
+        connect_time,
+        started,
+    })
+}
+
+/// The live transcript's text once `condition` (a JS expression over `t`, the transcript list)
+/// holds.
+async fn wait_transcript(browser: &Browser, condition: &str, timeout: Duration) -> String {
+    let expression = format!(
+        "(() => {{ const t = document.querySelector('#live-transcript'); \
+         return ({condition}) ? t.textContent : false; }})()"
+    );
+    match browser.wait_until(&expression, timeout).await {
+        Ok(value) => value.as_str().unwrap_or_default().to_owned(),
+        Err(error) => {
+            let shown = browser
+                .eval("return document.querySelector('#live-transcript').textContent + ' | state ' + document.body.dataset.interviewState;")
+                .await
+                .unwrap_or_default();
+            panic!("the live transcript: {error:#}; it shows {shown}");
+        }
+    }
+}
+
+/// The page's connection details (from `RTCPeerConnection.getStats()`).
+async fn live_stats(browser: &Browser) -> Value {
+    browser
+        .eval("return Object.assign({}, document.querySelector('#live-stats').dataset);")
+        .await
+        .expect("stats")
+}
+
+/// Ends the call with the End button and waits for the stored transcript screen.
+async fn end_and_show_result(browser: &Browser) {
+    browser.click("#live-end").await.expect("end");
+    browser
+        .wait_until(
+            "document.body.dataset.view === 'result' && document.body.dataset.ready === 'true' \
+             && document.querySelectorAll('#result-transcript li').length > 0",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the transcript screen after the end");
+}
+
+/// A whole spoken interview in a real Chromium over loopback WebRTC: the fake microphone says
+/// a sentence after the greeting; the server's fake STT receives it; the page shows the
+/// scripted conversation live; the browser plays the interviewer's audio; the stored
+/// transcript and per-turn latency appear after the end.
+#[actix_web::test]
+async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The greeting takes about 7 s in local mode; the answer starts after it.
+    let (lead_in, tail) = (9.0f32, 2.5f32);
+    let Some(wav) = spoken_wav(
+        dir.path(),
+        "I led a migration of our billing service to Postgres",
+        lead_in,
+        tail,
+    ) else {
+        return;
+    };
+    let wav_seconds = tests::browser::wav_duration(&wav).expect("wav header");
+    let speech_seconds = wav_seconds - f64::from(lead_in) - f64::from(tail);
+    let Some(call) = start_browser_interview(&app, wav, false).await else {
+        return;
+    };
+    let browser = &call.browser;
+
+    // The greeting, the candidate's (local-mode) words, and the scripted reply.
+    let shown = wait_transcript(
+        browser,
+        "[...t.querySelectorAll('li[data-speaker=candidate]')].some((l) => l.textContent.includes('local mode')) \
+         && t.querySelectorAll('li[data-speaker=interviewer]').length >= 2 \
+         && document.body.dataset.interviewState === 'listening'",
+        Duration::from_secs(50),
+    )
+    .await;
+    browser
+        .save_screenshot(std::path::Path::new(LIVE_SCREENSHOT))
+        .await
+        .expect("screenshot");
+    assert!(shown.contains("Hello, and welcome"), "{shown}");
+    assert!(shown.contains("hardest problem"), "{shown}");
+    assert!(shown.contains("local mode"), "{shown}");
+
+    // The browser received and played the interviewer's audio, over 127.0.0.1.
+    let stats = live_stats(browser).await;
+    eprintln!("browser stats: {stats}");
+    let number = |key: &str| -> f64 {
+        stats[key]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {stats}"))
+    };
+    assert!(number("packetsReceived") > 200.0, "{stats}");
+    assert!(number("audioEnergy") > 0.01, "inbound audio energy {stats}");
+    // Chromium also offers its LAN candidates and may send checks from them to our 127.0.0.1:
+    // the server's sockets drop those (never answering a non-loopback address).
+    eprintln!(
+        "loopback guard dropped {} datagrams so far",
+        engine::transport::loopback_guard::dropped_datagrams()
+    );
+    for side in ["localAddress", "remoteAddress"] {
+        let address = stats[side].as_str().unwrap_or_default();
+        assert!(
+            address.starts_with("127."),
+            "{side} {address}: loopback only"
+        );
+    }
+
+    // The fake STT heard the speech: energy above a floor, the WAV's timing.
+    let fakes = app
+        .state
+        .local_vendors
+        .as_ref()
+        .expect("keyless local mode");
+    let heard = fakes.deepgram.counters();
+    assert!(
+        heard.max_rms > 1000.0,
+        "speech energy reached the STT: {heard:?}"
+    );
+    assert!(
+        heard.audio_seconds >= wav_seconds - 1.5,
+        "the whole WAV ({wav_seconds:.1} s) was streamed: {heard:?}"
+    );
+
+    end_and_show_result(browser).await;
+    let rows = browser
+        .eval("return document.querySelectorAll('#result-turns tbody tr').length;")
+        .await
+        .unwrap();
+    assert!(
+        rows.as_u64().unwrap_or(0) >= 1,
+        "a per-turn latency row shows"
+    );
+    browser
+        .save_screenshot(std::path::Path::new(RESULT_SCREENSHOT))
+        .await
+        .expect("screenshot");
+
+    // Stored: both speakers, the candidate's segment spanning about the spoken sentence, and
+    // a per-turn breakdown.
+    let id = browser
+        .eval("return document.body.dataset.interviewId;")
+        .await
+        .unwrap();
+    let id = id.as_str().expect("interview id").to_owned();
+    let token = api_token(&app, &call.email, PASSWORD).await;
+    let detail: Value = app
+        .get_as(&format!("/api/v1/interviews/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let transcript = detail["transcript"].as_array().expect("transcript");
+    let candidate: Vec<&Value> = transcript
+        .iter()
+        .filter(|s| s["speaker"] == "candidate")
+        .collect();
+    assert!(!candidate.is_empty(), "{transcript:?}");
+    let start = candidate
+        .iter()
+        .filter_map(|s| s["start_ms"].as_i64())
+        .min()
+        .unwrap();
+    let end = candidate
+        .iter()
+        .filter_map(|s| s["end_ms"].as_i64())
+        .max()
+        .unwrap();
+    let span = (end - start) as f64 / 1000.0;
+    eprintln!("speech {speech_seconds:.2} s in the WAV; the STT's segment spans {span:.2} s");
+    assert!(
+        (span - speech_seconds).abs() <= (speech_seconds * 0.4).max(1.2),
+        "the heard speech ({span:.2} s) lasts about as long as the WAV's ({speech_seconds:.2} s)"
+    );
+    let turns = detail["turns"].as_array().expect("turns");
+    assert!(!turns.is_empty(), "a stored per-turn breakdown");
+    eprintln!(
+        "stored turn: {}; connect {:?}; test {:?}",
+        turns[0],
+        call.connect_time,
+        call.started.elapsed()
+    );
+    assert!(detail["interview"]["end_reason"].is_string());
+    call.browser.close().await.unwrap();
+}
+
+/// Barge-in from a real browser: the fake microphone starts talking while the greeting is
+/// still playing; the greeting is stored and shown as interrupted, and the conversation goes on
+/// with the next scripted question.
+#[actix_web::test]
+async fn browser_barge_in_talks_over_the_greeting() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Speech starts 2.5 s after the capture starts: well inside the ~7 s greeting.
+    let Some(wav) = spoken_wav(
+        dir.path(),
+        "Sorry to interrupt, but I would rather start with the billing migration I led last year",
+        2.5,
+        2.5,
+    ) else {
+        return;
+    };
+    let Some(call) = start_browser_interview(&app, wav, true).await else {
+        return;
+    };
+    let browser = &call.browser;
+    let shown = wait_transcript(
+        browser,
+        "[...t.querySelectorAll('li[data-speaker=candidate]')].some((l) => l.textContent.includes('local mode')) \
+         && t.querySelectorAll('li[data-speaker=interviewer]').length >= 2 \
+         && document.body.dataset.interviewState === 'listening'",
+        Duration::from_secs(50),
+    )
+    .await;
+    assert!(
+        shown.contains("hardest problem"),
+        "the next question follows: {shown}"
+    );
+    let stats = live_stats(browser).await;
+    assert!(
+        stats["audioEnergy"]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|e| e > 0.0),
+        "{stats}"
+    );
+
+    end_and_show_result(browser).await;
+    let id = browser
+        .eval("return document.body.dataset.interviewId;")
+        .await
+        .unwrap();
+    let id = id.as_str().expect("interview id").to_owned();
+    let token = api_token(&app, &call.email, PASSWORD).await;
+    let detail: Value = app
+        .get_as(&format!("/api/v1/interviews/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let transcript = detail["transcript"].as_array().expect("transcript");
+    let greeting = transcript
+        .iter()
+        .find(|s| s["speaker"] == "interviewer")
+        .expect("the greeting is stored");
+    assert_eq!(greeting["interrupted"], true, "{transcript:?}");
+    let heard = greeting["text"].as_str().unwrap_or_default();
+    let interrupted_shown = browser
+        .eval("return document.querySelectorAll('#result-transcript li[data-speaker=interviewer][data-interrupted=true]').length;")
+        .await
+        .unwrap();
+    assert!(
+        interrupted_shown.as_u64().unwrap_or(0) >= 1,
+        "the page marks the interrupted greeting"
+    );
+    eprintln!(
+        "barge-in: heard greeting {heard:?}; connect {:?}; test {:?}",
+        call.connect_time,
+        call.started.elapsed()
+    );
+    call.browser.close().await.unwrap();
 }

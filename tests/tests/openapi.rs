@@ -41,6 +41,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/interviews/{id}"),
     ("post", "/api/v1/interviews/{id}/end"),
     ("post", "/api/v1/interviews/{id}/offer"),
+    ("post", "/api/v1/interviews/{id}/events-ticket"),
+    ("get", "/api/v1/interviews/{id}/events"),
     ("get", "/health"),
     ("get", "/metrics"),
 ];

@@ -259,7 +259,8 @@ pub async fn offer(
         .start_interview(interview.id, caller.id, plan, link)
         .await
     {
-        Ok(_) => {}
+        // Kept for the first events socket, so it sees the interview from its start.
+        Ok(events) => super::interview_events::park(interview.id, events),
         Err(error) => {
             control.close().await;
             return Err(match error {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod interview_events;
 pub mod interviews;
 pub mod me;
 pub mod metrics;
@@ -64,6 +65,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(web::resource("/interviews/{id}").get(interviews::get))
                 .service(web::resource("/interviews/{id}/end").post(interviews::end))
                 .service(web::resource("/interviews/{id}/offer").post(interviews::offer))
+                .service(
+                    web::resource("/interviews/{id}/events-ticket").post(interview_events::ticket),
+                )
+                .service(web::resource("/interviews/{id}/events").get(interview_events::events))
                 .service(web::resource("/privacy/export").get(privacy::export))
                 .service(
                     web::resource("/resume")

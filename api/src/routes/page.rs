@@ -51,6 +51,7 @@ static ASSETS: &[Asset] = &[
     asset!("policy.js", "text/javascript; charset=utf-8"),
     asset!("profile.js", "text/javascript; charset=utf-8"),
     asset!("settings.js", "text/javascript; charset=utf-8"),
+    asset!("interview.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Strong validators, one per asset, computed once.

@@ -1,5 +1,8 @@
 //! A Rust WebRTC client that joins an interview without a browser (tests, load harness).
 //!
+//! With [`WebRtcConfig::loopback`] it binds 127.0.0.1 only and ignores every non-loopback
+//! candidate of the server's answer, so a test can never reach beyond loopback.
+//!
 //! ```no_run
 //! # async fn demo(signal: impl Fn(engine::transport::SessionDescription) -> engine::transport::SessionDescription) -> Result<(), engine::transport::TransportError> {
 //! use engine::transport::{WebRtcClient, WebRtcConfig, ToneGenerator};
@@ -80,7 +83,8 @@ impl PendingClient {
             self.peer.abandon().await;
             return Err(TransportError::AnswerRejected("not an answer".into()));
         }
-        let remote = match RTCSessionDescription::answer(answer.sdp.clone()) {
+        let sdp = super::session::remote_sdp(self.peer.config(), &answer.sdp);
+        let remote = match RTCSessionDescription::answer(sdp) {
             Ok(r) => r,
             Err(e) => {
                 self.peer.abandon().await;

@@ -24,6 +24,16 @@
 //! session to the engine's seam, [`crate::media::TransportLink`] (`AudioSender` implements
 //! [`crate::media::AudioSink`]).
 //!
+//! **Loopback-only mode** ([`WebRtcConfig::loopback`], the `webrtc_loopback_only` setting of the
+//! server, always on in tests): sockets bind 127.0.0.1 only, and remote candidates that are not
+//! loopback (127.0.0.0/8, ::1) are removed from the remote description
+//! ([`sdp::retain_loopback_candidates`]) and ignored when trickled, and the sockets themselves
+//! drop every datagram to or from a non-loopback address ([`loopback_guard`]: this also covers
+//! a peer learnt as peer-reflexive from another local address), so nothing is ever sent to a
+//! LAN or public address, not even the machine's own. A browser must then offer loopback
+//! candidates (Chromium: `--allow-loopback-in-peer-connection`) or be learnt as peer-reflexive
+//! from its checks to our 127.0.0.1 candidate.
+//!
 //! # Tasks and threads
 //!
 //! Everything runs on the caller's tokio runtime; nothing blocks a thread.
@@ -117,6 +127,7 @@
 pub mod client;
 pub mod inbound;
 mod link;
+pub mod loopback_guard;
 pub mod outbound;
 pub mod reorder;
 pub mod sdp;
@@ -173,6 +184,11 @@ pub struct WebRtcConfig {
     pub ice_failed_timeout: Duration,
     /// ICE consent/keepalive check interval.
     pub ice_keepalive_interval: Duration,
+    /// Loopback only: remote candidates that are not loopback (127.0.0.0/8, ::1), in the
+    /// remote description or trickled, are ignored, so no ICE check ever leaves this machine's
+    /// loopback interface. Set by [`WebRtcConfig::loopback`] (tests); bind loopback addresses
+    /// only in [`WebRtcConfig::udp_addrs`] with it.
+    pub loopback_only: bool,
 }
 
 impl Default for WebRtcConfig {
@@ -189,15 +205,18 @@ impl Default for WebRtcConfig {
             ice_disconnected_timeout: Duration::from_secs(3),
             ice_failed_timeout: Duration::from_secs(4),
             ice_keepalive_interval: Duration::from_secs(1),
+            loopback_only: false,
         }
     }
 }
 
 impl WebRtcConfig {
-    /// Loopback only (127.0.0.1), for tests.
+    /// Loopback only, for tests: binds 127.0.0.1 only and ignores every remote candidate that
+    /// is not loopback ([`WebRtcConfig::loopback_only`]).
     pub fn loopback() -> Self {
         Self {
             udp_addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            loopback_only: true,
             ..Self::default()
         }
     }

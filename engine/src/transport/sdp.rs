@@ -85,6 +85,53 @@ pub fn check_sdp(sdp: &str) -> Result<OfferSummary, TransportError> {
     }
 }
 
+/// The connection address of an ICE candidate (`candidate:…` or `a=candidate:…`, RFC 8839
+/// §5.1): `Some(ip)`, or `None` for a hostname (mDNS `.local`, `localhost`). `Err` if the line
+/// is not shaped like a candidate (foundation, component, transport, priority, address, port,
+/// `typ`, type).
+pub fn candidate_address(candidate: &str) -> Result<Option<std::net::IpAddr>, TransportError> {
+    let bad = || TransportError::InvalidCandidate("not an ICE candidate line".into());
+    let line = candidate.trim();
+    let line = line.strip_prefix("a=").unwrap_or(line);
+    let rest = line.strip_prefix("candidate:").ok_or_else(bad)?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    if fields.len() < 8
+        || fields[1].parse::<u16>().is_err()
+        || fields[3].parse::<u32>().is_err()
+        || fields[5].parse::<u16>().is_err()
+        || fields[6] != "typ"
+    {
+        return Err(bad());
+    }
+    let address = fields[4].trim_start_matches('[').trim_end_matches(']');
+    Ok(address.parse::<std::net::IpAddr>().ok())
+}
+
+/// Whether an ICE candidate names a loopback address (127.0.0.0/8 or ::1, also IPv4-mapped).
+/// Hostnames and malformed lines are not loopback: a loopback-only session never resolves
+/// names.
+pub fn candidate_is_loopback(candidate: &str) -> bool {
+    matches!(candidate_address(candidate), Ok(Some(ip)) if super::loopback_guard::is_loopback(ip))
+}
+
+/// Removes every `a=candidate` line that does not name a loopback address (see
+/// [`candidate_is_loopback`]); returns the filtered SDP and how many candidates were removed.
+/// Used in loopback-only mode, so the ICE agent never sends a check beyond this machine's
+/// loopback interface, whatever the peer advertises.
+pub fn retain_loopback_candidates(sdp: &str) -> (String, usize) {
+    let mut removed = 0;
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\r', '\n']);
+        if content.starts_with("a=candidate:") && !candidate_is_loopback(content) {
+            removed += 1;
+            continue;
+        }
+        out.push_str(line);
+    }
+    (out, removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +211,61 @@ a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n";
             check_offer(&offer(&huge)),
             Err(TransportError::MalformedSdp(_))
         ));
+    }
+
+    #[test]
+    fn loopback_candidates_are_recognised() {
+        for ok in [
+            "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+            "a=candidate:1 1 UDP 2122260223 127.3.4.5 50000 typ host generation 0",
+            "candidate:2 1 udp 2122262783 ::1 50001 typ host",
+            "candidate:2 1 udp 2122262783 [::1] 50001 typ host",
+        ] {
+            assert!(candidate_is_loopback(ok), "{ok}");
+        }
+        for not in [
+            "candidate:1 1 udp 2122260223 192.168.1.20 50000 typ host",
+            "candidate:1 1 udp 2122260223 10.0.0.2 50000 typ host",
+            "candidate:1 1 udp 1686052607 203.0.113.9 50000 typ srflx raddr 127.0.0.1 rport 1",
+            "candidate:1 1 udp 2122260223 fd00::2 50000 typ host",
+            "candidate:1 1 udp 2122260223 0.0.0.0 50000 typ host",
+            "candidate:1 1 udp 2122260223 3f1c-uuid.local 50000 typ host",
+            "candidate:1 1 udp 2122260223 localhost 50000 typ host",
+            "candidate:1 1 udp",
+            "candidate:1 1 udp 2122260223 127.0.0.1 port typ host",
+            "candidate:1 1 udp 2122260223 127.0.0.1 5000 type host",
+            "",
+            "garbage",
+        ] {
+            assert!(!candidate_is_loopback(not), "{not}");
+        }
+        assert!(candidate_address("candidate:this is not a candidate").is_err());
+        assert_eq!(
+            candidate_address("candidate:1 1 udp 1 abcd.local 9 typ host").ok(),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn only_loopback_candidates_survive_the_filter() {
+        let sdp = format!(
+            "{CHROME_LIKE}a=candidate:1 1 udp 2122260223 192.168.1.20 50000 typ host generation 0\r\n\
+a=candidate:2 1 udp 2122260223 127.0.0.1 50002 typ host generation 0\r\n\
+a=candidate:3 1 udp 2122262783 fd00::2 50003 typ host generation 0\r\n\
+a=candidate:4 1 udp 2122262783 ::1 50004 typ host generation 0\r\n\
+a=candidate:5 1 udp 2122260223 abcd.local 50005 typ host generation 0\r\n\
+a=end-of-candidates\r\n"
+        );
+        let (filtered, removed) = retain_loopback_candidates(&sdp);
+        assert_eq!(removed, 3);
+        assert!(filtered.starts_with(CHROME_LIKE), "other lines are kept");
+        assert!(filtered.contains("127.0.0.1 50002"));
+        assert!(filtered.contains("::1 50004"));
+        assert!(filtered.ends_with("a=end-of-candidates\r\n"));
+        for gone in ["192.168.1.20", "fd00::2", "abcd.local"] {
+            assert!(!filtered.contains(gone), "{gone} removed");
+        }
+        check_sdp(&filtered).expect("still a valid offer");
     }
 
     proptest! {

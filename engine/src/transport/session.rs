@@ -360,7 +360,7 @@ impl Peer {
             mid: OnceLock::new(),
         });
 
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
@@ -369,7 +369,13 @@ impl Peer {
             .with_media_engine(media)
             .with_setting_engine(settings.build())
             .with_handler(Arc::new(Handler(shared.clone())))
-            .with_udp_addrs(config.udp_addrs.clone())
+            .with_udp_addrs(config.udp_addrs.clone());
+        if config.loopback_only {
+            let runtime = super::loopback_guard::LoopbackRuntime::new()
+                .ok_or_else(|| TransportError::Internal("no async runtime for WebRTC".into()))?;
+            builder = builder.with_runtime(Arc::new(runtime));
+        }
+        let pc = builder
             .build()
             .await
             .map_err(internal("building the peer connection"))?;
@@ -416,6 +422,10 @@ impl Peer {
 
     pub(crate) fn pc(&self) -> &Arc<dyn PeerConnection> {
         &self.pc
+    }
+
+    pub(crate) fn config(&self) -> &WebRtcConfig {
+        &self.config
     }
 
     /// Waits (bounded) for candidate gathering, then returns the local description.
@@ -485,6 +495,7 @@ impl Peer {
             inner: Arc::new(ControlInner {
                 pc: self.pc,
                 shared: self.shared.clone(),
+                loopback_only: self.config.loopback_only,
             }),
         };
         let outbound = AudioSender::new(
@@ -521,6 +532,23 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
+/// The remote description as applied: in loopback-only mode without its non-loopback
+/// candidates ([`WebRtcConfig::loopback_only`]).
+pub(crate) fn remote_sdp(config: &WebRtcConfig, sdp: &str) -> String {
+    if !config.loopback_only {
+        return sdp.to_owned();
+    }
+    let (filtered, removed) = sdp::retain_loopback_candidates(sdp);
+    if removed > 0 {
+        // Counts only: candidate addresses are the peer's network details.
+        tracing::debug!(
+            removed,
+            "loopback-only: ignored non-loopback remote candidates"
+        );
+    }
+    filtered
+}
+
 fn first_mid(sdp: &str) -> Option<String> {
     let mut in_media = false;
     for line in sdp.lines() {
@@ -544,7 +572,7 @@ pub async fn accept_offer(
     offer: &SessionDescription,
 ) -> Result<(MediaSession, SessionDescription), TransportError> {
     sdp::check_offer(offer)?;
-    let remote = RTCSessionDescription::offer(offer.sdp.clone())
+    let remote = RTCSessionDescription::offer(remote_sdp(config, &offer.sdp))
         .map_err(|e| TransportError::MalformedSdp(e.to_string()))?;
     let mut peer = Peer::new(config).await?;
     match answer(&mut peer, remote).await {
@@ -580,6 +608,8 @@ async fn answer(
 struct ControlInner {
     pc: Arc<dyn PeerConnection>,
     shared: Arc<Shared>,
+    /// [`WebRtcConfig::loopback_only`]: trickled non-loopback candidates are ignored.
+    loopback_only: bool,
 }
 
 impl Drop for ControlInner {
@@ -658,7 +688,8 @@ impl SessionControl {
     }
 
     /// Adds a trickled remote candidate (`RTCIceCandidateInit` JSON from the browser). An
-    /// empty candidate (end of candidates) is accepted and ignored.
+    /// empty candidate (end of candidates) is accepted and ignored; so is, in loopback-only
+    /// mode ([`WebRtcConfig::loopback_only`]), a candidate that is not loopback.
     pub async fn add_remote_candidate(
         &self,
         candidate: IceCandidate,
@@ -673,6 +704,15 @@ impl SessionControl {
             return Err(TransportError::InvalidCandidate(
                 "longer than 1024 bytes".into(),
             ));
+        }
+        if self.inner.loopback_only {
+            match sdp::candidate_address(&candidate.candidate)? {
+                Some(ip) if super::loopback_guard::is_loopback(ip) => {}
+                _ => {
+                    tracing::debug!("loopback-only: ignored a trickled non-loopback candidate");
+                    return Ok(());
+                }
+            }
         }
         let init = RTCIceCandidateInit {
             candidate: candidate.candidate,

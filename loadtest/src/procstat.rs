@@ -1,0 +1,118 @@
+//! Process CPU time and peak memory from `/proc/self` (Linux), no `unsafe`.
+//!
+//! CPU time is read per thread (`/proc/self/task/*/stat`, user + system ticks) so the harness
+//! can tell the server's share from its own: the simulated candidates run on threads named
+//! [`CLIENT_THREAD`], the fake vendors on [`FAKES_THREAD`], everything else is the server.
+
+use std::collections::BTreeMap;
+
+/// Thread name of the candidates' runtime (at most 15 bytes: the kernel truncates `comm`).
+pub const CLIENT_THREAD: &str = "lt-client";
+/// Thread name of the fake vendors' runtime.
+pub const FAKES_THREAD: &str = "lt-fakes";
+
+/// CPU seconds (user + system) by thread group, and in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub client_s: f64,
+    pub fakes_s: f64,
+    pub server_s: f64,
+}
+
+impl CpuTimes {
+    pub fn total_s(&self) -> f64 {
+        self.client_s + self.fakes_s + self.server_s
+    }
+
+    /// `self - earlier`, per group (threads that ended in between are lost from both sides
+    /// only if they ended before `earlier`; the process total is used for the headline).
+    pub fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes {
+            client_s: (self.client_s - earlier.client_s).max(0.0),
+            fakes_s: (self.fakes_s - earlier.fakes_s).max(0.0),
+            server_s: (self.server_s - earlier.server_s).max(0.0),
+        }
+    }
+}
+
+/// `(comm, utime + stime ticks)` from one `stat` line; `comm` may contain spaces and parens.
+fn parse_stat(line: &str) -> Option<(String, u64)> {
+    let open = line.find('(')?;
+    let close = line.rfind(')')?;
+    let comm = line.get(open + 1..close)?.to_owned();
+    // After ") ": state is field 3; utime and stime are fields 14 and 15.
+    let rest: Vec<&str> = line.get(close + 2..)?.split_whitespace().collect();
+    let utime: u64 = rest.get(11)?.parse().ok()?;
+    let stime: u64 = rest.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// Whole-process CPU seconds (user + system, all threads, living and ended).
+pub fn process_cpu_s() -> Option<f64> {
+    let line = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, ticks) = parse_stat(&line)?;
+    Some(ticks as f64 / ticks_per_second())
+}
+
+fn ticks_per_second() -> f64 {
+    (rustix::param::clock_ticks_per_second().max(1)) as f64
+}
+
+/// CPU seconds since the process started of the living threads, summed by thread name.
+pub fn cpu_by_thread_name() -> BTreeMap<String, f64> {
+    let mut by_name: BTreeMap<String, f64> = BTreeMap::new();
+    let hz = ticks_per_second();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            if let Ok(line) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((comm, ticks)) = parse_stat(&line)
+            {
+                *by_name.entry(comm).or_default() += ticks as f64 / hz;
+            }
+        }
+    }
+    by_name
+}
+
+/// CPU seconds of the living threads, grouped (see the module docs).
+pub fn cpu_by_group() -> CpuTimes {
+    let mut times = CpuTimes::default();
+    for (name, s) in cpu_by_thread_name() {
+        if name.starts_with(CLIENT_THREAD) {
+            times.client_s += s;
+        } else if name.starts_with(FAKES_THREAD) {
+            times.fakes_s += s;
+        } else {
+            times.server_s += s;
+        }
+    }
+    times
+}
+
+/// Peak resident set size (`VmHWM`) in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_stat_line_with_spaces_in_the_name() {
+        let line = "1234 (actix-rt|system:0 x) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 9 0";
+        assert_eq!(
+            parse_stat(line),
+            Some(("actix-rt|system:0 x".to_owned(), 300))
+        );
+    }
+
+    #[test]
+    fn reads_this_process() {
+        assert!(process_cpu_s().is_some());
+        assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
+    }
+}
