@@ -341,3 +341,90 @@ async fn profile_can_be_rectified_and_the_resume_deleted(backend: Backend) {
     .await;
     assert_eq!(app.count_rows("resume_profiles").await, 0);
 }
+
+/// The fake Anthropic on loopback, replying `reply` to every request.
+async fn fake_claude(reply: &str) -> fakes::FakeAnthropic {
+    let config = fakes::AnthropicConfig {
+        replies: vec![reply.to_owned()],
+        time_to_message_start: std::time::Duration::from_millis(5),
+        time_to_first_text: std::time::Duration::from_millis(5),
+        inter_delta: std::time::Duration::from_millis(1),
+        ..fakes::AnthropicConfig::default()
+    };
+    fakes::FakeAnthropic::start(config)
+        .await
+        .expect("fake starts")
+}
+
+async fn claude_app(backend: Backend, claude: &fakes::FakeAnthropic) -> TestApp {
+    let base_url = claude.base_url();
+    spawn_app_with(backend, move |settings| {
+        settings.anthropic_api_key = Some(secrecy::SecretString::from(
+            "sk-ant-test-platform-key".to_owned(),
+        ));
+        settings.anthropic_base_url = base_url;
+    })
+    .await
+}
+
+db_tests!(
+    profile_is_derived_by_claude_when_a_key_is_configured,
+    an_unusable_model_reply_falls_back_to_the_local_extractor,
+);
+
+async fn profile_is_derived_by_claude_when_a_key_is_configured(backend: Backend) {
+    let claude = fake_claude(
+        "Here is the profile:\n```json\n{\"role\": \"Staff Payments Engineer\", \"skills\": [\"Rust\", \"Ledgers\"], \"experience_summary\": \"Builds payment systems.\", \"years_experience\": 8}\n```",
+    )
+    .await;
+    let app = claude_app(backend, &claude).await;
+    let session = app.signed_in_user().await;
+    let response = upload(
+        &app,
+        &session.access_token,
+        "cv.txt",
+        "text/plain",
+        RESUME_TEXT.as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["profile"]["role"], "Staff Payments Engineer");
+    assert_eq!(body["profile"]["skills"], json!(["Rust", "Ledgers"]));
+    let requests = claude.requests();
+    assert_eq!(requests.len(), 1, "one call to the model");
+    assert!(
+        requests[0]
+            .body
+            .to_string()
+            .contains("ledger service in Rust"),
+        "the resume text went to the model"
+    );
+}
+
+async fn an_unusable_model_reply_falls_back_to_the_local_extractor(backend: Backend) {
+    let claude = fake_claude("I cannot help with that.").await;
+    let app = claude_app(backend, &claude).await;
+    let session = app.signed_in_user().await;
+    let response = upload(
+        &app,
+        &session.access_token,
+        "cv.txt",
+        "text/plain",
+        RESUME_TEXT.as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    let skills: Vec<&str> = body["profile"]["skills"]
+        .as_array()
+        .expect("skills")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        skills.contains(&"Kafka"),
+        "the local extractor's profile: {skills:?}"
+    );
+    assert_eq!(claude.requests().len(), 1);
+}

@@ -112,6 +112,10 @@ pub async fn upload(
     .await
     .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("blocking pool: {error}")))?
     .map_err(resume_error)?;
+    let profile = match claude_profile(&state, &extracted.text).await {
+        Some(profile) => profile,
+        None => profile,
+    };
     let profile_json = serde_json::to_value(&profile)
         .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("profile json: {error}")))?;
     let now = Utc::now();
@@ -142,6 +146,41 @@ pub async fn upload(
     };
     tracing::info!(account_id = %caller.id, format = %saved.source_kind, "resume stored");
     Ok(HttpResponse::Created().json(ResumeView::from(saved)))
+}
+
+/// Derives the profile with Claude when a platform Anthropic key is configured; `None` (use the
+/// local extractor's profile) without a key or on any failure. The resume text goes only to
+/// the vendor; neither it nor the reply is logged.
+async fn claude_profile(state: &AppState, text: &str) -> Option<ResumeProfile> {
+    use engine::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
+    use engine::vendors::{ChatMessage, LanguageModel, LlmRequest};
+
+    let key = state.settings.anthropic_api_key.clone()?;
+    let mut config = AnthropicConfig::new(
+        state.settings.anthropic_base_url.clone(),
+        key,
+        state.settings.anthropic_model.clone(),
+    );
+    config.max_tokens = 800;
+    let client = AnthropicLlm::new(config).ok()?;
+    let (system, user) = resume::llm_profile_prompt(text);
+    let request = LlmRequest {
+        system,
+        messages: vec![ChatMessage::user(user)],
+        max_tokens: Some(800),
+        stop_sequences: Vec::new(),
+    };
+    let stream = client.stream(request).await.ok()?;
+    let (reply, _) = tokio::time::timeout(std::time::Duration::from_secs(30), stream.collect())
+        .await
+        .ok()?;
+    match resume::parse_llm_profile(&reply) {
+        Ok(profile) => Some(profile),
+        Err(_) => {
+            tracing::warn!("the model's resume profile was unusable; using the local extractor");
+            None
+        }
+    }
 }
 
 /// `GET /api/v1/resume`.
