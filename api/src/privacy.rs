@@ -45,161 +45,105 @@ pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result
     let in_interviews = || interview_ids.clone();
 
     let mut tables = Map::new();
+    // One array per table: `export!(table name, query)`.
+    macro_rules! export {
+        ($table:literal, $query:expr) => {
+            tables.insert($table.into(), rows($query.all(db).await?)?);
+        };
+    }
     tables.insert("accounts".into(), rows(vec![account])?);
-    tables.insert(
-        "refresh_tokens".into(),
-        rows(
-            RefreshTokens::find()
-                .filter(refresh_tokens::Column::AccountId.eq(account_id))
-                .order_by_asc(refresh_tokens::Column::CreatedAt)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "refresh_tokens",
+        RefreshTokens::find()
+            .filter(refresh_tokens::Column::AccountId.eq(account_id))
+            .order_by_asc(refresh_tokens::Column::CreatedAt)
     );
-    tables.insert(
-        "account_settings".into(),
-        rows(
-            AccountSettings::find()
-                .filter(account_settings::Column::AccountId.eq(account_id))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "account_settings",
+        AccountSettings::find().filter(account_settings::Column::AccountId.eq(account_id))
     );
-    tables.insert(
-        "consent_events".into(),
-        rows(
-            ConsentEvents::find()
-                .filter(consent_events::Column::AccountId.eq(account_id))
-                .order_by_asc(consent_events::Column::CreatedAt)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "consent_events",
+        ConsentEvents::find()
+            .filter(consent_events::Column::AccountId.eq(account_id))
+            .order_by_asc(consent_events::Column::CreatedAt)
     );
-    tables.insert(
-        "byok_keys".into(),
-        rows(
-            ByokKeys::find()
-                .filter(byok_keys::Column::AccountId.eq(account_id))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "byok_keys",
+        ByokKeys::find().filter(byok_keys::Column::AccountId.eq(account_id))
     );
-    tables.insert(
-        "resume_profiles".into(),
-        rows(
-            ResumeProfiles::find()
-                .filter(resume_profiles::Column::AccountId.eq(account_id))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "resume_profiles",
+        ResumeProfiles::find().filter(resume_profiles::Column::AccountId.eq(account_id))
     );
     let acceptances = PolicyAcceptances::find()
         .filter(policy_acceptances::Column::AccountId.eq(account_id))
         .order_by_asc(policy_acceptances::Column::AcceptedAt)
         .all(db)
         .await?;
-    let accepted_versions = PolicyVersions::find()
-        .filter(
+    export!(
+        "policy_versions",
+        PolicyVersions::find().filter(
             policy_versions::Column::Id.is_in(
                 acceptances
                     .iter()
                     .map(|a| a.policy_version_id)
-                    .collect::<Vec<_>>(),
+                    .collect::<Vec<_>>()
             ),
         )
-        .all(db)
-        .await?;
-    tables.insert("policy_versions".into(), rows(accepted_versions)?);
+    );
     tables.insert("policy_acceptances".into(), rows(acceptances)?);
-    tables.insert(
-        "interviews".into(),
-        rows(
-            Interviews::find()
-                .filter(interviews::Column::AccountId.eq(account_id))
-                .order_by_asc(interviews::Column::CreatedAt)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "interviews",
+        Interviews::find()
+            .filter(interviews::Column::AccountId.eq(account_id))
+            .order_by_asc(interviews::Column::CreatedAt)
     );
-    tables.insert(
-        "transcript_segments".into(),
-        rows(
-            TranscriptSegments::find()
-                .filter(transcript_segments::Column::InterviewId.in_subquery(in_interviews()))
-                .order_by_asc(transcript_segments::Column::InterviewId)
-                .order_by_asc(transcript_segments::Column::Seq)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "transcript_segments",
+        TranscriptSegments::find()
+            .filter(transcript_segments::Column::InterviewId.in_subquery(in_interviews()))
+            .order_by_asc(transcript_segments::Column::InterviewId)
+            .order_by_asc(transcript_segments::Column::Seq)
     );
-    tables.insert(
-        "transcript_words".into(),
-        rows(
-            TranscriptWords::find()
-                .filter(transcript_words::Column::InterviewId.in_subquery(in_interviews()))
-                .order_by_asc(transcript_words::Column::InterviewId)
-                .order_by_asc(transcript_words::Column::StartMs)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "transcript_words",
+        TranscriptWords::find()
+            .filter(transcript_words::Column::InterviewId.in_subquery(in_interviews()))
+            .order_by_asc(transcript_words::Column::InterviewId)
+            .order_by_asc(transcript_words::Column::StartMs)
     );
-    tables.insert(
-        "turn_metrics".into(),
-        rows(
-            TurnMetrics::find()
-                .filter(turn_metrics::Column::InterviewId.in_subquery(in_interviews()))
-                .order_by_asc(turn_metrics::Column::InterviewId)
-                .order_by_asc(turn_metrics::Column::TurnIndex)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "turn_metrics",
+        TurnMetrics::find()
+            .filter(turn_metrics::Column::InterviewId.in_subquery(in_interviews()))
+            .order_by_asc(turn_metrics::Column::InterviewId)
+            .order_by_asc(turn_metrics::Column::TurnIndex)
     );
-    tables.insert(
-        "answer_scores".into(),
-        rows(
-            AnswerScores::find()
-                .filter(answer_scores::Column::InterviewId.in_subquery(in_interviews()))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "answer_scores",
+        AnswerScores::find()
+            .filter(answer_scores::Column::InterviewId.in_subquery(in_interviews()))
     );
-    tables.insert(
-        "skill_history".into(),
-        rows(
-            SkillHistory::find()
-                .filter(skill_history::Column::AccountId.eq(account_id))
-                .order_by_asc(skill_history::Column::RecordedAt)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "skill_history",
+        SkillHistory::find()
+            .filter(skill_history::Column::AccountId.eq(account_id))
+            .order_by_asc(skill_history::Column::RecordedAt)
     );
-    tables.insert(
-        "usage_log".into(),
-        rows(
-            UsageLog::find()
-                .filter(usage_log::Column::AccountId.eq(account_id))
-                .order_by_asc(usage_log::Column::CreatedAt)
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "usage_log",
+        UsageLog::find()
+            .filter(usage_log::Column::AccountId.eq(account_id))
+            .order_by_asc(usage_log::Column::CreatedAt)
     );
-    tables.insert(
-        "interview_quotas".into(),
-        rows(
-            InterviewQuotas::find()
-                .filter(interview_quotas::Column::AccountId.eq(account_id))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "interview_quotas",
+        InterviewQuotas::find().filter(interview_quotas::Column::AccountId.eq(account_id))
     );
-    tables.insert(
-        "abuse_signals".into(),
-        rows(
-            AbuseSignals::find()
-                .filter(abuse_signals::Column::AccountId.eq(account_id))
-                .all(db)
-                .await?,
-        )?,
+    export!(
+        "abuse_signals",
+        AbuseSignals::find().filter(abuse_signals::Column::AccountId.eq(account_id))
     );
     // Staff actions on this account: what and when (the staff member's id is not the user's data).
     let audit: Vec<Value> = AdminAudit::find()
