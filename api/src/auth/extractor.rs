@@ -1,9 +1,10 @@
 //! `AuthenticatedAccount`: the account behind a valid `Authorization: Bearer` access token.
 //!
 //! The token is read from the header only, never from a cookie or a URL, so it cannot end up in
-//! an access log.
-
-use std::future::{Ready, ready};
+//! an access log. Beyond the token's signature and expiry, the account is checked on every
+//! request: it must still exist, not be disabled, and the token must carry the account's current
+//! password version, so erasure, disabling and a password change take effect at once rather than
+//! when the access token expires.
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -11,6 +12,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use entities::accounts::Role;
 use uuid::Uuid;
 
+use crate::auth::jwt::Claims;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -23,14 +25,38 @@ pub struct AuthenticatedAccount {
 
 impl FromRequest for AuthenticatedAccount {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let claims = authenticate(request);
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let account = current_account(state, claims?).await?;
+            Ok(AuthenticatedAccount {
+                id: account.id,
+                role: account.role,
+            })
+        })
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<AuthenticatedAccount, ApiError> {
+/// The account of verified claims, if it may still act.
+async fn current_account(
+    state: Option<web::Data<AppState>>,
+    claims: Claims,
+) -> Result<entities::accounts::Model, ApiError> {
+    let state =
+        state.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("AppState is not registered")))?;
+    let account = <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(claims.sub)
+        .one(&state.db)
+        .await?
+        .filter(|account| account.disabled_at.is_none())
+        .filter(|account| claims.pwv == account.password_changed_at.timestamp_millis())
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(account)
+}
+
+fn authenticate(request: &HttpRequest) -> Result<Claims, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("AppState is not registered")))?;
@@ -45,16 +71,9 @@ fn authenticate(request: &HttpRequest) -> Result<AuthenticatedAccount, ApiError>
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(ApiError::unauthorized)?
         .trim();
-    let claims = state
-        .jwt
-        .verify(token)
-        .map_err(|_| ApiError::Unauthorized {
-            code: "invalid_token",
-            message: "the access token is invalid or expired",
-        })?;
-    Ok(AuthenticatedAccount {
-        id: claims.sub,
-        role: claims.role,
+    state.jwt.verify(token).map_err(|_| ApiError::Unauthorized {
+        code: "invalid_token",
+        message: "the access token is invalid or expired",
     })
 }
 
@@ -70,19 +89,10 @@ impl FromRequest for AdminAccount {
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let authenticated = authenticate(request);
+        let claims = authenticate(request);
         let state = request.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let caller = authenticated?;
-            let state = state.ok_or_else(|| {
-                ApiError::Unexpected(anyhow::anyhow!("AppState is not registered"))
-            })?;
-            let account =
-                <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(caller.id)
-                    .one(&state.db)
-                    .await?
-                    .filter(|account| account.disabled_at.is_none())
-                    .ok_or_else(ApiError::unauthorized)?;
+            let account = current_account(state, claims?).await?;
             if account.role != Role::Admin {
                 return Err(ApiError::Forbidden("this action requires the admin role"));
             }

@@ -22,6 +22,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// The account's password version (its last change, in milliseconds) when the token was
+    /// issued: a password change invalidates every earlier access token at once.
+    #[serde(default)]
+    pub pwv: i64,
 }
 
 /// Keys derived once from `JWT_SECRET`.
@@ -57,6 +61,7 @@ impl JwtKeys {
         &self,
         account_id: Uuid,
         role: Role,
+        password_version: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = Utc::now().timestamp();
         let claims = Claims {
@@ -67,6 +72,7 @@ impl JwtKeys {
             iat: now,
             exp: now + i64::try_from(self.ttl_secs).unwrap_or(i64::MAX / 2),
             jti: Uuid::new_v4(),
+            pwv: password_version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -92,7 +98,7 @@ mod tests {
     fn issued_tokens_verify() {
         let id = Uuid::new_v4();
         let claims = keys()
-            .verify(&keys().issue(id, Role::User).expect("issue"))
+            .verify(&keys().issue(id, Role::User, 0).expect("issue"))
             .expect("verify");
         assert_eq!(claims.sub, id);
         assert_eq!(claims.role, Role::User);
@@ -100,7 +106,7 @@ mod tests {
 
     #[test]
     fn alg_none_is_rejected() {
-        let token = keys().issue(Uuid::new_v4(), Role::Admin).expect("issue");
+        let token = keys().issue(Uuid::new_v4(), Role::Admin, 0).expect("issue");
         let payload = token.split('.').nth(1).expect("three parts");
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(keys().verify(&format!("{header}.{payload}.")).is_err());
@@ -109,7 +115,7 @@ mod tests {
     #[test]
     fn other_secret_or_audience_is_rejected() {
         let other = JwtKeys::new(&SecretString::from("z".repeat(48)), 900);
-        let token = other.issue(Uuid::new_v4(), Role::User).expect("issue");
+        let token = other.issue(Uuid::new_v4(), Role::User, 0).expect("issue");
         assert!(keys().verify(&token).is_err());
 
         let now = Utc::now().timestamp();
@@ -121,6 +127,7 @@ mod tests {
             iat: now,
             exp: now + 60,
             jti: Uuid::new_v4(),
+            pwv: 0,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -143,6 +150,7 @@ mod tests {
             iat: now - 1000,
             exp: now - 100,
             jti: Uuid::new_v4(),
+            pwv: 0,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &expired.encoding)

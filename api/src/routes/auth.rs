@@ -271,7 +271,7 @@ pub async fn login(
     let refresh_token = refresh::generate();
     store_refresh_token(&state, account.id, Uuid::now_v7(), &refresh_token).await?;
     tracing::info!(account_id = %account.id, "signed in");
-    token_response(&state, account.id, account.role, &refresh_token)
+    token_response(&state, &account, &refresh_token)
 }
 
 /// Counts a failed login; the failure that reaches the limit locks the account.
@@ -356,13 +356,16 @@ async fn insert_refresh_token(
 /// The 200 response with a new access token and the refresh cookie.
 fn token_response(
     state: &AppState,
-    account_id: Uuid,
-    role: Role,
+    account: &accounts::Model,
     refresh_token: &str,
 ) -> Result<HttpResponse, ApiError> {
     let access_token = state
         .jwt
-        .issue(account_id, role)
+        .issue(
+            account.id,
+            account.role,
+            account.password_changed_at.timestamp_millis(),
+        )
         .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("signing access token: {error}")))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -478,7 +481,7 @@ pub async fn refresh(
     let next_token = refresh::generate();
     insert_refresh_token(&txn, &state, account.id, row.family_id, &next_token).await?;
     txn.commit().await?;
-    token_response(&state, account.id, account.role, &next_token)
+    token_response(&state, &account, &next_token)
 }
 
 /// Revokes every live token of a family (one sign-in and all its rotations).
