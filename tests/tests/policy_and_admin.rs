@@ -278,8 +278,17 @@ async fn admin_can_search_view_export_disable_enable_and_erase(backend: Backend)
     assert_eq!(response.status(), 200);
     assert_json_error(app.login(&user.email, PASSWORD).await, 403).await;
     // A disabled account's still-unexpired access token is refused at once, on every route.
-    assert_json_error(app.get_as("/api/v1/settings", &user.access_token).await, 401).await;
-    assert_json_error(app.get_as("/api/v1/privacy/export", &user.access_token).await, 401).await;
+    assert_json_error(
+        app.get_as("/api/v1/settings", &user.access_token).await,
+        401,
+    )
+    .await;
+    assert_json_error(
+        app.get_as("/api/v1/privacy/export", &user.access_token)
+            .await,
+        401,
+    )
+    .await;
     assert_json_error(app.refresh(Some(&user.refresh_token)).await, 401).await;
     let response = app
         .call(

@@ -247,7 +247,11 @@ async fn password_change_needs_the_current_password_and_revokes_every_session(ba
     assert_json_error(app.login(&session.email, PASSWORD).await, 401).await;
     assert_eq!(app.login(&session.email, new_password).await.status(), 200);
     // The access token issued before the change no longer works anywhere.
-    assert_json_error(app.get_as("/api/v1/settings", &session.access_token).await, 401).await;
+    assert_json_error(
+        app.get_as("/api/v1/settings", &session.access_token).await,
+        401,
+    )
+    .await;
 }
 
 /// Every row, in any table, that names `ids` in a column that can reference an account or an
