@@ -2,8 +2,8 @@
 //! the real event grammar, cumulative usage, prompt-cache emulation and rate-limit headers
 //! (providers.md B and D.2). Non-streaming requests are answered with one JSON `Message`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,7 +45,13 @@ pub struct AnthropicConfig {
     pub request_limit: u64,
     /// Seed for ids and delta splitting.
     pub seed: u64,
+    /// How many of the latest request bodies [`FakeAnthropic::requests`] keeps (older ones are
+    /// forgotten, so a long-running fake's memory stays bounded; 0 keeps none).
+    pub recorded_requests: usize,
 }
+
+/// The default of [`AnthropicConfig::recorded_requests`]: enough for any test's inspection.
+pub const RECORDED_REQUESTS: usize = 64;
 
 impl Default for AnthropicConfig {
     fn default() -> Self {
@@ -65,6 +71,7 @@ impl Default for AnthropicConfig {
             min_cacheable_tokens: 1024,
             request_limit: u64::MAX,
             seed: 0x5eed_a17c,
+            recorded_requests: RECORDED_REQUESTS,
         }
     }
 }
@@ -134,7 +141,7 @@ struct Inner {
     stats: AnthropicStats,
     served: AtomicU64,
     cache: Mutex<HashMap<u64, Instant>>,
-    recorded: Mutex<Vec<RecordedRequest>>,
+    recorded: Mutex<VecDeque<RecordedRequest>>,
 }
 
 /// A running fake Anthropic API.
@@ -153,7 +160,7 @@ impl FakeAnthropic {
             stats: AnthropicStats::default(),
             served: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
-            recorded: Mutex::new(Vec::new()),
+            recorded: Mutex::new(VecDeque::new()),
         });
         let served = Arc::clone(&inner);
         let listener = Listener::bind(inner.config.listen, move |stream| {
@@ -177,13 +184,16 @@ impl FakeAnthropic {
         self.inner.stats.snapshot()
     }
 
-    /// Every well-formed request body received so far, in order.
+    /// The latest well-formed request bodies received (at most
+    /// [`AnthropicConfig::recorded_requests`]), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.inner
             .recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub async fn shutdown(self) {
@@ -409,14 +419,16 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
             return reply_error(&inner, &mut stream, status, kind, &msg, &request_id, vec![]).await;
         }
     };
-    inner
-        .recorded
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(RecordedRequest {
+    if inner.config.recorded_requests > 0 {
+        let mut recorded = inner.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        if recorded.len() >= inner.config.recorded_requests {
+            recorded.pop_front();
+        }
+        recorded.push_back(RecordedRequest {
             anthropic_version: Some(version),
             body: body.clone(),
         });
+    }
     let plan = plan_reply(&inner, &parsed, served);
     let mut headers = rate_limit_headers(remaining);
     headers.push(("request-id", request_id.clone()));
@@ -591,6 +603,9 @@ fn plan_cache(inner: &Inner, parsed: &Parsed) -> InputUsage {
     };
     let now = Instant::now();
     let mut cache = inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+    // Expired entries are forgotten, as the real cache forgets them: the map stays bounded by
+    // the prefixes seen within one TTL.
+    cache.retain(|_, expires| *expires > now);
     let mut read = 0;
     for &(hash, tokens, ttl) in &breakpoints {
         let fresh = cache.get(&hash).is_some_and(|expires| *expires > now);

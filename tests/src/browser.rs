@@ -334,6 +334,54 @@ impl Browser {
             .with_context(|| format!("running script `{script}`"))
     }
 
+    /// Replaces the page's microphone with one the test plays into: `getUserMedia` then returns
+    /// a live track of a Web Audio graph that is silent until [`Browser::speak_into_microphone`].
+    /// Chromium's fake capture device starts its file when the page opens the capture, so on a
+    /// loaded machine the speech can land before or after the moment a test means; this
+    /// microphone speaks exactly when the test says. Call it after the page has loaded.
+    pub async fn install_scripted_microphone(&self) -> anyhow::Result<()> {
+        self.eval(
+            "const ctx = new AudioContext({ sampleRate: 48000 });\
+             const dest = ctx.createMediaStreamDestination();\
+             window.__scriptedMicrophone = { ctx, dest };\
+             navigator.mediaDevices.getUserMedia = async () => {\
+               await ctx.resume();\
+               return new MediaStream([dest.stream.getAudioTracks()[0].clone()]);\
+             };\
+             return true;",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Plays the WAV file at `wav` once into the scripted microphone, starting now.
+    pub async fn speak_into_microphone(&self, wav: &Path) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let bytes = std::fs::read(wav).with_context(|| format!("reading {}", wav.display()))?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\
+             const mic = window.__scriptedMicrophone;\
+             const bytes = Uint8Array.from(atob('{encoded}'), (c) => c.charCodeAt(0));\
+             mic.ctx.decodeAudioData(bytes.buffer).then((buffer) => {{\
+               const source = mic.ctx.createBufferSource();\
+               source.buffer = buffer;\
+               source.connect(mic.dest);\
+               source.start();\
+               done(true);\
+             }}, (error) => done(String(error)));"
+        );
+        let result = self
+            .client()
+            .execute_async(&script, Vec::new())
+            .await
+            .context("playing into the scripted microphone")?;
+        if result != Value::Bool(true) {
+            bail!("the scripted microphone could not play the WAV: {result}");
+        }
+        Ok(())
+    }
+
     /// Polls a JavaScript expression until it is truthy and returns its value.
     pub async fn wait_until(&self, expression: &str, timeout: Duration) -> anyhow::Result<Value> {
         let deadline = Instant::now() + timeout;

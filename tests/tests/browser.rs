@@ -1020,17 +1020,28 @@ fn spoken_wav(
     }
 }
 
+/// What the page's microphone plays.
+enum Microphone {
+    /// Chromium's fake capture device plays the WAV from the moment the live screen captures it.
+    File(std::path::PathBuf),
+    /// Silence until the test calls [`Browser::speak_into_microphone`].
+    Scripted,
+}
+
 /// Signs in through the page, chooses an interview, passes the microphone check and starts the
-/// call; returns once WebRTC is connected. The fake microphone plays `wav` from the moment the
-/// live screen captures it.
+/// call; returns once WebRTC is connected.
 async fn start_browser_interview(
     app: &TestApp,
-    wav: std::path::PathBuf,
+    microphone: Microphone,
     headphones: bool,
 ) -> Option<BrowserCall> {
     let email = registered(app).await;
+    let scripted = matches!(microphone, Microphone::Scripted);
     let config = BrowserConfig {
-        fake_audio_wav: Some(wav),
+        fake_audio_wav: match microphone {
+            Microphone::File(wav) => Some(wav),
+            Microphone::Scripted => None,
+        },
         ..BrowserConfig::default()
     };
     let browser = Browser::launch_for_test(config).await?;
@@ -1038,6 +1049,12 @@ async fn start_browser_interview(
     browser.goto(&app.url("/")).await.expect("the page loads");
     wait_ready(&browser).await;
     sign_in(&browser, &email, PASSWORD).await;
+    if scripted {
+        browser
+            .install_scripted_microphone()
+            .await
+            .expect("the scripted microphone");
+    }
 
     browser
         .click("a[data-nav=interview]")
@@ -1162,7 +1179,7 @@ async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
     };
     let wav_seconds = tests::browser::wav_duration(&wav).expect("wav header");
     let speech_seconds = wav_seconds - f64::from(lead_in) - f64::from(tail);
-    let Some(call) = start_browser_interview(&app, wav, false).await else {
+    let Some(call) = start_browser_interview(&app, Microphone::File(wav), false).await else {
         return;
     };
     let browser = &call.browser;
@@ -1294,19 +1311,32 @@ async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
 async fn browser_barge_in_talks_over_the_greeting() {
     let app = spawn_app(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
-    // Speech starts 2.5 s after the capture starts: well inside the ~7 s greeting.
     let Some(wav) = spoken_wav(
         dir.path(),
         "Sorry to interrupt, but I would rather start with the billing migration I led last year",
-        2.5,
+        0.0,
         2.5,
     ) else {
         return;
     };
-    let Some(call) = start_browser_interview(&app, wav, true).await else {
+    let Some(call) = start_browser_interview(&app, Microphone::Scripted, true).await else {
         return;
     };
     let browser = &call.browser;
+    // The candidate speaks once the greeting (about 7 s of audio) has been playing for a second,
+    // however long the call took to connect on a loaded machine.
+    browser
+        .wait_until(
+            "document.body.dataset.interviewState === 'greeting'",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the greeting starts");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    browser
+        .speak_into_microphone(&wav)
+        .await
+        .expect("the candidate speaks");
     let shown = wait_transcript(
         browser,
         "[...t.querySelectorAll('li[data-speaker=candidate]')].some((l) => l.textContent.includes('local mode')) \

@@ -2,6 +2,8 @@
 //! extracted text and a derived profile are stored, the file itself never touches the disk, bad
 //! files get clear 4xx errors, and the profile can be rectified and deleted.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 use tests::{Backend, TestApp, assert_json_error, db_tests, spawn_app, spawn_app_with};
@@ -150,11 +152,14 @@ async fn text_resume_is_parsed_and_a_profile_derived(backend: Backend) {
     assert_eq!(app.count_rows("resume_profiles").await, 1);
 }
 
-/// Every file under `dir` (bounded depth) whose bytes contain `needle`.
+/// Every file under `dir` (bounded depth) modified at or after `since` whose bytes contain
+/// `needle`. Only files written during the test can hold a marker made for it, so older files
+/// are skipped unread: the scan stays quick however large the shared temp dir is.
 fn files_containing(
     dir: &std::path::Path,
     needle: &[u8],
     depth: u32,
+    since: std::time::SystemTime,
     found: &mut Vec<std::path::PathBuf>,
 ) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -162,9 +167,15 @@ fn files_containing(
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() && depth > 0 {
-            files_containing(&path, needle, depth - 1, found);
-        } else if path.is_file()
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            if depth > 0 {
+                files_containing(&path, needle, depth - 1, since, found);
+            }
+        } else if meta.is_file()
+            && meta.modified().is_ok_and(|modified| modified >= since)
             && let Ok(bytes) = std::fs::read(&path)
             && bytes.windows(needle.len()).any(|w| w == needle)
         {
@@ -174,6 +185,8 @@ fn files_containing(
 }
 
 async fn pdf_resume_is_parsed_in_memory_and_never_written_to_disk(backend: Backend) {
+    // Filesystem times can be coarser than the clock: start the window a little early.
+    let started = std::time::SystemTime::now() - Duration::from_secs(2);
     let app = spawn_app(backend).await;
     let session = app.signed_in_user().await;
     let marker = format!("FILE-ONLY-MARKER-{}", uuid::Uuid::new_v4().simple());
@@ -199,12 +212,7 @@ async fn pdf_resume_is_parsed_in_memory_and_never_written_to_disk(backend: Backe
     let text = body["extracted_text"].as_str().expect("text");
     assert!(text.contains("Kubernetes and Terraform on AWS"), "{text}");
     assert!(!text.contains(&marker), "the comment is not text");
-    // The marker exists only in the uploaded bytes: no file on disk may contain it.
-    let mut found = Vec::new();
-    files_containing(&std::env::temp_dir(), marker.as_bytes(), 4, &mut found);
-    files_containing(&app.settings.data_dir, marker.as_bytes(), 4, &mut found);
-    assert!(found.is_empty(), "the upload reached the disk: {found:?}");
-    // Nor the database.
+    // Nor the database (asked before the disk scan, so no pooled connection idles through it).
     let export = app
         .get_as("/api/v1/privacy/export", &session.access_token)
         .await
@@ -212,6 +220,23 @@ async fn pdf_resume_is_parsed_in_memory_and_never_written_to_disk(backend: Backe
         .await
         .expect("body");
     assert!(!export.contains(&marker));
+    // The marker exists only in the uploaded bytes: no file on disk may contain it.
+    let mut found = Vec::new();
+    files_containing(
+        &std::env::temp_dir(),
+        marker.as_bytes(),
+        4,
+        started,
+        &mut found,
+    );
+    files_containing(
+        &app.settings.data_dir,
+        marker.as_bytes(),
+        4,
+        started,
+        &mut found,
+    );
+    assert!(found.is_empty(), "the upload reached the disk: {found:?}");
 }
 
 async fn bad_files_get_clear_errors(backend: Backend) {

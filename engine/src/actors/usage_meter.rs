@@ -1,13 +1,20 @@
 //! `UsageMeter` (process-wide): collects usage records from every interview and writes them in
-//! batches. Records are control messages: never dropped; a failed write is retried with the
-//! batch kept in order; `Flush` (at shutdown) writes what is pending.
+//! batches. Records are control messages: never dropped while they can be stored; a write that
+//! fails for a passing reason (busy or unreachable database) is retried with the batch kept in
+//! order. A record that can never be stored (its account or interview was erased meanwhile, so
+//! its foreign key fails) is dropped and counted ([`UsageMeter::dropped`]), and the rest of its
+//! batch is written: one such row never blocks later rows. `Flush` (at shutdown) writes what is
+//! pending.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 
-use crate::metering::{UsageBatcher, UsageRecord, store};
+use crate::metering::store::{self, BatchFailed, BatchOutcome};
+use crate::metering::{UsageBatcher, UsageRecord};
 
 /// Batch size and the longest a record waits.
 pub const BATCH_RECORDS: usize = 200;
@@ -25,13 +32,14 @@ pub struct Flush;
 
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Written(Result<usize, (Vec<UsageRecord>, String)>);
+struct Written(Result<BatchOutcome, BatchFailed>);
 
 pub struct UsageMeter {
     db: DatabaseConnection,
     batcher: UsageBatcher,
     writing: bool,
     timer: Option<SpawnHandle>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl UsageMeter {
@@ -41,6 +49,24 @@ impl UsageMeter {
             batcher: UsageBatcher::new(BATCH_RECORDS, BATCH_AGE),
             writing: false,
             timer: None,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// How many records this meter has dropped because they could never be stored (read it
+    /// before starting the actor; it counts for the meter's whole life).
+    pub fn dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
+    fn count_dropped(&self, outcome: BatchOutcome) {
+        if outcome.dropped > 0 {
+            self.dropped
+                .fetch_add(outcome.dropped as u64, Ordering::Relaxed);
+            tracing::warn!(
+                records = outcome.dropped,
+                "usage records dropped: their account or interview no longer exists"
+            );
         }
     }
 
@@ -72,10 +98,7 @@ impl UsageMeter {
         let db = self.db.clone();
         let me = ctx.address();
         actix::spawn(async move {
-            let result = match store::insert_batch(&db, &batch, chrono::Utc::now()).await {
-                Ok(()) => Ok(batch.len()),
-                Err(error) => Err((batch, error.to_string())),
-            };
+            let result = store::write_batch(&db, batch, chrono::Utc::now()).await;
             me.do_send(Written(result));
         });
     }
@@ -99,15 +122,18 @@ impl Handler<Written> for UsageMeter {
 
     fn handle(&mut self, Written(result): Written, ctx: &mut Self::Context) {
         self.writing = false;
-        if let Err((batch, error)) = result {
-            tracing::warn!(
-                error,
-                records = batch.len(),
-                "usage write failed; will retry"
-            );
-            self.batcher.restore(Instant::now(), batch);
-            ctx.run_later(Duration::from_secs(1), |meter, ctx| meter.maybe_write(ctx));
-            return;
+        match result {
+            Ok(outcome) => self.count_dropped(outcome),
+            Err(BatchFailed { pending, error }) => {
+                tracing::warn!(
+                    error = %error,
+                    records = pending.len(),
+                    "usage write failed; will retry"
+                );
+                self.batcher.restore(Instant::now(), pending);
+                ctx.run_later(Duration::from_secs(1), |meter, ctx| meter.maybe_write(ctx));
+                return;
+            }
         }
         self.maybe_write(ctx);
     }
@@ -119,11 +145,13 @@ impl Handler<Flush> for UsageMeter {
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
         let batch = self.batcher.take();
         let db = self.db.clone();
+        let dropped = Arc::clone(&self.dropped);
         Box::pin(async move {
-            store::insert_batch(&db, &batch, chrono::Utc::now())
+            let outcome = store::write_batch(&db, batch, chrono::Utc::now())
                 .await
-                .map(|()| batch.len())
-                .map_err(|error| error.to_string())
+                .map_err(|failed| failed.error.to_string())?;
+            dropped.fetch_add(outcome.dropped as u64, Ordering::Relaxed);
+            Ok(outcome.written)
         })
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use entities::usage_log;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, SqlErr};
 use uuid::Uuid;
 
 use super::UsageRecord;
@@ -37,4 +37,69 @@ pub async fn insert_batch(
     });
     usage_log::Entity::insert_many(rows).exec(db).await?;
     Ok(())
+}
+
+/// What became of a batch written by [`write_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchOutcome {
+    /// Rows stored.
+    pub written: usize,
+    /// Rows that can never be stored (their account or interview no longer exists), dropped.
+    pub dropped: usize,
+}
+
+/// A batch that failed for a reason that may pass (the database is busy or unreachable): the
+/// rows not yet written, in order, and the error.
+#[derive(Debug)]
+pub struct BatchFailed {
+    pub pending: Vec<UsageRecord>,
+    pub error: DbErr,
+}
+
+/// Whether a failed insert can never succeed, however often it is retried: its account or
+/// interview was erased after the record was made (a foreign-key violation).
+pub fn is_unwritable(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
+/// Writes a batch in one statement; when that fails, row by row, so that one row that can never
+/// be stored does not hold back every later row of every user. Unwritable rows are dropped and
+/// counted; any other failure stops with the rows not yet written, for a retry.
+pub async fn write_batch(
+    db: &impl ConnectionTrait,
+    batch: Vec<UsageRecord>,
+    now: DateTime<Utc>,
+) -> Result<BatchOutcome, BatchFailed> {
+    match insert_batch(db, &batch, now).await {
+        Ok(()) => {
+            return Ok(BatchOutcome {
+                written: batch.len(),
+                dropped: 0,
+            });
+        }
+        Err(error) if !is_unwritable(&error) => {
+            return Err(BatchFailed {
+                pending: batch,
+                error,
+            });
+        }
+        Err(_) => {}
+    }
+    let mut outcome = BatchOutcome::default();
+    let mut rows = batch.into_iter();
+    while let Some(record) = rows.next() {
+        match insert_batch(db, std::slice::from_ref(&record), now).await {
+            Ok(()) => outcome.written += 1,
+            Err(error) if is_unwritable(&error) => outcome.dropped += 1,
+            Err(error) => {
+                let mut pending = vec![record];
+                pending.extend(rows);
+                return Err(BatchFailed { pending, error });
+            }
+        }
+    }
+    Ok(outcome)
 }
