@@ -124,7 +124,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tls,
         "InterviewCraft is listening"
     );
-    application.run_until_stopped().await?;
+    application.run_until_signalled().await?;
+    tracing::info!("InterviewCraft stopped");
     Ok(())
 }
 

@@ -111,6 +111,8 @@ pub struct Settings {
     pub anthropic_fallback_model: Option<String>,
     /// `MAX_LIVE_INTERVIEWS`.
     pub max_live_interviews: usize,
+    /// `SHUTDOWN_DRAIN_SECS`: on SIGTERM/SIGINT, how long live interviews get to end gracefully.
+    pub shutdown_drain_secs: u64,
     /// `ICE_SERVERS`.
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
@@ -156,6 +158,7 @@ impl Default for Settings {
             resume_max_bytes: 5 * 1024 * 1024,
             anthropic_fallback_model: None,
             max_live_interviews: 100,
+            shutdown_drain_secs: 15,
             ice_servers: None,
             webrtc_loopback_only: false,
         }
@@ -342,6 +345,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "MAX_LIVE_INTERVIEWS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_live_interviews: Option<usize>,
+    /// Seconds live interviews get to end gracefully on SIGTERM/SIGINT (a second signal ends
+    /// them at once) [default: 15].
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_drain_secs: Option<u64>,
     /// Comma-separated STUN/TURN URLs for WebRTC [default: none: host candidates only].
     #[arg(long, env = "ICE_SERVERS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

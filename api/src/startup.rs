@@ -72,6 +72,18 @@ impl Application {
         crate::policy::seed(&db)
             .await
             .map_err(|error| anyhow::anyhow!("seeding the privacy policy: {error}"))?;
+        // Before any offer is accepted: interviews this node left live (crash, SIGKILL) end now.
+        let orphans =
+            engine::recovery::end_interviews_left_live(&db, &settings.node_id, chrono::Utc::now())
+                .await
+                .context("ending the interviews this node left live")?;
+        if orphans > 0 {
+            tracing::info!(
+                interviews = orphans,
+                reason = engine::recovery::NODE_RESTARTED,
+                "ended the interviews this node left live when it last stopped"
+            );
+        }
 
         let cost = settings.bcrypt_cost;
         let dummy_password_hash = web::block(move || password_hash::dummy_hash(cost))
@@ -143,7 +155,59 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down in order: new offers get 503, live
+    /// interviews end gracefully within `SHUTDOWN_DRAIN_SECS` (their last words transcribed and
+    /// stored), usage rows are written, and the HTTP server stops. A second signal during the
+    /// drain ends the live interviews at once.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut next_signal = async move || {
+            tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            }
+        };
+        let handle = self.server.handle();
+        let engine = self.state.engine.clone();
+        let drain = Duration::from_secs(self.state.settings.shutdown_drain_secs);
+        let mut server = actix_web::rt::spawn(self.server);
+        let first = tokio::select! {
+            result = &mut server => return Ok(result.context("the HTTP server task")??),
+            first = next_signal() => first,
+        };
+        tracing::info!(
+            signal = first,
+            live = engine.live().len(),
+            drain_secs = drain.as_secs(),
+            "shutting down: no new interviews; live interviews end gracefully"
+        );
+        let reason = "server_shutdown";
+        tokio::select! {
+            left = engine.drain(reason, drain) => {
+                if left > 0 {
+                    tracing::warn!(interviews = left, "the drain time ran out: ending the rest now");
+                    engine.cancel_all(reason);
+                    engine.wait_until_idle(CANCEL_WAIT).await;
+                }
+            }
+            second = next_signal() => {
+                tracing::warn!(signal = second, "second signal: ending live interviews now");
+                engine.cancel_all(reason);
+                engine.wait_until_idle(CANCEL_WAIT).await;
+                handle.stop(false).await;
+                return Ok(server.await.context("the HTTP server task")??);
+            }
+        }
+        handle.stop(true).await;
+        Ok(server.await.context("the HTTP server task")??)
+    }
 }
+
+/// How long a cancelled interview gets to store its end before the process exits.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
@@ -171,6 +235,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })
+    // Signals are ours (`run_until_signalled`): interviews drain before the listener closes.
+    .disable_signals()
     .shutdown_timeout(10);
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));

@@ -5,6 +5,7 @@
 //! lease.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,8 @@ pub enum EngineError {
     AtCapacity(usize),
     #[error("the account already has a live interview")]
     AlreadyLive,
+    #[error("this node is shutting down")]
+    Draining,
     #[error("no vendor is available for {0} (no key and no local fake)")]
     NoVendor(&'static str),
     #[error("vendor set-up failed: {0}")]
@@ -107,6 +110,8 @@ struct Inner {
     usage: Addr<UsageMeter>,
     sweeper: Addr<RetentionSweeper>,
     live: Mutex<HashMap<Uuid, LiveEntry>>,
+    /// Set once shutdown begins: no interview starts after it.
+    draining: AtomicBool,
 }
 
 /// A cheap, cloneable handle to the engine.
@@ -117,6 +122,9 @@ pub struct EngineHandle {
 
 /// Events kept for a slow subscriber before it starts missing some.
 pub const EVENT_BUFFER: usize = 256;
+
+/// How often shutdown looks whether the live interviews have stopped.
+const IDLE_POLL: Duration = Duration::from_millis(25);
 
 /// A fake vendor's stand-in key: the fakes accept any key.
 const FAKE_KEY: &str = "local-fake-vendor-key";
@@ -141,6 +149,7 @@ impl EngineHandle {
                 usage,
                 sweeper,
                 live: Mutex::new(HashMap::new()),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -252,6 +261,10 @@ impl EngineHandle {
         let (events, receiver) = broadcast::channel(EVENT_BUFFER);
         {
             let mut live = self.live_map();
+            // Checked under the registry lock, so no start slips past the drain's snapshot.
+            if self.inner.draining.load(Ordering::SeqCst) {
+                return Err(EngineError::Draining);
+            }
             if live.values().any(|entry| entry.account_id == account_id) {
                 return Err(EngineError::AlreadyLive);
             }
@@ -350,6 +363,75 @@ impl EngineHandle {
             });
         }
         addrs.len()
+    }
+
+    /// Shutdown, first stage: refuses new interviews from now on ([`EngineError::Draining`]),
+    /// ends every live interview gracefully (their last words are transcribed and everything
+    /// is stored), waits up to `timeout` for them to stop, then writes pending usage rows.
+    /// Returns how many interviews were still live when the wait ended.
+    pub async fn drain(&self, reason: &str, timeout: Duration) -> usize {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        let mut told = std::collections::HashSet::new();
+        loop {
+            // An interview whose start was already past the check gets its actor a moment
+            // later: it is told to end as soon as it has one.
+            let addrs: Vec<(Uuid, Addr<InterviewActor>)> = self
+                .live_map()
+                .iter()
+                .filter(|(id, _)| !told.contains(*id))
+                .filter_map(|(id, entry)| entry.addr.clone().map(|addr| (*id, addr)))
+                .collect();
+            for (id, addr) in addrs {
+                told.insert(id);
+                addr.do_send(EndInterview {
+                    reason: reason.to_owned(),
+                    mode: StopMode::Graceful,
+                });
+            }
+            if self.live_map().is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+        let left = self.live_map().len();
+        if let Err(error) = self.flush_usage().await {
+            tracing::warn!(error, "flushing usage rows at shutdown failed");
+        }
+        left
+    }
+
+    /// Shutdown, second stage (a second signal, or the drain ran out of time): refuses new
+    /// interviews and stops every live one at once, storing only its end.
+    pub fn cancel_all(&self, reason: &str) -> usize {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let addrs: Vec<Addr<InterviewActor>> = self
+            .live_map()
+            .values()
+            .filter_map(|entry| entry.addr.clone())
+            .collect();
+        for addr in &addrs {
+            addr.do_send(EndInterview {
+                reason: reason.to_owned(),
+                mode: StopMode::CancelNow,
+            });
+        }
+        addrs.len()
+    }
+
+    /// Waits up to `timeout` for every live interview to stop (their end stored); returns how
+    /// many are still live.
+    pub async fn wait_until_idle(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while !self.live_map().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+        self.live_map().len()
+    }
+
+    /// Whether shutdown has begun (no new interviews).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
     }
 
     /// Whether an interview is live on this node.

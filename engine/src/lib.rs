@@ -84,6 +84,7 @@ pub mod latency;
 pub mod media;
 pub mod metering;
 pub mod playback_pacer;
+pub mod recovery;
 pub mod retention;
 pub mod transcript_assembler;
 pub mod transport;

@@ -227,7 +227,7 @@ pub async fn end(
     responses((status = 200, description = "The answer `{type: \"answer\", sdp}`", body = Object),
         (status = 400, description = "Malformed SDP or no audio", body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Already started or ended", body = ErrorBody),
-        (status = 503, description = "At capacity", body = ErrorBody)))]
+        (status = 503, description = "At capacity, or the server is shutting down", body = ErrorBody)))]
 pub async fn offer(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -266,6 +266,9 @@ pub async fn offer(
             return Err(match error {
                 EngineError::AtCapacity(_) => {
                     ApiError::Unavailable("the server is at capacity; try again shortly")
+                }
+                EngineError::Draining => {
+                    ApiError::Unavailable("the server is restarting; try again shortly")
                 }
                 EngineError::AlreadyLive => ApiError::Conflict {
                     code: "already_live",
