@@ -92,3 +92,26 @@ pub async fn plan_for(
         profile,
     })
 }
+
+/// How long an erasure waits for the account's live interviews to stop before deleting.
+pub const ERASURE_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Ends the account's live interviews on this node and waits (bounded by
+/// [`ERASURE_STOP_WAIT`]) for them to stop, before its data is erased.
+pub async fn stop_live_interviews(
+    state: &crate::state::AppState,
+    account_id: uuid::Uuid,
+    reason: &str,
+) {
+    let left = state
+        .engine
+        .stop_account(account_id, reason, ERASURE_STOP_WAIT)
+        .await;
+    if left > 0 {
+        tracing::warn!(
+            %account_id,
+            interviews = left,
+            "erasing while interviews are still stopping"
+        );
+    }
+}

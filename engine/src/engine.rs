@@ -434,6 +434,25 @@ impl EngineHandle {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
+    /// Ends every live interview of an account at once and waits up to `timeout` for them to
+    /// stop (their actors gone, their last writes done), so that an erasure that follows
+    /// deletes everything and no late write of theirs races it. Returns how many were still
+    /// live when the wait ended.
+    pub async fn stop_account(&self, account_id: Uuid, reason: &str, timeout: Duration) -> usize {
+        self.end_for_account(account_id, reason);
+        let deadline = Instant::now() + timeout;
+        let live_for_account = || {
+            self.live_map()
+                .values()
+                .filter(|entry| entry.account_id == account_id)
+                .count()
+        };
+        while live_for_account() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+        live_for_account()
+    }
+
     /// Whether an interview is live on this node.
     pub fn is_live(&self, interview_id: Uuid) -> bool {
         self.live_map().contains_key(&interview_id)

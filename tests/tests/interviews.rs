@@ -25,6 +25,7 @@ db_tests!(
     offers_that_cannot_start_an_interview_get_a_clear_4xx,
     events_socket_needs_a_single_use_ticket_for_your_own_interview,
     rust_webrtc_client_holds_an_interview_through_the_http_api,
+    erasure_waits_for_the_live_interview_to_stop_before_deleting,
 );
 
 /// RMS (0..1) above which received audio counts as sound rather than silence or noise.
@@ -298,6 +299,46 @@ async fn offers_that_cannot_start_an_interview_get_a_clear_4xx(backend: Backend)
     )
     .await;
     assert_json_error(post_offer(&app, &alice, never, &second_offer).await, 409).await;
+}
+
+async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.signed_in_user().await;
+    let id = created_id(&app, &alice).await;
+    let (pending, offer) = client_offer().await;
+    let response = post_offer(&app, &alice, id, &offer).await;
+    assert_eq!(response.status(), 200);
+    let answer: SessionDescription = response.json().await.unwrap();
+    let session = pending
+        .accept_answer(&answer)
+        .await
+        .expect("answer applies");
+    session
+        .control
+        .wait_connected(Duration::from_secs(20))
+        .await
+        .expect("connected");
+    assert!(app.state.engine.is_live(id));
+
+    let response = app
+        .call(
+            Method::DELETE,
+            "/api/v1/me",
+            Some(&alice.access_token),
+            Some(&json!({"password": alice.password})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // By the time the erasure answers, the interview has stopped: nothing of it can be written
+    // after its rows were deleted.
+    assert!(
+        !app.state.engine.is_live(id),
+        "the erasure waited for the interview to stop"
+    );
+    assert_eq!(app.count_rows("interviews").await, 0);
+    assert_eq!(app.count_rows("transcript_segments").await, 0);
+    assert_eq!(app.count_rows("accounts").await, 0);
+    session.control.close().await;
 }
 
 async fn wait_not_live(app: &TestApp, id: Uuid) {

@@ -220,7 +220,7 @@ pub async fn erase_user(
             "id: admins erase their own account with DELETE /api/v1/me".into(),
         ));
     }
-    state.engine.end_for_account(*id, "account_erased_by_admin");
+    crate::interviews::stop_live_interviews(&state, *id, "account_erased_by_admin").await;
     let report = privacy::erase_account(&state.db, *id).await?;
     audit::record(&state.db, admin.id, action::USER_ERASE, Some(*id)).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();

@@ -212,7 +212,7 @@ pub async fn delete_me(
     if !matched {
         return Err(wrong_password());
     }
-    state.engine.end_for_account(account.id, "account_erased");
+    crate::interviews::stop_live_interviews(&state, account.id, "account_erased").await;
     let report = privacy::erase_account(&state.db, account.id).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     tracing::info!(account_id = %account.id, rows, "account erased at the user's request");
