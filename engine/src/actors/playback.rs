@@ -118,6 +118,15 @@ pub struct PlaybackActor {
     peer_gone: bool,
 }
 
+/// Whether a chunk of reply text ends a sentence (the conversation core releases whole
+/// sentences, or clauses of long ones).
+fn ends_sentence(text: &str) -> bool {
+    let text = text
+        .trim_end()
+        .trim_end_matches(['"', '\'', ')', '\u{201d}', '\u{2019}']);
+    text.ends_with(['.', '?', '!'])
+}
+
 impl PlaybackActor {
     pub fn new(
         tts: Arc<dyn TextToSpeech>,
@@ -155,8 +164,15 @@ impl PlaybackActor {
                     });
                 }
                 let input = input.clone();
+                // A finished sentence is flushed: the synthesizer speaks it now instead of
+                // holding it until its buffer fills (ElevenLabs' schedule starts at 120
+                // characters), so the first audio follows the first sentence. One task, so the
+                // flush can never overtake its text.
+                let flush = ends_sentence(&text);
                 actix::spawn(async move {
-                    let _ = input.push_text(&text).await;
+                    if input.push_text(&text).await.is_ok() && flush {
+                        let _ = input.flush().await;
+                    }
                 });
             }
             None => utterance.queued.push(text),
@@ -449,5 +465,21 @@ impl Handler<StopPlayback> for PlaybackActor {
 
     fn handle(&mut self, _: StopPlayback, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_sentence;
+
+    #[test]
+    fn sentence_ends_are_flushed_and_clauses_are_not() {
+        assert!(ends_sentence("Tell me about a project. "));
+        assert!(ends_sentence("Why?"));
+        assert!(ends_sentence("He said \"ship it.\" "));
+        assert!(ends_sentence("(It worked.)"));
+        assert!(!ends_sentence("When the migration started, "));
+        assert!(!ends_sentence("the one you led (the billing one)"));
+        assert!(!ends_sentence(""));
     }
 }
