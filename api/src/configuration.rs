@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use entities::byok_cipher::{KeyRing, MasterKey};
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -113,6 +113,11 @@ pub struct Settings {
     pub max_live_interviews: usize,
     /// `SHUTDOWN_DRAIN_SECS`: on SIGTERM/SIGINT, how long live interviews get to end gracefully.
     pub shutdown_drain_secs: u64,
+    /// `[interview]` in the settings file, `INTERVIEW__…` in the environment (e.g.
+    /// `INTERVIEW__TURN__ENDPOINT_QUIET=300ms`): the conversation thresholds.
+    pub interview: engine::actors::interview::InterviewConfig,
+    /// `[prices]` in the settings file, `PRICES__…` in the environment: vendor prices in dollars.
+    pub prices: engine::metering::PriceTable,
     /// `ICE_SERVERS`.
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
@@ -159,6 +164,8 @@ impl Default for Settings {
             anthropic_fallback_model: None,
             max_live_interviews: 100,
             shutdown_drain_secs: 15,
+            interview: engine::actors::interview::InterviewConfig::default(),
+            prices: engine::metering::PriceTable::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
         }
@@ -373,8 +380,17 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
+        // The nested tables (conversation thresholds, prices) also come from the environment,
+        // with `__` between levels; clap's flat variables cannot express them.
+        let nested = Env::raw()
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                key.starts_with("interview__") || key.starts_with("prices__")
+            })
+            .split("__");
         let settings: Settings = figment
             .merge(Serialized::defaults(args))
+            .merge(nested)
             .extract()
             .map_err(|error| SettingsError::Invalid(error.to_string()))?;
         settings.validate()?;
@@ -393,6 +409,8 @@ impl Settings {
                 "TLS_CERT_PATH and TLS_KEY_PATH must be set together".into(),
             ));
         }
+        self.interview.validate().map_err(SettingsError::Invalid)?;
+        self.prices.validate().map_err(SettingsError::Invalid)?;
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "token lifetimes must be positive".into(),
@@ -607,6 +625,80 @@ mod tests {
         let printed = format!("{secrets:?} {:?}", secrets.key_ring);
         assert!(!printed.contains("super-secret"));
         assert!(!printed.contains(&BASE64.encode([9u8; 32])));
+    }
+
+    #[test]
+    fn conversation_thresholds_and_prices_come_from_the_settings_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        std::fs::write(
+            &file,
+            "[interview]\nidle_prompt_after = \"40s\"\n\
+             [interview.turn]\nendpoint_quiet = \"350ms\"\n\
+             [interview.barge_in]\nmin_voiced = \"250ms\"\n\
+             [prices]\nllm_input_per_mtok = 3.0\nllm_output_per_mtok = 15.0\nstt_per_minute = 0.01\n",
+        )
+        .expect("write");
+        let args = SettingsArgs {
+            config_file: Some(file),
+            ..SettingsArgs::default()
+        };
+        let settings = Settings::load(&args).expect("loads");
+        assert_eq!(
+            settings.interview.idle_prompt_after,
+            std::time::Duration::from_secs(40)
+        );
+        assert_eq!(
+            settings.interview.turn.endpoint_quiet,
+            std::time::Duration::from_millis(350)
+        );
+        assert_eq!(
+            settings.interview.barge_in.min_voiced,
+            std::time::Duration::from_millis(250)
+        );
+        // Unset values keep their defaults.
+        let defaults = engine::actors::interview::InterviewConfig::default();
+        assert_eq!(settings.interview.turn.min_quiet, defaults.turn.min_quiet);
+        assert_eq!(settings.interview.idle_end_after, defaults.idle_end_after);
+        assert_eq!(settings.prices.llm.input_per_mtok, 3.0);
+        assert_eq!(settings.prices.llm.output_per_mtok, 15.0);
+        assert!((settings.prices.llm.cache_read_per_mtok - 0.3).abs() < 1e-9);
+        assert_eq!(settings.prices.stt_per_minute, 0.01);
+        assert_eq!(
+            settings.prices.tts_per_1k_chars,
+            engine::metering::PriceTable::default().tts_per_1k_chars
+        );
+    }
+
+    #[test]
+    fn bad_thresholds_and_prices_are_refused_at_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (toml, expected) in [
+            ("[interview.turn]\nmin_quiet = \"0ms\"\n", "turn.min_quiet"),
+            (
+                "[interview.turn]\nendpoint_quiet = \"100ms\"\n",
+                "turn.endpoint_quiet",
+            ),
+            (
+                "[interview]\nidle_end_after = \"10s\"\n",
+                "interview.idle_end_after",
+            ),
+            ("[prices]\nstt_per_minute = -1.0\n", "prices.stt_per_minute"),
+            (
+                "[interview.turn]\nendpoint_quiet = \"soon\"\n",
+                "endpoint_quiet",
+            ),
+            ("[interview]\nno_such_threshold = 1\n", "no_such_threshold"),
+        ] {
+            let file = dir.path().join("settings.toml");
+            std::fs::write(&file, toml).expect("write");
+            let args = SettingsArgs {
+                config_file: Some(file),
+                ..SettingsArgs::default()
+            };
+            let error = Settings::load(&args).expect_err(toml).to_string();
+            assert!(error.contains(expected), "{toml}: {error}");
+        }
     }
 
     #[test]

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use engine::actors::interview::InterviewConfig;
 use engine::conversation::{CandidateProfile, InterviewKind, InterviewPlan};
 use engine::engine::{EngineConfig, VendorEndpoints};
-use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
 use engine::transport::{IceServer, WebRtcConfig};
 use entities::interviews::{self, InterviewKind as StoredKind};
@@ -21,8 +19,8 @@ pub fn engine_config(settings: &Settings, fakes: Option<&FakeVendors>) -> Engine
     EngineConfig {
         node_id: settings.node_id.clone(),
         max_live: settings.max_live_interviews,
-        interview: InterviewConfig::default(),
-        prices: PriceTable::default(),
+        interview: settings.interview.clone(),
+        prices: settings.prices.clone(),
         retention: RetentionPolicy::default(),
         retention_interval: Duration::from_secs(3600),
         vendors: VendorEndpoints {

@@ -317,3 +317,28 @@ async fn sigterm_refuses_new_offers_ends_live_interviews_and_exits() {
     assert_eq!(detail["interview"]["status"], "ended", "{detail}");
     assert_eq!(detail["interview"]["end_reason"], "server_shutdown");
 }
+
+#[test]
+fn a_bad_threshold_in_the_environment_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_interviewcraft"))
+        .env_remove("DATABASE_URL")
+        .env_remove("CONFIG_FILE")
+        .env("DATA_DIR", dir.path())
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("INTERVIEW__TURN__MIN_QUIET", "0ms")
+        .env("PRICES__STT_PER_MINUTE", "0.02")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success(), "a zero quiet window is refused");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        printed.contains("turn.min_quiet must be positive"),
+        "{printed}"
+    );
+}

@@ -10,16 +10,35 @@
 use std::time::Duration;
 
 /// Thresholds of barge-in detection (configuration; see the README for defaults).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BargeInConfig {
     /// Voiced time (allowing `hangover` gaps) before anything can interrupt.
+    #[serde(with = "humantime_serde")]
     pub min_voiced: Duration,
     /// Voiced time after which speech interrupts even before the STT has produced words.
+    #[serde(with = "humantime_serde")]
     pub voiced_without_words: Duration,
     /// Unvoiced gap that does not break a voiced run.
+    #[serde(with = "humantime_serde")]
     pub hangover: Duration,
     /// Words and phrases that acknowledge rather than interrupt.
     pub backchannels: Vec<String>,
+}
+
+impl BargeInConfig {
+    /// Checks that speech can interrupt at all and that short noises cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_voiced.is_zero() {
+            return Err("barge_in.min_voiced must be positive".into());
+        }
+        if self.voiced_without_words < self.min_voiced {
+            return Err(
+                "barge_in.voiced_without_words must be at least barge_in.min_voiced".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for BargeInConfig {

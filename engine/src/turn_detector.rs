@@ -22,23 +22,59 @@
 use std::time::{Duration, Instant};
 
 /// Thresholds of turn detection; every one is configuration (see the README for defaults).
-#[derive(Debug, Clone, PartialEq)]
+/// In the settings file and environment, durations are written like `400ms` or `2s`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
     /// Never end a turn with less quiet than this.
+    #[serde(with = "humantime_serde")]
     pub min_quiet: Duration,
     /// Quiet after an STT endpoint on a complete sentence.
+    #[serde(with = "humantime_serde")]
     pub endpoint_quiet: Duration,
     /// Quiet after a complete sentence without an STT endpoint.
+    #[serde(with = "humantime_serde")]
     pub sentence_quiet: Duration,
     /// Quiet after a long answer (at least `long_answer_words` words) ending a sentence.
+    #[serde(with = "humantime_serde")]
     pub long_answer_quiet: Duration,
     pub long_answer_words: usize,
     /// Quiet when the text so far ends mid-sentence.
+    #[serde(with = "humantime_serde")]
     pub mid_sentence_quiet: Duration,
     /// Quiet after which a speculative reply may start.
+    #[serde(with = "humantime_serde")]
     pub speculative_after: Duration,
     /// Local silence after which, with only interim text, the STT is asked to finalize.
+    #[serde(with = "humantime_serde")]
     pub finalize_after: Duration,
+}
+
+impl TurnConfig {
+    /// Checks the thresholds make a detector that can end a turn: each quiet window is at
+    /// least `min_quiet`, which is positive.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_quiet.is_zero() {
+            return Err("turn.min_quiet must be positive".into());
+        }
+        for (name, value) in [
+            ("endpoint_quiet", self.endpoint_quiet),
+            ("sentence_quiet", self.sentence_quiet),
+            ("long_answer_quiet", self.long_answer_quiet),
+            ("mid_sentence_quiet", self.mid_sentence_quiet),
+        ] {
+            if value < self.min_quiet {
+                return Err(format!("turn.{name} must be at least turn.min_quiet"));
+            }
+        }
+        if self.long_answer_words == 0 {
+            return Err("turn.long_answer_words must be positive".into());
+        }
+        if self.finalize_after.is_zero() {
+            return Err("turn.finalize_after must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for TurnConfig {

@@ -41,7 +41,8 @@ use crate::vendor_set::VendorSet;
 use crate::vendors::{ChatMessage, LlmRequest, Role, SttEvent, VendorError};
 
 /// Behaviour thresholds of a live interview (configuration; README lists the defaults).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct InterviewConfig {
     pub turn: TurnConfig,
     pub barge_in: BargeInConfig,
@@ -49,21 +50,49 @@ pub struct InterviewConfig {
     pub vad_threshold: f64,
     pub vad_hangover_frames: u32,
     /// How far ahead of real time playback may send.
+    #[serde(with = "humantime_serde")]
     pub playback_lead: Duration,
     /// Silence before a gentle prompt, and before the interview ends.
+    #[serde(with = "humantime_serde")]
     pub idle_prompt_after: Duration,
+    #[serde(with = "humantime_serde")]
     pub idle_end_after: Duration,
     /// `[WAIT]` replies allowed in a row before the interviewer must answer.
     pub max_waits_in_a_row: u32,
     /// Hard stop this long after the planned length.
+    #[serde(with = "humantime_serde")]
     pub overrun_grace: Duration,
     pub max_stt_restarts: u32,
     /// Failed replies in a row before the interview ends.
     pub max_llm_failures: u32,
     /// Longest wait for the STT's final transcripts when ending gracefully.
+    #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
     /// STT usage is recorded per this period of an open stream (a minute), plus the remainder.
+    #[serde(with = "humantime_serde")]
     pub stt_metering_period: Duration,
+}
+
+impl InterviewConfig {
+    /// Checks every threshold at start, so a bad settings file fails loudly instead of making
+    /// interviews misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        self.turn.validate()?;
+        self.barge_in.validate()?;
+        if !(self.vad_threshold.is_finite() && self.vad_threshold > 0.0) {
+            return Err("interview.vad_threshold must be a positive number".into());
+        }
+        if self.idle_prompt_after.is_zero() || self.idle_end_after <= self.idle_prompt_after {
+            return Err(
+                "interview.idle_end_after must be longer than interview.idle_prompt_after (> 0)"
+                    .into(),
+            );
+        }
+        if self.stt_metering_period < Duration::from_secs(1) {
+            return Err("interview.stt_metering_period must be at least 1s".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for InterviewConfig {

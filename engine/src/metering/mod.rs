@@ -14,12 +14,74 @@ use uuid::Uuid;
 use crate::vendors::usage::{LlmReport, SttReport, TokenPrices, TtsReport};
 
 /// Prices of every vendor, in US dollars, in one place: the clients are configured from it and
-/// per-minute STT rows are priced with it.
-#[derive(Debug, Clone, PartialEq)]
+/// per-minute STT rows are priced with it. In the settings file it is the `[prices]` table of
+/// [`PriceSettings`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "PriceSettings", into = "PriceSettings")]
 pub struct PriceTable {
     pub llm: TokenPrices,
     pub stt_per_minute: f64,
     pub tts_per_1k_chars: f64,
+}
+
+/// The price table as configured: the configured Claude model's list prices per million tokens
+/// (cache writes and reads follow from the input price by the documented multipliers), the
+/// Deepgram model's streaming price per minute and the ElevenLabs model's price per thousand
+/// characters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PriceSettings {
+    pub llm_input_per_mtok: f64,
+    pub llm_output_per_mtok: f64,
+    pub stt_per_minute: f64,
+    pub tts_per_1k_chars: f64,
+}
+
+impl Default for PriceSettings {
+    fn default() -> Self {
+        PriceTable::default().into()
+    }
+}
+
+impl From<PriceSettings> for PriceTable {
+    fn from(prices: PriceSettings) -> Self {
+        Self {
+            llm: TokenPrices::from_base(prices.llm_input_per_mtok, prices.llm_output_per_mtok),
+            stt_per_minute: prices.stt_per_minute,
+            tts_per_1k_chars: prices.tts_per_1k_chars,
+        }
+    }
+}
+
+impl From<PriceTable> for PriceSettings {
+    fn from(table: PriceTable) -> Self {
+        Self {
+            llm_input_per_mtok: table.llm.input_per_mtok,
+            llm_output_per_mtok: table.llm.output_per_mtok,
+            stt_per_minute: table.stt_per_minute,
+            tts_per_1k_chars: table.tts_per_1k_chars,
+        }
+    }
+}
+
+impl PriceTable {
+    /// Every price is a finite number of dollars, zero or more.
+    pub fn validate(&self) -> Result<(), String> {
+        let prices = PriceSettings::from(self.clone());
+        for (name, value) in [
+            ("llm_input_per_mtok", prices.llm_input_per_mtok),
+            ("llm_output_per_mtok", prices.llm_output_per_mtok),
+            ("stt_per_minute", prices.stt_per_minute),
+            ("tts_per_1k_chars", prices.tts_per_1k_chars),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!(
+                    "prices.{name} must be a number of dollars, at least 0"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for PriceTable {
