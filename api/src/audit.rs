@@ -20,6 +20,7 @@ pub mod action {
     pub const USER_ENABLE: &str = "user.enable";
     pub const AUDIT_VIEW: &str = "audit.view";
     pub const POLICY_PUBLISH: &str = "policy.publish";
+    pub const USAGE_VIEW: &str = "usage.view";
 }
 
 /// Appends one audit row.

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     admin, auth, health, interview_events, interviews, me, metrics, policy, privacy, resume,
-    settings,
+    settings, usage,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,7 @@ use crate::routes::{
         interview_events::ticket, interview_events::events,
         admin::search_users, admin::get_user, admin::export_user, admin::erase_user,
         admin::disable_user, admin::enable_user, admin::list_audit, admin::publish_policy,
+        usage::account_usage, usage::platform_usage,
         health::health, metrics::metrics,
     ),
     modifiers(&BearerAuth),

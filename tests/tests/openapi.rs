@@ -35,6 +35,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),
     ("get", "/api/v1/admin/audit"),
+    ("get", "/api/v1/admin/usage"),
+    ("get", "/api/v1/usage"),
     ("post", "/api/v1/admin/policies"),
     ("post", "/api/v1/interviews"),
     ("get", "/api/v1/interviews"),

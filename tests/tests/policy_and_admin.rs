@@ -139,6 +139,7 @@ fn admin_routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
             None,
         ),
         (Method::GET, "/api/v1/admin/audit".into(), None),
+        (Method::GET, "/api/v1/admin/usage?days=7".into(), None),
         (
             Method::POST,
             "/api/v1/admin/policies".into(),

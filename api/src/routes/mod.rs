@@ -12,6 +12,7 @@ pub mod policy;
 pub mod privacy;
 pub mod resume;
 pub mod settings;
+pub mod usage;
 
 use actix_web::middleware::from_fn;
 use actix_web::web;
@@ -70,6 +71,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/interviews/{id}/events").get(interview_events::events))
                 .service(web::resource("/privacy/export").get(privacy::export))
+                .service(web::resource("/usage").get(usage::account_usage))
                 .service(
                     web::resource("/resume")
                         .post(resume::upload)
@@ -91,6 +93,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .service(web::resource("/users/{id}/disable").post(admin::disable_user))
                         .service(web::resource("/users/{id}/enable").post(admin::enable_user))
                         .service(web::resource("/audit").get(admin::list_audit))
+                        .service(web::resource("/usage").get(usage::platform_usage))
                         .service(web::resource("/policies").post(admin::publish_policy)),
                 ),
         );
