@@ -1,4 +1,7 @@
-//! Prometheus metrics for `/metrics`: HTTP request counts and latencies by route pattern.
+//! Prometheus metrics for `/metrics`, all in one prometheus-client registry: HTTP request counts
+//! and latencies by route pattern, database reachability, the engine's live actors and
+//! interviews (set at each scrape from the engine's own counters), its per-turn latency
+//! histograms ([`engine::latency`]) and dropped usage rows.
 
 use std::sync::Mutex;
 
@@ -8,6 +11,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// The actor type of a live-actor gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActorLabels {
+    pub kind: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -23,6 +32,9 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_request_duration: Family<RequestLabels, Histogram>,
     pub database_up: Gauge,
+    /// Live actors by type; returns to zero when interviews end.
+    pub live_actors: Family<ActorLabels, Gauge>,
+    pub live_interviews: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,15 +69,30 @@ impl Metrics {
             "1 when the last health check reached the database",
             database_up.clone(),
         );
+        let live_actors = Family::<ActorLabels, Gauge>::default();
+        registry.register(
+            "live_actors",
+            "Live actors by type (returns to zero when interviews end)",
+            live_actors.clone(),
+        );
+        let live_interviews = Gauge::default();
+        registry.register(
+            "live_interviews",
+            "Live interviews on this node",
+            live_interviews.clone(),
+        );
+        engine::latency::register(&mut registry);
         Self {
             registry: Mutex::new(registry),
             http_requests,
             http_request_duration,
             database_up,
+            live_actors,
+            live_interviews,
         }
     }
 
-    /// Registers a further metric (e.g. the engine's live-instance gauges).
+    /// Registers a further metric (e.g. the engine's dropped usage rows).
     pub fn register(
         &self,
         name: &str,
@@ -76,6 +103,17 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .register(name, help, metric);
+    }
+
+    /// Sets the engine's gauges from its live counters (at each scrape).
+    pub fn observe_engine(&self, engine: &engine::engine::EngineHandle) {
+        for (kind, count) in engine::actors::live_counts() {
+            self.live_actors
+                .get_or_create(&ActorLabels { kind })
+                .set(count);
+        }
+        self.live_interviews
+            .set(i64::try_from(engine.live().len()).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text exposition.

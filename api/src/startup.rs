@@ -116,6 +116,12 @@ impl Application {
             secrets.key_ring.clone(),
         );
         let webrtc = crate::interviews::webrtc_config(&settings);
+        let metrics = Metrics::new();
+        metrics.register(
+            "usage_rows_dropped",
+            "Usage rows dropped because their account or interview was erased first",
+            engine.usage_rows_dropped(),
+        );
         let state = web::Data::new(AppState {
             engine,
             local_vendors,
@@ -127,7 +133,7 @@ impl Application {
                 settings.auth_rate_limit_per_minute,
                 Duration::from_secs(60),
             ),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             dummy_password_hash,
             settings: Arc::new(settings),
         });

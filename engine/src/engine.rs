@@ -108,6 +108,7 @@ struct Inner {
     platform: PlatformKeys,
     ring: KeyRing,
     usage: Addr<UsageMeter>,
+    usage_rows_dropped: prometheus_client::metrics::counter::Counter,
     sweeper: Addr<RetentionSweeper>,
     live: Mutex<HashMap<Uuid, LiveEntry>>,
     /// Set once shutdown begins: no interview starts after it.
@@ -137,7 +138,9 @@ impl EngineHandle {
         platform: PlatformKeys,
         ring: KeyRing,
     ) -> Self {
-        let usage = UsageMeter::new(db.clone()).start();
+        let meter = UsageMeter::new(db.clone());
+        let usage_rows_dropped = meter.dropped();
+        let usage = meter.start();
         let sweeper =
             RetentionSweeper::new(db.clone(), config.retention, config.retention_interval).start();
         Self {
@@ -147,6 +150,7 @@ impl EngineHandle {
                 platform,
                 ring,
                 usage,
+                usage_rows_dropped,
                 sweeper,
                 live: Mutex::new(HashMap::new()),
                 draining: AtomicBool::new(false),
@@ -475,6 +479,12 @@ impl EngineHandle {
         self.live_map()
             .get(&interview_id)
             .map(|entry| entry.events.subscribe())
+    }
+
+    /// Usage rows dropped because their account or interview no longer existed (for
+    /// `/metrics`).
+    pub fn usage_rows_dropped(&self) -> prometheus_client::metrics::counter::Counter {
+        self.inner.usage_rows_dropped.clone()
     }
 
     /// Writes pending usage rows now.

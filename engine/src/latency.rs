@@ -1,38 +1,27 @@
-//! Process-wide latency histograms of the per-turn breakdown, for `/metrics`.
+//! Process-wide latency histograms of the per-turn breakdown. They live in the engine (the
+//! interview actor observes each turn) and are registered by [`register`] in the server's one
+//! prometheus-client registry, which encodes `/metrics`.
 
-use std::sync::Mutex;
 use std::sync::OnceLock;
+
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::actors::interview::TurnBreakdown;
 
-/// Bucket upper bounds in milliseconds.
-pub const BUCKETS_MS: [f64; 14] = [
-    1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
-];
-
-/// A cumulative histogram.
-#[derive(Debug, Clone, Default)]
-pub struct Histogram {
-    pub counts: [u64; BUCKETS_MS.len()],
-    pub count: u64,
-    pub sum: f64,
+/// Bucket upper bounds in seconds: fine steps below 25 ms (where engine overhead lives), then
+/// every 25 ms up to 2 s (where voice-to-voice and the vendor waits live, so a 25 ms change
+/// shows), then a coarse tail.
+pub fn buckets() -> Vec<f64> {
+    let fine = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02];
+    let steps = (1..=80).map(|step| f64::from(step) * 0.025);
+    let tail = [2.5, 3.0, 4.0, 5.0, 10.0];
+    fine.into_iter().chain(steps).chain(tail).collect()
 }
 
-impl Histogram {
-    fn observe(&mut self, value: f64) {
-        self.count += 1;
-        self.sum += value;
-        for (bucket, upper) in self.counts.iter_mut().zip(BUCKETS_MS) {
-            if value <= upper {
-                *bucket += 1;
-            }
-        }
-    }
-}
-
-/// The histograms by breakdown component.
-#[derive(Debug, Clone, Default)]
-pub struct LatencyHistograms {
+/// One histogram per part of the breakdown.
+#[derive(Debug, Clone)]
+pub struct TurnHistograms {
     pub v2v: Histogram,
     pub engine_overhead: Histogram,
     pub stt_final: Histogram,
@@ -40,53 +29,90 @@ pub struct LatencyHistograms {
     pub tts_ttfa: Histogram,
 }
 
-fn store() -> &'static Mutex<LatencyHistograms> {
-    static STORE: OnceLock<Mutex<LatencyHistograms>> = OnceLock::new();
-    STORE.get_or_init(|| Mutex::new(LatencyHistograms::default()))
-}
-
-/// Records one turn.
-pub fn observe(turn: &TurnBreakdown) {
-    let mut h = store().lock().unwrap_or_else(|p| p.into_inner());
-    h.v2v.observe(turn.v2v_ms);
-    h.engine_overhead.observe(turn.engine_overhead_ms);
-    h.stt_final.observe(turn.stt_final_ms);
-    h.llm_ttft.observe(turn.llm_ttft_ms);
-    h.tts_ttfa.observe(turn.tts_ttfa_ms);
-}
-
-/// A copy of the histograms.
-pub fn snapshot() -> LatencyHistograms {
-    store().lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// The histograms in Prometheus text format (seconds, as Prometheus expects).
-pub fn render_prometheus() -> String {
-    let h = snapshot();
-    let mut out = String::new();
-    for (name, hist) in [
-        ("v2v", &h.v2v),
-        ("engine_overhead", &h.engine_overhead),
-        ("stt_final", &h.stt_final),
-        ("llm_ttft", &h.llm_ttft),
-        ("tts_ttfa", &h.tts_ttfa),
-    ] {
-        let metric = format!("interviewcraft_turn_{name}_seconds");
-        out.push_str(&format!(
-            "# HELP {metric} Per-turn {name} latency.\n# TYPE {metric} histogram\n"
-        ));
-        for (count, upper) in hist.counts.iter().zip(BUCKETS_MS) {
-            out.push_str(&format!(
-                "{metric}_bucket{{le=\"{}\"}} {count}\n",
-                upper / 1000.0
-            ));
+impl TurnHistograms {
+    fn new() -> Self {
+        let histogram = || Histogram::new(buckets());
+        Self {
+            v2v: histogram(),
+            engine_overhead: histogram(),
+            stt_final: histogram(),
+            llm_ttft: histogram(),
+            tts_ttfa: histogram(),
         }
-        out.push_str(&format!("{metric}_bucket{{le=\"+Inf\"}} {}\n", hist.count));
-        out.push_str(&format!(
-            "{metric}_sum {}\n{metric}_count {}\n",
-            hist.sum / 1000.0,
-            hist.count
-        ));
     }
-    out
+
+    fn parts(&self) -> [(&'static str, &'static str, &Histogram); 5] {
+        [
+            (
+                "turn_v2v_seconds",
+                "Per-turn voice-to-voice latency: last voiced frame received to first reply frame sent.",
+                &self.v2v,
+            ),
+            (
+                "turn_engine_overhead_seconds",
+                "Per-turn latency added by the engine itself.",
+                &self.engine_overhead,
+            ),
+            (
+                "turn_stt_final_seconds",
+                "Per-turn wait for the speech-to-text final after speech ended.",
+                &self.stt_final,
+            ),
+            (
+                "turn_llm_ttft_seconds",
+                "Per-turn LLM time to first token still waited for after the turn was decided.",
+                &self.llm_ttft,
+            ),
+            (
+                "turn_tts_ttfa_seconds",
+                "Per-turn text-to-speech time to first audio.",
+                &self.tts_ttfa,
+            ),
+        ]
+    }
+}
+
+/// The process's histograms (every interview of the process observes into them).
+pub fn histograms() -> &'static TurnHistograms {
+    static HISTOGRAMS: OnceLock<TurnHistograms> = OnceLock::new();
+    HISTOGRAMS.get_or_init(TurnHistograms::new)
+}
+
+/// Records one turn (the breakdown is in milliseconds; the histograms are in seconds).
+pub fn observe(turn: &TurnBreakdown) {
+    let h = histograms();
+    h.v2v.observe(turn.v2v_ms / 1e3);
+    h.engine_overhead.observe(turn.engine_overhead_ms / 1e3);
+    h.stt_final.observe(turn.stt_final_ms / 1e3);
+    h.llm_ttft.observe(turn.llm_ttft_ms / 1e3);
+    h.tts_ttfa.observe(turn.tts_ttfa_ms / 1e3);
+}
+
+/// Registers the per-turn histograms in `registry` (they stay shared with the process's).
+pub fn register(registry: &mut Registry) {
+    for (name, help, histogram) in histograms().parts() {
+        registry.register(name, help, histogram.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::buckets;
+
+    #[test]
+    fn buckets_resolve_25_ms_up_to_two_seconds() {
+        let buckets = buckets();
+        assert!(buckets.windows(2).all(|w| w[0] < w[1]), "ascending");
+        for ms in (25..=2000).step_by(25) {
+            let seconds = f64::from(ms) / 1e3;
+            assert!(
+                buckets.iter().any(|b| (b - seconds).abs() < 1e-9),
+                "{ms} ms is a bucket bound"
+            );
+        }
+        assert!(
+            buckets[0] <= 0.001,
+            "engine overhead resolves single milliseconds"
+        );
+    }
 }

@@ -8,6 +8,7 @@ db_tests!(
     health_reports_the_database_as_reachable,
     metrics_count_requests_by_route_pattern,
     every_response_carries_a_request_id,
+    metrics_come_from_one_registry_and_parse_as_prometheus_text,
 );
 
 async fn health_reports_the_database_as_reachable(backend: Backend) {
@@ -68,4 +69,76 @@ async fn every_response_carries_a_request_id(backend: Backend) {
             .expect("x-request-id is a UUID")
     };
     assert_ne!(id(&first), id(&second));
+}
+
+async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.get("/health").await;
+    let text = app.get("/metrics").await.text().await.expect("body");
+    // One exposition: every family declared once, one `# EOF`, and it is the last line.
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+    assert_eq!(lines.iter().filter(|l| **l == "# EOF").count(), 1);
+    let mut types: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let declared = types.len();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types.len(), declared, "a family declared twice: {text}");
+
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("the exposition parses");
+    let sample = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .collect::<Vec<_>>()
+    };
+    // The engine's per-turn histograms, with buckets fine enough to see 25 ms changes.
+    for part in [
+        "v2v",
+        "engine_overhead",
+        "stt_final",
+        "llm_ttft",
+        "tts_ttfa",
+    ] {
+        let name = format!("interviewcraft_turn_{part}_seconds");
+        let found = sample(&name);
+        let Some(prometheus_parse::Value::Histogram(buckets)) = found.first().map(|s| &s.value)
+        else {
+            panic!("{name} is a histogram: {text}");
+        };
+        let bounds: Vec<f64> = buckets.iter().map(|b| b.less_than).collect();
+        for ms in [25, 50, 475, 500, 525, 1000, 1975, 2000] {
+            let seconds = f64::from(ms) / 1e3;
+            assert!(
+                bounds.iter().any(|b| (b - seconds).abs() < 1e-9),
+                "{name} has a {ms} ms bucket: {bounds:?}"
+            );
+        }
+    }
+    // Live actors by type and live interviews, as gauges of the same registry.
+    let actors = sample("interviewcraft_live_actors");
+    for kind in ["interview", "ingress", "stt", "llm", "playback"] {
+        assert!(
+            actors.iter().any(|s| s.labels.get("kind") == Some(kind)
+                && matches!(s.value, prometheus_parse::Value::Gauge(_))),
+            "live actors of kind {kind}: {text}"
+        );
+    }
+    assert!(
+        matches!(
+            sample("interviewcraft_live_interviews").first().map(|s| &s.value),
+            Some(prometheus_parse::Value::Gauge(v)) if *v == 0.0
+        ),
+        "{text}"
+    );
+    assert!(
+        !sample("interviewcraft_usage_rows_dropped_total").is_empty(),
+        "dropped usage rows are counted: {text}"
+    );
 }

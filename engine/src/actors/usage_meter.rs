@@ -6,11 +6,10 @@
 //! batch is written: one such row never blocks later rows. `Flush` (at shutdown) writes what is
 //! pending.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use prometheus_client::metrics::counter::Counter;
 use sea_orm::DatabaseConnection;
 
 use crate::metering::store::{self, BatchFailed, BatchOutcome};
@@ -39,7 +38,7 @@ pub struct UsageMeter {
     batcher: UsageBatcher,
     writing: bool,
     timer: Option<SpawnHandle>,
-    dropped: Arc<AtomicU64>,
+    dropped: Counter,
 }
 
 impl UsageMeter {
@@ -49,20 +48,20 @@ impl UsageMeter {
             batcher: UsageBatcher::new(BATCH_RECORDS, BATCH_AGE),
             writing: false,
             timer: None,
-            dropped: Arc::default(),
+            dropped: Counter::default(),
         }
     }
 
-    /// How many records this meter has dropped because they could never be stored (read it
-    /// before starting the actor; it counts for the meter's whole life).
-    pub fn dropped(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.dropped)
+    /// How many records this meter has dropped because they could never be stored (take it
+    /// before starting the actor; it counts for the meter's whole life, and `/metrics` exports
+    /// it).
+    pub fn dropped(&self) -> Counter {
+        self.dropped.clone()
     }
 
     fn count_dropped(&self, outcome: BatchOutcome) {
         if outcome.dropped > 0 {
-            self.dropped
-                .fetch_add(outcome.dropped as u64, Ordering::Relaxed);
+            self.dropped.inc_by(outcome.dropped as u64);
             tracing::warn!(
                 records = outcome.dropped,
                 "usage records dropped: their account or interview no longer exists"
@@ -145,12 +144,12 @@ impl Handler<Flush> for UsageMeter {
     fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
         let batch = self.batcher.take();
         let db = self.db.clone();
-        let dropped = Arc::clone(&self.dropped);
+        let dropped = self.dropped.clone();
         Box::pin(async move {
             let outcome = store::write_batch(&db, batch, chrono::Utc::now())
                 .await
                 .map_err(|failed| failed.error.to_string())?;
-            dropped.fetch_add(outcome.dropped as u64, Ordering::Relaxed);
+            dropped.inc_by(outcome.dropped as u64);
             Ok(outcome.written)
         })
     }
