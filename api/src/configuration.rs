@@ -34,6 +34,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// What serves a vendor kind that has no key (keyless local mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalVendorsMode {
+    /// In-process local implementations (the rule-based interviewer, the espeak-ng voice), and
+    /// the protocol fakes for what has no local implementation yet.
+    Local,
+    /// The protocol fakes only (tests): scripted replies, simulated recognition, a synthetic
+    /// tone for the voice.
+    Fakes,
+}
+
 /// Every setting of the server. Field docs name the environment variable of each.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,6 +127,8 @@ pub struct Settings {
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
     pub webrtc_loopback_only: bool,
+    /// `LOCAL_VENDORS`: `local` (default) or `fakes`: what serves a kind without a key.
+    pub local_vendors: LocalVendorsMode,
 }
 
 impl Default for Settings {
@@ -158,6 +172,7 @@ impl Default for Settings {
             max_live_interviews: 100,
             ice_servers: None,
             webrtc_loopback_only: false,
+            local_vendors: LocalVendorsMode::Local,
         }
     }
 }
@@ -350,6 +365,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc_loopback_only: Option<bool>,
+    /// What serves a vendor kind without a key: `local` (the rule-based interviewer and the
+    /// espeak-ng voice, nothing leaves the machine) or `fakes` (tests) [default: local].
+    #[arg(long, env = "LOCAL_VENDORS", global = true, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_vendors: Option<LocalVendorsMode>,
 }
 
 impl Settings {

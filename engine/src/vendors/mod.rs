@@ -406,6 +406,13 @@ pub const TTS_COMMAND_QUEUE: usize = 64;
 pub trait TextToSpeech: Send + Sync {
     /// Opens a session. Failures to connect come back here; later ones as [`TtsEvent::Failed`].
     async fn start(&self) -> Result<TtsSession, VendorError>;
+
+    /// The same voice engine speaking with the account's `interviewer_voice` setting, when it
+    /// maps that setting to voices of its own (`None`: it does not; use it as it is).
+    fn for_voice(&self, voice: &str) -> Option<Arc<dyn TextToSpeech>> {
+        let _ = voice;
+        None
+    }
 }
 
 /// One TTS session: push text through `input`, read audio from `events`.
