@@ -4,9 +4,11 @@
 //! it is the fakes only. The start-up log, `GET /health` and the page say which serves what,
 //! and what to install when a local implementation is missing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::engine::{LocalVendors, VendorEndpoints};
+use engine::vendors::local_interviewer::LocalInterviewer;
 use fakes::{FakeVendors, FakeVendorsConfig};
 use serde::Serialize;
 
@@ -52,6 +54,7 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
     let mut local = LocalVendors::default();
     let mut notes = Vec::new();
     if settings.local_vendors == LocalVendorsMode::Local {
+        local.llm = Some(Arc::new(LocalInterviewer::default()));
         if settings.deepgram_api_key.is_none() {
             notes.push(LocalNote {
                 kind: "stt",
@@ -69,7 +72,6 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
     } else {
         None
     };
-    let _ = &mut local;
     Ok(LocalSetup {
         local,
         fakes,

@@ -22,6 +22,8 @@ pub mod check;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod error;
+pub mod espeak;
+pub mod local_interviewer;
 pub mod retry;
 pub mod sse;
 pub mod usage;

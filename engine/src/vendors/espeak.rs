@@ -1,0 +1,1 @@
+//! espeak-ng voice: see below.

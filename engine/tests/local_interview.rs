@@ -1,0 +1,87 @@
+//! Protects keyless local mode inside the engine: an interview whose interviewer is the local
+//! rule-based one (mixed with the fakes for speech) reacts to what the candidate said, and its
+//! usage rows say `local` and cost nothing.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::vendors::local_interviewer::LocalInterviewer;
+use entities::{transcript_segments, usage_log};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use support::{Candidate, Harness};
+
+#[actix::test]
+async fn local_interviewer_follows_up_on_the_answer_and_is_metered_free() {
+    let harness = Harness::start_with(
+        &[
+            "I did some testing.",
+            "I led the migration of our billing service and as a result we cut latency by 40 percent.",
+        ],
+        &[],
+        |_, config| {
+            config.local.llm = Some(Arc::new(LocalInterviewer::default()));
+        },
+    )
+    .await;
+    assert_eq!(harness.engine.modes().llm, "local");
+    assert_eq!(harness.engine.modes().stt, "fake");
+    let mut candidate = Candidate::answers(2);
+    candidate.hang_up_after = Some(2);
+    let (interview_id, mut run) = harness.start_interview(candidate).await;
+    run.wait_for_end(Duration::from_secs(90)).await;
+
+    let segments = transcript_segments::Entity::find()
+        .filter(transcript_segments::Column::InterviewId.eq(interview_id))
+        .order_by_asc(transcript_segments::Column::Seq)
+        .all(&harness.db)
+        .await
+        .expect("segments");
+    let interviewer: Vec<&str> = segments
+        .iter()
+        .filter(|s| format!("{:?}", s.speaker) == "Interviewer")
+        .map(|s| s.text.as_str())
+        .collect();
+    assert!(
+        interviewer.len() >= 2,
+        "greeting and a follow-up: {segments:#?}"
+    );
+    assert!(
+        interviewer[0].contains("rule-based program")
+            && interviewer[0].contains("Backend Engineer"),
+        "{interviewer:?}"
+    );
+    // A very short answer gets "give me an example".
+    assert_eq!(
+        interviewer[1],
+        "Could you give me a specific example, from a real situation?"
+    );
+
+    harness.engine.flush_usage().await.expect("flush");
+    let usage = usage_log::Entity::find()
+        .filter(usage_log::Column::InterviewId.eq(interview_id))
+        .all(&harness.db)
+        .await
+        .expect("usage");
+    let llm: Vec<_> = usage
+        .iter()
+        .filter(|u| u.operation == "llm_stream")
+        .collect();
+    assert!(llm.len() >= 2, "{usage:#?}");
+    assert!(
+        llm.iter().all(|u| u.provider == "local"
+            && u.key_source == "local"
+            && u.cost_micro_usd == 0
+            && u.model == "local-interviewer"),
+        "{usage:#?}"
+    );
+    assert!(
+        usage
+            .iter()
+            .filter(|u| u.operation != "llm_stream")
+            .all(|u| u.provider == "fake" && u.key_source == "fake"),
+        "{usage:#?}"
+    );
+    harness.assert_engine_idle().await;
+}
