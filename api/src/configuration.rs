@@ -129,6 +129,8 @@ pub struct Settings {
     pub webrtc_loopback_only: bool,
     /// `LOCAL_VENDORS`: `local` (default) or `fakes`: what serves a kind without a key.
     pub local_vendors: LocalVendorsMode,
+    /// `ESPEAK_NG_PROGRAM`: the espeak-ng program of the local voice.
+    pub espeak_ng_program: PathBuf,
 }
 
 impl Default for Settings {
@@ -173,6 +175,7 @@ impl Default for Settings {
             ice_servers: None,
             webrtc_loopback_only: false,
             local_vendors: LocalVendorsMode::Local,
+            espeak_ng_program: PathBuf::from("espeak-ng"),
         }
     }
 }
@@ -370,6 +373,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "LOCAL_VENDORS", global = true, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_vendors: Option<LocalVendorsMode>,
+    /// The espeak-ng program of the local voice (Debian package espeak-ng) [default: espeak-ng].
+    #[arg(long, env = "ESPEAK_NG_PROGRAM", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub espeak_ng_program: Option<PathBuf>,
 }
 
 impl Settings {

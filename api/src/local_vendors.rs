@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::engine::{LocalVendors, VendorEndpoints};
+use engine::vendors::espeak::{EspeakConfig, EspeakTts};
 use engine::vendors::local_interviewer::LocalInterviewer;
 use fakes::{FakeVendors, FakeVendorsConfig};
 use serde::Serialize;
@@ -55,6 +56,23 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
     let mut notes = Vec::new();
     if settings.local_vendors == LocalVendorsMode::Local {
         local.llm = Some(Arc::new(LocalInterviewer::default()));
+        if settings.elevenlabs_api_key.is_none() {
+            let espeak = EspeakTts::new(EspeakConfig {
+                program: settings.espeak_ng_program.clone(),
+                ..EspeakConfig::default()
+            });
+            match espeak.probe().await {
+                Ok(()) => local.tts = Some(Arc::new(espeak)),
+                Err(reason) => notes.push(LocalNote {
+                    kind: "tts",
+                    message: format!(
+                        "the local voice (espeak-ng) is not available ({reason}); the voice is a \
+                         synthetic tone"
+                    ),
+                    package: Some(engine::vendors::espeak::PACKAGE),
+                }),
+            }
+        }
         if settings.deepgram_api_key.is_none() {
             notes.push(LocalNote {
                 kind: "stt",

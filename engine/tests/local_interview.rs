@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::vendors::espeak::{EspeakConfig, EspeakTts};
 use engine::vendors::local_interviewer::LocalInterviewer;
 use entities::{transcript_segments, usage_log};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -81,6 +82,76 @@ async fn local_interviewer_follows_up_on_the_answer_and_is_metered_free() {
             .iter()
             .filter(|u| u.operation != "llm_stream")
             .all(|u| u.provider == "fake" && u.key_source == "fake"),
+        "{usage:#?}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn espeak_voice_reaches_the_candidate_and_barge_in_keeps_the_heard_part() {
+    let harness = Harness::start_with(&["Sorry, could you repeat that?"], &[], |_, config| {
+        config.local.llm = Some(Arc::new(LocalInterviewer::default()));
+        config.local.tts = Some(Arc::new(EspeakTts::new(EspeakConfig::default())));
+    })
+    .await;
+    assert_eq!(harness.engine.modes().tts, "local");
+    let mut candidate = Candidate::answers(1);
+    // The greeting is long (about 15 s of speech): talk over it after 3 s.
+    candidate.barge_in_on_reply = Some((1, Duration::from_secs(3)));
+    candidate.hang_up_after = Some(1);
+    let (interview_id, mut run) = harness.start_interview(candidate).await;
+    run.wait_for_end(Duration::from_secs(90)).await;
+    let report = run.candidate_task.await.expect("candidate");
+    assert!(
+        report.frames_received >= 150,
+        "at least 3 s of the voice reached the candidate: {report:?}"
+    );
+    let after = report.frames_after_barge_in.first().copied().unwrap_or(0);
+    assert!(
+        after <= 60,
+        "the voice stopped soon after the candidate talked: {after}"
+    );
+
+    let segments = transcript_segments::Entity::find()
+        .filter(transcript_segments::Column::InterviewId.eq(interview_id))
+        .order_by_asc(transcript_segments::Column::Seq)
+        .all(&harness.db)
+        .await
+        .expect("segments");
+    let greeting = &segments[0];
+    assert!(greeting.interrupted, "{segments:#?}");
+    let full = engine::vendors::local_interviewer::next_reply(
+        &engine::conversation::system_prompt(&Harness::plan()),
+        &[engine::vendors::ChatMessage::user(
+            engine::conversation::Cue::Start.message(),
+        )],
+    );
+    assert!(
+        full.starts_with(&greeting.text),
+        "the heard part is a prefix of the greeting: {greeting:?}"
+    );
+    assert!(
+        greeting.text.len() > 20 && greeting.text.len() < full.len() / 2,
+        "about 3 s of it was heard, by the character timing: {:?}",
+        greeting.text
+    );
+
+    harness.engine.flush_usage().await.expect("flush");
+    let usage = usage_log::Entity::find()
+        .filter(usage_log::Column::InterviewId.eq(interview_id))
+        .all(&harness.db)
+        .await
+        .expect("usage");
+    let tts: Vec<_> = usage
+        .iter()
+        .filter(|u| u.operation == "tts_stream")
+        .collect();
+    assert!(!tts.is_empty(), "{usage:#?}");
+    assert!(
+        tts.iter().all(|u| u.provider == "local"
+            && u.key_source == "local"
+            && u.cost_micro_usd == 0
+            && u.model.starts_with("espeak-ng")),
         "{usage:#?}"
     );
     harness.assert_engine_idle().await;

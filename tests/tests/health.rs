@@ -9,7 +9,37 @@ db_tests!(
     metrics_count_requests_by_route_pattern,
     every_response_carries_a_request_id,
     health_names_what_serves_each_vendor_kind,
+    local_mode_without_espeak_falls_back_to_the_synthetic_voice_and_says_so,
 );
+
+async fn local_mode_without_espeak_falls_back_to_the_synthetic_voice_and_says_so(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.local_vendors = api::configuration::LocalVendorsMode::Local;
+        settings.espeak_ng_program = "/nonexistent/espeak-ng".into();
+    })
+    .await;
+    let body: Value = app.get("/health").await.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["vendors"]["llm"], "local", "{body}");
+    assert_eq!(body["vendors"]["tts"], "fake", "{body}");
+    let notes = body["local_notes"].as_array().expect("notes");
+    let tts = notes
+        .iter()
+        .find(|note| note["kind"] == "tts")
+        .expect("a note on the voice");
+    assert_eq!(tts["package"], "espeak-ng", "{body}");
+    assert!(
+        tts["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("synthetic tone")),
+        "{body}"
+    );
+    let logs = tests::captured_logs();
+    assert!(
+        logs.contains("install the Debian package `espeak-ng`"),
+        "the log names the package"
+    );
+}
 
 async fn health_names_what_serves_each_vendor_kind(backend: Backend) {
     // Tests run keyless kinds on the protocol fakes.
@@ -28,6 +58,8 @@ async fn health_names_what_serves_each_vendor_kind(backend: Backend) {
     .await;
     let body: Value = app.get("/health").await.json().await.expect("json");
     assert_eq!(body["vendors"]["llm"], "anthropic", "{body}");
+    // espeak-ng is installed here (CI installs it): the voice is local.
+    assert_eq!(body["vendors"]["tts"], "local", "{body}");
     // No local recognizer yet: simulated, and said so.
     assert_eq!(body["vendors"]["stt"], "fake", "{body}");
     let notes = body["local_notes"].as_array().expect("notes");
