@@ -23,7 +23,7 @@ pub fn needs_fakes(settings: &Settings) -> bool {
 }
 
 /// A vendor kind whose local implementation is not available here, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LocalNote {
     /// `stt`, `llm` or `tts`.
     pub kind: &'static str,

@@ -141,9 +141,9 @@ impl Application {
             tts = modes.tts,
             "open {} in a browser; speech-to-text: {}, interviewer: {}, voice: {}",
             open_address(state.settings.listen_addr, port, tls),
-            modes.stt,
-            modes.llm,
-            modes.tts,
+            describe_mode(modes.stt),
+            describe_mode(modes.llm),
+            describe_mode(modes.tts),
         );
         let server = run(listener, state.clone())?;
         Ok(Self {
@@ -164,6 +164,16 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// A vendor mode in words for the start-up log.
+fn describe_mode(mode: &str) -> String {
+    match mode {
+        "local" => "local (on this machine)".to_owned(),
+        "fake" => "fake (simulated, on this machine)".to_owned(),
+        "unavailable" => "unavailable".to_owned(),
+        vendor => format!("{vendor} (platform key)"),
     }
 }
 
