@@ -137,18 +137,12 @@ impl PromptPlan {
 
 /// The main questions of an interview, in order.
 pub fn question_bank(plan: &PromptPlan) -> Vec<String> {
-    let role = plan.role.as_deref();
     let company = plan.company.as_deref();
     let skill = |i: usize| plan.skills.get(i).map(String::as_str);
     match plan.kind {
         Kind::Behavioral => {
             let mut bank = vec![
-                match role {
-                    Some(role) => format!(
-                        "To start, tell me about a project you are proud of, and how it prepares you for a {role} role."
-                    ),
-                    None => "To start, tell me about a project you are proud of, and what your part in it was.".to_owned(),
-                },
+                "To start, tell me about a project you are proud of, and what your part in it was.".to_owned(),
                 "Tell me about a time you disagreed with a colleague or a manager. What happened, and how was it resolved?".to_owned(),
                 "Tell me about a time something you owned went wrong. What did you do, and what did you learn?".to_owned(),
                 "Tell me about a decision you had to make without all the information you wanted.".to_owned(),
@@ -529,7 +523,11 @@ fn say(plan: &PromptPlan, bank: &[String], progress: &Progress, decision: &Decis
     let question = |index: usize| bank.get(index).cloned().unwrap_or_default();
     match decision {
         Decision::Greet => {
-            let mut about = format!("This is a {} interview", plan.kind_name());
+            let mut about = format!(
+                "This is a {}-minute {} interview",
+                plan.minutes,
+                plan.kind_name()
+            );
             if let Some(role) = &plan.role {
                 about.push_str(&format!(" for a {role} role"));
             }
@@ -537,11 +535,9 @@ fn say(plan: &PromptPlan, bank: &[String], progress: &Progress, decision: &Decis
                 about.push_str(&format!(" at {company}"));
             }
             format!(
-                "Hello, and welcome to your practice interview. I am the local practice interviewer: \
-                 a simple rule-based program on this computer, not an AI model, so I ask questions \
-                 from a question bank and choose follow-ups from the shape of your answers. {about}, \
-                 about {} minutes. {}",
-                plan.minutes,
+                "Hello, and welcome to your practice interview. I am a rule-based program on this \
+                 computer, not an AI model: I ask from a question bank and follow up on the shape \
+                 of your answers. {about}. {}",
                 question(0)
             )
         }
