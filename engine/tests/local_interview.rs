@@ -10,7 +10,8 @@ use std::time::Duration;
 use engine::vendors::espeak::{EspeakConfig, EspeakTts};
 use engine::vendors::local_interviewer::LocalInterviewer;
 use entities::{transcript_segments, usage_log};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use support::{Candidate, Harness};
 
 #[actix::test]
@@ -155,4 +156,60 @@ async fn espeak_voice_reaches_the_candidate_and_barge_in_keeps_the_heard_part() 
         "{usage:#?}"
     );
     harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
+    let harness = Harness::start_with(&["I did some testing."], &[], |_, config| {
+        config.local.llm = Some(Arc::new(LocalInterviewer::default()));
+        config.local.tts = Some(Arc::new(EspeakTts::new(EspeakConfig::default())));
+    })
+    .await;
+    let (account_id, interview_id) = harness.create_interview().await;
+    let now = chrono::Utc::now();
+    entities::account_settings::ActiveModel {
+        account_id: Set(account_id),
+        digest_opt_in: Set(false),
+        digest_opt_in_changed_at: Set(now),
+        training_opt_in: Set(false),
+        training_opt_in_changed_at: Set(now),
+        skill_tracking: Set(true),
+        skill_tracking_changed_at: Set(now),
+        interviewer_voice: Set(Some("brisk".into())),
+        updated_at: Set(now),
+    }
+    .insert(&harness.db)
+    .await
+    .expect("settings row");
+    let (link, peer) = engine::media::memory_transport();
+    let mut events = harness
+        .engine
+        .start_interview(interview_id, account_id, Harness::plan(), link)
+        .await
+        .expect("interview starts");
+    let mut candidate = Candidate::answers(1);
+    candidate.hang_up_after = Some(1);
+    let candidate = tokio::spawn(candidate.run(peer));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(engine::actors::interview::InterviewEvent::Ended { .. })) => break,
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            other => panic!("the interview did not end: {other:?}"),
+        }
+    }
+    let report = candidate.await.expect("candidate");
+    assert!(report.frames_received > 50, "{report:?}");
+    harness.engine.flush_usage().await.expect("flush");
+    let usage = usage_log::Entity::find()
+        .filter(usage_log::Column::InterviewId.eq(interview_id))
+        .filter(usage_log::Column::Operation.eq("tts_stream"))
+        .all(&harness.db)
+        .await
+        .expect("usage");
+    assert!(!usage.is_empty());
+    assert!(
+        usage.iter().all(|u| u.model == "espeak-ng:en-us+m3"),
+        "brisk is espeak-ng's en-us+m3: {usage:#?}"
+    );
 }
