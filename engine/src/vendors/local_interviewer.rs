@@ -480,7 +480,8 @@ fn decide(plan: &PromptPlan, bank: usize, progress: &Progress, turn: &UserTurn) 
             Decision::NextMain
         };
     }
-    if !turn.respond_now && sounds_unfinished(&turn.answer) {
+    // Waiting makes sense only while the candidate may go on: not after a silence.
+    if !turn.respond_now && !turn.idle && sounds_unfinished(&turn.answer) {
         return Decision::Wait;
     }
     let planned = (plan.minutes * 60) as f64;
@@ -894,6 +895,14 @@ mod tests {
             conversation.reply_to("So the first thing I did was, um"),
             "[WAIT]"
         );
+        // A silence after the unfinished thought gets an answer, not another wait.
+        let mut after_silence = Conversation::new(&plan(InterviewKind::Behavioral, 20));
+        after_silence.start();
+        let reply = after_silence.reply_to(&format!(
+            "So the first thing I did was, um\n\n{}",
+            Cue::Idle.message()
+        ));
+        assert_ne!(reply, "[WAIT]");
         let reply = conversation.reply_to(RESPOND_NOW);
         assert_ne!(reply, "[WAIT]");
         let idle = {
