@@ -113,7 +113,7 @@ impl Summary {
             v.map_or_else(|| "-".to_owned(), |v| format!("{v:.prec$}"))
         };
         s.push_str(&format!(
-            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} local={} child_cpu_s={:.2} server_cores_per_interview={} rss_mb={} wall_s={:.1} verdict={}",
+            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} local={} child_cpu_s={:.3} server_cores_per_interview={} rss_mb={} wall_s={:.1} verdict={}",
             self.reply_stalls,
             self.setup_retries,
             self.loss_pct,
