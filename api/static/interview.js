@@ -43,8 +43,8 @@ const LOCAL_MODE_TEXT = {
     fake: 'the interviewer follows a fixed script',
   },
   tts: {
-    local: 'its voice is espeak-ng, on this machine',
-    fake: 'its voice is a synthetic tone',
+    local: 'the voice is espeak-ng, on this machine',
+    fake: 'the voice is a synthetic tone',
   },
 };
 
