@@ -34,6 +34,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// What serves a vendor kind that has no key (keyless local mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalVendorsMode {
+    /// In-process local implementations (the rule-based interviewer, the espeak-ng voice), and
+    /// the protocol fakes for what has no local implementation yet.
+    Local,
+    /// The protocol fakes only (tests): scripted replies, simulated recognition, a synthetic
+    /// tone for the voice.
+    Fakes,
+}
+
 /// Every setting of the server. Field docs name the environment variable of each.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,6 +134,10 @@ pub struct Settings {
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
     pub webrtc_loopback_only: bool,
+    /// `LOCAL_VENDORS`: `local` (default) or `fakes`: what serves a kind without a key.
+    pub local_vendors: LocalVendorsMode,
+    /// `ESPEAK_NG_PROGRAM`: the espeak-ng program of the local voice.
+    pub espeak_ng_program: PathBuf,
 }
 
 impl Default for Settings {
@@ -168,6 +184,8 @@ impl Default for Settings {
             prices: engine::metering::PriceTable::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
+            local_vendors: LocalVendorsMode::Local,
+            espeak_ng_program: PathBuf::from("espeak-ng"),
         }
     }
 }
@@ -365,6 +383,15 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc_loopback_only: Option<bool>,
+    /// What serves a vendor kind without a key: `local` (the rule-based interviewer and the
+    /// espeak-ng voice, nothing leaves the machine) or `fakes` (tests) [default: local].
+    #[arg(long, env = "LOCAL_VENDORS", global = true, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_vendors: Option<LocalVendorsMode>,
+    /// The espeak-ng program of the local voice (Debian package espeak-ng) [default: espeak-ng].
+    #[arg(long, env = "ESPEAK_NG_PROGRAM", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub espeak_ng_program: Option<PathBuf>,
 }
 
 impl Settings {

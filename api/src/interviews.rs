@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use engine::conversation::{CandidateProfile, InterviewKind, InterviewPlan};
-use engine::engine::{EngineConfig, VendorEndpoints};
+use engine::engine::{EngineConfig, LocalVendors, VendorEndpoints};
 use engine::retention::RetentionPolicy;
 use engine::transport::{IceServer, WebRtcConfig};
 use entities::interviews::{self, InterviewKind as StoredKind};
@@ -14,8 +14,13 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::configuration::Settings;
 
-/// The engine's configuration from the settings (and the local fakes, when running).
-pub fn engine_config(settings: &Settings, fakes: Option<&FakeVendors>) -> EngineConfig {
+/// The engine's configuration from the settings (and keyless local mode's local
+/// implementations and fakes, when running).
+pub fn engine_config(
+    settings: &Settings,
+    local: LocalVendors,
+    fakes: Option<&FakeVendors>,
+) -> EngineConfig {
     EngineConfig {
         node_id: settings.node_id.clone(),
         max_live: settings.max_live_interviews,
@@ -33,6 +38,7 @@ pub fn engine_config(settings: &Settings, fakes: Option<&FakeVendors>) -> Engine
             elevenlabs_http_url: settings.elevenlabs_http_base_url.clone(),
             elevenlabs_voice: settings.elevenlabs_voice_id.clone(),
         },
+        local,
         fakes: fakes.map(crate::local_vendors::endpoints),
     }
 }

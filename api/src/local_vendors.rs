@@ -1,23 +1,48 @@
-//! Keyless local mode: with no vendor keys configured, the server starts the fake vendors in
-//! process (on loopback) and interviews run against them, so a newcomer can hold a whole
-//! interview with no account anywhere. The start-up log, `GET /health` and the page say so.
+//! Keyless local mode: a vendor kind without a key is served on this machine. With
+//! `LOCAL_VENDORS=local` (the default) that is an in-process local implementation where there
+//! is one, and the protocol fakes (on loopback) for the rest; with `LOCAL_VENDORS=fakes` (tests)
+//! it is the fakes only. The start-up log, `GET /health` and the page say which serves what,
+//! and what to install when a local implementation is missing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use engine::engine::VendorEndpoints;
+use engine::engine::{LocalVendors, VendorEndpoints};
+use engine::vendors::espeak::{EspeakConfig, EspeakTts};
+use engine::vendors::local_interviewer::LocalInterviewer;
 use fakes::{FakeVendors, FakeVendorsConfig};
+use serde::Serialize;
 
-use crate::configuration::Settings;
+use crate::configuration::{LocalVendorsMode, Settings};
 
-/// Whether any vendor lacks a platform key (and so needs the local fakes).
+/// Whether any vendor lacks a platform key (and so needs a local implementation or the fakes).
 pub fn needs_fakes(settings: &Settings) -> bool {
     settings.anthropic_api_key.is_none()
         || settings.deepgram_api_key.is_none()
         || settings.elevenlabs_api_key.is_none()
 }
 
-/// What the local stand-in interviewer says, in turn.
-const LOCAL_REPLIES: &[&str] = &[
+/// A vendor kind whose local implementation is not available here, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalNote {
+    /// `stt`, `llm` or `tts`.
+    pub kind: &'static str,
+    /// What the candidate gets instead, in plain words.
+    pub message: String,
+    /// The Debian package that provides it, when installing one fixes it.
+    pub package: Option<&'static str>,
+}
+
+/// What keyless local mode runs: the local implementations, the fakes (when some kind falls
+/// back to them), and the notes on what is missing.
+pub struct LocalSetup {
+    pub local: LocalVendors,
+    pub fakes: Option<FakeVendors>,
+    pub notes: Vec<LocalNote>,
+}
+
+/// What the fake interviewer says, in turn (only with `LOCAL_VENDORS=fakes`).
+const FAKE_REPLIES: &[&str] = &[
     "Hello, and welcome to your practice interview. To start, tell me about a project you are proud of.",
     "Thanks. What was the hardest problem in it, and how did you solve it?",
     "Interesting. How did you know your solution worked?",
@@ -25,11 +50,57 @@ const LOCAL_REPLIES: &[&str] = &[
     "Thank you, that was a good conversation. That is all for today. [END]",
 ];
 
+/// Sets up keyless local mode for the kinds without a platform key.
+pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
+    let mut local = LocalVendors::default();
+    let mut notes = Vec::new();
+    if settings.local_vendors == LocalVendorsMode::Local {
+        local.llm = Some(Arc::new(LocalInterviewer::default()));
+        if settings.elevenlabs_api_key.is_none() {
+            let espeak = EspeakTts::new(EspeakConfig {
+                program: settings.espeak_ng_program.clone(),
+                ..EspeakConfig::default()
+            });
+            match espeak.probe().await {
+                Ok(()) => local.tts = Some(Arc::new(espeak)),
+                Err(reason) => notes.push(LocalNote {
+                    kind: "tts",
+                    message: format!(
+                        "the local voice (espeak-ng) is not available ({reason}); the voice is a \
+                         synthetic tone"
+                    ),
+                    package: Some(engine::vendors::espeak::PACKAGE),
+                }),
+            }
+        }
+        if settings.deepgram_api_key.is_none() {
+            notes.push(LocalNote {
+                kind: "stt",
+                message: "speech recognition is simulated: no local recognizer is built in yet"
+                    .to_owned(),
+                package: None,
+            });
+        }
+    }
+    let fakes_needed = (settings.deepgram_api_key.is_none() && local.stt.is_none())
+        || (settings.anthropic_api_key.is_none() && local.llm.is_none())
+        || (settings.elevenlabs_api_key.is_none() && local.tts.is_none());
+    let fakes = if fakes_needed {
+        Some(start_fakes().await?)
+    } else {
+        None
+    };
+    Ok(LocalSetup {
+        local,
+        fakes,
+        notes,
+    })
+}
+
 /// Starts the fakes on loopback with local-mode pacing (real time, realistic latencies).
-pub async fn start(settings: &Settings) -> std::io::Result<FakeVendors> {
-    let _ = settings;
+async fn start_fakes() -> std::io::Result<FakeVendors> {
     let mut config = FakeVendorsConfig::default();
-    config.anthropic.replies = LOCAL_REPLIES.iter().map(|s| (*s).to_owned()).collect();
+    config.anthropic.replies = FAKE_REPLIES.iter().map(|s| (*s).to_owned()).collect();
     config.anthropic.time_to_message_start = Duration::from_millis(150);
     config.anthropic.time_to_first_text = Duration::from_millis(100);
     config.deepgram.unscripted_text = "(local mode: speech recognition is simulated.)".to_owned();

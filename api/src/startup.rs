@@ -90,24 +90,32 @@ impl Application {
             .await
             .context("blocking pool")?
             .context("bcrypt")?;
-        let local_vendors = if crate::local_vendors::needs_fakes(&settings) {
-            let fakes = crate::local_vendors::start(&settings)
+        let local = if crate::local_vendors::needs_fakes(&settings) {
+            crate::local_vendors::start(&settings)
                 .await
-                .context("starting the local fake vendors")?;
-            tracing::warn!(
-                stt = settings.deepgram_api_key.is_none(),
-                llm = settings.anthropic_api_key.is_none(),
-                tts = settings.elevenlabs_api_key.is_none(),
-                "keyless local mode: vendors without a key are served by in-process fakes \
-                 (simulated speech recognition, scripted interviewer, synthetic voice)"
-            );
-            Some(std::sync::Arc::new(fakes))
+                .context("starting keyless local mode")?
         } else {
-            None
+            crate::local_vendors::LocalSetup {
+                local: Default::default(),
+                fakes: None,
+                notes: Vec::new(),
+            }
         };
+        for note in &local.notes {
+            match note.package {
+                Some(package) => tracing::warn!(
+                    kind = note.kind,
+                    package,
+                    "keyless local mode: {} (install the Debian package `{package}` for the local one)",
+                    note.message
+                ),
+                None => tracing::warn!(kind = note.kind, "keyless local mode: {}", note.message),
+            }
+        }
+        let local_vendors = local.fakes.map(Arc::new);
         let engine = engine::engine::EngineHandle::start(
             db.clone(),
-            crate::interviews::engine_config(&settings, local_vendors.as_deref()),
+            crate::interviews::engine_config(&settings, local.local, local_vendors.as_deref()),
             engine::key_lease::PlatformKeys {
                 anthropic: settings.anthropic_api_key.clone(),
                 deepgram: settings.deepgram_api_key.clone(),
@@ -125,6 +133,7 @@ impl Application {
         let state = web::Data::new(AppState {
             engine,
             local_vendors,
+            local_notes: local.notes,
             webrtc,
             db,
             jwt: JwtKeys::new(&secrets.jwt_secret, settings.access_token_ttl_secs),
@@ -141,6 +150,19 @@ impl Application {
         let listener = TcpListener::bind(state.settings.listen_addr)
             .with_context(|| format!("binding {}", state.settings.listen_addr))?;
         let port = listener.local_addr()?.port();
+        let modes = state.engine.modes();
+        let tls = state.settings.tls_cert_path.is_some();
+        tracing::info!(
+            address = %open_address(state.settings.listen_addr, port, tls),
+            stt = modes.stt,
+            llm = modes.llm,
+            tts = modes.tts,
+            "open {} in a browser; speech-to-text: {}, interviewer: {}, voice: {}",
+            open_address(state.settings.listen_addr, port, tls),
+            describe_mode(modes.stt),
+            describe_mode(modes.llm),
+            describe_mode(modes.tts),
+        );
         let server = run(listener, state.clone())?;
         Ok(Self {
             port,
@@ -214,6 +236,27 @@ impl Application {
 
 /// How long a cancelled interview gets to store its end before the process exits.
 const CANCEL_WAIT: Duration = Duration::from_secs(2);
+/// A vendor mode in words for the start-up log.
+fn describe_mode(mode: &str) -> String {
+    match mode {
+        "local" => "local (on this machine)".to_owned(),
+        "fake" => "fake (simulated, on this machine)".to_owned(),
+        "unavailable" => "unavailable".to_owned(),
+        vendor => format!("{vendor} (platform key)"),
+    }
+}
+
+/// The address to open in a browser: a wildcard listener is reached through loopback.
+pub fn open_address(listen: std::net::SocketAddr, port: u16, tls: bool) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}/", SocketAddr::new(ip, port))
+}
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
@@ -255,4 +298,30 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         _ => server.listen(listener)?,
     };
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_address;
+
+    #[test]
+    fn open_address_names_loopback_for_a_wildcard_listener() {
+        let at = |addr: &str| addr.parse().expect("socket address");
+        assert_eq!(
+            open_address(at("127.0.0.1:8080"), 8080, false),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            open_address(at("0.0.0.0:0"), 41234, false),
+            "http://127.0.0.1:41234/"
+        );
+        assert_eq!(
+            open_address(at("[::]:443"), 443, true),
+            "https://[::1]:443/"
+        );
+        assert_eq!(
+            open_address(at("192.0.2.7:8080"), 8080, true),
+            "https://192.0.2.7:8080/"
+        );
+    }
 }

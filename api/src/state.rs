@@ -25,6 +25,9 @@ pub struct AppState {
     pub engine: engine::engine::EngineHandle,
     /// The in-process fake vendors of keyless local mode (kept alive with the server).
     pub local_vendors: Option<std::sync::Arc<fakes::FakeVendors>>,
+    /// Local implementations that are missing here (what the candidate gets instead, and
+    /// which package to install), for `/health` and the page.
+    pub local_notes: Vec<crate::local_vendors::LocalNote>,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
 }

@@ -33,15 +33,44 @@ function audioConstraints() {
   return { audio: { echoCancellation: !headphones, noiseSuppression: false, autoGainControl: false } };
 }
 
-/** Whether the server runs its simulated vendors (GET /health → vendors). */
+const LOCAL_MODE_TEXT = {
+  stt: {
+    local: 'speech recognition runs on this machine',
+    fake: 'speech recognition is simulated (your words are not transcribed)',
+  },
+  llm: {
+    local: 'the interviewer is a simple rule-based program on this machine: it asks from a question bank and chooses follow-ups from the shape of your answers',
+    fake: 'the interviewer follows a fixed script',
+  },
+  tts: {
+    local: 'the voice is espeak-ng, on this machine',
+    fake: 'the voice is a synthetic tone',
+  },
+};
+
+/** Says per vendor kind what runs locally or simulated (GET /health → vendors, local_notes). */
 async function showLocalMode() {
   try {
     const response = await fetch('/health', { cache: 'no-store' });
     const health = await response.json();
     const vendors = (health && health.vendors) || {};
-    const local = Object.values(vendors).some((mode) => mode === 'fake');
+    const notes = (health && Array.isArray(health.local_notes) && health.local_notes) || [];
+    const parts = ['stt', 'llm', 'tts']
+      .map((kind) => (LOCAL_MODE_TEXT[kind] || {})[vendors[kind]])
+      .filter(Boolean);
+    const local = parts.length > 0;
+    const installs = notes
+      .filter((note) => note && note.package)
+      .map((note) => `install the package ${note.package} for the local ${note.kind === 'tts' ? 'voice' : 'recognizer'}`);
+    let text = '';
+    if (local) {
+      text = `Keyless local mode: ${parts.join('; ')}.`;
+      if (installs.length > 0) text += ` To improve it, ${installs.join(' and ')}.`;
+    }
     document.querySelectorAll('.local-mode').forEach((banner) => {
       banner.hidden = !local;
+      if (local) banner.textContent = text;
+      for (const kind of ['stt', 'llm', 'tts']) banner.dataset[kind] = vendors[kind] || '';
     });
     document.body.dataset.localMode = local ? 'true' : 'false';
   } catch {

@@ -31,7 +31,7 @@ use crate::vendor_set::{KeySources, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
-use crate::vendors::{LanguageModel, VendorError};
+use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
 
 /// Where the vendors are and which models to use.
 #[derive(Debug, Clone)]
@@ -58,9 +58,38 @@ pub struct EngineConfig {
     pub retention_interval: Duration,
     /// The real vendors' endpoints (used with platform or BYOK keys).
     pub vendors: VendorEndpoints,
-    /// The local fake vendors' endpoints, used for providers without any key.
+    /// In-process local implementations (keyless local mode), used for a kind without a key
+    /// before the fakes are.
+    pub local: LocalVendors,
+    /// The local fake vendors' endpoints, used for providers without any key or local
+    /// implementation (tests, load runs).
     pub fakes: Option<VendorEndpoints>,
 }
+
+/// In-process implementations of the vendor kinds: nothing leaves the machine. Shared by every
+/// interview, so each keeps its per-interview state in its sessions (or, for the language
+/// model, derives it from the request history).
+#[derive(Clone, Default)]
+pub struct LocalVendors {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub llm: Option<Arc<dyn LanguageModel>>,
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+}
+
+impl std::fmt::Debug for LocalVendors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalVendors")
+            .field("stt", &self.stt.is_some())
+            .field("llm", &self.llm.is_some())
+            .field("tts", &self.tts.is_some())
+            .finish()
+    }
+}
+
+/// Provider name of the in-process local implementations (usage rows, `/health`).
+pub const LOCAL: &str = "local";
+/// Provider name of the protocol fakes.
+pub const FAKE: &str = "fake";
 
 /// Why an interview could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +100,7 @@ pub enum EngineError {
     AlreadyLive,
     #[error("this node is shutting down")]
     Draining,
-    #[error("no vendor is available for {0} (no key and no local fake)")]
+    #[error("no vendor is available for {0} (no key, no local implementation, no local fake)")]
     NoVendor(&'static str),
     #[error("vendor set-up failed: {0}")]
     Vendor(#[from] VendorError),
@@ -87,7 +116,8 @@ pub struct LiveInterview {
     pub seconds_live: u64,
 }
 
-/// Which implementation serves each vendor kind for an account without its own keys.
+/// Which implementation serves each vendor kind for an account without its own keys: the
+/// vendor's name (platform key), `local`, `fake` or `unavailable`.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct VendorModes {
     pub stt: &'static str,
@@ -126,6 +156,38 @@ pub const EVENT_BUFFER: usize = 256;
 
 /// How often shutdown looks whether the live interviews have stopped.
 const IDLE_POLL: Duration = Duration::from_millis(25);
+/// The account's interviewer voice setting (`None`: the default voice).
+async fn interviewer_voice(
+    db: &DatabaseConnection,
+    account_id: Uuid,
+) -> Result<Option<String>, sea_orm::DbErr> {
+    use sea_orm::EntityTrait;
+    Ok(entities::account_settings::Entity::find_by_id(account_id)
+        .one(db)
+        .await?
+        .and_then(|settings| settings.interviewer_voice))
+}
+
+/// How one vendor kind is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Vendor,
+    Local,
+    Fake,
+}
+
+/// A key wins, then a local implementation, then the fakes.
+fn pick_mode(has_key: bool, has_local: bool, has_fakes: bool) -> Option<Mode> {
+    if has_key {
+        Some(Mode::Vendor)
+    } else if has_local {
+        Some(Mode::Local)
+    } else if has_fakes {
+        Some(Mode::Fake)
+    } else {
+        None
+    }
+}
 
 /// A fake vendor's stand-in key: the fakes accept any key.
 const FAKE_KEY: &str = "local-fake-vendor-key";
@@ -164,88 +226,128 @@ impl EngineHandle {
 
     /// What serves each vendor kind when an account brings no keys.
     pub fn modes(&self) -> VendorModes {
-        let mode = |key: &Option<SecretString>, real: &'static str| {
-            if key.is_some() {
-                real
-            } else if self.inner.config.fakes.is_some() {
-                "fake"
-            } else {
-                "unavailable"
-            }
+        let config = &self.inner.config;
+        let platform = &self.inner.platform;
+        let mode = |key: &Option<SecretString>, local: bool, real: &'static str| {
+            pick_mode(key.is_some(), local, config.fakes.is_some()).map_or("unavailable", |m| {
+                match m {
+                    Mode::Vendor => real,
+                    Mode::Local => LOCAL,
+                    Mode::Fake => FAKE,
+                }
+            })
         };
         VendorModes {
-            stt: mode(&self.inner.platform.deepgram, "deepgram"),
-            llm: mode(&self.inner.platform.anthropic, "anthropic"),
-            tts: mode(&self.inner.platform.elevenlabs, "elevenlabs"),
+            stt: mode(&platform.deepgram, config.local.stt.is_some(), "deepgram"),
+            llm: mode(&platform.anthropic, config.local.llm.is_some(), "anthropic"),
+            tts: mode(
+                &platform.elevenlabs,
+                config.local.tts.is_some(),
+                "elevenlabs",
+            ),
         }
     }
 
-    fn build_vendors(&self, lease: KeyLease) -> Result<VendorSet, EngineError> {
+    fn build_vendors(
+        &self,
+        lease: KeyLease,
+        voice: Option<&str>,
+    ) -> Result<VendorSet, EngineError> {
         let config = &self.inner.config;
-        let pick = |leased: Option<LeasedKey>,
-                    kind: &'static str|
-         -> Result<(VendorEndpoints, SecretString, KeySource), EngineError> {
-            match leased {
-                Some(key) => Ok((config.vendors.clone(), key.key, key.source)),
-                None => config
-                    .fakes
-                    .clone()
-                    .map(|fakes| {
-                        (
-                            fakes,
-                            SecretString::from(FAKE_KEY.to_owned()),
-                            KeySource::Fake,
-                        )
-                    })
-                    .ok_or(EngineError::NoVendor(kind)),
-            }
+        let local = &config.local;
+        // Per kind: the key's vendor, else the local implementation, else the fakes.
+        let endpoints = |leased: Option<LeasedKey>, kind: &'static str| match leased {
+            Some(key) => Ok((config.vendors.clone(), key.key, key.source)),
+            None => config
+                .fakes
+                .clone()
+                .map(|fakes| {
+                    (
+                        fakes,
+                        SecretString::from(FAKE_KEY.to_owned()),
+                        KeySource::Fake,
+                    )
+                })
+                .ok_or(EngineError::NoVendor(kind)),
         };
-        let (stt_endpoints, stt_key, stt_source) = pick(lease.deepgram, "speech-to-text")?;
-        let (llm_endpoints, llm_key, llm_source) = pick(lease.anthropic, "the language model")?;
-        let (tts_endpoints, tts_key, tts_source) = pick(lease.elevenlabs, "text-to-speech")?;
-        let mut deepgram = DeepgramConfig::new(stt_endpoints.deepgram_url.clone(), stt_key);
-        deepgram.params.model = stt_endpoints.deepgram_model.clone();
-        deepgram.price_per_minute = config.prices.stt_per_minute;
-        let mut anthropic = AnthropicConfig::new(
-            llm_endpoints.anthropic_url.clone(),
-            llm_key.clone(),
-            llm_endpoints.anthropic_model.clone(),
-        );
-        anthropic.prices = config.prices.llm;
-        let fallback: Option<Arc<dyn LanguageModel>> = match &llm_endpoints.anthropic_fallback_model
-        {
-            Some(model) => {
-                let mut fallback = anthropic.clone();
-                fallback.model = model.clone();
-                Some(Arc::new(AnthropicLlm::new(fallback)?))
-            }
-            None => None,
+        let name = |source: KeySource, real: &'static str| match source {
+            KeySource::Fake => FAKE,
+            KeySource::Local => LOCAL,
+            KeySource::Platform | KeySource::Byok => real,
         };
-        let mut elevenlabs = ElevenLabsConfig::new(
-            tts_endpoints.elevenlabs_ws_url.clone(),
-            tts_endpoints.elevenlabs_http_url.clone(),
-            tts_key,
-            tts_endpoints.elevenlabs_voice.clone(),
-        );
-        elevenlabs.price_per_1k_chars = config.prices.tts_per_1k_chars;
-        let name = |source: KeySource, real: &'static str| {
-            if source == KeySource::Fake {
-                "fake"
-            } else {
-                real
-            }
-        };
+
+        let (stt, stt_source, stt_model): (Arc<dyn SpeechToText>, KeySource, String) =
+            match (&lease.deepgram, &local.stt) {
+                (None, Some(stt)) => (stt.clone(), KeySource::Local, LOCAL.to_owned()),
+                _ => {
+                    let (ends, key, source) = endpoints(lease.deepgram, "speech-to-text")?;
+                    let mut deepgram = DeepgramConfig::new(ends.deepgram_url.clone(), key);
+                    deepgram.params.model = ends.deepgram_model.clone();
+                    deepgram.price_per_minute = config.prices.stt_per_minute;
+                    (
+                        Arc::new(DeepgramStt::new(deepgram)),
+                        source,
+                        ends.deepgram_model,
+                    )
+                }
+            };
+
+        type Llms = (Arc<dyn LanguageModel>, Option<Arc<dyn LanguageModel>>);
+        let ((llm, llm_fallback), llm_source): (Llms, KeySource) =
+            match (&lease.anthropic, &local.llm) {
+                (None, Some(llm)) => ((llm.clone(), None), KeySource::Local),
+                _ => {
+                    let (ends, key, source) = endpoints(lease.anthropic, "the language model")?;
+                    let mut anthropic = AnthropicConfig::new(
+                        ends.anthropic_url.clone(),
+                        key,
+                        ends.anthropic_model.clone(),
+                    );
+                    anthropic.prices = config.prices.llm;
+                    let fallback: Option<Arc<dyn LanguageModel>> =
+                        match &ends.anthropic_fallback_model {
+                            Some(model) => {
+                                let mut fallback = anthropic.clone();
+                                fallback.model = model.clone();
+                                Some(Arc::new(AnthropicLlm::new(fallback)?))
+                            }
+                            None => None,
+                        };
+                    ((Arc::new(AnthropicLlm::new(anthropic)?), fallback), source)
+                }
+            };
+
+        let (tts, tts_source): (Arc<dyn TextToSpeech>, KeySource) =
+            match (&lease.elevenlabs, &local.tts) {
+                (None, Some(tts)) => (
+                    voice
+                        .and_then(|voice| tts.for_voice(voice))
+                        .unwrap_or_else(|| tts.clone()),
+                    KeySource::Local,
+                ),
+                _ => {
+                    let (ends, key, source) = endpoints(lease.elevenlabs, "text-to-speech")?;
+                    let mut elevenlabs = ElevenLabsConfig::new(
+                        ends.elevenlabs_ws_url.clone(),
+                        ends.elevenlabs_http_url.clone(),
+                        key,
+                        ends.elevenlabs_voice.clone(),
+                    );
+                    elevenlabs.price_per_1k_chars = config.prices.tts_per_1k_chars;
+                    (Arc::new(ElevenLabsTts::new(elevenlabs)), source)
+                }
+            };
         Ok(VendorSet {
-            stt: Arc::new(DeepgramStt::new(deepgram)),
-            llm: Arc::new(AnthropicLlm::new(anthropic)?),
-            llm_fallback: fallback,
-            tts: Arc::new(ElevenLabsTts::new(elevenlabs)),
+            stt,
+            llm,
+            llm_fallback,
+            tts,
             names: VendorNames {
                 stt: name(stt_source, "deepgram"),
                 llm: name(llm_source, "anthropic"),
                 tts: name(tts_source, "elevenlabs"),
             },
-            stt_model: stt_endpoints.deepgram_model.clone(),
+            stt_model,
             key_sources: KeySources {
                 stt: stt_source,
                 llm: llm_source,
@@ -303,7 +405,14 @@ impl EngineHandle {
                 return Err(error.into());
             }
         };
-        let vendors = match self.build_vendors(lease) {
+        let voice = match interviewer_voice(&self.inner.db, account_id).await {
+            Ok(voice) => voice,
+            Err(error) => {
+                release(self);
+                return Err(error.into());
+            }
+        };
+        let vendors = match self.build_vendors(lease, voice.as_deref()) {
             Ok(vendors) => vendors,
             Err(error) => {
                 release(self);
@@ -510,5 +619,20 @@ impl EngineHandle {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mode, pick_mode};
+
+    #[test]
+    fn a_key_wins_then_the_local_implementation_then_the_fakes() {
+        assert_eq!(pick_mode(true, true, true), Some(Mode::Vendor));
+        assert_eq!(pick_mode(true, false, false), Some(Mode::Vendor));
+        assert_eq!(pick_mode(false, true, true), Some(Mode::Local));
+        assert_eq!(pick_mode(false, true, false), Some(Mode::Local));
+        assert_eq!(pick_mode(false, false, true), Some(Mode::Fake));
+        assert_eq!(pick_mode(false, false, false), None);
     }
 }

@@ -62,6 +62,10 @@ pub struct RunOptions {
     /// Spawn mode: HTTP worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Spawn mode: keyless local mode: the local interviewer and the espeak-ng voice serve the
+    /// interviews (speech recognition stays the load fakes); reports CPU per local interview.
+    #[arg(long, conflicts_with = "url")]
+    pub local: bool,
     /// Write the summary, every interview's outcome and every turn as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -162,6 +166,8 @@ fn spawn_settings(
     fakes: &FakeVendors,
 ) -> api::configuration::Settings {
     let key = || Some(SecretString::from("loadtest-key".to_owned()));
+    // Local mode: no Claude or ElevenLabs key, so the local implementations serve them.
+    let vendor_key = || if opts.local { None } else { key() };
     let concurrency = opts.concurrency.unwrap_or(opts.interviews);
     api::configuration::Settings {
         listen_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -180,13 +186,14 @@ fn spawn_settings(
         workers: opts.workers,
         log_level: "warn".into(),
         // Platform keys make the server use "real" vendors: the load-tuned fakes below.
-        anthropic_api_key: key(),
+        anthropic_api_key: vendor_key(),
         anthropic_base_url: fakes.anthropic.base_url(),
         deepgram_api_key: key(),
         deepgram_base_url: fakes.deepgram.base_url(),
-        elevenlabs_api_key: key(),
+        elevenlabs_api_key: vendor_key(),
         elevenlabs_ws_base_url: fakes.elevenlabs.ws_base_url(),
         elevenlabs_http_base_url: fakes.elevenlabs.base_url(),
+        local_vendors: api::configuration::LocalVendorsMode::Local,
         ..api::configuration::Settings::default()
     }
 }
@@ -252,11 +259,22 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
         setup_gate: Arc::new(Semaphore::new(opts.setup_concurrency)),
     };
     // Reachability first: a wrong --url fails fast and clearly.
-    api.http
+    let health = api
+        .http
         .get(format!("{}/health", api.base))
         .send()
         .await
         .with_context(|| format!("the server at {} does not answer", api.base))?;
+    if opts.local {
+        let health: serde_json::Value = health.json().await.context("/health is not JSON")?;
+        let vendors = &health["vendors"];
+        ensure!(
+            vendors["llm"] == "local" && vendors["tts"] == "local",
+            "--local: the server does not serve the interviewer and the voice locally \
+             ({vendors}; notes: {}); is espeak-ng installed?",
+            health["local_notes"]
+        );
+    }
     let audio = Audio::new()?;
     let plan = CandidatePlan {
         answers: opts.answers,
@@ -268,6 +286,7 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
     let permits = Arc::new(Semaphore::new(concurrency));
     let cpu_before = procstat::cpu_by_group();
     let process_before = procstat::process_cpu_s().unwrap_or(0.0);
+    let children_before = procstat::children_cpu_s().unwrap_or(0.0);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(opts.timeout);
     let mut set = JoinSet::new();
@@ -306,6 +325,7 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
     let wall_s = started.elapsed().as_secs_f64();
     let process_cpu = procstat::process_cpu_s().unwrap_or(0.0) - process_before;
     let groups = procstat::cpu_by_group().since(&cpu_before);
+    let children_cpu = (procstat::children_cpu_s().unwrap_or(0.0) - children_before).max(0.0);
     let outcomes: Vec<Outcome> = outcomes
         .into_iter()
         .enumerate()
@@ -321,10 +341,15 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
         })
         .collect();
     let mut summary = summarize(&outcomes, mode, wall_s);
-    summary.cpu_s = process_cpu.max(groups.total_s());
+    summary.local = opts.local;
+    summary.child_cpu_s = children_cpu;
+    summary.cpu_s = process_cpu.max(groups.total_s()) + children_cpu;
     summary.server_cpu_s =
         (mode == "spawn").then(|| (summary.cpu_s - groups.client_s - groups.fakes_s).max(0.0));
     if summary.interview_min > 0.0 {
+        summary.server_cores_per_interview = summary
+            .server_cpu_s
+            .map(|s| s / (summary.interview_min * 60.0));
         summary.cpu_s_per_interview_min = Some(summary.cpu_s / summary.interview_min);
         summary.server_cpu_s_per_interview_min =
             summary.server_cpu_s.map(|s| s / summary.interview_min);

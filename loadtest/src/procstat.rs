@@ -54,6 +54,18 @@ pub fn process_cpu_s() -> Option<f64> {
     Some(ticks as f64 / ticks_per_second())
 }
 
+/// CPU seconds (user + system) of this process's ended and waited-for children (the local
+/// voice's espeak-ng processes).
+pub fn children_cpu_s() -> Option<f64> {
+    let line = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let close = line.rfind(')')?;
+    let rest: Vec<&str> = line.get(close + 2..)?.split_whitespace().collect();
+    // cutime and cstime are fields 16 and 17.
+    let cutime: u64 = rest.get(13)?.parse().ok()?;
+    let cstime: u64 = rest.get(14)?.parse().ok()?;
+    Some((cutime + cstime) as f64 / ticks_per_second())
+}
+
 fn ticks_per_second() -> f64 {
     (rustix::param::clock_ticks_per_second().max(1)) as f64
 }
@@ -113,6 +125,7 @@ mod tests {
     #[test]
     fn reads_this_process() {
         assert!(process_cpu_s().is_some());
+        assert!(children_cpu_s().is_some_and(|s| s >= 0.0));
         assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
     }
 }

@@ -74,6 +74,13 @@ pub struct Summary {
     /// `cpu_s / interview_min`.
     pub cpu_s_per_interview_min: Option<f64>,
     pub server_cpu_s_per_interview_min: Option<f64>,
+    /// Keyless local mode (`--local`): the local interviewer and the espeak-ng voice.
+    pub local: bool,
+    /// CPU seconds of child processes (espeak-ng), included in `cpu_s` and `server_cpu_s`.
+    pub child_cpu_s: f64,
+    /// Server CPU per live interview, in cores (`server_cpu_s / (interview_min * 60)`): its
+    /// inverse is how many interviews one core holds.
+    pub server_cores_per_interview: Option<f64>,
     /// Peak RSS of the process (VmHWM), MiB.
     pub rss_mb: Option<f64>,
     pub wall_s: f64,
@@ -106,7 +113,7 @@ impl Summary {
             v.map_or_else(|| "-".to_owned(), |v| format!("{v:.prec$}"))
         };
         s.push_str(&format!(
-            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} rss_mb={} wall_s={:.1} verdict={}",
+            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} local={} child_cpu_s={:.3} server_cores_per_interview={} rss_mb={} wall_s={:.1} verdict={}",
             self.reply_stalls,
             self.setup_retries,
             self.loss_pct,
@@ -115,6 +122,9 @@ impl Summary {
             self.interview_min,
             opt(self.cpu_s_per_interview_min, 2),
             opt(self.server_cpu_s_per_interview_min, 2),
+            self.local,
+            self.child_cpu_s,
+            opt(self.server_cores_per_interview, 3),
             opt(self.rss_mb, 1),
             self.wall_s,
             self.verdict,

@@ -79,3 +79,39 @@ fn two_interviews_in_process_complete_with_recorded_overhead() {
         assert!(interview["frames_received"].as_u64() > Some(0));
     }
 }
+
+#[test]
+fn local_mode_interviews_complete_and_report_cpu_per_interview() {
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "run",
+            "--local",
+            "--interviews",
+            "1",
+            "--answers",
+            "1",
+            "--timeout",
+            "90",
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    let line = stdout.lines().last().expect("a summary line");
+    let summary = parse_summary(line).expect("the summary parses");
+    assert_eq!(summary["local"], "true");
+    assert_eq!(summary["ok"], "1", "{line}");
+    // The espeak-ng children's CPU is counted, and the per-interview share is reported.
+    let children: f64 = summary["child_cpu_s"].parse().expect("child_cpu_s");
+    assert!(children > 0.0, "{line}");
+    let cores: f64 = summary["server_cores_per_interview"]
+        .parse()
+        .expect("server_cores_per_interview");
+    assert!(cores > 0.0 && cores < 2.0, "{line}");
+}

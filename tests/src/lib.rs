@@ -174,6 +174,9 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         workers: Some(1),
         // Network tests only ever target loopback.
         webrtc_loopback_only: true,
+        // Keyless kinds are served by the protocol fakes (scripted, countable); a test that
+        // wants the local interviewer and voice sets `LocalVendorsMode::Local`.
+        local_vendors: api::configuration::LocalVendorsMode::Fakes,
         database_max_connections: 5,
         ..Settings::default()
     }

@@ -2,14 +2,76 @@
 //! exposes Prometheus counters, and every response carries a request id.
 
 use serde_json::Value;
-use tests::{Backend, db_tests, spawn_app};
+use tests::{Backend, db_tests, spawn_app, spawn_app_with};
 
 db_tests!(
     health_reports_the_database_as_reachable,
     metrics_count_requests_by_route_pattern,
     every_response_carries_a_request_id,
     metrics_come_from_one_registry_and_parse_as_prometheus_text,
+    health_names_what_serves_each_vendor_kind,
+    local_mode_without_espeak_falls_back_to_the_synthetic_voice_and_says_so,
 );
+
+async fn local_mode_without_espeak_falls_back_to_the_synthetic_voice_and_says_so(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.local_vendors = api::configuration::LocalVendorsMode::Local;
+        settings.espeak_ng_program = "/nonexistent/espeak-ng".into();
+    })
+    .await;
+    let body: Value = app.get("/health").await.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["vendors"]["llm"], "local", "{body}");
+    assert_eq!(body["vendors"]["tts"], "fake", "{body}");
+    let notes = body["local_notes"].as_array().expect("notes");
+    let tts = notes
+        .iter()
+        .find(|note| note["kind"] == "tts")
+        .expect("a note on the voice");
+    assert_eq!(tts["package"], "espeak-ng", "{body}");
+    assert!(
+        tts["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("synthetic tone")),
+        "{body}"
+    );
+    let logs = tests::captured_logs();
+    assert!(
+        logs.contains("install the Debian package `espeak-ng`"),
+        "the log names the package"
+    );
+}
+
+async fn health_names_what_serves_each_vendor_kind(backend: Backend) {
+    // Tests run keyless kinds on the protocol fakes.
+    let app = spawn_app(backend.clone()).await;
+    let body: Value = app.get("/health").await.json().await.expect("json");
+    assert_eq!(
+        body["vendors"],
+        serde_json::json!({"stt": "fake", "llm": "fake", "tts": "fake"})
+    );
+    assert_eq!(body["local_notes"], serde_json::json!([]));
+    // Keyless local mode proper, with a platform Claude key: mixing is allowed.
+    let app = spawn_app_with(backend, |settings| {
+        settings.local_vendors = api::configuration::LocalVendorsMode::Local;
+        settings.anthropic_api_key = Some("sk-ant-test-platform-key".to_owned().into());
+    })
+    .await;
+    let body: Value = app.get("/health").await.json().await.expect("json");
+    assert_eq!(body["vendors"]["llm"], "anthropic", "{body}");
+    // espeak-ng is installed here (CI installs it): the voice is local.
+    assert_eq!(body["vendors"]["tts"], "local", "{body}");
+    // No local recognizer yet: simulated, and said so.
+    assert_eq!(body["vendors"]["stt"], "fake", "{body}");
+    let notes = body["local_notes"].as_array().expect("notes");
+    assert!(notes.iter().any(|note| note["kind"] == "stt"), "{body}");
+    // The start-up log names the address to open and what serves each kind.
+    let logs = tests::captured_logs();
+    assert!(
+        logs.contains(&format!("open http://127.0.0.1:{}/ in a browser", app.port)),
+        "{logs}"
+    );
+}
 
 async fn health_reports_the_database_as_reachable(backend: Backend) {
     let is_postgres = matches!(backend, Backend::Postgres { .. });

@@ -1,4 +1,4 @@
-//! `GET /health`: liveness plus database reachability.
+//! `GET /health`: liveness, database reachability, and what serves each vendor kind.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -28,9 +28,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             "backend": backend,
             "reachable": reachable,
         },
-        // What serves each vendor kind for accounts without their own keys ("fake" in keyless
-        // local mode).
+        // What serves each vendor kind for accounts without their own keys: the vendor's name,
+        // "local" (keyless local mode), "fake" (the protocol fakes) or "unavailable".
         "vendors": state.engine.modes(),
+        // Local implementations missing on this machine: what runs instead, what to install.
+        "local_notes": state.local_notes,
         "live_interviews": state.engine.live().len(),
     }))
 }

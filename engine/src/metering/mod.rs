@@ -108,8 +108,10 @@ pub fn micro_usd(usd: f64) -> i64 {
 pub enum KeySource {
     Platform,
     Byok,
-    /// Keyless local mode: the in-process fake vendors.
+    /// The in-process fake vendors (tests, load runs).
     Fake,
+    /// Keyless local mode: an in-process local implementation; free.
+    Local,
 }
 
 impl KeySource {
@@ -118,6 +120,7 @@ impl KeySource {
             KeySource::Platform => "platform",
             KeySource::Byok => "byok",
             KeySource::Fake => "fake",
+            KeySource::Local => "local",
         }
     }
 }
@@ -214,9 +217,15 @@ impl UsageRecord {
         audio_seconds: f64,
         prices: &PriceTable,
     ) -> Self {
+        // A local recognizer costs nothing, whatever the vendor's price.
+        let per_minute = if ctx.key_source == KeySource::Local {
+            0.0
+        } else {
+            prices.stt_per_minute
+        };
         Self {
             audio_seconds,
-            cost_micro_usd: micro_usd(audio_seconds / 60.0 * prices.stt_per_minute),
+            cost_micro_usd: micro_usd(audio_seconds / 60.0 * per_minute),
             ..Self::base(ctx, provider, model, "stt_stream")
         }
     }
@@ -371,6 +380,20 @@ mod tests {
         let minute = UsageRecord::stt_minute(ctx(), "deepgram", "nova-3", 60.0, &prices);
         assert_eq!(minute.cost_micro_usd, 7_700);
         assert_eq!(minute.audio_seconds, 60.0);
+    }
+
+    #[test]
+    fn local_stt_minutes_are_recorded_free_with_their_audio() {
+        let local = UsageContext {
+            key_source: KeySource::Local,
+            ..ctx()
+        };
+        let prices = PriceTable::default();
+        let minute = UsageRecord::stt_minute(local, "local", "local", 60.0, &prices);
+        assert_eq!(minute.cost_micro_usd, 0);
+        assert_eq!(minute.audio_seconds, 60.0);
+        assert_eq!(minute.key_source.as_str(), "local");
+        assert_eq!(minute.provider, "local");
     }
 
     #[test]

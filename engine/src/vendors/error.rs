@@ -10,6 +10,8 @@ pub enum Vendor {
     Deepgram,
     Anthropic,
     ElevenLabs,
+    /// An in-process local implementation (keyless local mode).
+    Local,
 }
 
 impl fmt::Display for Vendor {
@@ -18,6 +20,7 @@ impl fmt::Display for Vendor {
             Vendor::Deepgram => "deepgram",
             Vendor::Anthropic => "anthropic",
             Vendor::ElevenLabs => "elevenlabs",
+            Vendor::Local => "local",
         })
     }
 }

@@ -22,6 +22,8 @@ pub mod check;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod error;
+pub mod espeak;
+pub mod local_interviewer;
 pub mod retry;
 pub mod sse;
 pub mod usage;
@@ -406,6 +408,13 @@ pub const TTS_COMMAND_QUEUE: usize = 64;
 pub trait TextToSpeech: Send + Sync {
     /// Opens a session. Failures to connect come back here; later ones as [`TtsEvent::Failed`].
     async fn start(&self) -> Result<TtsSession, VendorError>;
+
+    /// The same voice engine speaking with the account's `interviewer_voice` setting, when it
+    /// maps that setting to voices of its own (`None`: it does not; use it as it is).
+    fn for_voice(&self, voice: &str) -> Option<Arc<dyn TextToSpeech>> {
+        let _ = voice;
+        None
+    }
 }
 
 /// One TTS session: push text through `input`, read audio from `events`.

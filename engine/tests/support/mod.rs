@@ -96,6 +96,7 @@ impl Harness {
                 elevenlabs_http_url: "http://127.0.0.1:9".into(),
                 elevenlabs_voice: "voice".into(),
             },
+            local: Default::default(),
             fakes: None,
         };
         adjust(&mut fake_config, &mut config);
