@@ -115,6 +115,19 @@ pub struct Settings {
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
     pub webrtc_loopback_only: bool,
+    /// `RESUME_WORKER_PATH`: the executable that extracts resume text in a sandboxed child
+    /// process; default this server's own binary (its hidden `resume-worker` command).
+    pub resume_worker_path: Option<PathBuf>,
+    /// Arguments of `resume_worker_path` (file setting only); default `["resume-worker"]`.
+    pub resume_worker_args: Vec<String>,
+    /// `RESUME_WORKER_MEMORY_BYTES`: address space a resume worker may add to its start size.
+    pub resume_worker_memory_bytes: u64,
+    /// `RESUME_WORKER_CPU_SECS`: CPU seconds a resume worker may use.
+    pub resume_worker_cpu_secs: u64,
+    /// `RESUME_WORKER_TIMEOUT_SECS`: wall-clock seconds before a resume worker is killed.
+    pub resume_worker_timeout_secs: u64,
+    /// `RESUME_WORKER_CONCURRENCY`: resume workers running at once on this node.
+    pub resume_worker_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -158,6 +171,12 @@ impl Default for Settings {
             max_live_interviews: 100,
             ice_servers: None,
             webrtc_loopback_only: false,
+            resume_worker_path: None,
+            resume_worker_args: vec![crate::resume::worker::WORKER_COMMAND.to_owned()],
+            resume_worker_memory_bytes: 512 * 1024 * 1024,
+            resume_worker_cpu_secs: 10,
+            resume_worker_timeout_secs: 15,
+            resume_worker_concurrency: 2,
         }
     }
 }
@@ -350,6 +369,26 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc_loopback_only: Option<bool>,
+    /// Executable extracting resume text in a sandboxed child [default: this binary].
+    #[arg(long, env = "RESUME_WORKER_PATH", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_path: Option<PathBuf>,
+    /// Address space in bytes a resume worker may add to its start size [default: 536870912].
+    #[arg(long, env = "RESUME_WORKER_MEMORY_BYTES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_memory_bytes: Option<u64>,
+    /// CPU seconds a resume worker may use [default: 10].
+    #[arg(long, env = "RESUME_WORKER_CPU_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_cpu_secs: Option<u64>,
+    /// Wall-clock seconds before a resume worker is killed [default: 15].
+    #[arg(long, env = "RESUME_WORKER_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_timeout_secs: Option<u64>,
+    /// Resume workers running at once on this node [default: 2].
+    #[arg(long, env = "RESUME_WORKER_CONCURRENCY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_concurrency: Option<usize>,
 }
 
 impl Settings {
@@ -385,6 +424,17 @@ impl Settings {
                 "TLS_CERT_PATH and TLS_KEY_PATH must be set together".into(),
             ));
         }
+        if self.resume_worker_cpu_secs == 0
+            || self.resume_worker_timeout_secs == 0
+            || self.resume_worker_concurrency == 0
+            || self.resume_worker_memory_bytes < 16 * 1024 * 1024
+        {
+            return Err(SettingsError::Invalid(
+                "RESUME_WORKER_CPU_SECS, RESUME_WORKER_TIMEOUT_SECS and RESUME_WORKER_CONCURRENCY \
+                 must be positive and RESUME_WORKER_MEMORY_BYTES at least 16 MiB"
+                    .into(),
+            ));
+        }
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "token lifetimes must be positive".into(),
@@ -404,6 +454,16 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The caps on one resume extraction.
+    pub fn resume_worker_limits(&self) -> crate::resume::worker::WorkerLimits {
+        crate::resume::worker::WorkerLimits {
+            memory_bytes: self.resume_worker_memory_bytes,
+            cpu_secs: self.resume_worker_cpu_secs,
+            wall: std::time::Duration::from_secs(self.resume_worker_timeout_secs),
+            concurrency: self.resume_worker_concurrency,
+        }
     }
 
     pub fn is_production(&self) -> bool {

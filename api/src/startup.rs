@@ -104,10 +104,21 @@ impl Application {
             secrets.key_ring.clone(),
         );
         let webrtc = crate::interviews::webrtc_config(&settings);
+        let resume_limits = settings.resume_worker_limits();
+        let resume_sandbox = match &settings.resume_worker_path {
+            Some(path) => crate::resume::worker::ExtractionSandbox::new(
+                path.clone(),
+                settings.resume_worker_args.clone(),
+                resume_limits,
+            ),
+            None => crate::resume::worker::ExtractionSandbox::current_executable(resume_limits)
+                .context("locating this executable for the resume worker")?,
+        };
         let state = web::Data::new(AppState {
             engine,
             local_vendors,
             webrtc,
+            resume_sandbox,
             db,
             jwt: JwtKeys::new(&secrets.jwt_secret, settings.access_token_ttl_secs),
             key_ring: secrets.key_ring,

@@ -27,4 +27,6 @@ pub struct AppState {
     pub local_vendors: Option<std::sync::Arc<fakes::FakeVendors>>,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
+    /// Where uploaded resumes are parsed: capped worker processes, never this one.
+    pub resume_sandbox: crate::resume::worker::ExtractionSandbox,
 }

@@ -175,8 +175,27 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         // Network tests only ever target loopback.
         webrtc_loopback_only: true,
         database_max_connections: 5,
+        resume_worker_path: Some(resume_worker_executable()),
+        resume_worker_args: Vec::new(),
         ..Settings::default()
     }
+}
+
+/// This package's `resume-worker` binary, which cargo builds next to the test executables'
+/// `deps/` directory (integration tests see it as `CARGO_BIN_EXE_resume-worker`; this library
+/// is compiled without that variable, so it looks where cargo puts it).
+pub fn resume_worker_executable() -> std::path::PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_resume-worker") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let name = format!("resume-worker{}", std::env::consts::EXE_SUFFIX);
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not built next to {}", exe.display()))
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
