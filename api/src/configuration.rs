@@ -547,8 +547,16 @@ impl Settings {
     }
 }
 
+/// Creates the data directory (owner-only, 0700, when this creates it).
 fn ensure_dir(dir: &Path) -> Result<(), SettingsError> {
-    std::fs::create_dir_all(dir).map_err(|source| SettingsError::Io {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| SettingsError::Io {
         path: dir.to_path_buf(),
         source,
     })

@@ -239,8 +239,13 @@ pub fn query_error_handler(
     error: actix_web::error::QueryPayloadError,
     _: &HttpRequest,
 ) -> actix_web::Error {
+    // A number out of range or of the wrong type is a rule broken, like a JSON data error; the
+    // value itself is never echoed.
     let _ = error;
-    ApiError::BadRequest("invalid query string".to_owned()).into()
+    ApiError::Validation(
+        "invalid query parameter: a value is missing, unknown or out of range".to_owned(),
+    )
+    .into()
 }
 
 pub fn path_error_handler(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {

@@ -32,6 +32,7 @@ pub struct Application {
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.database_url()?;
     let sqlite = url.starts_with("sqlite:");
+    let url_for_file = url.clone();
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.database_max_connections)
@@ -40,6 +41,7 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     if sqlite {
+        create_private_sqlite_file(&url_for_file)?;
         // SQLite has one writer at a time, and a transaction that reads and then writes cannot
         // wait for the lock upgrade: with several connections, concurrent sign-ups fail with
         // "database is locked". The embedded default therefore uses one connection (requests
@@ -49,11 +51,88 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
+                // Deleted rows are overwritten with zeros, not left in free pages (erasure).
+                .pragma("secure_delete", "ON")
         });
     }
     Database::connect(options)
         .await
         .context("connecting to the database (check DATABASE_URL)")
+}
+
+/// The file of a `sqlite:` URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || rest.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates the SQLite file owner-only (0600) before SQLite opens it, and tightens an existing
+/// one; SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} owner-only", path.display()))?;
+            }
+            // A missing directory and the like: SQLite reports it more clearly.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// After an erasure, make the deleted bytes unrecoverable from the database files where the
+/// database allows: SQLite (with `secure_delete` on) copies the zeroed pages back from the WAL
+/// and truncates it; PostgreSQL keeps dead tuples until vacuum, so the erased tables are
+/// vacuumed in the background (best effort: the role may not be allowed to).
+pub async fn scrub_after_erasure(db: &DatabaseConnection, tables: &[&'static str]) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend};
+    match db.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            if let Err(error) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+            {
+                tracing::warn!(%error, "WAL checkpoint after an erasure failed");
+            }
+        }
+        DatabaseBackend::Postgres => {
+            let list = tables
+                .iter()
+                .map(|table| format!("\"{table}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if list.is_empty() {
+                return;
+            }
+            let db = db.clone();
+            tokio::spawn(async move {
+                match db.execute_unprepared(&format!("VACUUM {list}")).await {
+                    Ok(_) => tracing::debug!("erased tables vacuumed"),
+                    Err(error) => tracing::debug!(%error, "vacuum after an erasure not possible"),
+                }
+            });
+        }
+        _ => {}
+    }
 }
 
 /// Applies every pending migration.

@@ -1,0 +1,73 @@
+//! Protects the server from hostile input outside uploads: out-of-range query numbers answer
+//! 422 JSON instead of panicking a worker, and an admin action and its audit row commit or
+//! fail together.
+
+use sea_orm::{ConnectionTrait, DatabaseBackend};
+use tests::{Backend, assert_json_error, db_tests, spawn_app};
+
+db_tests!(
+    admin_list_numbers_out_of_range_are_422_and_the_server_keeps_serving,
+    an_erasure_whose_audit_row_cannot_be_written_is_rolled_back,
+);
+
+async fn admin_list_numbers_out_of_range_are_422_and_the_server_keeps_serving(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in_admin().await;
+    for list in ["/api/v1/admin/users", "/api/v1/admin/audit"] {
+        for query in [
+            "offset=9223372036854775808",
+            "offset=18446744073709551615",
+            "offset=99999999999999999999999",
+            "offset=-1",
+            "limit=18446744073709551616",
+            "limit=abc",
+            "offset=1000001",
+        ] {
+            let path = format!("{list}?{query}");
+            let code = assert_json_error(app.get_as(&path, &admin.access_token).await, 422).await;
+            assert_eq!(code, "validation_failed", "{path}");
+        }
+        let response = app
+            .get_as(&format!("{list}?offset=1000000"), &admin.access_token)
+            .await;
+        assert_eq!(response.status(), 200, "{list} at the deepest offset");
+    }
+}
+
+/// The audit row is part of the erasure: when it cannot be written (a trigger refuses it here),
+/// the account must still exist, not be erased unaudited.
+async fn an_erasure_whose_audit_row_cannot_be_written_is_rolled_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = app.signed_in_admin().await;
+    let user = app.signed_in_user().await;
+    let user_id = app.account_id(&user).await;
+    let refuse = match app.db.get_database_backend() {
+        DatabaseBackend::Postgres => vec![
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit refused'; END; $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON admin_audit FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        ],
+        _ => vec![
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON admin_audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        ],
+    };
+    for statement in refuse {
+        app.db
+            .execute_unprepared(statement)
+            .await
+            .expect("install the trigger");
+    }
+    let response = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/users/{user_id}"),
+            Some(&admin.access_token),
+            None,
+        )
+        .await;
+    assert_json_error(response, 500).await;
+    assert_eq!(
+        app.me(&user.access_token).await.status(),
+        200,
+        "the account survived the failed, unaudited erasure"
+    );
+}
