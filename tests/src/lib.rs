@@ -97,13 +97,9 @@ fn init_logging() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let writer = BufferWriter(log_buffer().clone());
-        // Everything our crates log, at the most verbose level, goes to the capture.
-        api::telemetry::init(
-            LogFormat::Text,
-            "api=trace,engine=trace,info",
-            move || writer.clone(),
-            false,
-        );
+        // Everything, at the most verbose level, goes to the capture (dependencies are capped
+        // by the server's own filter, as in production).
+        api::telemetry::init(LogFormat::Text, "trace", move || writer.clone(), false);
     });
 }
 
