@@ -128,6 +128,10 @@ pub struct Settings {
     pub resume_worker_timeout_secs: u64,
     /// `RESUME_WORKER_CONCURRENCY`: resume workers running at once on this node.
     pub resume_worker_concurrency: usize,
+    /// `REQUEST_HEADER_TIMEOUT_SECS`: time a client has to send a request's head (slow-loris).
+    pub request_header_timeout_secs: u64,
+    /// `REQUEST_BODY_TIMEOUT_SECS`: time a client has to send a whole request body.
+    pub request_body_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -177,6 +181,8 @@ impl Default for Settings {
             resume_worker_cpu_secs: 10,
             resume_worker_timeout_secs: 15,
             resume_worker_concurrency: 2,
+            request_header_timeout_secs: 10,
+            request_body_timeout_secs: 60,
         }
     }
 }
@@ -389,6 +395,14 @@ pub struct SettingsArgs {
     #[arg(long, env = "RESUME_WORKER_CONCURRENCY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_worker_concurrency: Option<usize>,
+    /// Seconds a client has to send a request's head [default: 10].
+    #[arg(long, env = "REQUEST_HEADER_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a whole request body [default: 60].
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body_timeout_secs: Option<u64>,
 }
 
 impl Settings {
@@ -428,10 +442,13 @@ impl Settings {
             || self.resume_worker_timeout_secs == 0
             || self.resume_worker_concurrency == 0
             || self.resume_worker_memory_bytes < 16 * 1024 * 1024
+            || self.request_header_timeout_secs == 0
+            || self.request_body_timeout_secs == 0
         {
             return Err(SettingsError::Invalid(
-                "RESUME_WORKER_CPU_SECS, RESUME_WORKER_TIMEOUT_SECS and RESUME_WORKER_CONCURRENCY \
-                 must be positive and RESUME_WORKER_MEMORY_BYTES at least 16 MiB"
+                "RESUME_WORKER_CPU_SECS, RESUME_WORKER_TIMEOUT_SECS, RESUME_WORKER_CONCURRENCY and \
+                 the REQUEST_*_TIMEOUT_SECS must be positive, RESUME_WORKER_MEMORY_BYTES at least \
+                 16 MiB"
                     .into(),
             ));
         }

@@ -5,10 +5,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
@@ -235,6 +239,43 @@ impl Application {
     }
 }
 
+/// Ends a request body that is still arriving when `REQUEST_BODY_TIMEOUT_SECS` have passed: the
+/// handler's extractor then fails (a JSON error) and the connection is freed. WebSocket upgrades
+/// are exempt: their "body" is the socket.
+async fn body_deadline(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use futures_util::StreamExt as _;
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let limit = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| Duration::from_secs(state.settings.request_body_timeout_secs));
+    if let (false, Some(limit)) = (upgrade, limit) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let payload = request.take_payload();
+        let timed = futures_util::stream::unfold(Some(payload), move |payload| async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, payload.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(payload))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body timed out",
+                    ))),
+                    None,
+                )),
+            }
+        });
+        let boxed: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, PayloadError>>>,
+        > = Box::pin(timed);
+        request.set_payload(actix_web::dev::Payload::from(boxed));
+    }
+    next.call(request).await
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let json_limit = settings.json_body_limit_bytes;
@@ -258,9 +299,16 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .handler(StatusCode::UNSUPPORTED_MEDIA_TYPE, json_client_error)
                     .handler(StatusCode::BAD_REQUEST, json_client_error),
             )
+            .wrap(from_fn(body_deadline))
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })
+    // Slow clients: the head must arrive within the header timeout (actix answers 408), the
+    // body within the body timeout (`body_deadline`), and a closing connection is dropped after
+    // a few seconds.
+    .client_request_timeout(Duration::from_secs(settings.request_header_timeout_secs))
+    .client_disconnect_timeout(Duration::from_secs(5))
+    .keep_alive(Duration::from_secs(30))
     .shutdown_timeout(10);
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));

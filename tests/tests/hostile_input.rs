@@ -1,14 +1,71 @@
 //! Protects the server from hostile input outside uploads: out-of-range query numbers answer
-//! 422 JSON instead of panicking a worker, and an admin action and its audit row commit or
-//! fail together.
+//! 422 JSON instead of panicking a worker, an admin action and its audit row commit or fail
+//! together, and slow clients (slow-loris heads, bodies that never finish) are cut off.
+
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseBackend};
-use tests::{Backend, assert_json_error, db_tests, spawn_app};
+use tests::{Backend, assert_json_error, db_tests, spawn_app, spawn_app_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 db_tests!(
     admin_list_numbers_out_of_range_are_422_and_the_server_keeps_serving,
     an_erasure_whose_audit_row_cannot_be_written_is_rolled_back,
+    a_request_body_that_never_finishes_is_cut_off,
+    a_request_head_that_never_finishes_is_cut_off,
 );
+
+/// Sends `prefix` and then nothing; returns what the server answered and when.
+async fn stall_after(port: u16, prefix: &[u8]) -> (String, Duration) {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(prefix).await.expect("write");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // Until the server closes the connection (or a generous bound, which fails the test).
+    while let Ok(Ok(read)) =
+        tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buffer)).await
+    {
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..read]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+async fn a_request_body_that_never_finishes_is_cut_off(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.request_body_timeout_secs = 2).await;
+    let (answer, took) = stall_after(
+        app.port,
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"email\": ",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "answer: {answer:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The server still serves others.
+    assert!(app.get("/health").await.status().is_success());
+}
+
+async fn a_request_head_that_never_finishes_is_cut_off(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.request_header_timeout_secs = 2).await;
+    let (answer, took) = stall_after(
+        app.port,
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "answer: {answer:?}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(app.get("/health").await.status().is_success());
+}
 
 async fn admin_list_numbers_out_of_range_are_422_and_the_server_keeps_serving(backend: Backend) {
     let app = spawn_app(backend).await;
