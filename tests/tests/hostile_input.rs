@@ -13,6 +13,7 @@ db_tests!(
     an_erasure_whose_audit_row_cannot_be_written_is_rolled_back,
     a_request_body_that_never_finishes_is_cut_off,
     a_request_head_that_never_finishes_is_cut_off,
+    sdp_errors_do_not_echo_the_offer,
 );
 
 /// Sends `prefix` and then nothing; returns what the server answered and when.
@@ -127,4 +128,43 @@ async fn an_erasure_whose_audit_row_cannot_be_written_is_rolled_back(backend: Ba
         200,
         "the account survived the failed, unaudited erasure"
     );
+}
+
+async fn sdp_errors_do_not_echo_the_offer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.signed_in_user().await;
+    let created: serde_json::Value = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/interviews",
+            Some(&user.access_token),
+            Some(&serde_json::json!({"kind": "behavioral"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("interview id").to_owned();
+    let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+    for sdp in [
+        format!("v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns={marker}\r\nbogus line {marker}\r\n"),
+        format!("{marker}"),
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na={marker}\r\n"
+        ),
+    ] {
+        let response = app
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/v1/interviews/{id}/offer"),
+                Some(&user.access_token),
+                Some(&serde_json::json!({"type": "offer", "sdp": sdp})),
+            )
+            .await;
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        assert!((400..500).contains(&status), "{status}: {body}");
+        assert!(!body.contains(&marker), "the offer was echoed: {body}");
+        assert!(!body.contains("10.1.2.3"), "the offer was echoed: {body}");
+    }
 }
