@@ -10,7 +10,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::middleware::Next;
+use actix_web::middleware::{Condition, DefaultHeaders, Next};
 use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context as _;
@@ -280,6 +280,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let settings = state.settings.clone();
     let json_limit = settings.json_body_limit_bytes;
     let factory_state = state.clone();
+    // Over TLS, browsers are told to use nothing else for a year.
+    let hsts = settings.tls_cert_path.is_some();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(factory_state.clone())
@@ -300,6 +302,13 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .handler(StatusCode::BAD_REQUEST, json_client_error),
             )
             .wrap(from_fn(body_deadline))
+            .wrap(Condition::new(
+                hsts,
+                DefaultHeaders::new().add((
+                    header::STRICT_TRANSPORT_SECURITY,
+                    "max-age=31536000; includeSubDomains",
+                )),
+            ))
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })

@@ -14,6 +14,7 @@ db_tests!(
     a_request_body_that_never_finishes_is_cut_off,
     a_request_head_that_never_finishes_is_cut_off,
     sdp_errors_do_not_echo_the_offer,
+    over_tls_every_answer_carries_hsts_and_plain_http_none,
 );
 
 /// Sends `prefix` and then nothing; returns what the server answered and when.
@@ -166,5 +167,51 @@ async fn sdp_errors_do_not_echo_the_offer(backend: Backend) {
         assert!((400..500).contains(&status), "{status}: {body}");
         assert!(!body.contains(&marker), "the offer was echoed: {body}");
         assert!(!body.contains("10.1.2.3"), "the offer was echoed: {body}");
+    }
+}
+
+async fn over_tls_every_answer_carries_hsts_and_plain_http_none(backend: Backend) {
+    let plain = spawn_app(backend.clone()).await;
+    let response = plain.get("/health").await;
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none(),
+        "no HSTS over plain HTTP"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let app = spawn_app_with(backend, |settings| {
+        settings.tls_cert_path = Some(cert.clone());
+        settings.tls_key_path = Some(key.clone());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    for path in ["/health", "/api/v1/me", "/no-such-route"] {
+        let response = client
+            .get(format!("https://localhost:{}{path}", app.port))
+            .send()
+            .await
+            .expect("TLS request");
+        let hsts = response
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(
+            hsts.as_deref(),
+            Some("max-age=31536000; includeSubDomains"),
+            "{path} ({})",
+            response.status()
+        );
     }
 }
