@@ -149,7 +149,7 @@ async fn sdp_errors_do_not_echo_the_offer(backend: Backend) {
     let marker = format!("m{}", uuid::Uuid::new_v4().simple());
     for sdp in [
         format!("v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns={marker}\r\nbogus line {marker}\r\n"),
-        format!("{marker}"),
+        marker.clone(),
         format!(
             "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na={marker}\r\n"
         ),
