@@ -267,7 +267,9 @@ async fn body_deadline(
                     None,
                 )),
             }
-        });
+        })
+        // Readers (multipart) poll again after the end; a bare `unfold` would panic.
+        .fuse();
         let boxed: std::pin::Pin<
             Box<dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, PayloadError>>>,
         > = Box::pin(timed);
