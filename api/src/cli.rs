@@ -50,6 +50,16 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         timeout_secs: u64,
     },
+    /// Internal: extract one resume's text from standard input under resource limits (started
+    /// by the server itself; see `api::resume::worker`).
+    #[command(name = "resume-worker", hide = true)]
+    ResumeWorker,
+}
+
+/// Whether this invocation is a resume worker, which must run before any runtime, logging or
+/// settings (its standard output carries the reply).
+pub fn is_resume_worker(cli: &Cli) -> bool {
+    matches!(cli.command, Some(Command::ResumeWorker))
 }
 
 /// Runs the parsed command line to completion.
@@ -92,6 +102,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckVendors { timeout_secs } => check_vendors(&settings, timeout_secs).await,
+        Command::ResumeWorker => {
+            anyhow::bail!("the resume worker runs from main, before the runtime starts")
+        }
         Command::RotateKeys => {
             let secrets = settings.resolve_secrets()?;
             let db = connect_database(&settings).await?;

@@ -138,6 +138,23 @@ pub struct Settings {
     pub local_vendors: LocalVendorsMode,
     /// `ESPEAK_NG_PROGRAM`: the espeak-ng program of the local voice.
     pub espeak_ng_program: PathBuf,
+    /// `RESUME_WORKER_PATH`: the executable that extracts resume text in a sandboxed child
+    /// process; default this server's own binary (its hidden `resume-worker` command).
+    pub resume_worker_path: Option<PathBuf>,
+    /// Arguments of `resume_worker_path` (file setting only); default `["resume-worker"]`.
+    pub resume_worker_args: Vec<String>,
+    /// `RESUME_WORKER_MEMORY_BYTES`: address space a resume worker may add to its start size.
+    pub resume_worker_memory_bytes: u64,
+    /// `RESUME_WORKER_CPU_SECS`: CPU seconds a resume worker may use.
+    pub resume_worker_cpu_secs: u64,
+    /// `RESUME_WORKER_TIMEOUT_SECS`: wall-clock seconds before a resume worker is killed.
+    pub resume_worker_timeout_secs: u64,
+    /// `RESUME_WORKER_CONCURRENCY`: resume workers running at once on this node.
+    pub resume_worker_concurrency: usize,
+    /// `REQUEST_HEADER_TIMEOUT_SECS`: time a client has to send a request's head (slow-loris).
+    pub request_header_timeout_secs: u64,
+    /// `REQUEST_BODY_TIMEOUT_SECS`: time a client has to send a whole request body.
+    pub request_body_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -186,6 +203,14 @@ impl Default for Settings {
             webrtc_loopback_only: false,
             local_vendors: LocalVendorsMode::Local,
             espeak_ng_program: PathBuf::from("espeak-ng"),
+            resume_worker_path: None,
+            resume_worker_args: vec![crate::resume::worker::WORKER_COMMAND.to_owned()],
+            resume_worker_memory_bytes: 512 * 1024 * 1024,
+            resume_worker_cpu_secs: 10,
+            resume_worker_timeout_secs: 15,
+            resume_worker_concurrency: 2,
+            request_header_timeout_secs: 10,
+            request_body_timeout_secs: 60,
         }
     }
 }
@@ -392,6 +417,34 @@ pub struct SettingsArgs {
     #[arg(long, env = "ESPEAK_NG_PROGRAM", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub espeak_ng_program: Option<PathBuf>,
+    /// Executable extracting resume text in a sandboxed child [default: this binary].
+    #[arg(long, env = "RESUME_WORKER_PATH", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_path: Option<PathBuf>,
+    /// Address space in bytes a resume worker may add to its start size [default: 536870912].
+    #[arg(long, env = "RESUME_WORKER_MEMORY_BYTES", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_memory_bytes: Option<u64>,
+    /// CPU seconds a resume worker may use [default: 10].
+    #[arg(long, env = "RESUME_WORKER_CPU_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_cpu_secs: Option<u64>,
+    /// Wall-clock seconds before a resume worker is killed [default: 15].
+    #[arg(long, env = "RESUME_WORKER_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_timeout_secs: Option<u64>,
+    /// Resume workers running at once on this node [default: 2].
+    #[arg(long, env = "RESUME_WORKER_CONCURRENCY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_concurrency: Option<usize>,
+    /// Seconds a client has to send a request's head [default: 10].
+    #[arg(long, env = "REQUEST_HEADER_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a whole request body [default: 60].
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body_timeout_secs: Option<u64>,
 }
 
 impl Settings {
@@ -438,6 +491,20 @@ impl Settings {
         }
         self.interview.validate().map_err(SettingsError::Invalid)?;
         self.prices.validate().map_err(SettingsError::Invalid)?;
+        if self.resume_worker_cpu_secs == 0
+            || self.resume_worker_timeout_secs == 0
+            || self.resume_worker_concurrency == 0
+            || self.resume_worker_memory_bytes < 16 * 1024 * 1024
+            || self.request_header_timeout_secs == 0
+            || self.request_body_timeout_secs == 0
+        {
+            return Err(SettingsError::Invalid(
+                "RESUME_WORKER_CPU_SECS, RESUME_WORKER_TIMEOUT_SECS, RESUME_WORKER_CONCURRENCY and \
+                 the REQUEST_*_TIMEOUT_SECS must be positive, RESUME_WORKER_MEMORY_BYTES at least \
+                 16 MiB"
+                    .into(),
+            ));
+        }
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "token lifetimes must be positive".into(),
@@ -457,6 +524,16 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The caps on one resume extraction.
+    pub fn resume_worker_limits(&self) -> crate::resume::worker::WorkerLimits {
+        crate::resume::worker::WorkerLimits {
+            memory_bytes: self.resume_worker_memory_bytes,
+            cpu_secs: self.resume_worker_cpu_secs,
+            wall: std::time::Duration::from_secs(self.resume_worker_timeout_secs),
+            concurrency: self.resume_worker_concurrency,
+        }
     }
 
     pub fn is_production(&self) -> bool {
@@ -540,8 +617,16 @@ impl Settings {
     }
 }
 
+/// Creates the data directory (owner-only, 0700, when this creates it).
 fn ensure_dir(dir: &Path) -> Result<(), SettingsError> {
-    std::fs::create_dir_all(dir).map_err(|source| SettingsError::Io {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| SettingsError::Io {
         path: dir.to_path_buf(),
         source,
     })

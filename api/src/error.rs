@@ -46,6 +46,9 @@ pub enum ApiError {
     },
     #[error("service unavailable")]
     Unavailable(&'static str),
+    /// 422 with a code of its own (for rejections clients handle specifically).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("unexpected error: {0}")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -112,6 +115,7 @@ impl ApiError {
             }
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unprocessable { code, .. } => code,
             ApiError::Unexpected(_) => "internal_error",
         }
     }
@@ -121,7 +125,8 @@ impl ApiError {
             ApiError::BadRequest(message)
             | ApiError::Validation(message)
             | ApiError::PayloadTooLarge(message)
-            | ApiError::UnsupportedMediaTypeWith(message) => message.clone(),
+            | ApiError::UnsupportedMediaTypeWith(message)
+            | ApiError::Unprocessable { message, .. } => message.clone(),
             ApiError::Unauthorized { message, .. } | ApiError::Conflict { message, .. } => {
                 (*message).to_owned()
             }
@@ -138,7 +143,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -232,8 +239,13 @@ pub fn query_error_handler(
     error: actix_web::error::QueryPayloadError,
     _: &HttpRequest,
 ) -> actix_web::Error {
+    // A number out of range or of the wrong type is a rule broken, like a JSON data error; the
+    // value itself is never echoed.
     let _ = error;
-    ApiError::BadRequest("invalid query string".to_owned()).into()
+    ApiError::Validation(
+        "invalid query parameter: a value is missing, unknown or out of range".to_owned(),
+    )
+    .into()
 }
 
 pub fn path_error_handler(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {

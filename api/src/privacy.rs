@@ -177,10 +177,24 @@ pub async fn erase_account(
     let txn = db.begin().await?;
     let report = erase_in(&txn, account_id).await?;
     txn.commit().await?;
+    crate::startup::scrub_after_erasure(db, &erased_tables(&report)).await;
     Ok(report)
 }
 
-async fn erase_in(db: &impl ConnectionTrait, account_id: Uuid) -> Result<ErasureReport, ApiError> {
+/// The tables an erasure deleted rows from.
+pub(crate) fn erased_tables(report: &ErasureReport) -> Vec<&'static str> {
+    report
+        .iter()
+        .filter(|(_, rows)| *rows > 0)
+        .map(|(table, _)| *table)
+        .collect()
+}
+
+/// The erasure itself, inside the caller's transaction (the admin route adds its audit row).
+pub(crate) async fn erase_in(
+    db: &impl ConnectionTrait,
+    account_id: Uuid,
+) -> Result<ErasureReport, ApiError> {
     if Accounts::find_by_id(account_id).one(db).await?.is_none() {
         return Err(ApiError::NotFound);
     }

@@ -5,10 +5,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::{Condition, DefaultHeaders, Next};
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
@@ -32,6 +36,7 @@ pub struct Application {
 pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let url = settings.database_url()?;
     let sqlite = url.starts_with("sqlite:");
+    let url_for_file = url.clone();
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.database_max_connections)
@@ -40,6 +45,7 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     if sqlite {
+        create_private_sqlite_file(&url_for_file)?;
         // SQLite has one writer at a time, and a transaction that reads and then writes cannot
         // wait for the lock upgrade: with several connections, concurrent sign-ups fail with
         // "database is locked". The embedded default therefore uses one connection (requests
@@ -49,11 +55,88 @@ pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseCon
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
+                // Deleted rows are overwritten with zeros, not left in free pages (erasure).
+                .pragma("secure_delete", "ON")
         });
     }
     Database::connect(options)
         .await
         .context("connecting to the database (check DATABASE_URL)")
+}
+
+/// The file of a `sqlite:` URL, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || rest.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Creates the SQLite file owner-only (0600) before SQLite opens it, and tightens an existing
+/// one; SQLite gives its `-wal` and `-shm` files the database file's permissions.
+fn create_private_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_file(url) else {
+        return Ok(());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} owner-only", path.display()))?;
+            }
+            // A missing directory and the like: SQLite reports it more clearly.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// After an erasure, make the deleted bytes unrecoverable from the database files where the
+/// database allows: SQLite (with `secure_delete` on) copies the zeroed pages back from the WAL
+/// and truncates it; PostgreSQL keeps dead tuples until vacuum, so the erased tables are
+/// vacuumed in the background (best effort: the role may not be allowed to).
+pub async fn scrub_after_erasure(db: &DatabaseConnection, tables: &[&'static str]) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend};
+    match db.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            if let Err(error) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+            {
+                tracing::warn!(%error, "WAL checkpoint after an erasure failed");
+            }
+        }
+        DatabaseBackend::Postgres => {
+            let list = tables
+                .iter()
+                .map(|table| format!("\"{table}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if list.is_empty() {
+                return;
+            }
+            let db = db.clone();
+            tokio::spawn(async move {
+                match db.execute_unprepared(&format!("VACUUM {list}")).await {
+                    Ok(_) => tracing::debug!("erased tables vacuumed"),
+                    Err(error) => tracing::debug!(%error, "vacuum after an erasure not possible"),
+                }
+            });
+        }
+        _ => {}
+    }
 }
 
 /// Applies every pending migration.
@@ -130,11 +213,22 @@ impl Application {
             "Usage rows dropped because their account or interview was erased first",
             engine.usage_rows_dropped(),
         );
+        let resume_limits = settings.resume_worker_limits();
+        let resume_sandbox = match &settings.resume_worker_path {
+            Some(path) => crate::resume::worker::ExtractionSandbox::new(
+                path.clone(),
+                settings.resume_worker_args.clone(),
+                resume_limits,
+            ),
+            None => crate::resume::worker::ExtractionSandbox::current_executable(resume_limits)
+                .context("locating this executable for the resume worker")?,
+        };
         let state = web::Data::new(AppState {
             engine,
             local_vendors,
             local_notes: local.notes,
             webrtc,
+            resume_sandbox,
             db,
             jwt: JwtKeys::new(&secrets.jwt_secret, settings.access_token_ttl_secs),
             key_ring: secrets.key_ring,
@@ -258,10 +352,51 @@ pub fn open_address(listen: std::net::SocketAddr, port: u16, tls: bool) -> Strin
     format!("{scheme}://{}/", SocketAddr::new(ip, port))
 }
 
+/// Ends a request body that is still arriving when `REQUEST_BODY_TIMEOUT_SECS` have passed: the
+/// handler's extractor then fails (a JSON error) and the connection is freed. WebSocket upgrades
+/// are exempt: their "body" is the socket.
+async fn body_deadline(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use futures_util::StreamExt as _;
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let limit = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| Duration::from_secs(state.settings.request_body_timeout_secs));
+    if let (false, Some(limit)) = (upgrade, limit) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let payload = request.take_payload();
+        let timed = futures_util::stream::unfold(Some(payload), move |payload| async move {
+            let mut payload = payload?;
+            match tokio::time::timeout_at(deadline, payload.next()).await {
+                Ok(Some(chunk)) => Some((chunk, Some(payload))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body timed out",
+                    ))),
+                    None,
+                )),
+            }
+        })
+        // Readers (multipart) poll again after the end; a bare `unfold` would panic.
+        .fuse();
+        let boxed: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<actix_web::web::Bytes, PayloadError>>>,
+        > = Box::pin(timed);
+        request.set_payload(actix_web::dev::Payload::from(boxed));
+    }
+    next.call(request).await
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let json_limit = settings.json_body_limit_bytes;
     let factory_state = state.clone();
+    // Over TLS, browsers are told to use nothing else for a year.
+    let hsts = settings.tls_cert_path.is_some();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(factory_state.clone())
@@ -281,11 +416,25 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .handler(StatusCode::UNSUPPORTED_MEDIA_TYPE, json_client_error)
                     .handler(StatusCode::BAD_REQUEST, json_client_error),
             )
+            .wrap(from_fn(body_deadline))
+            .wrap(Condition::new(
+                hsts,
+                DefaultHeaders::new().add((
+                    header::STRICT_TRANSPORT_SECURITY,
+                    "max-age=31536000; includeSubDomains",
+                )),
+            ))
             .wrap(from_fn(observe))
             .configure(routes::configure)
     })
     // Signals are ours (`run_until_signalled`): interviews drain before the listener closes.
     .disable_signals()
+    // Slow clients: the head must arrive within the header timeout (actix answers 408), the
+    // body within the body timeout (`body_deadline`), and a closing connection is dropped after
+    // a few seconds.
+    .client_request_timeout(Duration::from_secs(settings.request_header_timeout_secs))
+    .client_disconnect_timeout(Duration::from_secs(5))
+    .keep_alive(Duration::from_secs(30))
     .shutdown_timeout(10);
     if let Some(workers) = settings.workers {
         server = server.workers(workers.max(1));

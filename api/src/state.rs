@@ -30,4 +30,6 @@ pub struct AppState {
     pub local_notes: Vec<crate::local_vendors::LocalNote>,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
+    /// Where uploaded resumes are parsed: capped worker processes, never this one.
+    pub resume_sandbox: crate::resume::worker::ExtractionSandbox,
 }

@@ -3,14 +3,46 @@
 //! What we log is chosen so personal data cannot appear: request lines carry method, route
 //! pattern, status, latency and a request id; never client IPs, user agents, query strings,
 //! headers or bodies. Types that hold personal data print `[REDACTED]` under `Debug`.
+//!
+//! Dependencies are another matter: at DEBUG and TRACE, WebSocket, HTTP, TLS, WebRTC and
+//! database crates print whole frames, packets and statements (raw PCM, transcripts in vendor
+//! frames, SQL with values, ICE addresses). So whatever `LOG_LEVEL` or `RUST_LOG` asks for, a
+//! target outside our own crates ([`OWN_CRATES`]) logs at most WARN ([`DEPENDENCY_CAP`]).
 
+use tracing::Level;
+use tracing::Metadata;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::configuration::LogFormat;
 
 /// Crates whose own logs are capped, so SQL statements never reach the log.
 const QUIET_CRATES: &str = "sqlx=warn,sea_orm=warn,sea_orm_migration=warn,actix_server=warn";
+
+/// Our crates: they log at whatever level is configured (their events are written not to
+/// carry personal data).
+pub const OWN_CRATES: &[&str] = &["api", "engine", "fakes", "loadtest", "interviewcraft"];
+
+/// The most verbose level any other target may log at.
+pub const DEPENDENCY_CAP: Level = Level::WARN;
+
+/// Whether `target` (a module path) belongs to one of [`OWN_CRATES`].
+pub fn is_own_target(target: &str) -> bool {
+    OWN_CRATES.iter().any(|krate| {
+        target
+            .strip_prefix(krate)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Whether an event or span passes the dependency cap.
+pub fn passes_dependency_cap(metadata: &Metadata<'_>) -> bool {
+    is_own_target(metadata.target()) || *metadata.level() <= DEPENDENCY_CAP
+}
 
 /// The filter in force: the given level plus the caps on noisy crates (unless `RUST_LOG` is set).
 pub fn filter(level: &str) -> EnvFilter {
@@ -29,18 +61,51 @@ pub fn init<W>(format: LogFormat, level: &str, writer: W, ansi: bool) -> bool
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(level))
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(true)
         .with_ansi(ansi);
-    let result = match format {
-        LogFormat::Json => builder
+    let layer = match format {
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .boxed(),
+        LogFormat::Text => layer.boxed(),
     };
-    result.is_ok()
+    let cap = tracing_subscriber::filter::filter_fn(passes_dependency_cap);
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter(level).and(cap)))
+        .try_init()
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_crates_and_their_modules_are_own_targets() {
+        for own in [
+            "api",
+            "api::routes::resume",
+            "engine::actors::ingress",
+            "fakes",
+        ] {
+            assert!(is_own_target(own), "{own}");
+        }
+        for dependency in [
+            "apis",
+            "tungstenite::protocol",
+            "tokio_tungstenite",
+            "webrtc::peer_connection",
+            "rtc_srtp",
+            "h2::codec",
+            "rustls::conn",
+            "sqlx::query",
+            "engineer",
+        ] {
+            assert!(!is_own_target(dependency), "{dependency}");
+        }
+    }
 }

@@ -16,6 +16,8 @@ async fn the_sweeper_deletes_exactly_the_expired_rows() {
         Harness::start_with(&[], &["Hi."], |_, config| config.retention.batch_size = 7).await;
     let (account_id, interview_id) = harness.create_interview().await;
     let now = Utc::now();
+    // The sweeper's own first sweep (at start) is over once this one returns.
+    let _ = harness.engine.sweep_now(now).await;
     let segment_id = Uuid::now_v7();
     transcript_segments::Entity::insert(transcript_segments::ActiveModel {
         id: Set(segment_id),
@@ -135,4 +137,57 @@ async fn the_sweeper_deletes_exactly_the_expired_rows() {
         .expect("sweep")
         .expect("lock");
     assert_eq!((again.transcript_words, again.usage_rows), (0, 0));
+}
+
+/// A node restarted more often than the sweep interval must still sweep: the first sweep runs
+/// when the sweeper starts, not one interval later.
+#[actix::test]
+async fn the_first_sweep_runs_when_the_sweeper_starts() {
+    use actix::Actor;
+    let harness = Harness::start_with(&[], &["Hi."], |_, _| {}).await;
+    let (account_id, interview_id) = harness.create_interview().await;
+    let old = Utc::now() - Duration::days(120);
+    let rows = (0..5).map(|_| usage_log::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(Some(account_id)),
+        interview_id: Set(Some(interview_id)),
+        provider: Set("fake".into()),
+        model: Set("m".into()),
+        operation: Set("llm_stream".into()),
+        key_source: Set("fake".into()),
+        input_tokens: Set(1),
+        output_tokens: Set(1),
+        cache_read_tokens: Set(0),
+        cache_creation_tokens: Set(0),
+        audio_seconds: Set(0.0),
+        characters: Set(0),
+        latency_ms: Set(1.0),
+        cost_micro_usd: Set(1),
+        created_at: Set(old),
+    });
+    usage_log::Entity::insert_many(rows)
+        .exec(&harness.db)
+        .await
+        .expect("usage");
+    let _sweeper = engine::actors::retention_sweeper::RetentionSweeper::new(
+        harness.db.clone(),
+        engine::retention::RetentionPolicy::default(),
+        std::time::Duration::from_secs(3600),
+    )
+    .start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = usage_log::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count");
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} expired usage rows left 30 s after the sweeper started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

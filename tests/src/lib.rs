@@ -97,13 +97,9 @@ fn init_logging() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let writer = BufferWriter(log_buffer().clone());
-        // Everything our crates log, at the most verbose level, goes to the capture.
-        api::telemetry::init(
-            LogFormat::Text,
-            "api=trace,engine=trace,info",
-            move || writer.clone(),
-            false,
-        );
+        // Everything, at the most verbose level, goes to the capture (dependencies are capped
+        // by the server's own filter, as in production).
+        api::telemetry::init(LogFormat::Text, "trace", move || writer.clone(), false);
     });
 }
 
@@ -178,8 +174,27 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         // wants the local interviewer and voice sets `LocalVendorsMode::Local`.
         local_vendors: api::configuration::LocalVendorsMode::Fakes,
         database_max_connections: 5,
+        resume_worker_path: Some(resume_worker_executable()),
+        resume_worker_args: Vec::new(),
         ..Settings::default()
     }
+}
+
+/// This package's `resume-worker` binary, which cargo builds next to the test executables'
+/// `deps/` directory (integration tests see it as `CARGO_BIN_EXE_resume-worker`; this library
+/// is compiled without that variable, so it looks where cargo puts it).
+pub fn resume_worker_executable() -> std::path::PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_resume-worker") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let name = format!("resume-worker{}", std::env::consts::EXE_SUFFIX);
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not built next to {}", exe.display()))
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {

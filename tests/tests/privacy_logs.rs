@@ -1,11 +1,41 @@
 //! Protects the promise that personal data never reaches the logs: passwords, e-mail addresses,
-//! access and refresh tokens stay out of every log line, at the most verbose level, through
-//! successful and failed sign-ins, bad input and errors.
+//! access and refresh tokens, BYOK keys and resume text stay out of every log line, with every
+//! target at TRACE, through successful and failed sign-ins, bad input and errors; and what
+//! dependency crates print at DEBUG/TRACE (vendor frames with transcripts, raw PCM) is capped.
 
 use serde_json::json;
 use tests::{Backend, assert_json_error, captured_logs, db_tests, refresh_cookie, spawn_app_with};
 
 db_tests!(passwords_emails_and_tokens_never_reach_the_logs);
+
+/// Dependencies print frames at TRACE (tungstenite: whole WebSocket messages with transcripts;
+/// WebRTC: RTP payloads). Emitted here under their targets, at every level below the cap, they
+/// must not reach the log, while our own TRACE lines do.
+#[actix_web::test]
+async fn dependency_trace_output_with_audio_and_transcripts_never_reaches_the_logs() {
+    let _app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let transcript = format!("my previous employer fired me {marker}");
+    let pcm: Vec<u8> = (0..=255u8).cycle().skip(7).take(960).collect();
+    let pcm_debug = format!("{:?}", &pcm[..48]);
+    tracing::trace!(target: "tungstenite::protocol", "received frame: Text({transcript:?})");
+    tracing::debug!(target: "tokio_tungstenite", "message {transcript}");
+    tracing::info!(target: "webrtc::track", "rtp payload {pcm:?}");
+    tracing::trace!(target: "rtc_srtp::session", "decrypted {pcm:?}");
+    tracing::debug!(target: "reqwest::connect", "body {transcript}");
+    let canary = format!("own-trace-canary-{marker}");
+    tracing::trace!(target: "api::telemetry", "{canary}");
+    let logs = captured_logs();
+    assert!(logs.contains(&canary), "our own TRACE lines are captured");
+    assert!(!logs.contains(&transcript), "a transcript reached the logs");
+    assert!(!logs.contains(&pcm_debug), "audio bytes reached the logs");
+    assert!(
+        !logs
+            .lines()
+            .any(|line| line.contains(&marker) && !line.contains(&canary)),
+        "a dependency's line with the marker reached the logs"
+    );
+}
 
 async fn passwords_emails_and_tokens_never_reach_the_logs(backend: Backend) {
     let app = spawn_app_with(backend, |settings| settings.login_max_failures = 2).await;
@@ -51,6 +81,42 @@ async fn passwords_emails_and_tokens_never_reach_the_logs(backend: Backend) {
         let _ = app.login(&email, &wrong_password).await;
     }
 
+    // A BYOK key and a resume, on another account.
+    let other = app.signed_in_user().await;
+    let byok_key = format!("sk-ant-api03-{marker}-QWER");
+    let response = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/keys/anthropic",
+            Some(&other.access_token),
+            Some(&json!({"api_key": byok_key})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let resume_word = format!("Resumeword{marker}");
+    let boundary = format!("----ic{marker}");
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cv.txt\"\r\nContent-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(
+        format!("Jane Doe\nBackend engineer\n{resume_word} in Rust.\n").as_bytes(),
+    );
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let response = app
+        .client
+        .post(app.url("/api/v1/resume"))
+        .bearer_auth(&other.access_token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+
     let logs = captured_logs();
     assert!(
         logs.contains("request finished"),
@@ -68,6 +134,9 @@ async fn passwords_emails_and_tokens_never_reach_the_logs(backend: Backend) {
         ("access token", access.as_str()),
         ("refresh token", refresh.as_str()),
         ("rotated refresh token", rotated.as_str()),
+        ("BYOK key", byok_key.as_str()),
+        ("resume text", resume_word.as_str()),
+        ("other access token", other.access_token.as_str()),
     ] {
         assert!(!logs.contains(secret), "the {what} reached the logs");
     }

@@ -23,6 +23,18 @@ pub const MAX_PDF_PAGES: usize = 50;
 pub const MAX_DOCX_XML_BYTES: u64 = 20 * 1024 * 1024;
 /// The most bytes any single PDF stream may inflate to (decompression-bomb guard).
 const MAX_PDF_STREAM_BYTES: usize = 8 * 1024 * 1024;
+/// The most objects a PDF may hold; a resume has hundreds.
+pub const MAX_PDF_OBJECTS: usize = 50_000;
+/// The most pages a PDF's page tree may list (only [`MAX_PDF_PAGES`] are read).
+pub const MAX_PDF_PAGE_TREE: usize = 2_000;
+/// The most content-stream bytes decoded for one page (a resume page has tens of KB; decoded
+/// operations take tens of times their text's size in memory).
+const MAX_PDF_PAGE_CONTENT_BYTES: usize = 4 * 1024 * 1024;
+/// The most content-stream bytes decoded over all pages read (a shared content stream counts
+/// once per page that shows it).
+const MAX_PDF_CONTENT_BYTES: usize = 12 * 1024 * 1024;
+/// The most content-stream operations interpreted over all pages read.
+const MAX_PDF_OPERATIONS: usize = 400_000;
 /// Raw extracted text beyond this cannot normalize to under [`MAX_TEXT_CHARS`] in practice;
 /// stop early instead of building it (bytes, UTF-8 is at most 4 per char).
 const MAX_RAW_TEXT_BYTES: usize = MAX_TEXT_CHARS * 8;
@@ -154,15 +166,27 @@ fn pdf_text(bytes: &[u8]) -> Result<String, ResumeError> {
     if document.trailer.has(b"Encrypt") {
         return Err(ResumeError::Encrypted);
     }
+    if document.objects.len() > MAX_PDF_OBJECTS {
+        return Err(ResumeError::TooComplex);
+    }
     let pages = document.get_pages();
     if pages.is_empty() {
         return Err(ResumeError::Corrupt);
     }
+    if pages.len() > MAX_PDF_PAGE_TREE {
+        return Err(ResumeError::TooComplex);
+    }
     let mut text = String::new();
     let mut readable_pages = 0usize;
+    let mut budget = ContentBudget {
+        bytes: MAX_PDF_CONTENT_BYTES,
+        operations: MAX_PDF_OPERATIONS,
+    };
     for page_id in pages.values().take(MAX_PDF_PAGES) {
-        if page_text(&document, *page_id, &mut text).is_ok() {
-            readable_pages += 1;
+        match page_text(&document, *page_id, &mut text, &mut budget) {
+            Ok(()) => readable_pages += 1,
+            Err(PageError::OverBudget) => return Err(ResumeError::TooComplex),
+            Err(PageError::Unreadable) => {}
         }
         text.push_str("\n\n");
         if text.len() > MAX_RAW_TEXT_BYTES {
@@ -179,7 +203,12 @@ fn pdf_text(bytes: &[u8]) -> Result<String, ResumeError> {
 /// `BT`, `Tm`, `Td`/`TD`, `TL` and `T*` (ignoring `cm` transforms), so a show on another line
 /// starts a new line and a show after a move on the same line gets a space; a wide negative
 /// kerning inside `TJ` is a word gap. (lopdf's own extractor glues lines and words together.)
-fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result<(), lopdf::Error> {
+fn page_text(
+    document: &Document,
+    page_id: ObjectId,
+    out: &mut String,
+    budget: &mut ContentBudget,
+) -> Result<(), PageError> {
     let encodings: BTreeMap<Vec<u8>, Encoding<'_>> = document
         .get_page_fonts(page_id)?
         .into_iter()
@@ -189,8 +218,17 @@ fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result
                 .map(|encoding| (name, encoding))
         })
         .collect();
-    let content = document.get_page_content_with_limit(page_id, MAX_PDF_STREAM_BYTES)?;
+    let content = document
+        .get_page_content_with_limit(page_id, MAX_PDF_PAGE_CONTENT_BYTES.min(budget.bytes))?;
+    budget.bytes = budget
+        .bytes
+        .checked_sub(content.len())
+        .ok_or(PageError::OverBudget)?;
     let content = Content::decode(&content)?;
+    budget.operations = budget
+        .operations
+        .checked_sub(content.operations.len())
+        .ok_or(PageError::OverBudget)?;
     let mut encoding = None;
     let mut position = TextPosition::default();
     for operation in &content.operations {
@@ -238,6 +276,31 @@ fn page_text(document: &Document, page_id: ObjectId, out: &mut String) -> Result
     }
     push_newline(out);
     Ok(())
+}
+
+/// What is left to spend on the pages still to read.
+struct ContentBudget {
+    bytes: usize,
+    operations: usize,
+}
+
+/// Why a page gave no text: unreadable (skipped) or over the document's budget (the whole
+/// upload is refused).
+enum PageError {
+    Unreadable,
+    OverBudget,
+}
+
+impl From<lopdf::Error> for PageError {
+    fn from(error: lopdf::Error) -> Self {
+        match error {
+            // A content stream that inflates past what is left of the budget: a bomb.
+            lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }) => {
+                PageError::OverBudget
+            }
+            _ => PageError::Unreadable,
+        }
+    }
 }
 
 /// Where text is being shown, vertically, in unrotated user space.
@@ -366,7 +429,8 @@ pub(super) fn docx_text(
         .read_to_end(&mut xml)
         .map_err(|_| ResumeError::Corrupt)?;
     if xml.len() as u64 > xml_cap {
-        return Err(ResumeError::TooMuchText);
+        // Markup past the cap is a zip bomb, whatever text it might hold.
+        return Err(ResumeError::TooComplex);
     }
     let xml = std::str::from_utf8(&xml).map_err(|_| ResumeError::Corrupt)?;
     document_xml_text(xml.strip_prefix('\u{feff}').unwrap_or(xml))

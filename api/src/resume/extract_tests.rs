@@ -272,7 +272,7 @@ fn a_docx_whose_document_inflates_past_the_cap_is_refused_without_reading_it_all
         "a ".repeat(32 * 1024)
     ));
     assert!(bomb.len() < 4096, "the fixture compresses well");
-    assert_eq!(docx_text(&bomb, None, 4096), Err(ResumeError::TooMuchText));
+    assert_eq!(docx_text(&bomb, None, 4096), Err(ResumeError::TooComplex));
     assert!(
         docx_text(&bomb, None, 1024 * 1024).is_ok(),
         "under the cap it reads"
@@ -437,10 +437,12 @@ fn error_codes_are_distinct_and_messages_are_generic() {
         ResumeError::Encrypted,
         ResumeError::Empty,
         ResumeError::TooMuchText,
+        ResumeError::TooComplex,
     ];
     let codes: std::collections::HashSet<&str> = all.iter().map(ResumeError::code).collect();
     assert_eq!(codes.len(), all.len());
     assert_eq!(ResumeError::TooMuchText.code(), "resume_too_long");
+    assert_eq!(ResumeError::TooComplex.code(), "resume_too_complex");
     for error in all {
         assert!(!error.to_string().is_empty());
     }

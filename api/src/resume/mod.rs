@@ -1,7 +1,8 @@
 //! Resume intake: text extraction in memory and profile derivation.
 //!
-//! The uploaded bytes are only ever borrowed as `&[u8]`: nothing here writes to disk, spawns a
-//! process or keeps the bytes. [`extract`] turns a PDF, DOCX or plain-text upload into normalized
+//! The uploaded bytes are only ever borrowed as `&[u8]`: nothing here writes to disk or keeps
+//! the bytes. The server never calls [`extract`] itself: [`worker::ExtractionSandbox`] runs it in
+//! a capped child process, so a hostile file costs that process, not the server. [`extract`] turns a PDF, DOCX or plain-text upload into normalized
 //! text; [`derive_profile_locally`] turns that text into a [`ResumeProfile`] without any network;
 //! [`llm_profile_prompt`] and [`parse_llm_profile`] are the two halves of the Claude path, whose
 //! transport lives elsewhere.
@@ -10,18 +11,21 @@
 //! [`ResumeError::code`] gives a stable machine-readable code for the HTTP layer (all of them are
 //! client errors).
 //!
-//! Extraction and derivation are CPU-bound (tens of milliseconds for a large file): call them from
-//! `web::block` / `spawn_blocking`, not directly on an async worker.
+//! Derivation is CPU-bound (milliseconds): call it from `web::block` / `spawn_blocking`, not
+//! directly on an async worker.
 
 mod extract;
 mod profile;
+pub mod worker;
 
 #[cfg(test)]
 mod extract_tests;
 #[cfg(test)]
 mod profile_tests;
 
-pub use extract::{MAX_DOCX_XML_BYTES, MAX_PDF_PAGES, MAX_TEXT_CHARS, extract};
+pub use extract::{
+    MAX_DOCX_XML_BYTES, MAX_PDF_OBJECTS, MAX_PDF_PAGE_TREE, MAX_PDF_PAGES, MAX_TEXT_CHARS, extract,
+};
 pub use profile::{
     ProfileParseError, ResumeProfile, derive_profile_locally, llm_profile_prompt, parse_llm_profile,
 };
@@ -79,6 +83,13 @@ pub enum ResumeError {
     Empty,
     #[error("the file contains more text than a resume can have")]
     TooMuchText,
+    /// Over a parser or worker limit: memory, CPU time, wall-clock time, decompressed bytes,
+    /// objects or pages.
+    #[error(
+        "the file is too complex to read within the limits for a resume; export a simpler PDF or \
+         upload plain text"
+    )]
+    TooComplex,
 }
 
 impl ResumeError {
@@ -90,6 +101,21 @@ impl ResumeError {
             ResumeError::Encrypted => "encrypted_file",
             ResumeError::Empty => "empty_resume",
             ResumeError::TooMuchText => "resume_too_long",
+            ResumeError::TooComplex => "resume_too_complex",
         }
+    }
+
+    /// The error whose [`code`](Self::code) this is.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [
+            ResumeError::UnsupportedType,
+            ResumeError::Corrupt,
+            ResumeError::Encrypted,
+            ResumeError::Empty,
+            ResumeError::TooMuchText,
+            ResumeError::TooComplex,
+        ]
+        .into_iter()
+        .find(|error| error.code() == code)
     }
 }

@@ -32,10 +32,16 @@ pub struct Page {
     #[serde(default)]
     query: Option<String>,
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 200)]
     limit: u64,
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1000000)]
     offset: u64,
 }
+
+/// The deepest page offset accepted; the database takes signed 64-bit offsets, and no admin
+/// pages a million rows deep.
+const MAX_OFFSET: u64 = 1_000_000;
 
 fn default_limit() -> u64 {
     50
@@ -47,6 +53,16 @@ impl Page {
             Ok(self.limit)
         } else {
             Err(ApiError::Validation("limit: must be 1 to 200".into()))
+        }
+    }
+
+    fn offset(&self) -> Result<u64, ApiError> {
+        if self.offset <= MAX_OFFSET {
+            Ok(self.offset)
+        } else {
+            Err(ApiError::Validation(format!(
+                "offset: must be 0 to {MAX_OFFSET}"
+            )))
         }
     }
 }
@@ -83,6 +99,7 @@ pub async fn search_users(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page.limit()?;
+    let offset = page.offset()?;
     let mut select = accounts::Entity::find().order_by_asc(accounts::Column::CreatedAt);
     if let Some(term) = page
         .query
@@ -98,7 +115,7 @@ pub async fn search_users(
         ));
     }
     let users: Vec<UserRow> = select
-        .offset(page.offset)
+        .offset(offset)
         .limit(limit)
         .all(&state.db)
         .await?
@@ -221,8 +238,12 @@ pub async fn erase_user(
         ));
     }
     crate::interviews::stop_live_interviews(&state, *id, "account_erased_by_admin").await;
-    let report = privacy::erase_account(&state.db, *id).await?;
-    audit::record(&state.db, admin.id, action::USER_ERASE, Some(*id)).await?;
+    // The audit row commits with the erasure or not at all.
+    let txn = state.db.begin().await?;
+    let report = privacy::erase_in(&txn, *id).await?;
+    audit::record(&txn, admin.id, action::USER_ERASE, Some(*id)).await?;
+    txn.commit().await?;
+    crate::startup::scrub_after_erasure(&state.db, &privacy::erased_tables(&report)).await;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     Ok(HttpResponse::Ok().json(json!({"erased": true, "rows_deleted": rows})))
 }
@@ -302,9 +323,10 @@ pub async fn list_audit(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page.limit()?;
+    let offset = page.offset()?;
     let rows = admin_audit::Entity::find()
         .order_by_desc(admin_audit::Column::CreatedAt)
-        .offset(page.offset)
+        .offset(offset)
         .limit(limit)
         .all(&state.db)
         .await?;
@@ -332,8 +354,9 @@ pub async fn publish_policy(
     body: web::Json<PublishPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let txn = state.db.begin().await?;
     let published = policy::publish(
-        &state.db,
+        &txn,
         NewPolicy {
             version: body.version,
             title: body.title,
@@ -344,12 +367,7 @@ pub async fn publish_policy(
         Utc::now(),
     )
     .await?;
-    audit::record(
-        &state.db,
-        admin.id,
-        action::POLICY_PUBLISH,
-        Some(published.id),
-    )
-    .await?;
+    audit::record(&txn, admin.id, action::POLICY_PUBLISH, Some(published.id)).await?;
+    txn.commit().await?;
     Ok(HttpResponse::Created().json(PolicyView::from(published)))
 }

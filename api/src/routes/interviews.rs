@@ -245,12 +245,16 @@ pub async fn offer(
         accept_offer(&state.webrtc, &body)
             .await
             .map_err(|error| match error.category() {
-                ErrorCategory::InvalidInput => ApiError::BadRequest(error.to_string()),
+                // The parser's message can quote the offer (addresses, fingerprints): never
+                // echo it back or log it.
+                ErrorCategory::InvalidInput => ApiError::BadRequest(
+                    "the offer is not a valid SDP offer with an Opus audio section".into(),
+                ),
                 ErrorCategory::Closed => ApiError::Conflict {
                     code: "session_closed",
                     message: "the session is closed",
                 },
-                _ => ApiError::Unexpected(anyhow::anyhow!("WebRTC: {error}")),
+                category => ApiError::Unexpected(anyhow::anyhow!("WebRTC: {category:?}")),
             })?;
     let plan = crate::interviews::plan_for(&state.db, &interview).await?;
     let (link, control) = session.into_link();

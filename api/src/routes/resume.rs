@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
+use crate::resume::worker::ExtractionError;
 use crate::resume::{self, ResumeError, ResumeProfile};
 use crate::state::AppState;
 
@@ -45,6 +46,24 @@ fn resume_error(error: ResumeError) -> ApiError {
         ResumeError::TooMuchText => ApiError::PayloadTooLarge(message),
         ResumeError::Corrupt | ResumeError::Encrypted | ResumeError::Empty => {
             ApiError::Validation(message)
+        }
+        ResumeError::TooComplex => ApiError::Unprocessable {
+            code: error.code(),
+            message,
+        },
+    }
+}
+
+fn extraction_error(error: ExtractionError) -> ApiError {
+    match error {
+        ExtractionError::Rejected(error) => resume_error(error),
+        ExtractionError::InProgress => ApiError::TooManyRequests {
+            code: "resume_upload_in_progress",
+            retry_after_secs: 5,
+        },
+        ExtractionError::Busy => ApiError::Unavailable("every resume worker is busy; retry later"),
+        ExtractionError::Failed(cause) => {
+            ApiError::Unexpected(anyhow::anyhow!("resume extraction: {cause}"))
         }
     }
 }
@@ -95,7 +114,9 @@ async fn read_file_field(
     responses((status = 201, body = ResumeView), (status = 401, body = ErrorBody),
         (status = 413, description = "Too large", body = ErrorBody),
         (status = 415, description = "Not a PDF, DOCX or text file", body = ErrorBody),
-        (status = 422, description = "Corrupt, encrypted or empty", body = ErrorBody)))]
+        (status = 422, description = "Corrupt, encrypted, empty, or too complex to read within the worker's limits (`resume_too_complex`)", body = ErrorBody),
+        (status = 429, description = "This account's previous upload is still being read", body = ErrorBody),
+        (status = 503, description = "Every resume worker is busy", body = ErrorBody)))]
 pub async fn upload(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -103,15 +124,18 @@ pub async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let (bytes, content_type, filename) =
         read_file_field(payload, state.settings.resume_max_bytes).await?;
-    // Parsing is CPU-bound: off the async workers. The bytes live only in this closure.
+    // Parsing happens in a capped worker process: a hostile file cannot exhaust this one.
+    let extracted = state
+        .resume_sandbox
+        .extract(caller.id, bytes, content_type, filename)
+        .await
+        .map_err(extraction_error)?;
     let (extracted, profile) = web::block(move || {
-        let extracted = resume::extract(&bytes, content_type.as_deref(), filename.as_deref())?;
         let profile = resume::derive_profile_locally(&extracted.text);
-        Ok::<_, ResumeError>((extracted, profile))
+        (extracted, profile)
     })
     .await
-    .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("blocking pool: {error}")))?
-    .map_err(resume_error)?;
+    .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("blocking pool: {error}")))?;
     let profile = match claude_profile(&state, &extracted.text).await {
         Some(profile) => profile,
         None => profile,

@@ -52,24 +52,35 @@ pub async fn sweep_once(
 impl Actor for RetentionSweeper {
     type Context = Context<Self>;
 
+    /// One sweep at start (a node restarted more often than the interval would otherwise never
+    /// sweep), then one per interval. The first one holds the mailbox, so a `SweepNow` sent after
+    /// start runs after it.
     fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.wait(self.sweep().into_actor(self));
         ctx.run_interval(self.interval, |sweeper, _| {
-            let db = sweeper.db.clone();
-            let policy = sweeper.policy;
-            actix::spawn(async move {
-                match sweep_once(&db, &policy, chrono::Utc::now()).await {
-                    Ok(Some(report)) if report.transcript_words + report.usage_rows > 0 => {
-                        tracing::info!(
-                            words = report.transcript_words,
-                            usage_rows = report.usage_rows,
-                            "retention sweep"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(error, "retention sweep failed"),
-                }
-            });
+            actix::spawn(sweeper.sweep());
         });
+    }
+}
+
+impl RetentionSweeper {
+    /// One sweep as of the wall clock, logging what it deleted.
+    fn sweep(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let db = self.db.clone();
+        let policy = self.policy;
+        async move {
+            match sweep_once(&db, &policy, chrono::Utc::now()).await {
+                Ok(Some(report)) if report.transcript_words + report.usage_rows > 0 => {
+                    tracing::info!(
+                        words = report.transcript_words,
+                        usage_rows = report.usage_rows,
+                        "retention sweep"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error, "retention sweep failed"),
+            }
+        }
     }
 }
 
