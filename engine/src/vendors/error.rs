@@ -10,6 +10,8 @@ pub enum Vendor {
     Deepgram,
     Anthropic,
     ElevenLabs,
+    /// The offline recognizer of keyless local mode (`local_stt`).
+    Local,
 }
 
 impl fmt::Display for Vendor {
@@ -18,6 +20,7 @@ impl fmt::Display for Vendor {
             Vendor::Deepgram => "deepgram",
             Vendor::Anthropic => "anthropic",
             Vendor::ElevenLabs => "elevenlabs",
+            Vendor::Local => "local",
         })
     }
 }

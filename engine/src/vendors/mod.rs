@@ -22,6 +22,7 @@ pub mod check;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod error;
+pub mod local_stt;
 pub mod retry;
 pub mod sse;
 pub mod usage;
