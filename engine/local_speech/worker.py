@@ -15,7 +15,8 @@ Two modes:
     Run by the server with the venv's python. Reads requests from stdin and answers on stdout,
     one request at a time, in order:
 
-    request:  one JSON line ``{"id": N, "samples": S}`` followed by exactly ``2*S`` bytes of
+    request:  one JSON line ``{"id": N, "samples": S, "beam": B}`` (beam search width, 1 for
+              greedy) followed by exactly ``2*S`` bytes of
               signed 16-bit little-endian mono PCM at 16 kHz (one utterance; never stored)
     response: one JSON line ``{"id": N, "text": "...", "words": [[word, start, end, p], ...],
               "decode_ms": M, "cpu_ms": C}`` with times in seconds from the start of that audio, or
@@ -130,6 +131,7 @@ def serve(model_dir):
             header = json.loads(line)
             request_id = int(header["id"])
             samples = int(header["samples"])
+            beam = min(max(int(header.get("beam", 1)), 1), 8)
         except (ValueError, KeyError, TypeError):
             out.write(json.dumps({"id": None, "error": "malformed request header"}) + "\n")
             out.flush()
@@ -146,7 +148,7 @@ def serve(model_dir):
         try:
             audio = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
             segments, _info = model.transcribe(
-                audio, language="en", task="transcribe", beam_size=1, best_of=1,
+                audio, language="en", task="transcribe", beam_size=beam, best_of=1,
                 temperature=0.0, condition_on_previous_text=False, word_timestamps=True,
                 vad_filter=False, without_timestamps=False)
             words = []

@@ -268,6 +268,48 @@ async fn spoken_answer_comes_back_as_final_words_with_timings_and_an_endpoint() 
     );
 }
 
+/// Every file under `dir` with its length and modification time.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if let Ok(modified) = meta.modified() {
+                // The script and its requirements are the binary's own, (re)installed at start
+                // by whichever test starts a recognizer first.
+                let installed = path.parent() == Some(dir)
+                    && ["worker.py", "requirements.txt"]
+                        .iter()
+                        .any(|n| path.file_name() == Some(std::ffi::OsStr::new(n)));
+                if !installed {
+                    out.push((path, meta.len(), modified));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recognizing_speech_writes_nothing_to_disk() {
+    let Some(dir) = prepared_dir() else { return };
+    let stt = recognizer(dir.clone()).await;
+    let before = snapshot(&dir);
+    let pcm = synthesize("Tell me about the database migration.", "en-us", 170, 0.0);
+    let heard = stream(&stt, &pcm, Duration::ZERO).await;
+    assert!(!heard.finals.is_empty(), "the sentence was recognized");
+    let after = snapshot(&dir);
+    assert_eq!(
+        before, after,
+        "the recognizer's directory changed during a session"
+    );
+}
+
 #[tokio::test]
 async fn an_unprepared_directory_is_unavailable_with_what_to_run() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -345,9 +387,32 @@ fn edit_distance(reference: &[String], hypothesis: &[String]) -> usize {
     row[hypothesis.len()]
 }
 
+/// CPU seconds used so far by this process's child processes that are still running (the
+/// recognizer worker), from `/proc/<pid>/stat` (utime + stime, in clock ticks of 1/100 s).
+fn children_cpu_seconds() -> f64 {
+    let me = std::process::id().to_string();
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state ppid ... utime(14) stime(15).
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&me.as_str()) {
+            let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+            ticks += utime + stime;
+        }
+    }
+    ticks as f64 / 100.0
+}
+
 /// Word error rate and real-time factor over 20 sentences × 2 voices × 2 speeds, clean and with
 /// pink noise (160 utterances). Run it with
-/// `cargo test -p engine --release --test local_stt -- --ignored --nocapture`.
+/// `cargo test -p engine --test local_stt -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement of a few minutes; run by hand (see the README's Local speech section)"]
 async fn measure_word_error_rate_and_real_time_factor() {
@@ -361,6 +426,7 @@ async fn measure_word_error_rate_and_real_time_factor() {
     ];
     for noise in [0.0, 0.08] {
         let (mut errors, mut words, mut audio, mut wall) = (0, 0, 0.0, Duration::ZERO);
+        let cpu_before = children_cpu_seconds();
         for (voice, speed) in conditions {
             let (mut e_c, mut w_c) = (0, 0);
             for sentence in SENTENCES {
@@ -387,13 +453,16 @@ async fn measure_word_error_rate_and_real_time_factor() {
             errors += e_c;
             words += w_c;
         }
+        let cpu = children_cpu_seconds() - cpu_before;
         println!(
             "noise {noise:.2}: WER {:.1}% over {} utterances, {audio:.0} s of audio in {:.0} s \
-             (streamed as fast as decoded): real-time factor {:.2}",
+             (streamed as fast as decoded): real-time factor {:.2} wall, {:.3} recognizer CPU \
+             seconds per audio second",
             100.0 * errors as f64 / words as f64,
             SENTENCES.len() * conditions.len(),
             wall.as_secs_f64(),
-            wall.as_secs_f64() / audio
+            wall.as_secs_f64() / audio,
+            cpu / audio
         );
     }
 }

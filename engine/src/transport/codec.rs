@@ -189,4 +189,29 @@ mod tests {
         assert_eq!(packet_samples(&[3, 0], RATE), None);
         assert_eq!(packet_samples(&[(3 << 3) | 3, 3], RATE), None);
     }
+
+    /// Per-frame cost of the codec in this build: `cargo test -p engine --lib codec -- --ignored
+    /// --nocapture` (the dev profile optimizes opus-rs, see the root Cargo.toml).
+    #[test]
+    #[ignore = "a measurement; run by hand"]
+    fn measure_encode_and_decode_cost_per_frame() {
+        let mut enc = VoiceEncoder::new(RATE, 5).expect("encoder");
+        let mut dec = VoiceDecoder::new(RATE).expect("decoder");
+        let frames: Vec<Vec<i16>> = (0..500).map(|i| tone(960, i * 960)).collect();
+        let mut packet = vec![0u8; 1_275];
+        let mut packets = Vec::new();
+        let started = std::time::Instant::now();
+        for f in &frames {
+            let len = enc.encode(f, &mut packet).expect("encode");
+            packets.push(packet[..len].to_vec());
+        }
+        let encode = started.elapsed() / 500;
+        let mut out = vec![0i16; 960];
+        let started = std::time::Instant::now();
+        for p in &packets {
+            dec.decode(p, &mut out, false).expect("decode");
+        }
+        let decode = started.elapsed() / 500;
+        println!("opus-rs per 20 ms frame: encode {encode:?}, decode {decode:?}");
+    }
 }

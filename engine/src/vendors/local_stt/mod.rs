@@ -4,7 +4,7 @@
 //! # Plugging it in
 //!
 //! ```ignore
-//! let config = LocalSttConfig::new(data_dir.join("local-speech"));
+//! let config = LocalSttConfig::in_data_dir(&settings.data_dir); // DATA_DIR/local-speech
 //! match LocalStt::start(config).await {
 //!     Ok(stt) => /* Arc<dyn SpeechToText> */,
 //!     Err(unavailable) => /* log `unavailable` (one line naming what to install or run),
@@ -83,6 +83,11 @@ impl LocalSttConfig {
             workers: 1,
             threads: 2,
         }
+    }
+
+    /// The server's place for it: `data_dir/local-speech`.
+    pub fn in_data_dir(data_dir: &Path) -> Self {
+        Self::new(data_dir.join("local-speech"))
     }
 
     fn python(&self) -> PathBuf {
@@ -543,10 +548,21 @@ impl SessionTask {
     }
 }
 
+/// Beam width of final decodes. Greedy: over the 160 utterances of the README's measurement,
+/// beam 5 gave 24.9 % / 25.8 % WER (clean / noisy) against greedy's 21.8 % / 30.4 %, no clear
+/// gain for a slower endpoint. Interims are always greedy.
+pub const FINAL_BEAM: u32 = 1;
+
 fn job(kind: Kind, utterance: Utterance) -> (DecodeJob, Pending) {
     let (reply, rx) = oneshot::channel();
+    let beam = match kind {
+        Kind::Interim => 1,
+        Kind::Final { .. } => FINAL_BEAM,
+    };
+    debug_assert!(beam >= 1);
     (
         DecodeJob {
+            beam,
             pcm: utterance.pcm,
             reply,
         },

@@ -58,6 +58,8 @@ pub(crate) struct Decoded {
 #[derive(Debug)]
 pub(crate) struct DecodeJob {
     pub pcm: Vec<i16>,
+    /// Beam search width: 1 (greedy) for interims, wider for finals.
+    pub beam: u32,
     pub reply: oneshot::Sender<Result<Decoded, String>>,
 }
 
@@ -94,6 +96,7 @@ impl Process {
             .arg("serve")
             .arg(&command.model_dir)
             .env("HF_HUB_OFFLINE", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("LOCAL_STT_THREADS", command.threads.to_string())
             .env("OMP_NUM_THREADS", command.threads.to_string())
             .stdin(Stdio::piped())
@@ -144,10 +147,14 @@ impl Process {
         })
     }
 
-    async fn decode(&mut self, pcm: &[i16]) -> Result<Decoded, String> {
+    async fn decode(&mut self, pcm: &[i16], beam: u32) -> Result<Decoded, String> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut message = format!("{{\"id\":{id},\"samples\":{}}}\n", pcm.len()).into_bytes();
+        let mut message = format!(
+            "{{\"id\":{id},\"samples\":{},\"beam\":{beam}}}\n",
+            pcm.len()
+        )
+        .into_bytes();
         message.reserve(pcm.len() * 2);
         for s in pcm {
             message.extend_from_slice(&s.to_le_bytes());
@@ -250,7 +257,7 @@ async fn serve(
             }
         }
         let Some(p) = process.as_mut() else { continue };
-        let result = p.decode(&job.pcm).await;
+        let result = p.decode(&job.pcm, job.beam).await;
         if let Err(e) = &result {
             tracing::warn!(target: "local_stt", error = %e, "the recognizer worker broke; restarting it");
             if let Some(mut broken) = process.take() {
