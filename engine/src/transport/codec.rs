@@ -2,13 +2,18 @@
 //! packet-duration parser.
 //!
 //! The codec is `opus-rs`, a pure-Rust port of libopus 1.6: no C library, no cmake, nothing to
-//! install, so `cargo run` works on a machine with only the Rust toolchain (issue 10). It is the
-//! only Opus implementation in the binary. This module is the one place that knows the crate, so
-//! swapping it back for a libopus binding is local.
+//! install, so `cargo run` works on a machine with only the Rust toolchain (issue 10). The
+//! engine's `libopus` feature swaps in the C libopus (the `opus` crate, built with cmake) instead,
+//! for load runs where its lower per-frame cost matters; either way exactly one Opus
+//! implementation is in the binary, and this module is the only place that knows which.
 //!
 //! [`packet_samples`] reads a packet's duration from its table-of-contents byte (RFC 6716 §3.1)
 //! without decoding it; it never panics on outside input.
 
+#[cfg(not(any(feature = "pure-rust-opus", feature = "libopus")))]
+compile_error!("the engine needs an Opus codec: feature `pure-rust-opus` (default) or `libopus`");
+
+#[cfg(not(feature = "libopus"))]
 use opus_rs::{Application, OpusDecoder, OpusEncoder};
 
 /// An Opus error, as text from the codec (it has no error codes).
@@ -21,7 +26,10 @@ const VOICE_BITRATE_BPS: i32 = 32_000;
 
 /// Mono VoIP encoder with 16-bit PCM input.
 pub struct VoiceEncoder {
+    #[cfg(not(feature = "libopus"))]
     inner: OpusEncoder,
+    #[cfg(feature = "libopus")]
+    inner: opus::Encoder,
 }
 
 impl std::fmt::Debug for VoiceEncoder {
@@ -34,25 +42,54 @@ impl VoiceEncoder {
     /// A mono VoIP encoder at `sample_rate` (8, 12, 16, 24 or 48 kHz) with in-band FEC for
     /// `expected_loss_percent` packet loss.
     pub fn new(sample_rate: u32, expected_loss_percent: u8) -> Result<Self, OpusError> {
-        let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
-        let mut inner = OpusEncoder::new(rate, 1, Application::Voip).map_err(OpusError)?;
-        inner.bitrate_bps = VOICE_BITRATE_BPS;
-        inner.use_inband_fec = expected_loss_percent > 0;
-        inner.packet_loss_perc = i32::from(expected_loss_percent.min(100));
-        Ok(Self { inner })
+        #[cfg(not(feature = "libopus"))]
+        {
+            let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
+            let mut inner = OpusEncoder::new(rate, 1, Application::Voip).map_err(OpusError)?;
+            inner.bitrate_bps = VOICE_BITRATE_BPS;
+            inner.use_inband_fec = expected_loss_percent > 0;
+            inner.packet_loss_perc = i32::from(expected_loss_percent.min(100));
+            Ok(Self { inner })
+        }
+        #[cfg(feature = "libopus")]
+        {
+            let c = |_: opus::Error| OpusError("libopus refused the encoder settings");
+            let mut inner =
+                opus::Encoder::new(sample_rate, opus::Channels::Mono, opus::Application::Voip)
+                    .map_err(c)?;
+            inner
+                .set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE_BPS))
+                .map_err(c)?;
+            inner.set_inband_fec(expected_loss_percent > 0).map_err(c)?;
+            inner
+                .set_packet_loss_perc(i32::from(expected_loss_percent.min(100)))
+                .map_err(c)?;
+            Ok(Self { inner })
+        }
     }
 
     /// Encodes one frame (2.5–60 ms of samples) into `out`; returns the packet length.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, OpusError> {
-        self.inner
+        #[cfg(not(feature = "libopus"))]
+        return self
+            .inner
             .encode_i16(pcm, pcm.len(), out)
-            .map_err(OpusError)
+            .map_err(OpusError);
+        #[cfg(feature = "libopus")]
+        return self
+            .inner
+            .encode(pcm, out)
+            .map_err(|_| OpusError("libopus failed to encode"));
     }
 }
 
 /// Mono decoder with 16-bit PCM output.
 pub struct VoiceDecoder {
+    #[cfg(not(feature = "libopus"))]
     inner: OpusDecoder,
+    #[cfg(feature = "libopus")]
+    inner: opus::Decoder,
+    #[cfg_attr(feature = "libopus", allow(dead_code))]
     scratch: Vec<f32>,
 }
 
@@ -65,9 +102,16 @@ impl std::fmt::Debug for VoiceDecoder {
 impl VoiceDecoder {
     /// A mono decoder at `sample_rate` (8, 12, 16, 24 or 48 kHz).
     pub fn new(sample_rate: u32) -> Result<Self, OpusError> {
-        let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
+        #[cfg(not(feature = "libopus"))]
+        let inner = {
+            let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
+            OpusDecoder::new(rate, 1).map_err(OpusError)?
+        };
+        #[cfg(feature = "libopus")]
+        let inner = opus::Decoder::new(sample_rate, opus::Channels::Mono)
+            .map_err(|_| OpusError("libopus refused the decoder settings"))?;
         Ok(Self {
-            inner: OpusDecoder::new(rate, 1).map_err(OpusError)?,
+            inner,
             scratch: Vec::new(),
         })
     }
@@ -75,6 +119,22 @@ impl VoiceDecoder {
     /// Decodes `packet` into `out` (whose length is the most samples accepted) and returns
     /// the samples produced. An empty `packet` conceals `out.len()` samples (PLC). With `fec`,
     /// the in-band FEC of `packet` reconstructs the frame *before* it (`out.len()` samples).
+    #[cfg(feature = "libopus")]
+    pub fn decode(
+        &mut self,
+        packet: &[u8],
+        out: &mut [i16],
+        fec: bool,
+    ) -> Result<usize, OpusError> {
+        self.inner
+            .decode(packet, out, fec)
+            .map_err(|_| OpusError("libopus failed to decode"))
+    }
+
+    /// Decodes `packet` into `out` (whose length is the most samples accepted) and returns
+    /// the samples produced. An empty `packet` conceals `out.len()` samples (PLC). With `fec`,
+    /// the in-band FEC of `packet` reconstructs the frame *before* it (`out.len()` samples).
+    #[cfg(not(feature = "libopus"))]
     pub fn decode(
         &mut self,
         packet: &[u8],
@@ -212,6 +272,6 @@ mod tests {
             dec.decode(p, &mut out, false).expect("decode");
         }
         let decode = started.elapsed() / 500;
-        println!("opus-rs per 20 ms frame: encode {encode:?}, decode {decode:?}");
+        println!("Opus per 20 ms frame: encode {encode:?}, decode {decode:?}");
     }
 }
