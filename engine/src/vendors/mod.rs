@@ -3,6 +3,7 @@
 //! | kind | trait | real client | wire |
 //! |---|---|---|---|
 //! | speech-to-text | [`SpeechToText`] | [`deepgram::DeepgramStt`] | WebSocket `/v1/listen` |
+//! | speech-to-text, offline | [`SpeechToText`] | [`local_stt::LocalStt`] (Whisper, keyless local mode) | child process: PCM on stdin, JSON lines out |
 //! | LLM | [`LanguageModel`] | [`anthropic::AnthropicLlm`] | `POST /v1/messages`, SSE |
 //! | text-to-speech | [`TextToSpeech`] | [`elevenlabs::ElevenLabsTts`], [`elevenlabs::ElevenLabsHttpTts`] | WebSocket `stream-input`, HTTP `/stream` |
 //!
