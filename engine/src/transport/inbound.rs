@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::codec::{OpusError, VoiceDecoder, packet_samples};
 use super::reorder::{Rejected, Released, ReorderBuffer};
 use super::stats::{TransportStats, bump};
 use super::{AudioFrame, FRAME_SAMPLES, FrameOrigin, SAMPLE_RATE};
@@ -55,7 +56,7 @@ struct LastPacket {
 /// See the module docs.
 pub struct InboundAudio {
     reorder: ReorderBuffer<Vec<u8>>,
-    decoder: opus::Decoder,
+    decoder: VoiceDecoder,
     last: Option<LastPacket>,
     /// When the previous packet was released to the decoder.
     last_at: Option<Instant>,
@@ -80,10 +81,10 @@ impl std::fmt::Debug for InboundAudio {
 
 impl InboundAudio {
     /// A decoder for one inbound stream; counters go to `stats`.
-    pub fn new(stats: Arc<TransportStats>) -> Result<Self, opus::Error> {
+    pub fn new(stats: Arc<TransportStats>) -> Result<Self, OpusError> {
         Ok(Self {
             reorder: ReorderBuffer::new(REORDER_WINDOW_PACKETS, REORDER_MAX_WAIT),
-            decoder: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)?,
+            decoder: VoiceDecoder::new(SAMPLE_RATE)?,
             last: None,
             last_at: None,
             pending: Vec::with_capacity(MAX_PACKET_SAMPLES + FRAME_SAMPLES),
@@ -276,8 +277,7 @@ impl InboundAudio {
             }
             Err(_) => {
                 bump(&self.stats.decode_errors, 1);
-                let samples = opus::packet::get_nb_samples(payload, SAMPLE_RATE)
-                    .ok()
+                let samples = packet_samples(payload, SAMPLE_RATE)
                     .filter(|&n| n > 0 && n <= MAX_PACKET_SAMPLES)
                     .map_or(fallback, |n| n as u32);
                 let plc = samples / PLC_GRANULE * PLC_GRANULE;
@@ -479,9 +479,7 @@ mod tests {
 
     #[test]
     fn ten_ms_packets_are_reframed_into_20_ms_frames() {
-        let mut enc =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
-                .expect("encoder");
+        let mut enc = crate::transport::codec::VoiceEncoder::new(SAMPLE_RATE, 0).expect("encoder");
         let pcm: Vec<i16> = tone(10).concat();
         let mut buf = vec![0u8; 1500];
         let pk: Vec<(u16, u32, Vec<u8>)> = pcm

@@ -125,6 +125,7 @@
 //!   only; loopback tests see no loss or reordering.
 
 pub mod client;
+pub mod codec;
 pub mod inbound;
 mod link;
 pub mod loopback_guard;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rtc::rtp;
 use tokio::sync::mpsc;
 
+use super::codec::{OpusError, VoiceEncoder, packet_samples};
 use super::stats::{TransportStats, bump};
 use super::{FRAME_SAMPLES, SAMPLE_RATE, TransportError};
 
@@ -34,12 +35,14 @@ pub(crate) struct Queued {
     pub(crate) generation: u64,
     pub(crate) packet: rtp::Packet,
 }
+/// Packet loss the encoder's in-band FEC is sized for.
+const EXPECTED_LOSS_PERCENT: u8 = 5;
 /// Largest Opus payload we produce (far above what 20 ms of voice needs).
 const MAX_OPUS_PAYLOAD: usize = 1_275;
 
 /// Opus encoder and RTP header state of one outbound stream.
 pub struct OutboundAudio {
-    encoder: opus::Encoder,
+    encoder: VoiceEncoder,
     ssrc: u32,
     payload_type: u8,
     seq: u16,
@@ -62,11 +65,8 @@ impl std::fmt::Debug for OutboundAudio {
 impl OutboundAudio {
     /// A mono 48 kHz VoIP encoder (in-band FEC on) writing RTP with `ssrc` and `payload_type`.
     /// Sequence number and timestamp start at random values (RFC 3550 §5.1).
-    pub fn new(ssrc: u32, payload_type: u8) -> Result<Self, opus::Error> {
-        let mut encoder =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
-        encoder.set_inband_fec(true)?;
-        encoder.set_packet_loss_perc(5)?;
+    pub fn new(ssrc: u32, payload_type: u8) -> Result<Self, OpusError> {
+        let encoder = VoiceEncoder::new(SAMPLE_RATE, EXPECTED_LOSS_PERCENT)?;
         Ok(Self {
             encoder,
             ssrc,
@@ -110,7 +110,7 @@ impl OutboundAudio {
     /// Wraps one already-encoded 20 ms Opus packet into the next RTP packet (replay of
     /// pre-encoded audio, e.g. by the load harness). Refused unless it decodes as 20 ms.
     pub fn packetize_encoded(&mut self, opus: &[u8]) -> Result<rtp::Packet, TransportError> {
-        let samples = opus::packet::get_nb_samples(opus, SAMPLE_RATE).unwrap_or(0);
+        let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
         if opus.is_empty() || opus.len() > MAX_OPUS_PAYLOAD || samples != FRAME_SAMPLES {
             return Err(TransportError::InvalidFrame { samples });
         }
@@ -227,7 +227,7 @@ impl AudioSender {
     /// [`encode_opus_frames`](super::client::encode_opus_frames)). A packet that is not 20 ms
     /// of Opus is [`TransportError::InvalidFrame`].
     pub fn send_opus(&mut self, opus: &[u8]) -> Result<bool, TransportError> {
-        let samples = opus::packet::get_nb_samples(opus, SAMPLE_RATE).unwrap_or(0);
+        let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
         if opus.is_empty() || samples != FRAME_SAMPLES {
             return Err(TransportError::InvalidFrame { samples });
         }

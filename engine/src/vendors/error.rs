@@ -10,7 +10,8 @@ pub enum Vendor {
     Deepgram,
     Anthropic,
     ElevenLabs,
-    /// An in-process local implementation (keyless local mode).
+    /// An in-process local implementation of keyless local mode (interviewer, voice,
+    /// recognizer).
     Local,
 }
 

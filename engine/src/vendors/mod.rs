@@ -3,6 +3,7 @@
 //! | kind | trait | real client | wire |
 //! |---|---|---|---|
 //! | speech-to-text | [`SpeechToText`] | [`deepgram::DeepgramStt`] | WebSocket `/v1/listen` |
+//! | speech-to-text, offline | [`SpeechToText`] | [`local_stt::LocalStt`] (Whisper, keyless local mode) | child process: PCM on stdin, JSON lines out |
 //! | LLM | [`LanguageModel`] | [`anthropic::AnthropicLlm`] | `POST /v1/messages`, SSE |
 //! | text-to-speech | [`TextToSpeech`] | [`elevenlabs::ElevenLabsTts`], [`elevenlabs::ElevenLabsHttpTts`] | WebSocket `stream-input`, HTTP `/stream` |
 //!
@@ -24,6 +25,7 @@ pub mod elevenlabs;
 pub mod error;
 pub mod espeak;
 pub mod local_interviewer;
+pub mod local_stt;
 pub mod retry;
 pub mod sse;
 pub mod usage;
