@@ -79,6 +79,7 @@ pub mod audio;
 pub mod barge_in;
 pub mod conversation;
 pub mod engine;
+pub mod feedback;
 pub mod key_lease;
 pub mod latency;
 pub mod media;
