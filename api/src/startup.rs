@@ -104,7 +104,13 @@ impl Application {
             secrets.key_ring.clone(),
         );
         let webrtc = crate::interviews::webrtc_config(&settings);
+        let scoring = crate::feedback::job::ScoringQueue::start(
+            db.clone(),
+            engine::feedback::FeedbackConfig::default(),
+        );
+        engine.on_interview_ended(scoring.listener());
         let state = web::Data::new(AppState {
+            scoring,
             engine,
             local_vendors,
             webrtc,

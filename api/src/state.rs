@@ -27,4 +27,6 @@ pub struct AppState {
     pub local_vendors: Option<std::sync::Arc<fakes::FakeVendors>>,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
+    /// The feedback job (scores ended interviews off the live path).
+    pub scoring: crate::feedback::job::ScoringQueue,
 }
