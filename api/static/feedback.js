@@ -43,16 +43,26 @@ function svg(tag, attrs = {}, children = []) {
   return node;
 }
 
-/** Wraps each quote (by character range) of a transcript line's words in <mark>. */
+/** Wraps each quote (by character range) of a transcript line's words in <mark>; overlapping
+ * quotes merge into one mark naming every finding. */
 function highlight(words, ranges) {
   const text = words.textContent;
-  const sorted = ranges.sort((a, b) => a.start - b.start);
+  const merged = [];
+  ranges
+    .sort((a, b) => a.start - b.start)
+    .forEach((range) => {
+      const last = merged[merged.length - 1];
+      if (last && range.start <= last.end) {
+        last.end = Math.max(last.end, range.end);
+        last.titles.push(range.title);
+        last.rules.push(range.rule);
+      } else merged.push({ start: range.start, end: range.end, titles: [range.title], rules: [range.rule] });
+    });
   const parts = [];
   let at = 0;
-  sorted.forEach((range) => {
-    if (range.start < at) return; // overlapping quotes: the first one wins
+  merged.forEach((range) => {
     parts.push(document.createTextNode(text.slice(at, range.start)));
-    parts.push(el('mark', { text: text.slice(range.start, range.end), attrs: { title: range.title, 'data-rule': range.rule } }));
+    parts.push(el('mark', { text: text.slice(range.start, range.end), attrs: { title: range.titles.join('; '), 'data-rules': range.rules.join(' ') } }));
     at = range.end;
   });
   parts.push(document.createTextNode(text.slice(at)));
