@@ -14,6 +14,7 @@
 //! - [`drills`]: the drill plan from skill levels and an optional target interview date.
 //! - [`scorer`]: the [`scorer::AnswerScorer`] trait both the local and the Claude scorer implement.
 
+pub mod claude;
 pub mod config;
 pub mod delivery;
 pub mod drills;
