@@ -104,9 +104,11 @@ impl Application {
             secrets.key_ring.clone(),
         );
         let webrtc = crate::interviews::webrtc_config(&settings);
+        let feedback_config = engine::feedback::FeedbackConfig::default();
         let scoring = crate::feedback::job::ScoringQueue::start(
             db.clone(),
-            engine::feedback::FeedbackConfig::default(),
+            feedback_config.clone(),
+            crate::feedback::job::scorer(&settings, &feedback_config),
         );
         engine.on_interview_ended(scoring.listener());
         let state = web::Data::new(AppState {

@@ -20,6 +20,40 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// Attempts before a job stays `failed`.
 pub const MAX_ATTEMPTS: i32 = 3;
 
+/// The scorer: Claude on the platform key (with the local rules behind it for vendor faults
+/// and invalid replies), else the local rules.
+pub fn scorer(
+    settings: &crate::configuration::Settings,
+    config: &FeedbackConfig,
+) -> Arc<dyn AnswerScorer> {
+    let local = LocalScorer {
+        config: config.clone(),
+    };
+    let Some(key) = settings.anthropic_api_key.clone() else {
+        return Arc::new(local);
+    };
+    let client = engine::vendors::anthropic::AnthropicLlm::new(
+        engine::vendors::anthropic::AnthropicConfig::new(
+            settings.anthropic_base_url.clone(),
+            key,
+            settings.anthropic_model.clone(),
+        ),
+    );
+    match client {
+        Ok(client) => Arc::new(engine::feedback::scorer::FallbackScorer {
+            primary: Arc::new(engine::feedback::claude::ClaudeScorer {
+                llm: Arc::new(client),
+                config: config.clone(),
+            }),
+            fallback: local,
+        }),
+        Err(error) => {
+            tracing::warn!(category = ?error.category, "scoring with the local rules: the Anthropic client could not be built");
+            Arc::new(local)
+        }
+    }
+}
+
 /// A handle to the scoring job; cheap to clone.
 #[derive(Clone)]
 pub struct ScoringQueue {
@@ -29,11 +63,12 @@ pub struct ScoringQueue {
 impl ScoringQueue {
     /// Starts the worker (call inside the server's runtime) and the sweep, which runs once at
     /// once (jobs a restart interrupted) and then every [`SWEEP_INTERVAL`].
-    pub fn start(db: DatabaseConnection, config: FeedbackConfig) -> Self {
+    pub fn start(
+        db: DatabaseConnection,
+        config: FeedbackConfig,
+        scorer: Arc<dyn AnswerScorer>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let scorer: Arc<dyn AnswerScorer> = Arc::new(LocalScorer {
-            config: config.clone(),
-        });
         tokio::spawn(worker(db.clone(), config, scorer, rx));
         let queue = Self { tx };
         let sweeper = queue.clone();

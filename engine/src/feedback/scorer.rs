@@ -51,6 +51,33 @@ impl AnswerScorer for LocalScorer {
     }
 }
 
+/// A primary scorer (the language model) with the local scorer behind it: a vendor fault or an
+/// invalid reply for an answer falls back to the local rules for that answer, so an interview
+/// is never left unscored by a vendor outage.
+pub struct FallbackScorer {
+    pub primary: std::sync::Arc<dyn AnswerScorer>,
+    pub fallback: LocalScorer,
+}
+
+#[async_trait::async_trait]
+impl AnswerScorer for FallbackScorer {
+    /// Which of the two scored an answer is in the log, not in the rows.
+    fn name(&self) -> &'static str {
+        "claude+local_rules"
+    }
+
+    async fn score(&self, kind: AnswerKind, segment: &Segment) -> Result<AnswerScore, ScoreError> {
+        match self.primary.score(kind, segment).await {
+            Ok(score) => Ok(score),
+            Err(error @ (ScoreError::Vendor(_) | ScoreError::Invalid(_))) => {
+                tracing::warn!(error = %error, "scorer failed; the local rules score this answer");
+                self.fallback.score(kind, segment).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
 /// A finding as a scorer proposes it (for instance a model's JSON): the quote is only a claim.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProposedFinding {
@@ -181,6 +208,37 @@ mod tests {
         assert_eq!(
             rejected,
             vec!["missing_metrics", "weak_anchor", "made_up_rule"]
+        );
+    }
+
+    struct Down;
+
+    #[async_trait::async_trait]
+    impl AnswerScorer for Down {
+        fn name(&self) -> &'static str {
+            "down"
+        }
+        async fn score(&self, _: AnswerKind, _: &Segment) -> Result<AnswerScore, ScoreError> {
+            Err(ScoreError::Vendor("Overloaded".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_vendor_fault_falls_back_to_the_local_rules() {
+        let scorer = FallbackScorer {
+            primary: std::sync::Arc::new(Down),
+            fallback: LocalScorer::default(),
+        };
+        let s = segment("We mostly just made the page faster and it went well for everyone there");
+        let score = scorer
+            .score(AnswerKind::Behavioral, &s)
+            .await
+            .expect("fell back");
+        assert!(
+            score
+                .findings
+                .iter()
+                .any(|f| f.rule == Rule::ResultNotSpecific)
         );
     }
 
