@@ -94,6 +94,7 @@ pub async fn plan_for(
         company: interview.company.clone(),
         planned: Duration::from_secs(u64::try_from(interview.planned_minutes).unwrap_or(20) * 60),
         profile,
+        focus_skill: interview.focus_skill.clone(),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod feedback;
 pub mod interviews;
 pub mod local_vendors;
 pub mod metrics;

@@ -103,7 +103,11 @@ async fn start_fakes() -> std::io::Result<FakeVendors> {
     config.anthropic.replies = FAKE_REPLIES.iter().map(|s| (*s).to_owned()).collect();
     config.anthropic.time_to_message_start = Duration::from_millis(150);
     config.anthropic.time_to_first_text = Duration::from_millis(100);
-    config.deepgram.unscripted_text = "(local mode: speech recognition is simulated.)".to_owned();
+    // Long enough (15+ words) for the feedback after the call to score it.
+    config.deepgram.unscripted_text = "(local mode: speech recognition is simulated.) In my \
+        last role we moved the billing jobs to a queue, and I wrote the retry logic, so failed \
+        payments dropped by 30 percent."
+        .to_owned();
     config.elevenlabs.chars_per_second = 16.0;
     FakeVendors::start_all(config).await
 }

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    admin, auth, health, interview_events, interviews, me, metrics, policy, privacy, resume,
-    settings, usage,
+    admin, auth, feedback, health, interview_events, interviews, me, metrics, policy, privacy,
+    resume, settings, usage,
 };
 
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use crate::routes::{
         resume::upload, resume::get_resume, resume::patch_resume, resume::delete_resume,
         interviews::create, interviews::list, interviews::get, interviews::end, interviews::offer,
         interview_events::ticket, interview_events::events,
+        feedback::scores, feedback::rescore, feedback::skills, feedback::history, feedback::drills,
         admin::search_users, admin::get_user, admin::export_user, admin::erase_user,
         admin::disable_user, admin::enable_user, admin::list_audit, admin::publish_policy,
         usage::account_usage, usage::platform_usage,
@@ -38,6 +39,7 @@ use crate::routes::{
         (name = "settings", description = "Consents, preferences and bring-your-own API keys"),
         (name = "privacy", description = "Export and the privacy policy"),
         (name = "interviews", description = "Interviews: create, join over WebRTC, end, transcript and latency"),
+        (name = "feedback", description = "Scores with evidence after the call, skill levels and history, drill plans"),
         (name = "resume", description = "Resume text and profile; the uploaded file is never stored"),
         (name = "admin", description = "Operator actions; admin role required, every call audited"),
         (name = "operations", description = "Health and metrics"),

@@ -7,10 +7,10 @@
 use chrono::Utc;
 use entities::prelude::*;
 use entities::{
-    abuse_signals, account_settings, accounts, admin_audit, answer_scores, byok_keys,
-    consent_events, interview_quotas, interviews, policy_acceptances, policy_versions,
-    refresh_tokens, resume_profiles, skill_history, transcript_segments, transcript_words,
-    turn_metrics, usage_log,
+    abuse_signals, account_settings, accounts, admin_audit, answer_feedback, answer_scores,
+    byok_keys, consent_events, interview_quotas, interviews, policy_acceptances, policy_versions,
+    refresh_tokens, resume_profiles, scoring_jobs, skill_history, skill_levels,
+    transcript_segments, transcript_words, turn_metrics, usage_log,
 };
 use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
@@ -132,6 +132,25 @@ pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result
             .order_by_asc(skill_history::Column::RecordedAt)
     );
     export!(
+        "scoring_jobs",
+        ScoringJobs::find()
+            .filter(scoring_jobs::Column::InterviewId.in_subquery(in_interviews()))
+            .order_by_asc(scoring_jobs::Column::RequestedAt)
+    );
+    export!(
+        "answer_feedback",
+        AnswerFeedback::find()
+            .filter(answer_feedback::Column::InterviewId.in_subquery(in_interviews()))
+            .order_by_asc(answer_feedback::Column::InterviewId)
+            .order_by_asc(answer_feedback::Column::SegmentIndex)
+    );
+    export!(
+        "skill_levels",
+        SkillLevels::find()
+            .filter(skill_levels::Column::AccountId.eq(account_id))
+            .order_by_asc(skill_levels::Column::Skill)
+    );
+    export!(
         "usage_log",
         UsageLog::find()
             .filter(usage_log::Column::AccountId.eq(account_id))
@@ -222,6 +241,18 @@ pub(crate) async fn erase_in(
         answer_scores::Column::InterviewId.in_subquery(in_interviews())
     );
     erase!(
+        "answer_feedback",
+        AnswerFeedback,
+        answer_feedback::Column::InterviewId.in_subquery(in_interviews())
+    );
+    erase!(
+        "scoring_jobs",
+        ScoringJobs,
+        scoring_jobs::Column::InterviewId
+            .in_subquery(in_interviews())
+            .or(scoring_jobs::Column::AccountId.eq(account_id))
+    );
+    erase!(
         "transcript_segments",
         TranscriptSegments,
         transcript_segments::Column::InterviewId.in_subquery(in_interviews())
@@ -242,6 +273,11 @@ pub(crate) async fn erase_in(
         "skill_history",
         SkillHistory,
         skill_history::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "skill_levels",
+        SkillLevels,
+        skill_levels::Column::AccountId.eq(account_id)
     );
     erase!(
         "interviews",

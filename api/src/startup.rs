@@ -223,7 +223,15 @@ impl Application {
             None => crate::resume::worker::ExtractionSandbox::current_executable(resume_limits)
                 .context("locating this executable for the resume worker")?,
         };
+        let feedback_config = engine::feedback::FeedbackConfig::default();
+        let scoring = crate::feedback::job::ScoringQueue::start(
+            db.clone(),
+            feedback_config.clone(),
+            crate::feedback::job::scorer(&settings, &feedback_config),
+        );
+        engine.on_interview_ended(scoring.listener());
         let state = web::Data::new(AppState {
+            scoring,
             engine,
             local_vendors,
             local_notes: local.notes,

@@ -32,4 +32,6 @@ pub struct AppState {
     pub webrtc: engine::transport::WebRtcConfig,
     /// Where uploaded resumes are parsed: capped worker processes, never this one.
     pub resume_sandbox: crate::resume::worker::ExtractionSandbox,
+    /// The feedback job (scores ended interviews off the live path).
+    pub scoring: crate::feedback::job::ScoringQueue,
 }

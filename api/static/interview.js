@@ -8,6 +8,7 @@
 // appears in a URL. Closing the socket does not end the interview; the End button does.
 
 import * as api from './api.js';
+import * as feedback from './feedback.js';
 import { $, busy, el, formError, formatDateTime, localError } from './ui.js';
 
 let go = () => {};
@@ -415,7 +416,7 @@ async function loadResult() {
     const reason = interview.end_reason ? ` Ended: ${interview.end_reason}.` : '';
     $('#result-meta').textContent = `${KINDS[interview.kind] || interview.kind}, ${formatDateTime(interview.created_at)}.${reason}`;
     (body.transcript || []).forEach((segment) => {
-      const line = el('li', { className: segment.speaker, attrs: { 'data-speaker': segment.speaker, 'data-interrupted': String(Boolean(segment.interrupted)) } }, [
+      const line = el('li', { className: segment.speaker, attrs: { 'data-speaker': segment.speaker, 'data-interrupted': String(Boolean(segment.interrupted)), 'data-start': String(segment.start_ms), 'data-end': String(segment.end_ms) } }, [
         el('span', { text: segment.speaker === 'candidate' ? 'You: ' : 'Interviewer: ', className: 'who' }),
         el('span', { text: segment.text, className: 'words' }),
       ]);
@@ -426,6 +427,7 @@ async function loadResult() {
       const cells = [String(turn.turn_index + 1), ms(turn.v2v_ms), ms(turn.stt_final_ms), ms(turn.turn_wait_ms), ms(turn.llm_ttft_ms), ms(turn.tts_ttfa_ms), ms(turn.engine_overhead_ms)];
       rows.append(el('tr', {}, cells.map((text) => el('td', { text }))));
     });
+    feedback.loadScores(id);
   } catch (error) {
     formError(view.querySelector('.card'), error);
   }
@@ -450,6 +452,7 @@ export function routes() {
       },
     },
     result: { view: 'view-result', signedIn: true, load: loadResult },
+    skills: { view: 'view-skills', signedIn: true, load: feedback.loadSkills },
   };
 }
 
@@ -465,8 +468,16 @@ export function reset() {
   current = null;
 }
 
+/** Creates a drill interview focused on one skill and goes to the microphone check. */
+async function focusedInterview(kind, skill) {
+  const created = await api.request('POST', '/api/v1/interviews', { kind, focus_skill: skill });
+  current = { id: created.id };
+  go('mic');
+}
+
 export function setup({ navigate }) {
   go = navigate;
+  feedback.setup({ focusedInterview });
   $('#interview-form').addEventListener('submit', createInterview);
   $('#mic-start').addEventListener('click', () => go('live'));
   $('#mic-headphones').addEventListener('change', () => {

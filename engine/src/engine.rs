@@ -143,7 +143,12 @@ struct Inner {
     live: Mutex<HashMap<Uuid, LiveEntry>>,
     /// Set once shutdown begins: no interview starts after it.
     draining: AtomicBool,
+    ended_listeners: Mutex<Vec<EndedListener>>,
 }
+
+/// Told the id of each interview whose actor has stopped (its end persisted first when it
+/// ended normally). Called on the actor's thread: it must not block (send on a channel).
+pub type EndedListener = Arc<dyn Fn(Uuid) + Send + Sync>;
 
 /// A cheap, cloneable handle to the engine.
 #[derive(Clone)]
@@ -216,7 +221,29 @@ impl EngineHandle {
                 sweeper,
                 live: Mutex::new(HashMap::new()),
                 draining: AtomicBool::new(false),
+                ended_listeners: Mutex::new(Vec::new()),
             }),
+        }
+    }
+
+    /// Subscribes to the end of every interview (the feedback job listens here).
+    pub fn on_interview_ended(&self, listener: EndedListener) {
+        self.inner
+            .ended_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    fn notify_ended(&self, interview_id: Uuid) {
+        let listeners = self
+            .inner
+            .ended_listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for listener in listeners {
+            listener(interview_id);
         }
     }
 
@@ -434,6 +461,7 @@ impl EngineHandle {
             transport,
             on_stopped: Box::new(move || {
                 registry.live_map().remove(&interview_id);
+                registry.notify_ended(interview_id);
             }),
         });
         let addr = actor.start();

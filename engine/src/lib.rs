@@ -32,7 +32,8 @@
 //! [`transcript_assembler::TranscriptAssembler`] (segments, word times, heard part of an
 //! interrupted reply), [`conversation`] (prompt, `[WAIT]`/`[END]`, speakable chunks),
 //! [`metering`] (usage rows and prices), [`retention::RetentionPolicy`], [`audio`] (VAD,
-//! resampling). Each is unit-tested with simulated time.
+//! resampling), [`feedback`] (after the call: segments, rule-based scoring with evidence quoted
+//! from the candidate's words, delivery metrics, skill levels, drill plans). Each is unit-tested with simulated time.
 //!
 //! # Message classes
 //!
@@ -79,6 +80,7 @@ pub mod audio;
 pub mod barge_in;
 pub mod conversation;
 pub mod engine;
+pub mod feedback;
 pub mod key_lease;
 pub mod latency;
 pub mod media;

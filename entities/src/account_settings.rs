@@ -19,6 +19,8 @@ pub struct Model {
     pub skill_tracking_changed_at: DateTimeUtc,
     pub interviewer_voice: Option<String>,
     pub updated_at: DateTimeUtc,
+    /// When the candidate's real interview is, for the drill plan's pace.
+    pub target_interview_date: Option<Date>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

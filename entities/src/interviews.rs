@@ -47,6 +47,8 @@ pub struct Model {
     pub ended_at: Option<DateTimeUtc>,
     /// Why it ended (`completed`, `candidate_ended`, `idle_timeout`, `vendor_failure:stt`, ...).
     pub end_reason: Option<String>,
+    /// The microskill a drill interview practises (the interviewer's prompt names it).
+    pub focus_skill: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

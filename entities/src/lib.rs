@@ -8,6 +8,7 @@ pub mod abuse_signals;
 pub mod account_settings;
 pub mod accounts;
 pub mod admin_audit;
+pub mod answer_feedback;
 pub mod answer_scores;
 pub mod byok_cipher;
 pub mod byok_keys;
@@ -18,7 +19,9 @@ pub mod policy_acceptances;
 pub mod policy_versions;
 pub mod refresh_tokens;
 pub mod resume_profiles;
+pub mod scoring_jobs;
 pub mod skill_history;
+pub mod skill_levels;
 pub mod transcript_segments;
 pub mod transcript_words;
 pub mod turn_metrics;
@@ -43,6 +46,9 @@ pub const ALL_TABLES: &[&str] = &[
     "turn_metrics",
     "answer_scores",
     "skill_history",
+    "scoring_jobs",
+    "answer_feedback",
+    "skill_levels",
     "usage_log",
     "interview_quotas",
     "abuse_signals",

@@ -10,8 +10,14 @@ pub struct Model {
     pub account_id: Uuid,
     pub interview_id: Option<Uuid>,
     pub skill: String,
+    /// The level after this change.
     pub score: f64,
     pub recorded_at: DateTimeUtc,
+    /// The level before this change.
+    pub previous_level: Option<f64>,
+    /// The signal: positive or negative, from an answer scoring `signal_score`.
+    pub positive: Option<bool>,
+    pub signal_score: Option<f64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261126_000002_privacy;
 mod m20261126_000003_interviews;
 mod m20261126_000004_usage_and_audit;
 mod m20261126_000005_turn_wait;
+mod m20261201_000010_feedback;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_interviews::Migration),
             Box::new(m20261126_000004_usage_and_audit::Migration),
             Box::new(m20261126_000005_turn_wait::Migration),
+            Box::new(m20261201_000010_feedback::Migration),
         ]
     }
 }

@@ -59,6 +59,7 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         skill_tracking_changed_at: Set(now),
         interviewer_voice: Set(Some("calm".into())),
         updated_at: Set(now),
+        target_interview_date: Set(chrono::NaiveDate::from_ymd_opt(2027, 1, 15)),
     }
     .insert(db)
     .await
@@ -132,6 +133,7 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         started_at: Set(Some(now)),
         ended_at: Set(Some(now)),
         end_reason: Set(Some("completed".into())),
+        focus_skill: Set(Some("star_structure".into())),
     }
     .insert(db)
     .await
@@ -197,10 +199,63 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         skill: Set("communication".into()),
         score: Set(4.0),
         recorded_at: Set(now),
+        previous_level: Set(Some(50.0)),
+        positive: Set(Some(false)),
+        signal_score: Set(Some(40.0)),
     }
     .insert(db)
     .await
     .expect("skill history");
+    scoring_jobs::ActiveModel {
+        interview_id: Set(interview.id),
+        account_id: Set(account_id),
+        state: Set("done".into()),
+        attempts: Set(1),
+        scorer: Set(Some("local_rules".into())),
+        error: Set(None),
+        answers: Set(1),
+        delivery: Set(Some(serde_json::json!({"words_per_minute": 140.0}))),
+        requested_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(Some(now)),
+    }
+    .insert(db)
+    .await
+    .expect("scoring job");
+    answer_feedback::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        interview_id: Set(interview.id),
+        segment_index: Set(0),
+        question: Set("Tell me about a project.".into()),
+        answer: Set(FIXTURE_SEGMENT_TEXT.into()),
+        start_ms: Set(1000),
+        end_ms: Set(2500),
+        overall: Set(72.0),
+        confidence: Set(0.5),
+        categories: Set(serde_json::json!({"structure": 70.0})),
+        findings: Set(serde_json::json!([])),
+        improved_answer: Set("I led the migration.".into()),
+        delivery: Set(None),
+        scorer: Set("local_rules".into()),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .expect("answer feedback");
+    skill_levels::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        account_id: Set(account_id),
+        skill: Set("star_structure".into()),
+        level: Set(45.0),
+        best_level: Set(50.0),
+        trend: Set("declining".into()),
+        updates: Set(1),
+        next_review_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .expect("skill level");
     usage_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         account_id: Set(Some(account_id)),

@@ -6,6 +6,7 @@
 //! (`CI=true`) a missing `TEST_DATABASE_URL` fails the PostgreSQL variants instead of skipping.
 
 pub mod browser;
+pub mod feedback;
 pub mod fixtures;
 
 use std::io::Write;

@@ -32,6 +32,62 @@ async fn user_routes_only_ever_touch_the_callers_own_data(backend: Backend) {
     )
     .await;
 
+    // Bob's scored interview: Alice can neither read nor re-score it, and sees none of his skills.
+    let bob_interview = tests::feedback::ended_interview_with_transcript(
+        &app,
+        bob_id,
+        entities::interviews::InterviewKind::Behavioral,
+        &[
+            (
+                entities::transcript_segments::Speaker::Interviewer,
+                "Tell me about a project.",
+            ),
+            (
+                entities::transcript_segments::Speaker::Candidate,
+                tests::feedback::VAGUE_ANSWER,
+            ),
+        ],
+    )
+    .await;
+    let bob_scores = tests::feedback::rescore(&app, &bob, bob_interview).await;
+    assert_eq!(bob_scores["state"], "done");
+    for (method, path) in [
+        (
+            Method::GET,
+            format!("/api/v1/interviews/{bob_interview}/scores"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/interviews/{bob_interview}/score"),
+        ),
+    ] {
+        assert_json_error(app.call(method, &path, a, None).await, 404).await;
+    }
+    let skills: Value = app
+        .get_as("/api/v1/skills", &alice.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(skills["skills"], json!([]));
+    let history: Value = app
+        .get_as(
+            "/api/v1/skills/ownership_signal/history",
+            &alice.access_token,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["history"], json!([]));
+    let drills: Value = app
+        .get_as("/api/v1/drills", &alice.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(drills["slots"], json!([]));
+
     // Reads by Alice show only Alice.
     let me: Value = app
         .me(&alice.access_token)

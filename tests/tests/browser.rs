@@ -18,6 +18,7 @@ const PROFILE_SCREENSHOT: &str = "/tmp/interviewcraft-browser-profile.png";
 const SIGNIN_SCREENSHOT: &str = "/tmp/interviewcraft-browser-signin-error.png";
 const LIVE_SCREENSHOT: &str = "/tmp/interviewcraft-browser-interview-live.png";
 const RESULT_SCREENSHOT: &str = "/tmp/interviewcraft-browser-interview-result.png";
+const SKILLS_SCREENSHOT: &str = "/tmp/interviewcraft-browser-skills.png";
 
 /// A browser showing the page of `app`, ready (signed out or restored), or `None` to skip.
 async fn open_page(app: &TestApp) -> Option<Browser> {
@@ -1392,4 +1393,120 @@ async fn browser_barge_in_talks_over_the_greeting() {
         call.started.elapsed()
     );
     call.browser.close().await.unwrap();
+}
+
+/// Feedback in the page: the result screen of a scored interview shows each answer's score and
+/// findings with their quoted evidence highlighted in the transcript; the skills screen draws
+/// each skill's trend as inline SVG; "Practise this" starts an interview focused on the skill.
+#[actix_web::test]
+async fn browser_shows_scores_with_highlighted_evidence_skill_charts_and_starts_a_drill() {
+    use entities::interviews::InterviewKind;
+    use entities::transcript_segments::Speaker;
+    use tests::feedback::{STRONG_ANSWER, VAGUE_ANSWER, ended_interview_with_transcript, rescore};
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let session = app.signed_in_user().await;
+    let account = app.account_id(&session).await;
+    let mut ids = Vec::new();
+    for answer in [VAGUE_ANSWER, STRONG_ANSWER] {
+        let id = ended_interview_with_transcript(
+            &app,
+            account,
+            InterviewKind::Behavioral,
+            &[
+                (
+                    Speaker::Interviewer,
+                    "Tell me about a project you are proud of.",
+                ),
+                (Speaker::Candidate, answer),
+            ],
+        )
+        .await;
+        assert_eq!(rescore(&app, &session, id).await["state"], "done");
+        ids.push(id);
+    }
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    sign_in(&browser, &session.email, PASSWORD).await;
+
+    browser
+        .goto(&app.url(&format!("/#/result?id={}", ids[0])))
+        .await
+        .expect("result screen");
+    let marks = browser
+        .wait_until(
+            "(() => { const box = document.querySelector('#result-scores'); \
+               const marks = [...document.querySelectorAll('#result-transcript li[data-speaker=candidate] mark')]; \
+               return box.dataset.state === 'done' && marks.length > 0 && marks.map((m) => m.textContent); })()",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("scores appear with evidence highlighted");
+    let marks: Vec<String> = serde_json::from_value(marks).expect("mark texts");
+    let said = text_of(
+        &browser,
+        "#result-transcript li[data-speaker=candidate] .words",
+    )
+    .await;
+    for mark in &marks {
+        assert!(
+            said.contains(mark.as_str()),
+            "{mark:?} is the candidate's words"
+        );
+    }
+    assert!(marks.iter().any(|m| m.contains("went well,")), "{marks:?}");
+    let findings = text_of(&browser, "#result-answers .findings").await;
+    assert!(findings.contains("went well"), "{findings}");
+    assert!(
+        !text_of(&browser, "#result-answers .improved")
+            .await
+            .is_empty()
+    );
+    assert!(
+        text_of(&browser, "#result-answers .delivery")
+            .await
+            .contains("words per minute")
+    );
+
+    browser.goto(&app.url("/#/skills")).await.expect("skills");
+    wait_view(&browser, "skills").await;
+    let chart = browser
+        .wait_until(
+            "(() => { const svg = document.querySelector('#skills-list li[data-skill=ownership_signal] svg.trend'); \
+               return svg && { points: svg.querySelectorAll('circle').length, lines: svg.querySelectorAll('polyline').length }; })()",
+            DEFAULT_TIMEOUT,
+        )
+        .await
+        .expect("the ownership chart renders");
+    let _ = browser
+        .save_screenshot(std::path::Path::new(SKILLS_SCREENSHOT))
+        .await;
+    // The starting level and two updates.
+    assert_eq!(chart["points"], 3, "{chart}");
+    assert_eq!(chart["lines"], 1, "{chart}");
+    let skill = browser
+        .eval("return document.querySelector('#drills-list li').dataset.skill;")
+        .await
+        .expect("a drill slot");
+    let skill = skill.as_str().expect("skill").to_owned();
+    browser
+        .click("#drills-list li button.practise")
+        .await
+        .expect("practise this");
+    wait_view(&browser, "mic").await;
+    let token = api_token(&app, &session.email, PASSWORD).await;
+    let list: Value = app
+        .get_as("/api/v1/interviews", &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        list["interviews"][0]["focus_skill"],
+        skill.as_str(),
+        "{list}"
+    );
+    assert_eq!(list["interviews"][0]["status"], "created");
+    browser.close().await.expect("browser closes");
 }

@@ -45,6 +45,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/interviews/{id}/offer"),
     ("post", "/api/v1/interviews/{id}/events-ticket"),
     ("get", "/api/v1/interviews/{id}/events"),
+    ("get", "/api/v1/interviews/{id}/scores"),
+    ("post", "/api/v1/interviews/{id}/score"),
+    ("get", "/api/v1/skills"),
+    ("get", "/api/v1/skills/{skill}/history"),
+    ("get", "/api/v1/drills"),
     ("get", "/health"),
     ("get", "/metrics"),
 ];

@@ -182,6 +182,7 @@ pub async fn insert_account_defaults(
         skill_tracking_changed_at: Set(now),
         interviewer_voice: Set(None),
         updated_at: Set(now),
+        target_interview_date: Set(None),
     }
     .insert(db)
     .await?;

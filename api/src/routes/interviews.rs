@@ -29,6 +29,10 @@ pub struct CreateInterview {
     company: Option<String>,
     /// 5 to 60 minutes; 20 by default.
     length_minutes: Option<i32>,
+    /// A drill: the microskill to practise (see `GET /api/v1/drills`); the interviewer's prompt
+    /// names it.
+    #[schema(example = "star_structure")]
+    focus_skill: Option<String>,
 }
 
 /// An interview as listed.
@@ -47,6 +51,7 @@ pub struct InterviewView {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub end_reason: Option<String>,
+    pub focus_skill: Option<String>,
 }
 
 fn view(state: &AppState, model: interviews::Model) -> InterviewView {
@@ -62,6 +67,7 @@ fn view(state: &AppState, model: interviews::Model) -> InterviewView {
         started_at: model.started_at,
         ended_at: model.ended_at,
         end_reason: model.end_reason,
+        focus_skill: model.focus_skill,
     }
 }
 
@@ -94,6 +100,13 @@ pub async fn create(
     }
     let target_role = short_text("target_role", body.target_role)?;
     let company = short_text("company", body.company)?;
+    if let Some(skill) = &body.focus_skill
+        && !engine::feedback::skills::is_skill(skill)
+    {
+        return Err(ApiError::Validation(
+            "focus_skill: one of the 24 microskills (see GET /api/v1/skills)".into(),
+        ));
+    }
     // One free interview of the quota, atomically (safe across nodes).
     let taken = interview_quotas::Entity::update_many()
         .col_expr(
@@ -126,6 +139,7 @@ pub async fn create(
         started_at: Set(None),
         ended_at: Set(None),
         end_reason: Set(None),
+        focus_skill: Set(body.focus_skill),
     }
     .insert(&state.db)
     .await?;
@@ -133,7 +147,7 @@ pub async fn create(
 }
 
 /// The caller's interview, or 404 (someone else's is indistinguishable from none).
-async fn own(
+pub(crate) async fn own(
     state: &AppState,
     caller: &AuthenticatedAccount,
     id: Uuid,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod feedback;
 pub mod health;
 pub mod interview_events;
 pub mod interviews;
@@ -70,6 +71,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     web::resource("/interviews/{id}/events-ticket").post(interview_events::ticket),
                 )
                 .service(web::resource("/interviews/{id}/events").get(interview_events::events))
+                .service(web::resource("/interviews/{id}/scores").get(feedback::scores))
+                .service(web::resource("/interviews/{id}/score").post(feedback::rescore))
+                .service(web::resource("/skills").get(feedback::skills))
+                .service(web::resource("/skills/{skill}/history").get(feedback::history))
+                .service(web::resource("/drills").get(feedback::drills))
                 .service(web::resource("/privacy/export").get(privacy::export))
                 .service(web::resource("/usage").get(usage::account_usage))
                 .service(

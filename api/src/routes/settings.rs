@@ -32,6 +32,8 @@ pub struct SettingsView {
     pub skill_tracking_changed_at: DateTime<Utc>,
     pub interviewer_voice: String,
     pub updated_at: DateTime<Utc>,
+    /// The date of the candidate's real interview (paces the drill plan), or null.
+    pub target_interview_date: Option<chrono::NaiveDate>,
 }
 
 impl From<account_settings::Model> for SettingsView {
@@ -47,6 +49,7 @@ impl From<account_settings::Model> for SettingsView {
                 .interviewer_voice
                 .unwrap_or_else(|| "default".to_owned()),
             updated_at: model.updated_at,
+            target_interview_date: model.target_interview_date,
         }
     }
 }
@@ -78,6 +81,19 @@ pub struct SettingsPatch {
     training_opt_in: Option<bool>,
     skill_tracking: Option<bool>,
     interviewer_voice: Option<String>,
+    /// `YYYY-MM-DD`, or null to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Date)]
+    target_interview_date: Option<Option<chrono::NaiveDate>>,
+}
+
+/// A field that is present (possibly null) as `Some`, absent as `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `PATCH /api/v1/settings`. Turning `skill_tracking` off is an objection: new scores stop being
@@ -129,7 +145,14 @@ pub async fn patch_settings(
                 .filter(skill_history::Column::AccountId.eq(caller.id))
                 .exec(&txn)
                 .await?;
+            entities::skill_levels::Entity::delete_many()
+                .filter(entities::skill_levels::Column::AccountId.eq(caller.id))
+                .exec(&txn)
+                .await?;
         }
+    }
+    if let Some(date) = patch.target_interview_date {
+        row.target_interview_date = Set(date);
     }
     if let Some(voice) = patch.interviewer_voice {
         row.interviewer_voice = Set((voice != "default").then_some(voice));

@@ -154,6 +154,7 @@ impl Harness {
             started_at: Set(None),
             ended_at: Set(None),
             end_reason: Set(None),
+            focus_skill: Set(None),
         }
         .insert(&self.db)
         .await
@@ -168,6 +169,7 @@ impl Harness {
             company: None,
             planned: Duration::from_secs(20 * 60),
             profile: None,
+            focus_skill: None,
         }
     }
 
