@@ -127,8 +127,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn setup_local_speech(settings: &Settings) -> anyhow::Result<()> {
-    use engine::vendors::local_stt::{LocalStt, LocalSttConfig, prepare};
-    let config = LocalSttConfig::in_data_dir(&settings.data_dir);
+    use engine::vendors::local_stt::{LocalStt, prepare};
+    let config = crate::local_vendors::local_speech_config(settings);
     prepare(&config, |line| tracing::info!("{line}")).await?;
     // Prove it: the worker loads the model.
     LocalStt::start(config.clone()).await?;

@@ -138,6 +138,9 @@ pub struct Settings {
     pub local_vendors: LocalVendorsMode,
     /// `ESPEAK_NG_PROGRAM`: the espeak-ng program of the local voice.
     pub espeak_ng_program: PathBuf,
+    /// `LOCAL_SPEECH_DIR`: the offline recognizer prepared by `setup-local-speech`; default
+    /// `DATA_DIR/local-speech`.
+    pub local_speech_dir: Option<PathBuf>,
     /// `RESUME_WORKER_PATH`: the executable that extracts resume text in a sandboxed child
     /// process; default this server's own binary (its hidden `resume-worker` command).
     pub resume_worker_path: Option<PathBuf>,
@@ -203,6 +206,7 @@ impl Default for Settings {
             webrtc_loopback_only: false,
             local_vendors: LocalVendorsMode::Local,
             espeak_ng_program: PathBuf::from("espeak-ng"),
+            local_speech_dir: None,
             resume_worker_path: None,
             resume_worker_args: vec![crate::resume::worker::WORKER_COMMAND.to_owned()],
             resume_worker_memory_bytes: 512 * 1024 * 1024,
@@ -417,6 +421,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "ESPEAK_NG_PROGRAM", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub espeak_ng_program: Option<PathBuf>,
+    /// The offline recognizer's directory, prepared by `setup-local-speech`
+    /// [default: DATA_DIR/local-speech].
+    #[arg(long, env = "LOCAL_SPEECH_DIR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_speech_dir: Option<PathBuf>,
     /// Executable extracting resume text in a sandboxed child [default: this binary].
     #[arg(long, env = "RESUME_WORKER_PATH", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

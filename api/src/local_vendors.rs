@@ -10,6 +10,7 @@ use std::time::Duration;
 use engine::engine::{LocalVendors, VendorEndpoints};
 use engine::vendors::espeak::{EspeakConfig, EspeakTts};
 use engine::vendors::local_interviewer::LocalInterviewer;
+use engine::vendors::local_stt::{LocalStt, LocalSttConfig};
 use fakes::{FakeVendors, FakeVendorsConfig};
 use serde::Serialize;
 
@@ -50,6 +51,15 @@ const FAKE_REPLIES: &[&str] = &[
     "Thank you, that was a good conversation. That is all for today. [END]",
 ];
 
+/// Where the offline recognizer is prepared and run from: `LOCAL_SPEECH_DIR`, else
+/// `DATA_DIR/local-speech`.
+pub fn local_speech_config(settings: &Settings) -> LocalSttConfig {
+    match &settings.local_speech_dir {
+        Some(dir) => LocalSttConfig::new(dir.clone()),
+        None => LocalSttConfig::in_data_dir(&settings.data_dir),
+    }
+}
+
 /// Sets up keyless local mode for the kinds without a platform key.
 pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
     let mut local = LocalVendors::default();
@@ -74,12 +84,14 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
             }
         }
         if settings.deepgram_api_key.is_none() {
-            notes.push(LocalNote {
-                kind: "stt",
-                message: "speech recognition is simulated: no local recognizer is built in yet"
-                    .to_owned(),
-                package: None,
-            });
+            match LocalStt::start(local_speech_config(settings)).await {
+                Ok(stt) => local.stt = Some(stt),
+                Err(unavailable) => notes.push(LocalNote {
+                    kind: "stt",
+                    message: format!("speech recognition is simulated: {unavailable}"),
+                    package: Some("python3-venv"),
+                }),
+            }
         }
     }
     let fakes_needed = (settings.deepgram_api_key.is_none() && local.stt.is_none())

@@ -176,6 +176,7 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
         skill_tracking: Set(true),
         skill_tracking_changed_at: Set(now),
         interviewer_voice: Set(Some("brisk".into())),
+        target_interview_date: Set(None),
         updated_at: Set(now),
     }
     .insert(&harness.db)

@@ -705,6 +705,7 @@ mod tests {
                 experience_summary: "Built billing systems.".into(),
                 years_experience: Some(6),
             }),
+            focus_skill: None,
         }
     }
 
