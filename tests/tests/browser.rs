@@ -1346,9 +1346,19 @@ async fn browser_barge_in_talks_over_the_greeting() {
         Duration::from_secs(50),
     )
     .await;
+    // The interview goes on after the interruption: a follow-up question comes after the
+    // candidate's words. (Which one depends on how many replies the fake interviewer has served:
+    // a reply that the candidate's own resumed speech withdrew counts too.)
+    let after_candidate = shown.split_once("You:").map_or("", |(_, rest)| rest);
     assert!(
-        shown.contains("hardest problem"),
-        "the next question follows: {shown}"
+        [
+            "hardest problem",
+            "How did you know",
+            "what would you change"
+        ]
+        .iter()
+        .any(|question| after_candidate.contains(question)),
+        "a follow-up question follows the candidate's words: {shown}"
     );
     let stats = live_stats(browser).await;
     assert!(
