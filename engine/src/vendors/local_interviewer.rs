@@ -244,41 +244,6 @@ pub struct AnswerShape {
     pub says_i: bool,
 }
 
-const NUMBER_WORDS: &[&str] = &[
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "fifteen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "hundred",
-    "hundreds",
-    "thousand",
-    "thousands",
-    "million",
-    "millions",
-    "billion",
-    "percent",
-    "half",
-    "double",
-    "doubled",
-    "twice",
-    "triple",
-    "tripled",
-    "dozen",
-];
-
 const RESULT_WORDS: &[&str] = &[
     "result",
     "resulted",
@@ -323,7 +288,8 @@ pub fn answer_shape(answer: &str) -> AnswerShape {
     let padded = format!(" {} ", tokens.join(" "));
     AnswerShape {
         words: tokens.len(),
-        has_numbers: answer.chars().any(|c| c.is_ascii_digit()) || has(NUMBER_WORDS),
+        // One notion of "states a quantity" for the interviewer and the scorer alike.
+        has_numbers: tokens.iter().any(|t| crate::feedback::text::is_number(t)),
         has_result: RESULT_WORDS
             .iter()
             .any(|w| padded.contains(&format!(" {w} ")) || padded.contains(&format!(" {w}"))),
