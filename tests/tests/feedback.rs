@@ -534,8 +534,10 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         ],
     )
     .await;
-    // The first server was scoring it when it went down.
-    scoring_jobs::ActiveModel {
+    // The first server was scoring it when it went down. (Its own start-up sweep may already
+    // have queued the interview: the row is then put back to `running`, as a crash would leave
+    // it.)
+    let interrupted = scoring_jobs::ActiveModel {
         interview_id: Set(id),
         account_id: Set(account),
         state: Set("running".into()),
@@ -547,10 +549,21 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         requested_at: Set(Utc::now()),
         started_at: Set(Some(Utc::now())),
         finished_at: Set(None),
-    }
-    .insert(&app.db)
-    .await
-    .unwrap();
+    };
+    scoring_jobs::Entity::insert(interrupted)
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(scoring_jobs::Column::InterviewId)
+                .update_columns([
+                    scoring_jobs::Column::State,
+                    scoring_jobs::Column::Attempts,
+                    scoring_jobs::Column::StartedAt,
+                    scoring_jobs::Column::FinishedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
     // Its own sweep ran at its start; a second server on the same database is the restart.
     let restarted = api::startup::Application::build(app.settings.clone())
         .await
