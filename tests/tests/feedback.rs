@@ -15,7 +15,7 @@ use entities::{scoring_jobs, skill_history};
 use futures_util::StreamExt;
 use reqwest::Method;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::feedback::{
     STRONG_ANSWER, VAGUE_ANSWER, ended_interview_with_transcript, rescore, wait_scored,
