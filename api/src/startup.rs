@@ -178,13 +178,9 @@ impl Application {
                 .await
                 .context("starting keyless local mode")?
         } else {
-            crate::local_vendors::LocalSetup {
-                local: Default::default(),
-                fakes: None,
-                notes: Vec::new(),
-            }
+            crate::local_vendors::LocalSetup::none()
         };
-        for note in &local.notes {
+        for note in &local.notes.snapshot() {
             match note.package {
                 Some(package) => tracing::warn!(
                     kind = note.kind,

@@ -27,7 +27,7 @@ pub struct AppState {
     pub local_vendors: Option<std::sync::Arc<fakes::FakeVendors>>,
     /// Local implementations that are missing here (what the candidate gets instead, and
     /// which package to install), for `/health` and the page.
-    pub local_notes: Vec<crate::local_vendors::LocalNote>,
+    pub local_notes: crate::local_vendors::LocalNotes,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
     /// Where uploaded resumes are parsed: capped worker processes, never this one.

@@ -25,6 +25,11 @@ struct Server {
 impl Server {
     /// Starts the binary on `data_dir` (embedded SQLite, keyless local mode) on a free port.
     fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// Like [`Self::start`], with more environment (set after the defaults, so it wins).
+    fn start_with(data_dir: &Path, extra: &[(&str, &std::ffi::OsStr)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_interviewcraft"));
         for variable in [
             "DATABASE_URL",
@@ -44,11 +49,14 @@ impl Server {
         let mut child = command
             .env("DATA_DIR", data_dir)
             .env("LISTEN_ADDR", "127.0.0.1:0")
+            // Never a background download of the recognizer from a test.
+            .env("LOCAL_SPEECH_AUTO_SETUP", "false")
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
             .env("BCRYPT_COST", "4")
             .env("WEBRTC_LOOPBACK_ONLY", "true")
             .env("SHUTDOWN_DRAIN_SECS", "20")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -328,6 +336,8 @@ fn a_bad_threshold_in_the_environment_stops_the_start_with_a_clear_message() {
         .env_remove("CONFIG_FILE")
         .env("DATA_DIR", dir.path())
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        // Never a background download of the recognizer from a test.
+        .env("LOCAL_SPEECH_AUTO_SETUP", "false")
         .env("INTERVIEW__TURN__MIN_QUIET", "0ms")
         .env("PRICES__STT_PER_MINUTE", "0.02")
         .stdin(Stdio::null())
@@ -343,4 +353,119 @@ fn a_bad_threshold_in_the_environment_stops_the_start_with_a_clear_message() {
         printed.contains("turn.min_quiet must be positive"),
         "{printed}"
     );
+}
+
+/// `GET /health` of a running server.
+async fn health(server: &Server) -> Value {
+    reqwest::get(format!("{}/health", server.base))
+        .await
+        .expect("health answers")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// The first start in keyless local mode on a machine where nobody prepared the recognizer:
+/// the server serves at once with speech recognition simulated and says so (log, `/health`),
+/// prepares the recognizer in the background, and switches to it without a restart. The
+/// set-up's own download from PyPI is CI's `setup` step; so that no test reaches PyPI, a
+/// stand-in `python3` first on PATH does what the set-up leaves behind (the recognizer CI
+/// prepared, linked in), and only once the test lets it.
+#[test]
+fn first_start_prepares_the_recognizer_in_the_background_and_switches_to_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(prepared) = std::env::var_os("LOCAL_SPEECH_DIR").map(std::path::PathBuf::from) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI prepares the recognizer and sets LOCAL_SPEECH_DIR"
+        );
+        eprintln!("skipped: LOCAL_SPEECH_DIR is not set (run worker.py setup first)");
+        return;
+    };
+    let prepared = prepared.canonicalize().expect("LOCAL_SPEECH_DIR exists");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let release = dir.path().join("release-setup");
+    let stand_in = bin.join("python3");
+    // Called as `python3 <worker.py> setup <dir>`, as the server calls the real one.
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\n\
+             [ \"$2\" = setup ] || exit 64\n\
+             echo 'creating a virtual environment' >&2\n\
+             while [ ! -e '{release}' ]; do sleep 0.1; done\n\
+             ln -s '{prepared}/venv' \"$3/venv\"\n\
+             mkdir -p \"$3/model\"\n\
+             ln -s '{prepared}/model/{model}' \"$3/model/{model}\"\n\
+             echo 'ready' >&2\n",
+            release = release.display(),
+            prepared = prepared.display(),
+            model = engine::vendors::local_stt::MODEL_NAME,
+        ),
+    )
+    .expect("write the stand-in");
+    std::fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .expect("PATH");
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &[
+            ("LOCAL_SPEECH_AUTO_SETUP", "true".as_ref()),
+            ("PATH", path.as_os_str()),
+        ],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // Before the set-up finishes: served, simulated, and said so.
+        let before = health(&server).await;
+        let notes = before["local_notes"].as_array().expect("notes").clone();
+        let stt_note = notes
+            .iter()
+            .find(|note| note["kind"] == "stt")
+            .unwrap_or_else(|| panic!("a note says recognition is simulated: {before}"));
+        assert!(
+            stt_note["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("being prepared") && m.contains("simulated")),
+            "{before}"
+        );
+        assert!(server.log_contains("being prepared"));
+
+        std::fs::write(&release, b"go").expect("release the set-up");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let now = health(&server).await;
+            let stt_notes = now["local_notes"]
+                .as_array()
+                .expect("notes")
+                .iter()
+                .filter(|note| note["kind"] == "stt")
+                .count();
+            if stt_notes == 0 {
+                assert_eq!(now["vendors"]["stt"], "local", "{now}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the recognizer never became ready: {now} {:?}",
+                server.log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(server.log_contains("the offline speech recognizer is ready"));
+    });
+    // It was prepared where the server keeps it, so the next start uses it at once.
+    assert!(data.join("local-speech").join("venv").exists());
 }

@@ -555,6 +555,14 @@ async fn wait_for_port(child: &mut Child, port: u16) -> anyhow::Result<()> {
     }
 }
 
+/// Spoken calls (a browser talking to the server in real time) take turns: each needs the CPU
+/// when its audio plays, and two at once on a 2-core machine under the full suite can starve
+/// one another's real-time audio. Hold the guard for the whole call.
+pub async fn one_spoken_call_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SLOT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SLOT.lock().await
+}
+
 /// Speaks `text` into a 48 kHz mono 16-bit WAV at `path` with espeak-ng and sox (the fake
 /// microphone's input for the interview tests), padded with `lead_in` and `tail` seconds of
 /// silence.

@@ -174,6 +174,8 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         // Keyless kinds are served by the protocol fakes (scripted, countable); a test that
         // wants the local interviewer and voice sets `LocalVendorsMode::Local`.
         local_vendors: api::configuration::LocalVendorsMode::Fakes,
+        // Never a background download of the recognizer from a test.
+        local_speech_auto_setup: false,
         database_max_connections: 5,
         resume_worker_path: Some(resume_worker_executable()),
         resume_worker_args: Vec::new(),

@@ -1166,6 +1166,7 @@ async fn end_and_show_result(browser: &Browser) {
 /// transcript and per-turn latency appear after the end.
 #[actix_web::test]
 async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
+    let _slot = tests::browser::one_spoken_call_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     // The greeting takes about 7 s in local mode; the answer starts after it.
@@ -1310,6 +1311,7 @@ async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
 /// with the next scripted question.
 #[actix_web::test]
 async fn browser_barge_in_talks_over_the_greeting() {
+    let _slot = tests::browser::one_spoken_call_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let Some(wav) = spoken_wav(
@@ -1402,6 +1404,100 @@ async fn browser_barge_in_talks_over_the_greeting() {
         call.connect_time,
         call.started.elapsed()
     );
+    call.browser.close().await.unwrap();
+}
+
+/// Keyless local mode end to end in a real browser, nothing simulated: the offline recognizer
+/// hears the candidate's spoken answer (most of its content words reach the transcript), the
+/// local interviewer's follow-up depends on what was said (an answer told only as "we" gets
+/// "what did you personally do"), and its espeak-ng voice reaches the browser as audio.
+#[actix_web::test]
+async fn browser_local_mode_recognizes_the_answer_and_follows_up_on_what_was_said() {
+    let Some(speech_dir) = std::env::var_os("LOCAL_SPEECH_DIR") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI prepares the offline recognizer and sets LOCAL_SPEECH_DIR"
+        );
+        eprintln!("notice: skipping the local-mode browser interview: LOCAL_SPEECH_DIR is not set");
+        return;
+    };
+    let _slot = tests::browser::one_spoken_call_at_a_time().await;
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.local_vendors = api::configuration::LocalVendorsMode::Local;
+        settings.local_speech_dir = Some(speech_dir.into());
+    })
+    .await;
+    let health: Value = app.get("/health").await.json().await.expect("json");
+    assert_eq!(
+        health["vendors"],
+        serde_json::json!({"stt": "local", "llm": "local", "tts": "local"}),
+        "{health}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let answer = "We moved the reports to a queue, and we split the work between the two teams. \
+                  Then we wrote the new consumer, and we reviewed it together until our tests passed.";
+    let Some(wav) = spoken_wav(dir.path(), answer, 0.3, 2.5) else {
+        return;
+    };
+    let Some(call) = start_browser_interview(&app, Microphone::Scripted, false).await else {
+        return;
+    };
+    let browser = &call.browser;
+    // The candidate answers once the greeting and first question have been spoken.
+    browser
+        .wait_until(
+            "document.body.dataset.interviewState === 'listening' \
+             && document.querySelectorAll('#live-transcript li[data-speaker=interviewer]').length >= 1",
+            Duration::from_secs(90),
+        )
+        .await
+        .expect("the interviewer greets and asks, then listens");
+    browser
+        .speak_into_microphone(&wav)
+        .await
+        .expect("the candidate speaks");
+    let shown = wait_transcript(
+        browser,
+        "t.textContent.includes('personally') \
+         && [...t.querySelectorAll('li[data-speaker=candidate]')].length >= 1",
+        Duration::from_secs(120),
+    )
+    .await;
+    let heard: String = shown
+        .split_once("You:")
+        .map_or("", |(_, rest)| rest)
+        .to_lowercase();
+    assert!(
+        !heard.contains("simulated"),
+        "recognized, not simulated: {shown}"
+    );
+    // Stems: "reports" heard as "report" still counts.
+    let content_words = ["report", "queue", "work", "team", "consumer", "test"];
+    let recognized = content_words
+        .iter()
+        .filter(|word| heard.contains(*word))
+        .count();
+    eprintln!(
+        "local mode heard {recognized}/{} content words: {shown}",
+        content_words.len()
+    );
+    assert!(
+        recognized >= 4,
+        "most content words are recognized ({recognized}/6): {shown}"
+    );
+    assert!(
+        shown.contains("You said we a lot"),
+        "the follow-up asks what the candidate did personally: {shown}"
+    );
+    let stats = live_stats(browser).await;
+    assert!(
+        stats["audioEnergy"]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|e| e > 0.01),
+        "the espeak-ng voice reached the browser as audio: {stats}"
+    );
+    end_and_show_result(browser).await;
     call.browser.close().await.unwrap();
 }
 

@@ -32,7 +32,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         // "local" (keyless local mode), "fake" (the protocol fakes) or "unavailable".
         "vendors": state.engine.modes(),
         // Local implementations missing on this machine: what runs instead, what to install.
-        "local_notes": state.local_notes,
+        "local_notes": state.local_notes.snapshot(),
         "live_interviews": state.engine.live().len(),
     }))
 }
