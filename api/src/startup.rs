@@ -231,6 +231,7 @@ impl Application {
             engine,
             local_vendors,
             local_notes: local.notes,
+            events: Default::default(),
             webrtc,
             resume_sandbox,
             db,

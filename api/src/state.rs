@@ -28,6 +28,8 @@ pub struct AppState {
     /// Local implementations that are missing here (what the candidate gets instead, and
     /// which package to install), for `/health` and the page.
     pub local_notes: crate::local_vendors::LocalNotes,
+    /// The events sockets' tickets and parked receivers (node-local).
+    pub events: crate::routes::interview_events::EventHub,
     /// WebRTC settings of new peer connections.
     pub webrtc: engine::transport::WebRtcConfig,
     /// Where uploaded resumes are parsed: capped worker processes, never this one.

@@ -1,5 +1,5 @@
-//! The live events of an interview over a WebSocket (actix-web-actors, one actor per
-//! connection): `GET /api/v1/interviews/{id}/events?ticket=…`.
+//! The live events of an interview over a WebSocket (actix-ws, one task per connection):
+//! `GET /api/v1/interviews/{id}/events?ticket=…`.
 //!
 //! # Authentication without the access token in a URL
 //!
@@ -7,7 +7,8 @@
 //! history. So the page first asks `POST /api/v1/interviews/{id}/events-ticket` (Bearer) for a
 //! **ticket**: 32 random bytes (base64url), valid for [`TICKET_TTL`], for one connection to that
 //! interview's events only, usable once. The server keeps only the ticket's SHA-256 (in memory,
-//! on this node: the interview is live on this node too). A used, expired, unknown or
+//! on this node: the interview is live on this node too; at most [`MAX_TICKETS_PER_ACCOUNT`]
+//! outstanding per account, the oldest evicted first). A used, expired, unknown or
 //! mismatched ticket is refused with 401 before the upgrade; someone else's interview never
 //! gets a ticket (404, as for every other interview route).
 //!
@@ -25,26 +26,25 @@
 //!
 //! The socket may be opened before the offer (it waits up to [`WAIT_FOR_LIVE`] for the
 //! interview to go live) or after it (the events since the start are kept for the first
-//! socket, see [`park`]). Messages from the browser are ignored (no trickle ICE: the offer and
+//! socket, see [`EventHub::park`]; a socket waiting for the start is woken by it, no polling). Messages from the browser are ignored (no trickle ICE: the offer and
 //! the answer carry their host candidates). Closing the socket does not end the interview; the
 //! interview ending (or never going live) closes the socket with a normal close.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, StreamHandler};
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web_actors::ws;
+use actix_ws::{CloseCode, Message, Session};
 use base64::Engine as _;
 use engine::actors::interview::InterviewEvent;
-use engine::engine::EngineHandle;
 use entities::interviews::{self, InterviewStatus};
+use futures_util::StreamExt as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
@@ -55,81 +55,131 @@ use crate::state::AppState;
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
 /// How long a socket opened before the offer waits for the interview to go live.
 pub const WAIT_FOR_LIVE: Duration = Duration::from_secs(20);
-/// Most outstanding tickets kept (older ones are evicted first when full).
+/// Most outstanding tickets kept on this node (older ones are evicted first when full).
 const MAX_TICKETS: usize = 10_000;
+/// Most outstanding tickets of one account (a page needs one per socket; more is a client
+/// asking in a loop, and must not crowd out everyone else's).
+pub const MAX_TICKETS_PER_ACCOUNT: usize = 8;
 /// How long the events of a just-started interview wait for their first socket.
 const PARK_TTL: Duration = Duration::from_secs(30);
 const PING_EVERY: Duration = Duration::from_secs(10);
 const PEER_TIMEOUT: Duration = Duration::from_secs(30);
-const LIVE_POLL: Duration = Duration::from_millis(20);
+/// Largest frame accepted from the browser (it sends nothing but pings and the close).
+const MAX_INCOMING_FRAME: usize = 4 * 1024;
 
 struct Ticket {
     interview_id: Uuid,
+    account_id: Uuid,
     expires: Instant,
 }
-
-/// Outstanding tickets by SHA-256, node-local.
-static TICKETS: LazyLock<Mutex<HashMap<[u8; 32], Ticket>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// A receiver subscribed when an interview started, and when.
 type Parked = (Instant, broadcast::Receiver<InterviewEvent>);
 
-/// Receivers subscribed when an interview started, kept for its first events socket.
-static PARKED: LazyLock<Mutex<HashMap<Uuid, Parked>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// The events sockets' node-local state: outstanding tickets (by SHA-256) and the receivers
+/// parked for a just-started interview's first socket. One per server, in [`AppState`].
+#[derive(Default)]
+pub struct EventHub {
+    tickets: Mutex<HashMap<[u8; 32], Ticket>>,
+    parked: Mutex<HashMap<Uuid, Parked>>,
+    /// Woken whenever an interview's receiver is parked (its start), for sockets that wait.
+    started: Notify,
+}
 
 fn digest(ticket: &str) -> [u8; 32] {
     Sha256::digest(ticket.as_bytes()).into()
 }
 
-fn issue(interview_id: Uuid) -> String {
-    let bytes: [u8; 32] = rand::random();
-    let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let now = Instant::now();
-    let mut tickets = TICKETS.lock().unwrap_or_else(|p| p.into_inner());
-    tickets.retain(|_, t| t.expires > now);
-    if tickets.len() >= MAX_TICKETS
-        && let Some(oldest) = tickets
-            .iter()
-            .min_by_key(|(_, t)| t.expires)
-            .map(|(k, _)| *k)
-    {
-        tickets.remove(&oldest);
+impl EventHub {
+    fn issue(&self, interview_id: Uuid, account_id: Uuid) -> String {
+        let bytes: [u8; 32] = rand::random();
+        let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let now = Instant::now();
+        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        tickets.retain(|_, t| t.expires > now);
+        let oldest = |tickets: &HashMap<[u8; 32], Ticket>, of: Option<Uuid>| {
+            tickets
+                .iter()
+                .filter(|(_, t)| of.is_none_or(|account| t.account_id == account))
+                .min_by_key(|(_, t)| t.expires)
+                .map(|(k, _)| *k)
+        };
+        let own = tickets
+            .values()
+            .filter(|t| t.account_id == account_id)
+            .count();
+        if own >= MAX_TICKETS_PER_ACCOUNT
+            && let Some(key) = oldest(&tickets, Some(account_id))
+        {
+            tickets.remove(&key);
+        }
+        if tickets.len() >= MAX_TICKETS
+            && let Some(key) = oldest(&tickets, None)
+        {
+            tickets.remove(&key);
+        }
+        tickets.insert(
+            digest(&ticket),
+            Ticket {
+                interview_id,
+                account_id,
+                expires: now + TICKET_TTL,
+            },
+        );
+        ticket
     }
-    tickets.insert(
-        digest(&ticket),
-        Ticket {
-            interview_id,
-            expires: now + TICKET_TTL,
-        },
-    );
-    ticket
-}
 
-/// Takes a ticket (single use): whether it was valid for `interview_id`.
-fn redeem(ticket: &str, interview_id: Uuid) -> bool {
-    if ticket.is_empty() || ticket.len() > 128 {
-        return false;
+    /// Takes a ticket (single use): whether it was valid for `interview_id`.
+    fn redeem(&self, ticket: &str, interview_id: Uuid) -> bool {
+        if ticket.is_empty() || ticket.len() > 128 {
+            return false;
+        }
+        let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
+        tickets
+            .remove(&digest(ticket))
+            .is_some_and(|t| t.interview_id == interview_id && t.expires > Instant::now())
     }
-    let mut tickets = TICKETS.lock().unwrap_or_else(|p| p.into_inner());
-    tickets
-        .remove(&digest(ticket))
-        .is_some_and(|t| t.interview_id == interview_id && t.expires > Instant::now())
-}
 
-/// Keeps the receiver `start_interview` returned, so the first events socket sees the
-/// interview's events from its start even when it connects after the offer was answered.
-pub fn park(interview_id: Uuid, receiver: broadcast::Receiver<InterviewEvent>) {
-    let now = Instant::now();
-    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
-    parked.retain(|_, (at, _)| now.duration_since(*at) < PARK_TTL);
-    parked.insert(interview_id, (now, receiver));
-}
+    /// Keeps the receiver `start_interview` returned, so the first events socket sees the
+    /// interview's events from its start even when it connects after the offer was answered;
+    /// wakes the sockets waiting for an interview to start.
+    pub fn park(&self, interview_id: Uuid, receiver: broadcast::Receiver<InterviewEvent>) {
+        let now = Instant::now();
+        {
+            let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+            parked.retain(|_, (at, _)| now.duration_since(*at) < PARK_TTL);
+            parked.insert(interview_id, (now, receiver));
+        }
+        self.started.notify_waiters();
+    }
 
-fn take_parked(interview_id: Uuid) -> Option<broadcast::Receiver<InterviewEvent>> {
-    let mut parked = PARKED.lock().unwrap_or_else(|p| p.into_inner());
-    parked.remove(&interview_id).map(|(_, receiver)| receiver)
+    fn take_parked(&self, interview_id: Uuid) -> Option<broadcast::Receiver<InterviewEvent>> {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.remove(&interview_id).map(|(_, receiver)| receiver)
+    }
+
+    /// The interview's events from its start (parked) or from now (live), waiting up to
+    /// `wait` for it to start on this node.
+    async fn subscribe(
+        &self,
+        interview_id: Uuid,
+        wait: Duration,
+        live: impl Fn() -> Option<broadcast::Receiver<InterviewEvent>>,
+    ) -> Option<broadcast::Receiver<InterviewEvent>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before looking, so a start between the look and the wait wakes us.
+            let started = self.started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            if let Some(receiver) = self.take_parked(interview_id).or_else(&live) {
+                return Some(receiver);
+            }
+            if tokio::time::timeout_at(deadline, started).await.is_err() {
+                return None;
+            }
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -162,7 +212,7 @@ pub async fn ticket(
         });
     }
     Ok(HttpResponse::Ok().json(EventsTicket {
-        ticket: issue(interview.id),
+        ticket: state.events.issue(interview.id, caller.id),
         expires_in_seconds: TICKET_TTL.as_secs(),
     }))
 }
@@ -186,128 +236,124 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let id = *id;
     let ticket = query.into_inner().ticket.unwrap_or_default();
-    if !redeem(&ticket, id) {
+    if !state.events.redeem(&ticket, id) {
         return Err(ApiError::Unauthorized {
             code: "invalid_ticket",
             message: "a fresh ticket from POST /api/v1/interviews/{id}/events-ticket is required",
         });
     }
-    let socket = EventsSocket {
-        interview_id: id,
-        engine: state.engine.clone(),
-        last_heard: Instant::now(),
-    };
-    ws::start(socket, &request, stream)
-        .map_err(|error| ApiError::BadRequest(format!("WebSocket upgrade: {error}")))
+    let (response, session, incoming) = actix_ws::handle(&request, stream)
+        .map_err(|error| ApiError::BadRequest(format!("WebSocket upgrade: {error}")))?;
+    let incoming = incoming.max_frame_size(MAX_INCOMING_FRAME);
+    actix_web::rt::spawn(serve_socket(state.into_inner(), id, session, incoming));
+    Ok(response)
 }
 
-/// One browser's events socket.
-struct EventsSocket {
+/// Why a socket's loop ended.
+enum Finish {
+    /// The interview ended (or never started): close normally.
+    Close,
+    /// The browser left or the connection broke: nothing more to send.
+    Gone,
+}
+
+/// One browser's events socket: waits for the interview (bounded), then forwards its events
+/// and answers pings until the interview ends or the browser goes away. Closing the socket
+/// never ends the interview.
+async fn serve_socket(
+    state: std::sync::Arc<AppState>,
     interview_id: Uuid,
-    engine: EngineHandle,
-    last_heard: Instant,
-}
-
-/// What the socket's event stream yields.
-enum Outgoing {
-    Event(InterviewEvent),
-    Lagged(u64),
-}
-
-impl EventsSocket {
-    fn attach(&mut self, receiver: broadcast::Receiver<InterviewEvent>, ctx: &mut WsContext) {
-        let hello = json!({"type": "hello", "interview_id": self.interview_id, "live": true});
-        ctx.text(hello.to_string());
-        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            match receiver.recv().await {
-                Ok(event) => Some((Outgoing::Event(event), receiver)),
+    mut session: Session,
+    mut incoming: actix_ws::MessageStream,
+) {
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    // Waiting for the start, the browser is still heard (a close ends the wait).
+    let subscribed = {
+        let engine = &state.engine;
+        let subscribe = state.events.subscribe(interview_id, WAIT_FOR_LIVE, || {
+            engine.subscribe(interview_id)
+        });
+        tokio::pin!(subscribe);
+        loop {
+            tokio::select! {
+                receiver = &mut subscribe => break receiver,
+                message = incoming.next() => match message {
+                    Some(Ok(Message::Ping(payload))) => {
+                        last_heard = Instant::now();
+                        if session.pong(&payload).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                    Some(Ok(_)) => last_heard = Instant::now(),
+                },
+            }
+        }
+    };
+    let Some(mut receiver) = subscribed else {
+        let _ = session.text(json!({"type": "not_live"}).to_string()).await;
+        let _ = session.close(Some(CloseCode::Normal.into())).await;
+        return;
+    };
+    let hello = json!({"type": "hello", "interview_id": interview_id, "live": true});
+    if session.text(hello.to_string()).await.is_err() {
+        return;
+    }
+    let finish = loop {
+        tokio::select! {
+            event = receiver.recv() => match event {
+                Ok(event) => {
+                    let ended = matches!(event, InterviewEvent::Ended { .. });
+                    match serde_json::to_string(&event) {
+                        Ok(text) => {
+                            if session.text(text).await.is_err() {
+                                break Finish::Gone;
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "an interview event did not serialize"),
+                    }
+                    if ended {
+                        break Finish::Close;
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Outgoing::Lagged(missed), receiver))
+                    let lagged = json!({"type": "lagged", "missed": missed}).to_string();
+                    if session.text(lagged).await.is_err() {
+                        break Finish::Gone;
+                    }
                 }
-                Err(broadcast::error::RecvError::Closed) => None,
-            }
-        });
-        ctx.add_stream(stream);
-    }
-
-    /// Subscribes now, or polls until the interview goes live (bounded), or gives up.
-    fn subscribe_or_wait(&mut self, ctx: &mut WsContext, since: Instant) {
-        if let Some(receiver) =
-            take_parked(self.interview_id).or_else(|| self.engine.subscribe(self.interview_id))
-        {
-            self.attach(receiver, ctx);
-            return;
-        }
-        if since.elapsed() >= WAIT_FOR_LIVE {
-            ctx.text(json!({"type": "not_live"}).to_string());
-            ctx.close(Some(ws::CloseCode::Normal.into()));
-            ctx.stop();
-            return;
-        }
-        ctx.run_later(LIVE_POLL, move |socket, ctx| {
-            socket.subscribe_or_wait(ctx, since);
-        });
-    }
-}
-
-type WsContext = ws::WebsocketContext<EventsSocket>;
-
-impl Actor for EventsSocket {
-    type Context = WsContext;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.subscribe_or_wait(ctx, Instant::now());
-        ctx.run_interval(PING_EVERY, |socket, ctx| {
-            if socket.last_heard.elapsed() > PEER_TIMEOUT {
-                ctx.stop();
-            } else {
-                ctx.ping(b"");
-            }
-        });
-    }
-}
-
-impl StreamHandler<Outgoing> for EventsSocket {
-    fn handle(&mut self, item: Outgoing, ctx: &mut Self::Context) {
-        match item {
-            Outgoing::Event(event) => {
-                let ended = matches!(event, InterviewEvent::Ended { .. });
-                match serde_json::to_string(&event) {
-                    Ok(text) => ctx.text(text),
-                    Err(error) => tracing::warn!(%error, "an interview event did not serialize"),
-                }
-                if ended {
-                    ctx.close(Some(ws::CloseCode::Normal.into()));
-                    ctx.stop();
+                // The interview's event channel closed: the interview is over.
+                Err(broadcast::error::RecvError::Closed) => break Finish::Close,
+            },
+            message = incoming.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Ping(payload))) => {
+                        if session.pong(&payload).await.is_err() {
+                            break Finish::Gone;
+                        }
+                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break Finish::Gone,
+                    // Text, binary, pongs and continuations: nothing to do (no trickle ICE).
+                    Some(Ok(_)) => {}
                 }
             }
-            Outgoing::Lagged(missed) => {
-                ctx.text(json!({"type": "lagged", "missed": missed}).to_string());
+            _ = ping.tick() => {
+                if last_heard.elapsed() > PEER_TIMEOUT || session.ping(b"").await.is_err() {
+                    break Finish::Gone;
+                }
             }
         }
-    }
-
-    /// The interview's event channel closed: the interview is over.
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.close(Some(ws::CloseCode::Normal.into()));
-        ctx.stop();
-    }
-}
-
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for EventsSocket {
-    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
-        match message {
-            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
-            Ok(ws::Message::Close(_)) | Err(_) => ctx.stop(),
-            // Text, binary, pongs and continuations: nothing to do (no trickle ICE).
-            Ok(_) => {}
+    };
+    match finish {
+        Finish::Close => {
+            let _ = session.close(Some(CloseCode::Normal.into())).await;
         }
-    }
-
-    /// The browser went away; the interview goes on.
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
+        Finish::Gone => {
+            let _ = session.close(None).await;
+        }
     }
 }
 
@@ -317,13 +363,79 @@ mod tests {
 
     #[test]
     fn a_ticket_is_single_use_and_bound_to_its_interview() {
+        let hub = EventHub::default();
+        let (id, account) = (Uuid::new_v4(), Uuid::new_v4());
+        let ticket = hub.issue(id, account);
+        assert!(!hub.redeem(&ticket, Uuid::new_v4()), "another interview");
+        let ticket = hub.issue(id, account);
+        assert!(hub.redeem(&ticket, id));
+        assert!(!hub.redeem(&ticket, id), "used once only");
+        assert!(!hub.redeem("", id));
+        assert!(!hub.redeem(&"x".repeat(4096), id));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_socket_is_woken_by_the_start_and_gives_up_after_the_wait() {
+        let hub = std::sync::Arc::new(EventHub::default());
         let id = Uuid::new_v4();
-        let ticket = issue(id);
-        assert!(!redeem(&ticket, Uuid::new_v4()), "another interview");
-        let ticket = issue(id);
-        assert!(redeem(&ticket, id));
-        assert!(!redeem(&ticket, id), "used once only");
-        assert!(!redeem("", id));
-        assert!(!redeem(&"x".repeat(4096), id));
+        let never = || None;
+        // Nobody starts it: no receiver, after the wait.
+        assert!(
+            hub.subscribe(id, Duration::from_millis(50), never)
+                .await
+                .is_none()
+        );
+        // Another interview's start wakes the wait but does not satisfy it; this one's does.
+        let waiting = {
+            let hub = hub.clone();
+            tokio::spawn(async move { hub.subscribe(id, Duration::from_secs(30), never).await })
+        };
+        tokio::task::yield_now().await;
+        let (other, _other_rx) = broadcast::channel(4);
+        hub.park(Uuid::new_v4(), other.subscribe());
+        let (sender, _keep) = broadcast::channel(4);
+        hub.park(id, sender.subscribe());
+        let mut receiver = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("woken by the start, not by the 30 s deadline")
+            .expect("task")
+            .expect("a receiver");
+        sender
+            .send(InterviewEvent::Final {
+                text: "hello".into(),
+            })
+            .expect("send");
+        assert!(matches!(
+            receiver.recv().await,
+            Ok(InterviewEvent::Final { .. })
+        ));
+        // Parked receivers are taken once.
+        assert!(hub.take_parked(id).is_none());
+    }
+
+    #[test]
+    fn one_account_holds_a_bounded_number_of_tickets_without_touching_others() {
+        let hub = EventHub::default();
+        let (id, greedy, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let others = hub.issue(id, other);
+        let first = hub.issue(id, greedy);
+        let mut last = String::new();
+        for _ in 0..MAX_TICKETS_PER_ACCOUNT * 4 {
+            last = hub.issue(id, greedy);
+        }
+        let held = hub
+            .tickets
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|t| t.account_id == greedy)
+            .count();
+        assert_eq!(held, MAX_TICKETS_PER_ACCOUNT);
+        assert!(!hub.redeem(&first, id), "the oldest was evicted");
+        assert!(hub.redeem(&last, id), "the newest is kept");
+        assert!(
+            hub.redeem(&others, id),
+            "another account's ticket is untouched"
+        );
     }
 }

@@ -278,7 +278,7 @@ pub async fn offer(
         .await
     {
         // Kept for the first events socket, so it sees the interview from its start.
-        Ok(events) => super::interview_events::park(interview.id, events),
+        Ok(events) => state.events.park(interview.id, events),
         Err(error) => {
             control.close().await;
             return Err(match error {
