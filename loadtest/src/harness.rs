@@ -66,9 +66,109 @@ pub struct RunOptions {
     /// interviews (speech recognition stays the load fakes); reports CPU per local interview.
     #[arg(long, conflicts_with = "url")]
     pub local: bool,
+    /// Spawn mode: the fake vendors' delays. `load` (default): short fixed delays, so the run
+    /// measures the engine; `realistic`: the vendors' own latencies (LLM first token 300 ms
+    /// then 15 ms per token, TTS first audio 150 ms after its text, 40 ms of audio per
+    /// character, audio in real time), so the run shows what a candidate would wait.
+    #[arg(long, value_enum, default_value_t = VendorProfileName::Load, conflicts_with = "url")]
+    pub vendors: VendorProfileName,
+    /// Overrides the profile's LLM time to first token, ms.
+    #[arg(long, conflicts_with = "url")]
+    pub llm_ttft_ms: Option<u64>,
+    /// Overrides the profile's LLM time per streamed token, ms.
+    #[arg(long, conflicts_with = "url")]
+    pub llm_token_ms: Option<u64>,
+    /// Overrides the profile's TTS time from text to first audio, ms.
+    #[arg(long, conflicts_with = "url")]
+    pub tts_ttfa_ms: Option<u64>,
+    /// Overrides the profile's TTS audio length per character, ms.
+    #[arg(long, conflicts_with = "url")]
+    pub tts_ms_per_char: Option<f64>,
+    /// Overrides the profile's STT processing delay before each result, ms (the engine's
+    /// endpointing silence, 300 ms, comes on top).
+    #[arg(long, conflicts_with = "url")]
+    pub stt_result_ms: Option<u64>,
     /// Write the summary, every interview's outcome and every turn as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// `--vendors`: which delays the spawned fake vendors have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VendorProfileName {
+    Load,
+    Realistic,
+}
+
+/// The fake vendors' delays for one run (a profile, with any flag overrides applied).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VendorProfile {
+    pub name: VendorProfileName,
+    pub stt_result_ms: u64,
+    pub llm_ttft_ms: u64,
+    pub llm_token_ms: u64,
+    pub tts_ttfa_ms: u64,
+    pub tts_ms_per_char: f64,
+}
+
+impl VendorProfile {
+    pub fn named(name: VendorProfileName) -> Self {
+        match name {
+            VendorProfileName::Load => Self {
+                name,
+                stt_result_ms: 0,
+                llm_ttft_ms: 40,
+                llm_token_ms: 5,
+                tts_ttfa_ms: 30,
+                tts_ms_per_char: 25.0,
+            },
+            VendorProfileName::Realistic => Self {
+                name,
+                stt_result_ms: 0,
+                llm_ttft_ms: 300,
+                llm_token_ms: 15,
+                tts_ttfa_ms: 150,
+                tts_ms_per_char: 40.0,
+            },
+        }
+    }
+
+    /// The profile `--vendors` names, with the per-delay flags applied.
+    pub fn from_options(opts: &RunOptions) -> Self {
+        let mut profile = Self::named(opts.vendors);
+        if let Some(ms) = opts.stt_result_ms {
+            profile.stt_result_ms = ms;
+        }
+        if let Some(ms) = opts.llm_ttft_ms {
+            profile.llm_ttft_ms = ms;
+        }
+        if let Some(ms) = opts.llm_token_ms {
+            profile.llm_token_ms = ms;
+        }
+        if let Some(ms) = opts.tts_ttfa_ms {
+            profile.tts_ttfa_ms = ms;
+        }
+        if let Some(ms) = opts.tts_ms_per_char {
+            profile.tts_ms_per_char = ms;
+        }
+        profile
+    }
+
+    /// What the summary line says about it: `realistic`, or `realistic+` when a flag changed a
+    /// delay (the JSON report has every value).
+    pub fn label(&self) -> String {
+        let base = Self::named(self.name);
+        let name = match self.name {
+            VendorProfileName::Load => "load",
+            VendorProfileName::Realistic => "realistic",
+        };
+        if *self == base {
+            name.to_owned()
+        } else {
+            format!("{name}+")
+        }
+    }
 }
 
 impl RunOptions {
@@ -97,6 +197,20 @@ impl RunOptions {
         ensure!(
             (200..=10_000).contains(&self.speech_ms),
             "--speech-ms: 200 to 10000"
+        );
+        let profile = VendorProfile::from_options(self);
+        for (flag, ms) in [
+            ("--stt-result-ms", profile.stt_result_ms),
+            ("--llm-ttft-ms", profile.llm_ttft_ms),
+            ("--llm-token-ms", profile.llm_token_ms),
+            ("--tts-ttfa-ms", profile.tts_ttfa_ms),
+        ] {
+            ensure!(ms <= 10_000, "{flag}: at most 10000");
+        }
+        ensure!(
+            profile.tts_ms_per_char.is_finite()
+                && (1.0..=1000.0).contains(&profile.tts_ms_per_char),
+            "--tts-ms-per-char: 1 to 1000"
         );
         Ok(())
     }
@@ -139,9 +253,10 @@ pub fn loopback_base_url(url: &str) -> anyhow::Result<String> {
     Ok(format!("http://{}", SocketAddr::new(ip, port)))
 }
 
-/// Fakes for load: vendor latencies short and fixed (the run measures the engine, not the
-/// fakes), audio in real time, no per-key connection limit in the way.
-pub fn load_fakes_config() -> FakeVendorsConfig {
+/// Fakes for a run: the profile's vendor latencies (`load`: short and fixed, so the run
+/// measures the engine, not the fakes), audio in real time, no per-key connection limit in the
+/// way.
+pub fn fakes_config(profile: &VendorProfile) -> FakeVendorsConfig {
     let mut config = FakeVendorsConfig::default()
         .on_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
         .with_pacing(Pacing::REAL_TIME);
@@ -152,11 +267,14 @@ pub fn load_fakes_config() -> FakeVendorsConfig {
         "Good. How did you test it?".into(),
         "What would you change next time?".into(),
     ];
-    config.anthropic.time_to_message_start = Duration::from_millis(20);
-    config.anthropic.time_to_first_text = Duration::from_millis(20);
-    config.anthropic.inter_delta = Duration::from_millis(5);
-    config.elevenlabs.ttfb = Duration::from_millis(30);
-    config.elevenlabs.chars_per_second = 40.0;
+    config.deepgram.result_latency = Duration::from_millis(profile.stt_result_ms);
+    // Time to first token: half to `message_start`, half to the first text delta.
+    let ttft = Duration::from_millis(profile.llm_ttft_ms);
+    config.anthropic.time_to_message_start = ttft / 2;
+    config.anthropic.time_to_first_text = ttft - ttft / 2;
+    config.anthropic.inter_delta = Duration::from_millis(profile.llm_token_ms);
+    config.elevenlabs.ttfb = Duration::from_millis(profile.tts_ttfa_ms);
+    config.elevenlabs.chars_per_second = 1000.0 / profile.tts_ms_per_char;
     config
 }
 
@@ -221,7 +339,9 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Details> {
         None => {
             let fakes_rt = runtime(procstat::FAKES_THREAD, 1)?;
             let fakes = fakes_rt
-                .block_on(FakeVendors::start_all(load_fakes_config()))
+                .block_on(FakeVendors::start_all(fakes_config(
+                    &VendorProfile::from_options(opts),
+                )))
                 .context("starting the fake vendors")?;
             let data_dir = tempfile::tempdir().context("temporary directory")?;
             let settings = spawn_settings(opts, data_dir.path(), &fakes);
@@ -342,6 +462,11 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
         .collect();
     let mut summary = summarize(&outcomes, mode, wall_s);
     summary.local = opts.local;
+    if mode == "spawn" {
+        let profile = VendorProfile::from_options(&opts);
+        summary.vendors = profile.label();
+        summary.vendor_profile = Some(profile);
+    }
     summary.child_cpu_s = children_cpu;
     summary.cpu_s = process_cpu.max(groups.total_s()) + children_cpu;
     summary.server_cpu_s =
@@ -439,6 +564,49 @@ mod tests {
         ] {
             assert!(loopback_base_url(bad).is_err(), "{bad}");
         }
+    }
+
+    fn options(args: &[&str]) -> RunOptions {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunOptions,
+        }
+        let argv = std::iter::once("loadtest").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("options parse")
+            .run
+    }
+
+    #[test]
+    fn the_realistic_profile_sets_the_vendor_delays_and_flags_override_one_each() {
+        let load = VendorProfile::from_options(&options(&[]));
+        assert_eq!(load, VendorProfile::named(VendorProfileName::Load));
+        assert_eq!(load.label(), "load");
+        let realistic = VendorProfile::from_options(&options(&["--vendors", "realistic"]));
+        assert_eq!(realistic.label(), "realistic");
+        let config = fakes_config(&realistic);
+        assert_eq!(
+            config.anthropic.time_to_message_start + config.anthropic.time_to_first_text,
+            Duration::from_millis(300)
+        );
+        assert_eq!(config.anthropic.inter_delta, Duration::from_millis(15));
+        assert_eq!(config.elevenlabs.ttfb, Duration::from_millis(150));
+        assert!((config.elevenlabs.chars_per_second - 25.0).abs() < 1e-9);
+
+        let tuned = options(&["--vendors", "realistic", "--tts-ttfa-ms", "80"]);
+        let profile = VendorProfile::from_options(&tuned);
+        assert_eq!(profile.tts_ttfa_ms, 80);
+        assert_eq!(
+            profile.llm_ttft_ms, 300,
+            "the other delays stay the profile's"
+        );
+        assert_eq!(profile.label(), "realistic+");
+        assert!(tuned.validate().is_ok());
+        assert!(
+            options(&["--tts-ms-per-char", "0"]).validate().is_err(),
+            "a zero speaking time per character is refused"
+        );
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct Summary {
     pub server_cpu_s_per_interview_min: Option<f64>,
     /// Keyless local mode (`--local`): the local interviewer and the espeak-ng voice.
     pub local: bool,
+    /// The fake vendors' delay profile (`--vendors`; `+` when a flag changed one); `-` with
+    /// `--url`.
+    pub vendors: String,
+    /// Its delays (JSON report only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_profile: Option<crate::harness::VendorProfile>,
     /// CPU seconds of child processes (espeak-ng), included in `cpu_s` and `server_cpu_s`.
     pub child_cpu_s: f64,
     /// Server CPU per live interview, in cores (`server_cpu_s / (interview_min * 60)`): its
@@ -113,7 +119,7 @@ impl Summary {
             v.map_or_else(|| "-".to_owned(), |v| format!("{v:.prec$}"))
         };
         s.push_str(&format!(
-            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} local={} child_cpu_s={:.3} server_cores_per_interview={} rss_mb={} wall_s={:.1} verdict={}",
+            " reply_stalls={} setup_retries={} loss_pct={:.2} cpu_s={:.2} server_cpu_s={} interview_min={:.2} cpu_s_per_interview_min={} server_cpu_s_per_interview_min={} local={} vendors={} child_cpu_s={:.3} server_cores_per_interview={} rss_mb={} wall_s={:.1} verdict={}",
             self.reply_stalls,
             self.setup_retries,
             self.loss_pct,
@@ -123,6 +129,7 @@ impl Summary {
             opt(self.cpu_s_per_interview_min, 2),
             opt(self.server_cpu_s_per_interview_min, 2),
             self.local,
+            if self.vendors.is_empty() { "-" } else { &self.vendors },
             self.child_cpu_s,
             opt(self.server_cores_per_interview, 3),
             opt(self.rss_mb, 1),
