@@ -85,6 +85,10 @@ pub struct Settings {
     pub auth_rate_limit_per_minute: u32,
     /// `TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For` (behind a proxy only).
     pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXY_HOPS`: how many proxies we trust in front of the server; the client IP is
+    /// the `X-Forwarded-For` entry the outermost of them added (0 with `TRUST_FORWARDED_FOR`
+    /// counts as 1).
+    pub trusted_proxy_hops: u8,
     /// `JSON_BODY_LIMIT_BYTES`: largest accepted JSON body.
     pub json_body_limit_bytes: usize,
     /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: PEM files; when both are set the listener speaks
@@ -183,6 +187,7 @@ impl Default for Settings {
             login_lockout_secs: 15 * 60,
             auth_rate_limit_per_minute: 30,
             trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
             json_body_limit_bytes: 64 * 1024,
             tls_cert_path: None,
             tls_key_path: None,
@@ -322,6 +327,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "TRUST_FORWARDED_FOR", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_forwarded_for: Option<bool>,
+    /// Trusted proxies in front of the server (with TRUST_FORWARDED_FOR) [default: 1].
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxy_hops: Option<u8>,
     /// Largest accepted JSON body in bytes [default: 65536].
     #[arg(long, env = "JSON_BODY_LIMIT_BYTES", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -116,7 +116,7 @@ pub async fn auth_rate_limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(state) = request.app_data::<web::Data<AppState>>()
-        && let Some(ip) = client_ip(&request, state.settings.trust_forwarded_for)
+        && let Some(ip) = client_ip(&request, &state.settings)
         && let Err(retry) = state.auth_rate_limiter.check(ip, Instant::now())
     {
         return Err(ApiError::TooManyRequests {
@@ -128,18 +128,97 @@ pub async fn auth_rate_limit(
     next.call(request).await
 }
 
-/// The client's IP: the socket peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
-fn client_ip(request: &ServiceRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
+/// The client's IP: the socket peer, or behind trusted proxies the address the outermost of
+/// them put in `X-Forwarded-For`.
+fn client_ip(
+    request: &ServiceRequest,
+    settings: &crate::configuration::Settings,
+) -> Option<IpAddr> {
+    if settings.trust_forwarded_for {
+        let hops = usize::from(settings.trusted_proxy_hops.max(1));
         let forwarded = request
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Some(ip) = forwarded_client(&forwarded, hops) {
+            return Some(ip);
         }
     }
     request.peer_addr().map(|address| address.ip())
+}
+
+/// The client address in an `X-Forwarded-For` value behind `hops` trusted proxies: each proxy
+/// appends the address it was connected from, so the entry `hops` from the right was added by
+/// the outermost trusted proxy; anything left of it came from the client and proves nothing.
+/// With fewer entries than proxies, every entry was added by a trusted proxy: the leftmost.
+fn forwarded_client(header: &str, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = header
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let entry = entries.get(entries.len().checked_sub(hops).unwrap_or(0))?;
+    // `1.2.3.4`, `[::1]`, or either with a port (`1.2.3.4:567`, `[::1]:567`).
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().expect("literal"))
+    }
+
+    #[test]
+    fn the_client_is_the_entry_the_outermost_trusted_proxy_added() {
+        // One proxy: it appended the address it saw; a spoofed first entry is ignored.
+        assert_eq!(
+            forwarded_client("6.6.6.6, 203.0.113.7", 1),
+            ip("203.0.113.7")
+        );
+        assert_eq!(forwarded_client("203.0.113.7", 1), ip("203.0.113.7"));
+        // Two proxies (CDN then load balancer): the second entry from the right.
+        assert_eq!(
+            forwarded_client("6.6.6.6, 203.0.113.7, 10.0.0.2", 2),
+            ip("203.0.113.7")
+        );
+        // Fewer entries than proxies: all were added by trusted proxies.
+        assert_eq!(forwarded_client("203.0.113.7", 3), ip("203.0.113.7"));
+        // Ports and brackets.
+        assert_eq!(forwarded_client("203.0.113.7:4711", 1), ip("203.0.113.7"));
+        assert_eq!(forwarded_client("[2001:db8::1]:4711", 1), ip("2001:db8::1"));
+        assert_eq!(forwarded_client("[2001:db8::1]", 1), ip("2001:db8::1"));
+        // Garbage or nothing: no address (the socket peer is used).
+        assert_eq!(forwarded_client("", 1), None);
+        assert_eq!(forwarded_client("6.6.6.6, not-an-ip", 1), None);
+        assert_eq!(forwarded_client(" , ", 1), None);
+    }
+
+    #[actix_web::test]
+    async fn a_spoofed_first_hop_does_not_choose_the_rate_limit_key() {
+        let settings = crate::configuration::Settings {
+            trust_forwarded_for: true,
+            ..crate::configuration::Settings::default()
+        };
+        let request = actix_web::test::TestRequest::default()
+            .peer_addr("127.0.0.1:9000".parse().expect("literal"))
+            .insert_header(("x-forwarded-for", "6.6.6.6"))
+            .append_header(("x-forwarded-for", "203.0.113.9"))
+            .to_srv_request();
+        assert_eq!(client_ip(&request, &settings), ip("203.0.113.9"));
+        let untrusted = crate::configuration::Settings::default();
+        assert_eq!(client_ip(&request, &untrusted), ip("127.0.0.1"));
+    }
 }

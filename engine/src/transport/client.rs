@@ -76,14 +76,15 @@ impl std::fmt::Debug for PendingClient {
 impl PendingClient {
     /// Applies the server's answer and starts the session.
     pub async fn accept_answer(
-        self,
+        mut self,
         answer: &SessionDescription,
     ) -> Result<MediaSession, TransportError> {
         if answer.sdp_type != SdpType::Answer {
             self.peer.abandon().await;
             return Err(TransportError::AnswerRejected("not an answer".into()));
         }
-        let sdp = super::session::remote_sdp(self.peer.config(), &answer.sdp);
+        let (sdp, remote_candidates) = super::session::remote_sdp(self.peer.config(), &answer.sdp);
+        self.peer.remote_candidates = remote_candidates;
         let remote = match RTCSessionDescription::answer(sdp) {
             Ok(r) => r,
             Err(e) => {

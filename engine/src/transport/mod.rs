@@ -27,7 +27,7 @@
 //! **Loopback-only mode** ([`WebRtcConfig::loopback`], the `webrtc_loopback_only` setting of the
 //! server, always on in tests): sockets bind 127.0.0.1 only, and remote candidates that are not
 //! loopback (127.0.0.0/8, ::1) are removed from the remote description
-//! ([`sdp::retain_loopback_candidates`]) and ignored when trickled, and the sockets themselves
+//! ([`sdp::filter_remote_candidates`], which also drops unreachable addresses and caps the count at [`sdp::MAX_REMOTE_CANDIDATES`]) and ignored when trickled, and the sockets themselves
 //! drop every datagram to or from a non-loopback address ([`loopback_guard`]: this also covers
 //! a peer learnt as peer-reflexive from another local address), so nothing is ever sent to a
 //! LAN or public address, not even the machine's own. A browser must then offer loopback

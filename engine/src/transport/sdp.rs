@@ -114,22 +114,86 @@ pub fn candidate_is_loopback(candidate: &str) -> bool {
     matches!(candidate_address(candidate), Ok(Some(ip)) if super::loopback_guard::is_loopback(ip))
 }
 
-/// Removes every `a=candidate` line that does not name a loopback address (see
-/// [`candidate_is_loopback`]); returns the filtered SDP and how many candidates were removed.
-/// Used in loopback-only mode, so the ICE agent never sends a check beyond this machine's
-/// loopback interface, whatever the peer advertises.
-pub fn retain_loopback_candidates(sdp: &str) -> (String, usize) {
-    let mut removed = 0;
+/// Most remote ICE candidates a session takes, from the offer and trickled together. Browsers
+/// offer 2–10 (host, server-reflexive, relay per interface); more only makes the ICE agent
+/// plan checks for an attacker.
+pub const MAX_REMOTE_CANDIDATES: usize = 20;
+
+/// Whether this node could ever reach a candidate address: multicast, unspecified (0.0.0.0,
+/// ::) and the IPv4 broadcast address never answer an ICE check, so a check towards them is
+/// only traffic sent where the peer pointed us.
+pub fn address_is_reachable(ip: std::net::IpAddr) -> bool {
+    let ip = match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            !(v4.is_multicast() || v4.is_unspecified() || v4.is_broadcast())
+        }
+        std::net::IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+    }
+}
+
+/// What [`filter_remote_candidates`] removed, by why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CandidatesRemoved {
+    /// Not loopback, in loopback-only mode.
+    pub not_loopback: usize,
+    /// Multicast, unspecified or broadcast addresses, and lines not shaped like a candidate.
+    pub unreachable: usize,
+    /// Beyond [`MAX_REMOTE_CANDIDATES`].
+    pub over_cap: usize,
+}
+
+impl CandidatesRemoved {
+    pub fn total(&self) -> usize {
+        self.not_loopback + self.unreachable + self.over_cap
+    }
+}
+
+/// The remote offer's `a=candidate` lines as the ICE agent will see them: in loopback-only
+/// mode only loopback ones (see [`candidate_is_loopback`]), never an address this node cannot
+/// reach ([`address_is_reachable`]) or a malformed line, and at most
+/// [`MAX_REMOTE_CANDIDATES`]; returns the filtered SDP, how many it kept, and what it removed.
+/// Hostname candidates (mDNS) are kept outside loopback-only mode (the stack ignores them).
+pub fn filter_remote_candidates(
+    sdp: &str,
+    loopback_only: bool,
+) -> (String, usize, CandidatesRemoved) {
+    let mut removed = CandidatesRemoved::default();
+    let mut kept = 0;
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.split_inclusive('\n') {
         let content = line.trim_end_matches(['\r', '\n']);
-        if content.starts_with("a=candidate:") && !candidate_is_loopback(content) {
-            removed += 1;
-            continue;
+        if content.starts_with("a=candidate:") {
+            let address = candidate_address(content);
+            if loopback_only && !candidate_is_loopback(content) {
+                removed.not_loopback += 1;
+                continue;
+            }
+            match address {
+                Err(_) => {
+                    removed.unreachable += 1;
+                    continue;
+                }
+                Ok(Some(ip)) if !address_is_reachable(ip) => {
+                    removed.unreachable += 1;
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            if kept >= MAX_REMOTE_CANDIDATES {
+                removed.over_cap += 1;
+                continue;
+            }
+            kept += 1;
         }
         out.push_str(line);
     }
-    (out, removed)
+    (out, kept, removed)
 }
 
 #[cfg(test)]
@@ -137,6 +201,75 @@ mod tests {
     use super::*;
     use crate::transport::ErrorCategory;
     use proptest::prelude::*;
+
+    fn with_candidates(lines: &[String]) -> String {
+        let mut sdp = CHROME_LIKE.to_owned();
+        for line in lines {
+            sdp.push_str(line);
+            sdp.push_str("\r\n");
+        }
+        sdp
+    }
+
+    fn host(address: &str, port: u16) -> String {
+        format!("a=candidate:1 1 udp 2122260223 {address} {port} typ host")
+    }
+
+    #[test]
+    fn unreachable_and_malformed_candidates_are_dropped_and_the_rest_capped() {
+        let mut lines = vec![
+            host("224.0.0.251", 5353),
+            host("0.0.0.0", 9),
+            host("255.255.255.255", 9),
+            host("::", 9),
+            host("ff02::1", 9),
+            host("::ffff:224.0.0.1", 9),
+            "a=candidate:garbage".to_owned(),
+            host("192.168.1.20", 50000),
+            host("abcd-1234.local", 50001),
+        ];
+        lines.extend((0..40).map(|i| host("198.51.100.7", 40000 + i)));
+        let (sdp, kept, removed) = filter_remote_candidates(&with_candidates(&lines), false);
+        assert_eq!(removed.unreachable, 7, "{removed:?}");
+        assert_eq!(kept, MAX_REMOTE_CANDIDATES);
+        assert_eq!(removed.over_cap, 2 + 40 - MAX_REMOTE_CANDIDATES);
+        assert!(
+            sdp.contains("192.168.1.20"),
+            "a private address is kept outside loopback mode"
+        );
+        assert!(
+            sdp.contains(".local"),
+            "mDNS names pass (the stack ignores them)"
+        );
+        assert!(!sdp.contains("224.0.0.251") && !sdp.contains(" 0.0.0.0 "));
+        assert_eq!(sdp.matches("a=candidate:").count(), MAX_REMOTE_CANDIDATES);
+        // The offer is still an acceptable offer.
+        assert!(check_sdp(&sdp).is_ok());
+    }
+
+    #[test]
+    fn loopback_only_keeps_loopback_candidates_only_and_still_caps_them() {
+        let mut lines = vec![host("192.168.1.20", 50000), host("10.0.0.1", 50000)];
+        lines.extend((0..30).map(|i| host("127.0.0.1", 40000 + i)));
+        let (sdp, kept, removed) = filter_remote_candidates(&with_candidates(&lines), true);
+        assert_eq!(removed.not_loopback, 2);
+        assert_eq!(kept, MAX_REMOTE_CANDIDATES);
+        assert_eq!(removed.over_cap, 30 - MAX_REMOTE_CANDIDATES);
+        assert!(!sdp.contains("192.168.") && !sdp.contains("10.0.0.1"));
+    }
+
+    proptest! {
+        #[test]
+        fn filtering_never_panics_and_never_keeps_more_than_the_cap(text in ".{0,2000}", n in 0usize..60) {
+            let lines: Vec<String> = (0..n).map(|i| host("198.51.100.9", 1000 + i as u16)).collect();
+            let sdp = format!("{}{}", with_candidates(&lines), text);
+            for loopback_only in [false, true] {
+                let (out, kept, _) = filter_remote_candidates(&sdp, loopback_only);
+                prop_assert!(kept <= MAX_REMOTE_CANDIDATES);
+                prop_assert!(out.len() <= sdp.len());
+            }
+        }
+    }
 
     const CHROME_LIKE: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
@@ -256,8 +389,8 @@ a=candidate:4 1 udp 2122262783 ::1 50004 typ host generation 0\r\n\
 a=candidate:5 1 udp 2122260223 abcd.local 50005 typ host generation 0\r\n\
 a=end-of-candidates\r\n"
         );
-        let (filtered, removed) = retain_loopback_candidates(&sdp);
-        assert_eq!(removed, 3);
+        let (filtered, kept, removed) = filter_remote_candidates(&sdp, true);
+        assert_eq!((kept, removed.not_loopback, removed.total()), (2, 3, 3));
         assert!(filtered.starts_with(CHROME_LIKE), "other lines are kept");
         assert!(filtered.contains("127.0.0.1 50002"));
         assert!(filtered.contains("::1 50004"));

@@ -305,6 +305,8 @@ pub(crate) struct Peer {
     inbound_rx: mpsc::Receiver<AudioFrame>,
     candidates_rx: mpsc::Receiver<IceCandidate>,
     config: WebRtcConfig,
+    /// Remote candidates taken from the description (they count towards the trickle cap).
+    pub(crate) remote_candidates: usize,
 }
 
 fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> TransportError + '_ {
@@ -407,6 +409,7 @@ impl Peer {
             inbound_rx,
             candidates_rx,
             config: config.clone(),
+            remote_candidates: 0,
         })
     }
 
@@ -496,6 +499,7 @@ impl Peer {
                 pc: self.pc,
                 shared: self.shared.clone(),
                 loopback_only: self.config.loopback_only,
+                remote_candidates: std::sync::atomic::AtomicUsize::new(self.remote_candidates),
             }),
         };
         let outbound = AudioSender::new(
@@ -532,21 +536,21 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// The remote description as applied: in loopback-only mode without its non-loopback
-/// candidates ([`WebRtcConfig::loopback_only`]).
-pub(crate) fn remote_sdp(config: &WebRtcConfig, sdp: &str) -> String {
-    if !config.loopback_only {
-        return sdp.to_owned();
-    }
-    let (filtered, removed) = sdp::retain_loopback_candidates(sdp);
-    if removed > 0 {
+/// The remote description as applied: without candidates this node could never reach, capped
+/// at [`sdp::MAX_REMOTE_CANDIDATES`], and in loopback-only mode without its non-loopback
+/// candidates ([`WebRtcConfig::loopback_only`]). Returns how many candidates it kept.
+pub(crate) fn remote_sdp(config: &WebRtcConfig, sdp: &str) -> (String, usize) {
+    let (filtered, kept, removed) = sdp::filter_remote_candidates(sdp, config.loopback_only);
+    if removed.total() > 0 {
         // Counts only: candidate addresses are the peer's network details.
         tracing::debug!(
-            removed,
-            "loopback-only: ignored non-loopback remote candidates"
+            not_loopback = removed.not_loopback,
+            unreachable = removed.unreachable,
+            over_cap = removed.over_cap,
+            "ignored remote candidates"
         );
     }
-    filtered
+    (filtered, kept)
 }
 
 fn first_mid(sdp: &str) -> Option<String> {
@@ -572,9 +576,11 @@ pub async fn accept_offer(
     offer: &SessionDescription,
 ) -> Result<(MediaSession, SessionDescription), TransportError> {
     sdp::check_offer(offer)?;
-    let remote = RTCSessionDescription::offer(remote_sdp(config, &offer.sdp))
+    let (remote, remote_candidates) = remote_sdp(config, &offer.sdp);
+    let remote = RTCSessionDescription::offer(remote)
         .map_err(|e| TransportError::MalformedSdp(e.to_string()))?;
     let mut peer = Peer::new(config).await?;
+    peer.remote_candidates = remote_candidates;
     match answer(&mut peer, remote).await {
         Ok(answer) => Ok((peer.into_session().await?, answer)),
         Err(e) => {
@@ -610,6 +616,9 @@ struct ControlInner {
     shared: Arc<Shared>,
     /// [`WebRtcConfig::loopback_only`]: trickled non-loopback candidates are ignored.
     loopback_only: bool,
+    /// Remote candidates taken so far (description and trickle), capped at
+    /// [`sdp::MAX_REMOTE_CANDIDATES`].
+    remote_candidates: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for ControlInner {
@@ -705,14 +714,32 @@ impl SessionControl {
                 "longer than 1024 bytes".into(),
             ));
         }
+        let address = sdp::candidate_address(&candidate.candidate)?;
         if self.inner.loopback_only {
-            match sdp::candidate_address(&candidate.candidate)? {
+            match address {
                 Some(ip) if super::loopback_guard::is_loopback(ip) => {}
                 _ => {
                     tracing::debug!("loopback-only: ignored a trickled non-loopback candidate");
                     return Ok(());
                 }
             }
+        }
+        if address.is_some_and(|ip| !sdp::address_is_reachable(ip)) {
+            tracing::debug!("ignored a trickled candidate this node cannot reach");
+            return Ok(());
+        }
+        let taken = self
+            .inner
+            .remote_candidates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if taken >= sdp::MAX_REMOTE_CANDIDATES {
+            self.inner
+                .remote_candidates
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(TransportError::InvalidCandidate(format!(
+                "more than {} remote candidates",
+                sdp::MAX_REMOTE_CANDIDATES
+            )));
         }
         let init = RTCIceCandidateInit {
             candidate: candidate.candidate,
