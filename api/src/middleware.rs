@@ -159,7 +159,7 @@ fn forwarded_client(header: &str, hops: usize) -> Option<IpAddr> {
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
         .collect();
-    let entry = entries.get(entries.len().checked_sub(hops).unwrap_or(0))?;
+    let entry = entries.get(entries.len().saturating_sub(hops))?;
     // `1.2.3.4`, `[::1]`, or either with a port (`1.2.3.4:567`, `[::1]:567`).
     entry
         .parse()
