@@ -77,6 +77,10 @@ pub struct Settings {
     pub access_token_ttl_secs: u64,
     /// `REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token.
     pub refresh_token_ttl_secs: u64,
+    /// `REFRESH_REUSE_WINDOW_SECS`: how long after a refresh token is exchanged another
+    /// exchange of it (two tabs, a retried request) gets the same successor instead of counting
+    /// as reuse; 0 turns the window off.
+    pub refresh_reuse_window_secs: u64,
     /// `LOGIN_MAX_FAILURES`: failed logins in a row before an account is locked.
     pub login_max_failures: u32,
     /// `LOGIN_LOCKOUT_SECS`: how long a locked account stays locked.
@@ -183,6 +187,7 @@ impl Default for Settings {
             bcrypt_cost: 12,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_window_secs: 10,
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
             auth_rate_limit_per_minute: 30,
@@ -311,6 +316,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token_ttl_secs: Option<u64>,
+    /// Seconds after an exchange in which the same refresh token gets the same successor
+    /// [default: 10].
+    #[arg(long, env = "REFRESH_REUSE_WINDOW_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_reuse_window_secs: Option<u64>,
     /// Failed logins in a row before the account is locked [default: 5].
     #[arg(long, env = "LOGIN_MAX_FAILURES", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

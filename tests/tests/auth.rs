@@ -27,6 +27,8 @@ db_tests!(
     me_rejects_missing_tampered_alg_none_wrong_audience_and_expired_tokens,
     refresh_rotates_the_cookie_and_issues_a_new_access_token,
     reusing_a_rotated_refresh_token_revokes_the_whole_family,
+    a_second_exchange_within_the_reuse_window_gets_the_same_successor,
+    two_concurrent_refreshes_with_one_cookie_keep_the_user_signed_in,
     refresh_without_or_with_unknown_or_expired_cookie_is_401,
     logout_revokes_the_session_and_clears_the_cookie,
     repeated_failures_lock_the_account_until_the_lockout_passes,
@@ -346,11 +348,26 @@ async fn refresh_rotates_the_cookie_and_issues_a_new_access_token(backend: Backe
     );
 }
 
+/// Moves every exchange of the account's tokens `seconds` into the past.
+async fn backdate_exchanges(app: &tests::TestApp, seconds: i64) {
+    refresh_tokens::Entity::update_many()
+        .col_expr(
+            refresh_tokens::Column::RotatedAt,
+            Expr::value(Some(Utc::now() - chrono::Duration::seconds(seconds))),
+        )
+        .filter(refresh_tokens::Column::RotatedAt.is_not_null())
+        .exec(&app.db)
+        .await
+        .expect("backdate");
+}
+
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family(backend: Backend) {
     let app = spawn_app(backend).await;
     let session = app.signed_in_user().await;
     let response = app.refresh(Some(&session.refresh_token)).await;
     let successor = refresh_cookie(response.headers()).expect("rotated").value;
+    // Past the reuse window (10 s by default).
+    backdate_exchanges(&app, 60).await;
 
     // A thief replays the old token: refused, and the family is revoked.
     let response = app.refresh(Some(&session.refresh_token)).await;
@@ -370,6 +387,66 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family(backend: Backe
     let other = app.login(&session.email, PASSWORD).await;
     let other = refresh_cookie(other.headers()).expect("cookie").value;
     assert_eq!(app.refresh(Some(&other)).await.status(), 200);
+}
+
+async fn a_second_exchange_within_the_reuse_window_gets_the_same_successor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = app.signed_in_user().await;
+    let first = app.refresh(Some(&session.refresh_token)).await;
+    assert_eq!(first.status(), 200);
+    let successor = refresh_cookie(first.headers()).expect("rotated").value;
+    // The answer was lost (or a second tab asked): the same token again, moments later.
+    let again = app.refresh(Some(&session.refresh_token)).await;
+    assert_eq!(again.status(), 200, "inside the window it is not reuse");
+    assert_eq!(
+        refresh_cookie(again.headers()).expect("cookie").value,
+        successor,
+        "the same successor, not a second branch"
+    );
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(
+        app.me(body["access_token"].as_str().expect("token"))
+            .await
+            .status(),
+        200
+    );
+    // One successor row, and it keeps working.
+    let rows = refresh_tokens::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let next = app.refresh(Some(&successor)).await;
+    assert_eq!(next.status(), 200);
+    let newest = refresh_cookie(next.headers()).expect("cookie").value;
+    // Once the successor has itself been exchanged, the old token is reuse even in the window.
+    let late = app.refresh(Some(&session.refresh_token)).await;
+    assert_eq!(assert_json_error(late, 401).await, "refresh_token_reused");
+    assert_eq!(
+        assert_json_error(app.refresh(Some(&newest)).await, 401).await,
+        "refresh_token_reused",
+        "and the family is revoked"
+    );
+}
+
+async fn two_concurrent_refreshes_with_one_cookie_keep_the_user_signed_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let session = app.signed_in_user().await;
+    let (a, b) = tokio::join!(
+        app.refresh(Some(&session.refresh_token)),
+        app.refresh(Some(&session.refresh_token))
+    );
+    assert_eq!(
+        (a.status().as_u16(), b.status().as_u16()),
+        (200, 200),
+        "both tabs stay signed in"
+    );
+    let (a, b) = (
+        refresh_cookie(a.headers()).expect("cookie").value,
+        refresh_cookie(b.headers()).expect("cookie").value,
+    );
+    assert_eq!(a, b, "one successor");
+    assert_eq!(app.refresh(Some(&a)).await.status(), 200);
 }
 
 async fn refresh_without_or_with_unknown_or_expired_cookie_is_401(backend: Backend) {

@@ -34,6 +34,8 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: u64,
+    /// Derives refresh-token successors ([`super::refresh::successor`]).
+    successor_key: [u8; 32],
 }
 
 impl JwtKeys {
@@ -49,7 +51,13 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(bytes),
             validation,
             ttl_secs,
+            successor_key: super::refresh::successor_key(bytes),
         }
+    }
+
+    /// The key refresh-token successors are derived with.
+    pub fn successor_key(&self) -> &[u8; 32] {
+        &self.successor_key
     }
 
     pub fn ttl_secs(&self) -> u64 {

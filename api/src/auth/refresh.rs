@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -22,6 +23,26 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The key of [`successor`], derived from the server's signing secret (so every node of a
+/// deployment derives the same successors, and nothing new has to be stored or configured).
+pub fn successor_key(signing_secret: &[u8]) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(b"interviewcraft refresh-token successor key v1\0");
+    digest.update(signing_secret);
+    digest.finalize().into()
+}
+
+/// The token that replaces `presented` when it is exchanged: HMAC-SHA-256 of it under `key`.
+/// Deterministic, so a second exchange of the same token within the reuse window (two tabs,
+/// a retried request) gets the same successor on any node instead of looking like a theft;
+/// unpredictable without the server's key, and as long and random-looking as [`generate`]'s.
+pub fn successor(key: &[u8; 32], presented: &str) -> String {
+    // An HMAC takes a key of any length, so this never fails.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(presented.as_bytes());
+    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +56,21 @@ mod tests {
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
         assert!(!hash(&a).contains(&a));
+    }
+
+    #[test]
+    fn a_successor_is_stable_per_key_and_token_and_looks_like_a_fresh_token() {
+        let key = successor_key(b"secret one");
+        let token = generate();
+        let next = successor(&key, &token);
+        assert_eq!(
+            next,
+            successor(&key, &token),
+            "the same on every call and node"
+        );
+        assert_eq!(next.len(), 43);
+        assert_ne!(next, successor(&key, &generate()));
+        assert_ne!(next, successor(&successor_key(b"secret two"), &token));
+        assert_ne!(next, token);
     }
 }

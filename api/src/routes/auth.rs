@@ -433,14 +433,11 @@ pub async fn refresh(
         ));
     };
     let now = Utc::now();
-    if row.rotated_at.is_some() || row.revoked_at.is_some() {
-        revoke_family(&state.db, row.family_id).await?;
-        tracing::warn!(account_id = %row.account_id, "refresh token reuse detected; session family revoked");
-        return Ok(refresh_failed(
-            &state,
-            "refresh_token_reused",
-            "this refresh token was already used; all sessions of this sign-in were revoked",
-        ));
+    if row.revoked_at.is_some() {
+        return reused(&state, &row).await;
+    }
+    if let Some(rotated_at) = row.rotated_at {
+        return again_within_window(&state, &row, rotated_at, &presented, now).await;
     }
     if row.expires_at <= now {
         return Ok(refresh_failed(
@@ -449,10 +446,7 @@ pub async fn refresh(
             "the refresh token has expired",
         ));
     }
-    let account = accounts::Entity::find_by_id(row.account_id)
-        .one(&state.db)
-        .await?;
-    let Some(account) = account.filter(|a| a.disabled_at.is_none()) else {
+    let Some(account) = live_account(&state, row.account_id).await? else {
         revoke_family(&state.db, row.family_id).await?;
         return Ok(refresh_failed(
             &state,
@@ -472,17 +466,91 @@ pub async fn refresh(
         .await?;
     if rotated.rows_affected != 1 {
         txn.rollback().await?;
-        revoke_family(&state.db, row.family_id).await?;
-        return Ok(refresh_failed(
-            &state,
-            "refresh_token_reused",
-            "this refresh token was already used; all sessions of this sign-in were revoked",
-        ));
+        // A racing exchange of the same token won: within the window it gets the same
+        // successor as the winner, as a second exchange moments later would.
+        let current = refresh_tokens::Entity::find_by_id(row.id)
+            .one(&state.db)
+            .await?;
+        return match current {
+            Some(current) if current.revoked_at.is_none() => match current.rotated_at {
+                Some(rotated_at) => {
+                    again_within_window(&state, &current, rotated_at, &presented, Utc::now()).await
+                }
+                None => reused(&state, &current).await,
+            },
+            _ => reused(&state, &row).await,
+        };
     }
-    let next_token = refresh::generate();
+    let next_token = refresh::successor(state.jwt.successor_key(), &presented);
     insert_refresh_token(&txn, &state, account.id, row.family_id, &next_token).await?;
     txn.commit().await?;
     token_response(&state, &account, &next_token)
+}
+
+/// The account of a refresh token, unless it is gone or disabled.
+async fn live_account(
+    state: &AppState,
+    account_id: Uuid,
+) -> Result<Option<accounts::Model>, ApiError> {
+    Ok(accounts::Entity::find_by_id(account_id)
+        .one(&state.db)
+        .await?
+        .filter(|a| a.disabled_at.is_none()))
+}
+
+/// A token presented again after it was exchanged, outside the reuse window (or in any way
+/// that is not a plain second exchange): someone holds a copy, so the whole sign-in ends.
+async fn reused(state: &AppState, row: &refresh_tokens::Model) -> Result<HttpResponse, ApiError> {
+    revoke_family(&state.db, row.family_id).await?;
+    tracing::warn!(account_id = %row.account_id, "refresh token reuse detected; session family revoked");
+    Ok(refresh_failed(
+        state,
+        "refresh_token_reused",
+        "this refresh token was already used; all sessions of this sign-in were revoked",
+    ))
+}
+
+/// A token exchanged `rotated_at` and presented again: within
+/// [`Settings::refresh_reuse_window_secs`](crate::configuration::Settings) it gets the same
+/// successor (two tabs refreshing at once, a retried request whose answer was lost), as long as
+/// that successor is itself still unused; otherwise it is reuse.
+async fn again_within_window(
+    state: &AppState,
+    row: &refresh_tokens::Model,
+    rotated_at: chrono::DateTime<Utc>,
+    presented: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
+    let window =
+        Duration::seconds(i64::try_from(state.settings.refresh_reuse_window_secs).unwrap_or(0));
+    if now - rotated_at > window || now < rotated_at - Duration::seconds(5) {
+        return reused(state, row).await;
+    }
+    let successor = refresh::successor(state.jwt.successor_key(), presented);
+    let next = refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(refresh::hash(&successor)))
+        .one(&state.db)
+        .await?;
+    let usable = next.is_some_and(|next| {
+        next.family_id == row.family_id
+            && next.rotated_at.is_none()
+            && next.revoked_at.is_none()
+            && next.expires_at > now
+    });
+    if !usable {
+        return reused(state, row).await;
+    }
+    match live_account(state, row.account_id).await? {
+        Some(account) => token_response(state, &account, &successor),
+        None => {
+            revoke_family(&state.db, row.family_id).await?;
+            Ok(refresh_failed(
+                state,
+                "invalid_refresh_token",
+                "the refresh token is not valid",
+            ))
+        }
+    }
 }
 
 /// Revokes every live token of a family (one sign-in and all its rotations).
