@@ -28,6 +28,7 @@ pub fn engine_config(
         prices: settings.prices.clone(),
         retention: RetentionPolicy::default(),
         retention_interval: Duration::from_secs(3600),
+        key_lease: settings.key_lease,
         vendors: VendorEndpoints {
             deepgram_url: settings.deepgram_base_url.clone(),
             deepgram_model: settings.deepgram_model.clone(),
