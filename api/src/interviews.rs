@@ -109,6 +109,8 @@ pub async fn stop_live_interviews(
     account_id: uuid::Uuid,
     reason: &str,
 ) {
+    // The keys go at once, before the interviews finish stopping.
+    state.engine.revoke_keys(account_id).await;
     let left = state
         .engine
         .stop_account(account_id, reason, ERASURE_STOP_WAIT)
