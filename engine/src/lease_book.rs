@@ -34,7 +34,11 @@ pub enum Provider {
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Anthropic, Provider::Deepgram, Provider::ElevenLabs];
+    pub const ALL: [Provider; 3] = [
+        Provider::Anthropic,
+        Provider::Deepgram,
+        Provider::ElevenLabs,
+    ];
 
     /// The name stored in `byok_keys.provider`.
     pub fn as_str(self) -> &'static str {
@@ -213,7 +217,11 @@ impl LeaseBook {
     /// where there is one, else the handle is revoked. Returns the leases that held one.
     pub fn revoke_account(&mut self, account: Uuid) -> usize {
         let mut revoked = 0;
-        for entry in self.leases.values().filter(|entry| entry.account == account) {
+        for entry in self
+            .leases
+            .values()
+            .filter(|entry| entry.account == account)
+        {
             let mut held = false;
             for (provider, handle) in &entry.handles {
                 if handle.is_revoked() || handle.source() != KeySource::Byok {
@@ -266,7 +274,11 @@ impl LeaseBook {
                         })
                 }
             });
-        if stale { self.revoke_account(account) } else { 0 }
+        if stale {
+            self.revoke_account(account)
+        } else {
+            0
+        }
     }
 
     /// Ends every lease whose deadline is at or before `now` (revoking its keys, as a release
@@ -425,7 +437,10 @@ mod tests {
         );
         let client = keys.anthropic.clone().unwrap();
         let before = format!("{client:?}");
-        assert!(!before.contains("own-key"), "at most the last four: {before}");
+        assert!(
+            !before.contains("own-key"),
+            "at most the last four: {before}"
+        );
         assert!(before.contains("opic"), "the last four: {before}");
         book.release(interview);
         assert!(client.current(Vendor::Anthropic).is_err());
@@ -460,7 +475,10 @@ mod tests {
         );
         assert_eq!(book.next_deadline(), Some(t0 + planned + grace));
         // Just before the deadline nothing expires.
-        assert!(book.expire(t0 + planned + grace - Duration::from_millis(1)).is_empty());
+        assert!(
+            book.expire(t0 + planned + grace - Duration::from_millis(1))
+                .is_empty()
+        );
         assert!(!early_keys.anthropic.as_ref().unwrap().is_revoked());
         // At it, the first lease does, and only it.
         assert_eq!(book.expire(t0 + planned + grace), vec![early]);
@@ -505,8 +523,14 @@ mod tests {
         assert!(book.has_live_lease(alice));
         assert!(!book.holds_own_key(alice));
         assert_eq!(book.live_with_own_keys(), 1);
-        assert_eq!(bob_keys.anthropic.as_ref().unwrap().source(), KeySource::Byok);
-        assert_eq!(key_of(bob_keys.deepgram.as_ref().unwrap()), format!("{OWN}-deepgram"));
+        assert_eq!(
+            bob_keys.anthropic.as_ref().unwrap().source(),
+            KeySource::Byok
+        );
+        assert_eq!(
+            key_of(bob_keys.deepgram.as_ref().unwrap()),
+            format!("{OWN}-deepgram")
+        );
         // Nothing is left to revoke.
         assert_eq!(book.revoke_account(alice), 0);
         assert_eq!(book.revoke_account(Uuid::new_v4()), 0);
@@ -551,9 +575,14 @@ mod tests {
                 .map(|p| (*p, p.as_str().as_bytes().to_vec()))
                 .collect(),
         };
-        let changes: [(&str, Box<dyn Fn(&mut StoredAccount)>, bool); 6] = [
+        type Change = Box<dyn Fn(&mut StoredAccount)>;
+        let changes: [(&str, Change, bool); 6] = [
             ("unchanged", Box::new(|_| {}), false),
-            ("password changed", Box::new(|s| s.password_stamp = 43), true),
+            (
+                "password changed",
+                Box::new(|s| s.password_stamp = 43),
+                true,
+            ),
             ("disabled", Box::new(|s| s.disabled = true), true),
             (
                 "key deleted",
@@ -580,20 +609,45 @@ mod tests {
         for (what, change, revoked) in changes {
             let mut book = book(&[]);
             let account = Uuid::new_v4();
-            let keys = book.lease(Uuid::new_v4(), account, &both, own(&both), Some(42), deadline);
+            let keys = book.lease(
+                Uuid::new_v4(),
+                account,
+                &both,
+                own(&both),
+                Some(42),
+                deadline,
+            );
             assert_eq!(book.accounts_holding_own_keys(), vec![account], "{what}");
             let mut now = stored.clone();
             change(&mut now);
-            assert_eq!(book.reconcile(account, Some(&now)), usize::from(revoked), "{what}");
-            assert_eq!(keys.anthropic.as_ref().unwrap().is_revoked(), revoked, "{what}");
+            assert_eq!(
+                book.reconcile(account, Some(&now)),
+                usize::from(revoked),
+                "{what}"
+            );
+            assert_eq!(
+                keys.anthropic.as_ref().unwrap().is_revoked(),
+                revoked,
+                "{what}"
+            );
             assert_eq!(book.holds_own_key(account), !revoked, "{what}");
         }
         // An erased account (no row any more) is revoked too.
         let mut book = book(&[Provider::Anthropic]);
         let account = Uuid::new_v4();
-        let keys = book.lease(Uuid::new_v4(), account, &both, own(&both), Some(42), deadline);
+        let keys = book.lease(
+            Uuid::new_v4(),
+            account,
+            &both,
+            own(&both),
+            Some(42),
+            deadline,
+        );
         assert_eq!(book.reconcile(account, None), 1);
-        assert_eq!(keys.anthropic.as_ref().unwrap().source(), KeySource::Platform);
+        assert_eq!(
+            keys.anthropic.as_ref().unwrap().source(),
+            KeySource::Platform
+        );
         assert!(keys.deepgram.as_ref().unwrap().is_revoked());
         assert!(book.accounts_holding_own_keys().is_empty());
     }

@@ -53,7 +53,10 @@ async fn end_reason(harness: &Harness, id: Uuid) -> Option<String> {
 async fn wait_for_release(engine: &EngineHandle, account: Uuid) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while engine.lease_status(account).await.live {
-        assert!(Instant::now() < deadline, "the lease outlived the interview");
+        assert!(
+            Instant::now() < deadline,
+            "the lease outlived the interview"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -80,9 +83,7 @@ async fn a_revoked_byok_key_fails_over_to_the_platform_key_and_usage_says_so() {
         harness.ring.clone(),
     );
     let (account, id) = harness.create_interview().await;
-    harness
-        .store_key(account, "anthropic", OWN_ANTHROPIC)
-        .await;
+    harness.store_key(account, "anthropic", OWN_ANTHROPIC).await;
     let (link, peer) = engine::media::memory_transport();
     let mut events = engine
         .start_interview(id, account, Harness::plan(), link)
@@ -108,7 +109,10 @@ async fn a_revoked_byok_key_fails_over_to_the_platform_key_and_usage_says_so() {
             other => panic!("no end: {other:?}"),
         }
     };
-    assert_eq!(reason, "completed", "the interview went on on the platform key");
+    assert_eq!(
+        reason, "completed",
+        "the interview went on on the platform key"
+    );
     candidate.abort();
     wait_for_release(&engine, account).await;
     assert_eq!(engine.lease_gauges().live.get(), 0);

@@ -133,7 +133,10 @@ async fn wait_until_ended(app: &TestApp, live: &Live) {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.state.engine.lease_status(live.account).await.live {
-        assert!(Instant::now() < deadline, "the lease outlived the interview");
+        assert!(
+            Instant::now() < deadline,
+            "the lease outlived the interview"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -178,7 +181,13 @@ async fn replacing_the_key_fails_over_to_the_platform_key(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let connections = fakes.deepgram.counters().connections;
-    put_key(&app, &alice, "deepgram", "dg-replacement-key-of-the-user-0002").await;
+    put_key(
+        &app,
+        &alice,
+        "deepgram",
+        "dg-replacement-key-of-the-user-0002",
+    )
+    .await;
     assert_revoked_at_once(&app, &live).await;
     // The stream reconnects on the platform key: the interview goes on, its lease too.
     while fakes.deepgram.counters().connections == connections {
@@ -186,7 +195,10 @@ async fn replacing_the_key_fails_over_to_the_platform_key(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(app.state.engine.is_live(live.id), "still live on the platform key");
+    assert!(
+        app.state.engine.is_live(live.id),
+        "still live on the platform key"
+    );
     let status = app.state.engine.lease_status(live.account).await;
     assert!(status.live && !status.own_keys, "{status:?}");
     assert!(app.state.engine.end_interview(
@@ -350,7 +362,10 @@ async fn metrics_and_the_admin_summary_show_live_leases_without_ids_or_keys(back
     let body = summary(&app, &admin, live.account).await;
     assert_eq!(body["live_key_lease"], true, "{body}");
     assert_eq!(body["live_key_lease_own_keys"], true, "{body}");
-    assert!(!body.to_string().contains(&OWN_DEEPGRAM[3..]), "no key material");
+    assert!(
+        !body.to_string().contains(&OWN_DEEPGRAM[3..]),
+        "no key material"
+    );
 
     assert!(app.state.engine.end_interview(
         live.id,

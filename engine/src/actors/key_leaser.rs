@@ -229,7 +229,10 @@ impl Handler<RevokeAccount> for KeyLeaser {
     fn handle(&mut self, msg: RevokeAccount, _ctx: &mut Self::Context) -> usize {
         let revoked = self.book.revoke_account(msg.account);
         if revoked > 0 {
-            tracing::info!(leases = revoked, "an account's own keys were revoked from its live interviews");
+            tracing::info!(
+                leases = revoked,
+                "an account's own keys were revoked from its live interviews"
+            );
         }
         self.update_gauges();
         revoked

@@ -62,9 +62,14 @@ impl fmt::Display for ApiKey {
 /// What a handle holds now.
 #[derive(Clone)]
 enum Slot {
-    Active { key: ApiKey, source: KeySource },
+    Active {
+        key: ApiKey,
+        source: KeySource,
+    },
     /// Revoked (or released): no key any more; `source` is whose it was.
-    Revoked { source: KeySource },
+    Revoked {
+        source: KeySource,
+    },
 }
 
 struct Shared {
