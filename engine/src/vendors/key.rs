@@ -146,11 +146,6 @@ impl KeyHandle {
         drop(old);
         self.shared.changed.send_modify(|n| *n += 1);
     }
-
-    /// Whether two handles are the same shared slot.
-    pub fn same_as(&self, other: &KeyHandle) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
-    }
 }
 
 /// A fixed key (configuration, tests): counted as the platform's.
