@@ -138,6 +138,10 @@ pub struct Settings {
     pub interview: engine::actors::interview::InterviewConfig,
     /// `[prices]` in the settings file, `PRICES__…` in the environment: vendor prices in dollars.
     pub prices: engine::metering::PriceTable,
+    /// `[key_lease]` in the settings file, `KEY_LEASE__…` in the environment (e.g.
+    /// `KEY_LEASE__GRACE=10m`): a BYOK key lease ends at the interview's planned length plus
+    /// `grace` even if nobody released it; `check_every` is how often expiry is looked for.
+    pub key_lease: engine::key_lease::KeyLeaseConfig,
     /// `ICE_SERVERS`.
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
@@ -215,6 +219,7 @@ impl Default for Settings {
             shutdown_drain_secs: 15,
             interview: engine::actors::interview::InterviewConfig::default(),
             prices: engine::metering::PriceTable::default(),
+            key_lease: engine::key_lease::KeyLeaseConfig::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
             local_vendors: LocalVendorsMode::Local,
@@ -502,7 +507,9 @@ impl Settings {
         let nested = Env::raw()
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
-                key.starts_with("interview__") || key.starts_with("prices__")
+                key.starts_with("interview__")
+                    || key.starts_with("prices__")
+                    || key.starts_with("key_lease__")
             })
             .split("__");
         let settings: Settings = figment
@@ -528,6 +535,7 @@ impl Settings {
         }
         self.interview.validate().map_err(SettingsError::Invalid)?;
         self.prices.validate().map_err(SettingsError::Invalid)?;
+        self.key_lease.validate().map_err(SettingsError::Invalid)?;
         if self.resume_worker_cpu_secs == 0
             || self.resume_worker_timeout_secs == 0
             || self.resume_worker_concurrency == 0
@@ -817,6 +825,36 @@ mod tests {
             settings.prices.tts_per_1k_chars,
             engine::metering::PriceTable::default().tts_per_1k_chars
         );
+    }
+
+    #[test]
+    fn the_key_lease_grace_comes_from_the_settings_file_and_is_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            Settings::load(&SettingsArgs {
+                config_file: Some(file.clone()),
+                ..SettingsArgs::default()
+            })
+        };
+        let settings = load("[key_lease]\ngrace = \"2m\"\n").expect("loads");
+        assert_eq!(
+            settings.key_lease.grace,
+            std::time::Duration::from_secs(120)
+        );
+        assert_eq!(
+            settings.key_lease.check_every,
+            engine::key_lease::KeyLeaseConfig::default().check_every
+        );
+        let error = load("[key_lease]\ncheck_every = \"0s\"\n")
+            .expect_err("zero interval")
+            .to_string();
+        assert!(error.contains("key_lease.check_every"), "{error}");
+        let error = load("[key_lease]\ngrace = \"2 days\"\n")
+            .expect_err("too long")
+            .to_string();
+        assert!(error.contains("key_lease.grace"), "{error}");
     }
 
     #[test]

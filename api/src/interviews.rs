@@ -28,6 +28,7 @@ pub fn engine_config(
         prices: settings.prices.clone(),
         retention: RetentionPolicy::default(),
         retention_interval: Duration::from_secs(3600),
+        key_lease: settings.key_lease,
         vendors: VendorEndpoints {
             deepgram_url: settings.deepgram_base_url.clone(),
             deepgram_model: settings.deepgram_model.clone(),
@@ -108,6 +109,8 @@ pub async fn stop_live_interviews(
     account_id: uuid::Uuid,
     reason: &str,
 ) {
+    // The keys go at once, before the interviews finish stopping.
+    state.engine.revoke_keys(account_id).await;
     let left = state
         .engine
         .stop_account(account_id, reason, ERASURE_STOP_WAIT)

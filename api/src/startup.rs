@@ -209,6 +209,17 @@ impl Application {
             "Usage rows dropped because their account or interview was erased first",
             engine.usage_rows_dropped(),
         );
+        let lease_gauges = engine.lease_gauges();
+        metrics.register(
+            "key_leases_live",
+            "Live key leases (one per live interview using a vendor key; no account ids)",
+            lease_gauges.live,
+        );
+        metrics.register(
+            "key_leases_own_keys_live",
+            "Live key leases still holding their account's own (BYOK) keys",
+            lease_gauges.own_keys,
+        );
         let resume_limits = settings.resume_worker_limits();
         let resume_sandbox = match &settings.resume_worker_path {
             Some(path) => crate::resume::worker::ExtractionSandbox::new(

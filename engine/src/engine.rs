@@ -1,8 +1,8 @@
 //! `EngineHandle`: the only thing the HTTP layer sees of the engine. Starts interviews (with
 //! admission control: a maximum of live interviews per node, one per account), attaches their
 //! transport, ends them, lists them, and reports stats. Owns the process-wide actors
-//! (`UsageMeter`, `RetentionSweeper`) and builds each interview's vendor clients from its key
-//! lease.
+//! (`UsageMeter`, `RetentionSweeper`, `KeyLeaser`) and builds each interview's vendor clients
+//! from its key lease (key handles from the `KeyLeaser`, released when the interview stops).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,17 +20,22 @@ use uuid::Uuid;
 use crate::actors::interview::{
     EndInterview, InterviewActor, InterviewConfig, InterviewEvent, InterviewSetup, StopMode,
 };
+use crate::actors::key_leaser::{
+    AccountLeases, ExpireDue, KeyLeaser, Lease, LeaseGauges, LeaseStatus, Release, RevokeAccount,
+};
 use crate::actors::retention_sweeper::{RetentionSweeper, SweepNow};
 use crate::actors::usage_meter::{Flush, UsageMeter};
 use crate::conversation::InterviewPlan;
-use crate::key_lease::{KeyLease, LeasedKey, PlatformKeys, lease_keys};
+use crate::key_lease::{KeyLeaseConfig, PlatformKeys};
+use crate::lease_book::{LeasedKeys, Provider};
 use crate::media::TransportLink;
 use crate::metering::{KeySource, PriceTable};
 use crate::retention::{RetentionPolicy, SweepReport};
-use crate::vendor_set::{KeySources, VendorNames, VendorSet};
+use crate::vendor_set::{KeySources, SourceOf, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
+use crate::vendors::key::{ApiKey, KeyHandle};
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
 
 /// Where the vendors are and which models to use.
@@ -56,6 +61,8 @@ pub struct EngineConfig {
     pub prices: PriceTable,
     pub retention: RetentionPolicy,
     pub retention_interval: Duration,
+    /// How long BYOK key leases last (planned length + grace) and how often expiry is checked.
+    pub key_lease: KeyLeaseConfig,
     /// The real vendors' endpoints (used with platform or BYOK keys).
     pub vendors: VendorEndpoints,
     /// In-process local implementations (keyless local mode), used for a kind without a key
@@ -106,6 +113,8 @@ pub enum EngineError {
     Vendor(#[from] VendorError),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("the key leaser is not running: {0}")]
+    KeyLeaser(String),
 }
 
 /// A live interview as listed.
@@ -136,10 +145,11 @@ struct Inner {
     db: DatabaseConnection,
     config: EngineConfig,
     platform: PlatformKeys,
-    ring: KeyRing,
     usage: Addr<UsageMeter>,
     usage_rows_dropped: prometheus_client::metrics::counter::Counter,
     sweeper: Addr<RetentionSweeper>,
+    leaser: Addr<KeyLeaser>,
+    lease_gauges: LeaseGauges,
     live: Mutex<HashMap<Uuid, LiveEntry>>,
     /// Set once shutdown begins: no interview starts after it.
     draining: AtomicBool,
@@ -210,15 +220,19 @@ impl EngineHandle {
         let usage = meter.start();
         let sweeper =
             RetentionSweeper::new(db.clone(), config.retention, config.retention_interval).start();
+        let leaser = KeyLeaser::new(db.clone(), ring.clone(), &platform, config.key_lease);
+        let lease_gauges = leaser.gauges();
+        let leaser = leaser.start();
         Self {
             inner: Arc::new(Inner {
                 db,
                 config,
                 platform,
-                ring,
                 usage,
                 usage_rows_dropped,
                 sweeper,
+                leaser,
+                lease_gauges,
                 live: Mutex::new(HashMap::new()),
                 draining: AtomicBool::new(false),
                 ended_listeners: Mutex::new(Vec::new()),
@@ -277,22 +291,26 @@ impl EngineHandle {
 
     fn build_vendors(
         &self,
-        lease: KeyLease,
+        lease: LeasedKeys,
         voice: Option<&str>,
     ) -> Result<VendorSet, EngineError> {
         let config = &self.inner.config;
         let local = &config.local;
         // Per kind: the key's vendor, else the local implementation, else the fakes.
-        let endpoints = |leased: Option<LeasedKey>, kind: &'static str| match leased {
-            Some(key) => Ok((config.vendors.clone(), key.key, key.source)),
+        let endpoints = |leased: Option<KeyHandle>, kind: &'static str| match leased {
+            Some(handle) => Ok((
+                config.vendors.clone(),
+                handle.clone(),
+                SourceOf::Handle(handle),
+            )),
             None => config
                 .fakes
                 .clone()
                 .map(|fakes| {
                     (
                         fakes,
-                        SecretString::from(FAKE_KEY.to_owned()),
-                        KeySource::Fake,
+                        KeyHandle::new(ApiKey::new(FAKE_KEY), KeySource::Fake),
+                        SourceOf::Fixed(KeySource::Fake),
                     )
                 })
                 .ok_or(EngineError::NoVendor(kind)),
@@ -303,9 +321,13 @@ impl EngineHandle {
             KeySource::Platform | KeySource::Byok => real,
         };
 
-        let (stt, stt_source, stt_model): (Arc<dyn SpeechToText>, KeySource, String) =
+        let (stt, stt_source, stt_model): (Arc<dyn SpeechToText>, SourceOf, String) =
             match (&lease.deepgram, &local.stt) {
-                (None, Some(stt)) => (stt.clone(), KeySource::Local, LOCAL.to_owned()),
+                (None, Some(stt)) => (
+                    stt.clone(),
+                    SourceOf::Fixed(KeySource::Local),
+                    LOCAL.to_owned(),
+                ),
                 _ => {
                     let (ends, key, source) = endpoints(lease.deepgram, "speech-to-text")?;
                     let mut deepgram = DeepgramConfig::new(ends.deepgram_url.clone(), key);
@@ -320,9 +342,9 @@ impl EngineHandle {
             };
 
         type Llms = (Arc<dyn LanguageModel>, Option<Arc<dyn LanguageModel>>);
-        let ((llm, llm_fallback), llm_source): (Llms, KeySource) =
+        let ((llm, llm_fallback), llm_source): (Llms, SourceOf) =
             match (&lease.anthropic, &local.llm) {
-                (None, Some(llm)) => ((llm.clone(), None), KeySource::Local),
+                (None, Some(llm)) => ((llm.clone(), None), SourceOf::Fixed(KeySource::Local)),
                 _ => {
                     let (ends, key, source) = endpoints(lease.anthropic, "the language model")?;
                     let mut anthropic = AnthropicConfig::new(
@@ -344,13 +366,13 @@ impl EngineHandle {
                 }
             };
 
-        let (tts, tts_source): (Arc<dyn TextToSpeech>, KeySource) =
+        let (tts, tts_source): (Arc<dyn TextToSpeech>, SourceOf) =
             match (&lease.elevenlabs, &local.tts) {
                 (None, Some(tts)) => (
                     voice
                         .and_then(|voice| tts.for_voice(voice))
                         .unwrap_or_else(|| tts.clone()),
-                    KeySource::Local,
+                    SourceOf::Fixed(KeySource::Local),
                 ),
                 _ => {
                     let (ends, key, source) = endpoints(lease.elevenlabs, "text-to-speech")?;
@@ -370,9 +392,9 @@ impl EngineHandle {
             llm_fallback,
             tts,
             names: VendorNames {
-                stt: name(stt_source, "deepgram"),
-                llm: name(llm_source, "anthropic"),
-                tts: name(tts_source, "elevenlabs"),
+                stt: name(stt_source.source(), "deepgram"),
+                llm: name(llm_source.source(), "anthropic"),
+                tts: name(tts_source.source(), "elevenlabs"),
             },
             stt_model,
             key_sources: KeySources {
@@ -417,19 +439,29 @@ impl EngineHandle {
         }
         let release = |engine: &EngineHandle| {
             engine.live_map().remove(&interview_id);
+            engine.inner.leaser.do_send(Release {
+                interview: interview_id,
+            });
         };
-        let lease = match lease_keys(
-            &self.inner.db,
-            &self.inner.ring,
-            &self.inner.platform,
-            account_id,
-        )
-        .await
-        {
-            Ok(lease) => lease,
-            Err(error) => {
+        let leased = self
+            .inner
+            .leaser
+            .send(Lease {
+                account: account_id,
+                interview: interview_id,
+                providers: Provider::ALL.to_vec(),
+                planned: plan.planned,
+            })
+            .await;
+        let lease = match leased {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(error)) => {
                 release(self);
                 return Err(error.into());
+            }
+            Err(error) => {
+                release(self);
+                return Err(EngineError::KeyLeaser(error.to_string()));
             }
         };
         let voice = match interviewer_voice(&self.inner.db, account_id).await {
@@ -461,6 +493,9 @@ impl EngineHandle {
             transport,
             on_stopped: Box::new(move || {
                 registry.live_map().remove(&interview_id);
+                registry.inner.leaser.do_send(Release {
+                    interview: interview_id,
+                });
                 registry.notify_ended(interview_id);
             }),
         });
@@ -647,6 +682,55 @@ impl EngineHandle {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Revokes the account's own keys from its live interviews at once (they fail over to the
+    /// platform key, or end with `byok_key_revoked`). Call after the change that withdrew them
+    /// is stored. Returns how many live leases held one.
+    pub async fn revoke_keys(&self, account_id: Uuid) -> usize {
+        match self
+            .inner
+            .leaser
+            .send(RevokeAccount {
+                account: account_id,
+            })
+            .await
+        {
+            Ok(revoked) => revoked,
+            Err(error) => {
+                tracing::error!(error = %error, "the key leaser did not answer a revocation");
+                0
+            }
+        }
+    }
+
+    /// Whether the account has a live key lease (no key material).
+    pub async fn lease_status(&self, account_id: Uuid) -> LeaseStatus {
+        self.inner
+            .leaser
+            .send(AccountLeases {
+                account: account_id,
+            })
+            .await
+            .unwrap_or(LeaseStatus {
+                live: false,
+                own_keys: false,
+            })
+    }
+
+    /// Expires the leases whose deadline is at or before `now` (the leaser's timer does this
+    /// every `key_lease.check_every`; tests pass a later clock). Returns their interviews.
+    pub async fn expire_leases(&self, now: Instant) -> Vec<Uuid> {
+        self.inner
+            .leaser
+            .send(ExpireDue { now })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The live-lease gauges, for `/metrics` (counts only).
+    pub fn lease_gauges(&self) -> LeaseGauges {
+        self.inner.lease_gauges.clone()
     }
 }
 

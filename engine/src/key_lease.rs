@@ -1,15 +1,20 @@
-//! BYOK key leases: for one interview, a user's own vendor keys are decrypted (the only place
-//! they ever are), handed to that interview's vendor clients, and zeroized when the lease is
-//! released at the end of the interview or expires. Providers without a user key fall back to
-//! the platform's key, and without either to the local fake vendors (keyless local mode).
+//! BYOK keys: the platform's keys from configuration, the lease settings, and the one place a
+//! user's stored vendor keys are decrypted ([`decrypt_own_keys`], called only by the
+//! [`crate::actors::key_leaser::KeyLeaser`], once per interview). The leaser keeps the
+//! decrypted keys in a [`crate::lease_book::LeaseBook`] and hands the interview's vendor
+//! clients [`crate::vendors::key::KeyHandle`]s, zeroized at release, expiry or revocation.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use entities::byok_cipher::{EncryptedKey, KeyRing};
-use entities::byok_keys;
+use entities::{accounts, byok_keys};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::metering::KeySource;
+use crate::lease_book::{OwnKey, Provider, StoredAccount};
+use crate::vendors::key::ApiKey;
 
 /// The platform's own keys, from configuration.
 #[derive(Clone, Default)]
@@ -17,6 +22,24 @@ pub struct PlatformKeys {
     pub anthropic: Option<SecretString>,
     pub deepgram: Option<SecretString>,
     pub elevenlabs: Option<SecretString>,
+}
+
+impl PlatformKeys {
+    pub fn get(&self, provider: Provider) -> Option<&SecretString> {
+        match provider {
+            Provider::Anthropic => self.anthropic.as_ref(),
+            Provider::Deepgram => self.deepgram.as_ref(),
+            Provider::ElevenLabs => self.elevenlabs.as_ref(),
+        }
+    }
+
+    /// The configured keys by provider, as the lease book fails over to them.
+    pub fn by_provider(&self) -> HashMap<Provider, ApiKey> {
+        Provider::ALL
+            .into_iter()
+            .filter_map(|p| self.get(p).map(|key| (p, ApiKey::from(key.clone()))))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for PlatformKeys {
@@ -29,69 +52,129 @@ impl std::fmt::Debug for PlatformKeys {
     }
 }
 
-/// A key for one provider and whose it is. `SecretString` zeroizes on drop.
-#[derive(Clone)]
-pub struct LeasedKey {
-    pub key: SecretString,
-    pub source: KeySource,
+/// How long key leases last. `[key_lease]` in the settings file, `KEY_LEASE__…` in the
+/// environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyLeaseConfig {
+    /// A lease ends at the interview's planned length plus this, even if nobody released it.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// How often the leaser looks for expired leases.
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
 }
 
-impl std::fmt::Debug for LeasedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeasedKey")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
+impl Default for KeyLeaseConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(10 * 60),
+            check_every: Duration::from_secs(5),
+        }
     }
 }
 
-/// The keys of one interview; `None` for a provider means: use the local fake.
-#[derive(Debug, Clone, Default)]
-pub struct KeyLease {
-    pub anthropic: Option<LeasedKey>,
-    pub deepgram: Option<LeasedKey>,
-    pub elevenlabs: Option<LeasedKey>,
+impl KeyLeaseConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.check_every.is_zero() {
+            return Err("key_lease.check_every must be more than 0".into());
+        }
+        if self.grace > Duration::from_secs(24 * 3600) {
+            return Err("key_lease.grace must be at most 24h".into());
+        }
+        Ok(())
+    }
 }
 
-/// Leases keys for an account: its own where it has one (decrypted here), the platform's
-/// otherwise. A stored key that fails to decrypt (e.g. a master key rotated away) falls back
-/// to the platform key and is reported without any key material.
-pub async fn lease_keys(
+/// The account's own keys as decrypted, and its `password_changed_at` (milliseconds) read
+/// with them (`None`: no account row).
+pub struct OwnKeys {
+    pub keys: HashMap<Provider, OwnKey>,
+    pub password_stamp: Option<i64>,
+}
+
+/// Decrypts the account's own stored keys (the only place they ever are). A stored key that
+/// fails to decrypt (e.g. a master key rotated away) is left out, so the platform key serves
+/// instead, and is reported without any key material.
+pub async fn decrypt_own_keys(
     db: &impl ConnectionTrait,
     ring: &KeyRing,
-    platform: &PlatformKeys,
     account_id: Uuid,
-) -> Result<KeyLease, DbErr> {
+    providers: &[Provider],
+) -> Result<OwnKeys, DbErr> {
+    let password_stamp = accounts::Entity::find_by_id(account_id)
+        .one(db)
+        .await?
+        .map(|account| account.password_changed_at.timestamp_millis());
     let rows = byok_keys::Entity::find()
         .filter(byok_keys::Column::AccountId.eq(account_id))
         .all(db)
         .await?;
-    let own = |provider: &str| -> Option<LeasedKey> {
-        let row = rows.iter().find(|row| row.provider == provider)?;
+    let mut keys = HashMap::new();
+    for &provider in providers {
+        let Some(row) = rows.iter().find(|row| row.provider == provider.as_str()) else {
+            continue;
+        };
         let stored = EncryptedKey {
             ciphertext: row.ciphertext.clone(),
             nonce: row.nonce.clone(),
             key_id: row.key_id.clone(),
         };
-        match ring.decrypt(account_id, provider, &stored) {
-            Ok(key) => Some(LeasedKey {
-                key,
-                source: KeySource::Byok,
-            }),
+        match ring.decrypt(account_id, provider.as_str(), &stored) {
+            Ok(key) => {
+                keys.insert(
+                    provider,
+                    OwnKey {
+                        key: ApiKey::from(key),
+                        stamp: row.nonce.clone(),
+                    },
+                );
+            }
             Err(error) => {
+                let provider = provider.as_str();
                 tracing::warn!(%account_id, provider, error = %error, "a stored key could not be decrypted; using the platform key");
-                None
             }
         }
-    };
-    let platform_key = |key: &Option<SecretString>| {
-        key.clone().map(|key| LeasedKey {
-            key,
-            source: KeySource::Platform,
-        })
-    };
-    Ok(KeyLease {
-        anthropic: own("anthropic").or_else(|| platform_key(&platform.anthropic)),
-        deepgram: own("deepgram").or_else(|| platform_key(&platform.deepgram)),
-        elevenlabs: own("elevenlabs").or_else(|| platform_key(&platform.elevenlabs)),
+    }
+    Ok(OwnKeys {
+        keys,
+        password_stamp,
     })
+}
+
+/// How each of these accounts is stored now (no key material: only each key row's stamp);
+/// an erased account is missing from the map.
+pub async fn stored_accounts(
+    db: &impl ConnectionTrait,
+    account_ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoredAccount>, DbErr> {
+    let mut stored: HashMap<Uuid, StoredAccount> = accounts::Entity::find()
+        .filter(accounts::Column::Id.is_in(account_ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|account| {
+            (
+                account.id,
+                StoredAccount {
+                    password_stamp: account.password_changed_at.timestamp_millis(),
+                    disabled: account.disabled_at.is_some(),
+                    keys: HashMap::new(),
+                },
+            )
+        })
+        .collect();
+    let rows = byok_keys::Entity::find()
+        .filter(byok_keys::Column::AccountId.is_in(account_ids.iter().copied()))
+        .all(db)
+        .await?;
+    for row in rows {
+        let provider = Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == row.provider);
+        if let (Some(account), Some(provider)) = (stored.get_mut(&row.account_id), provider) {
+            account.keys.insert(provider, row.nonce);
+        }
+    }
+    Ok(stored)
 }

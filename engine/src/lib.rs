@@ -10,10 +10,11 @@
 //!  └─ PlaybackActor   streaming TTS → 48 kHz → PlaybackPacer → 20 ms frames to the transport
 //! Process-wide (owned by EngineHandle):
 //!  ├─ UsageMeter        batches usage rows (tokens, audio seconds, characters, latency, cost)
-//!  └─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90 (batched;
-//!                       a PostgreSQL advisory lock makes it one sweeper per cluster)
-//! Key leases (key_lease): a user's BYOK keys are decrypted for one interview only, handed to
-//! that interview's vendor clients, and zeroized when the interview ends.
+//!  ├─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90 (batched;
+//!  │                    a PostgreSQL advisory lock makes it one sweeper per cluster)
+//!  └─ KeyLeaser         the only owner of decrypted BYOK keys (over the sans-IO LeaseBook):
+//!                       leased to one interview's vendor clients as key handles, zeroized at
+//!                       its end, at the lease deadline, or at once when revoked
 //! ```
 //!
 //! [`engine::EngineHandle`] is the only thing the HTTP layer sees: start an interview (with
@@ -83,6 +84,7 @@ pub mod engine;
 pub mod feedback;
 pub mod key_lease;
 pub mod latency;
+pub mod lease_book;
 pub mod media;
 pub mod metering;
 pub mod playback_pacer;

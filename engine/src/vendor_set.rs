@@ -1,9 +1,11 @@
 //! The vendor clients of one interview: built per interview, because the keys are the user's
-//! own (BYOK) when they have them, and dropped with the interview (which zeroizes the keys).
+//! own (BYOK) when they have them. The keys themselves stay in the key leaser's handles
+//! ([`crate::vendors::key::KeyHandle`]), zeroized when the lease is released or revoked.
 
 use std::sync::Arc;
 
 use crate::metering::KeySource;
+use crate::vendors::key::KeyHandle;
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech};
 
 /// Provider names as recorded in the usage log.
@@ -14,12 +16,30 @@ pub struct VendorNames {
     pub tts: &'static str,
 }
 
+/// Whose key pays for one vendor kind: fixed (local implementations, fakes) or read from the
+/// client's key handle at each usage row (a revoked BYOK key fails over to the platform's).
+#[derive(Debug, Clone)]
+pub enum SourceOf {
+    Fixed(KeySource),
+    Handle(KeyHandle),
+}
+
+impl SourceOf {
+    /// Whose key pays now.
+    pub fn source(&self) -> KeySource {
+        match self {
+            SourceOf::Fixed(source) => *source,
+            SourceOf::Handle(handle) => handle.source(),
+        }
+    }
+}
+
 /// Whose key pays for each vendor kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KeySources {
-    pub stt: KeySource,
-    pub llm: KeySource,
-    pub tts: KeySource,
+    pub stt: SourceOf,
+    pub llm: SourceOf,
+    pub tts: SourceOf,
 }
 
 /// The clients an interview talks to.

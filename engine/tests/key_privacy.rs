@@ -76,7 +76,7 @@ async fn api_keys_never_reach_the_logs_even_on_errors_and_retries() {
         .collect()
         .await;
     assert!(terminal.is_some());
-    cfg.api_key = SecretString::from(format!("invalid-{SECRET}"));
+    cfg.api_key = SecretString::from(format!("invalid-{SECRET}")).into();
     let e = AnthropicLlm::new(cfg)
         .expect("builds")
         .stream(request)

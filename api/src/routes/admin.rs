@@ -187,6 +187,7 @@ pub async fn get_user(
         .filter(|live| live.account_id == account.id)
         .map(|live| live.interview_id)
         .collect::<Vec<_>>();
+    let key_lease = state.engine.lease_status(account.id).await;
     let has_resume = resume_profiles::Entity::find_by_id(account.id)
         .one(db)
         .await?
@@ -208,6 +209,10 @@ pub async fn get_user(
         "has_resume": has_resume,
         "abuse_signals": abuse_signals,
         "live_interviews": live_interviews,
+        // Whether a live interview holds a key lease, and whether it still holds one of the
+        // account's own keys; never any key material.
+        "live_key_lease": key_lease.live,
+        "live_key_lease_own_keys": key_lease.own_keys,
     })))
 }
 
@@ -289,6 +294,10 @@ async fn set_disabled(
     };
     audit::record(&txn, admin.id, code, Some(id)).await?;
     txn.commit().await?;
+    if disabled {
+        // Stored first, so a lease taken meanwhile is caught by the leaser's reconcile too.
+        state.engine.revoke_keys(id).await;
+    }
     Ok(HttpResponse::Ok().json(json!({"id": id, "disabled": disabled})))
 }
 

@@ -182,6 +182,8 @@ pub async fn patch_me(
         })?;
     txn.commit().await?;
     if new_password.is_some() {
+        // A password change also withdraws the account's own keys from live interviews.
+        state.engine.revoke_keys(account.id).await;
         tracing::info!(account_id = %account.id, "password changed; sessions revoked");
     }
     Ok(HttpResponse::Ok().json(profile(&state, updated).await?))

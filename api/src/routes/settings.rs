@@ -248,6 +248,7 @@ pub async fn put_key(
         .filter(byok_keys::Column::Provider.eq(provider.as_str()))
         .one(&txn)
         .await?;
+    let replaced = existing.is_some();
     let saved = match existing {
         Some(row) => {
             let mut row: byok_keys::ActiveModel = row.into();
@@ -275,6 +276,10 @@ pub async fn put_key(
         }
     };
     txn.commit().await?;
+    if replaced {
+        // The replaced key leaves every live interview at once (platform key, or the end).
+        state.engine.revoke_keys(caller.id).await;
+    }
     tracing::info!(account_id = %caller.id, provider = provider.as_str(), "API key stored");
     Ok(HttpResponse::Ok().json(KeyView::from(saved)))
 }
@@ -297,5 +302,7 @@ pub async fn delete_key(
     if deleted.rows_affected == 0 {
         return Err(ApiError::NotFound);
     }
+    // The deleted key leaves every live interview at once (platform key, or the end).
+    state.engine.revoke_keys(caller.id).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -782,7 +782,11 @@ impl InterviewActor {
 
     fn vendor_failure(&mut self, kind: &str, error: &VendorError, ctx: &mut Context<Self>) {
         tracing::warn!(interview_id = %self.id, kind, category = ?error.category, status = ?error.status, message = %error.message, "vendor failure ends the interview");
-        let reason = format!("vendor_failure:{kind}:{:?}", error.category).to_lowercase();
+        let reason = if error.category == crate::vendors::ErrorCategory::KeyRevoked {
+            "byok_key_revoked".to_owned()
+        } else {
+            format!("vendor_failure:{kind}:{:?}", error.category).to_lowercase()
+        };
         self.end(reason, StopMode::Graceful, ctx);
     }
 }
@@ -1122,7 +1126,7 @@ impl Handler<LlmNotice> for InterviewActor {
     type Result = ();
 
     fn handle(&mut self, notice: LlmNotice, ctx: &mut Self::Context) {
-        let usage_context = self.usage_context(self.vendors.key_sources.llm);
+        let usage_context = self.usage_context(self.vendors.key_sources.llm.source());
         let provider = self.vendors.names.llm;
         match notice {
             LlmNotice::Sent { reply_id, at } => {
@@ -1300,7 +1304,7 @@ impl Handler<PlaybackNotice> for InterviewActor {
             }
             PlaybackNotice::Usage { report } => {
                 let record = UsageRecord::tts(
-                    self.usage_context(self.vendors.key_sources.tts),
+                    self.usage_context(self.vendors.key_sources.tts.source()),
                     self.vendors.names.tts,
                     &report,
                 );
@@ -1322,7 +1326,7 @@ impl InterviewActor {
         {
             let seconds = period.as_secs_f64();
             let record = UsageRecord::stt_minute(
-                self.usage_context(self.vendors.key_sources.stt),
+                self.usage_context(self.vendors.key_sources.stt.source()),
                 self.vendors.names.stt,
                 &self.vendors.stt_model,
                 seconds,
@@ -1337,7 +1341,7 @@ impl InterviewActor {
     /// The rest of an STT session's usage when it closes or fails.
     fn record_stt_end(&mut self, report: &crate::vendors::usage::SttReport) {
         let record = UsageRecord::stt_remainder(
-            self.usage_context(self.vendors.key_sources.stt),
+            self.usage_context(self.vendors.key_sources.stt.source()),
             self.vendors.names.stt,
             report,
             self.stt_recorded_seconds,

@@ -3,6 +3,7 @@
 
 pub mod ingress;
 pub mod interview;
+pub mod key_leaser;
 pub mod llm;
 pub mod playback;
 pub mod retention_sweeper;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{ErrorCategory, Vendor, VendorError, category_for_status};
+use super::key::{ApiKey, KeyHandle};
 use super::retry::{RetryPolicy, parse_retry_after, should_retry_status};
 use super::sse::SseDecoder;
 use super::usage::{LlmReport, LlmTiming, LlmUsage, TokenPrices};
@@ -33,7 +33,8 @@ pub enum CacheTtl {
 pub struct AnthropicConfig {
     /// `https://api.anthropic.com`, or a fake's base URL.
     pub base_url: String,
-    pub api_key: SecretString,
+    /// Read at every request: the key leaser may swap it (fail over) or revoke it.
+    pub api_key: KeyHandle,
     pub model: String,
     pub max_tokens: u32,
     pub prices: TokenPrices,
@@ -54,12 +55,12 @@ impl AnthropicConfig {
     /// Defaults for `model` at `base_url`; prices default to Haiku 4.5's ($1 / $5 per MTok).
     pub fn new(
         base_url: impl Into<String>,
-        api_key: SecretString,
+        api_key: impl Into<KeyHandle>,
         model: impl Into<String>,
     ) -> Self {
         Self {
             base_url: base_url.into(),
-            api_key,
+            api_key: api_key.into(),
             model: model.into(),
             max_tokens: 400,
             prices: TokenPrices::from_base(1.0, 5.0),
@@ -495,8 +496,8 @@ impl AnthropicLlm {
         &self.config
     }
 
-    fn key_header(&self) -> Result<HeaderValue, VendorError> {
-        let mut v = HeaderValue::from_str(self.config.api_key.expose_secret()).map_err(|_| {
+    fn key_header(api_key: &ApiKey) -> Result<HeaderValue, VendorError> {
+        let mut v = HeaderValue::from_str(api_key.expose_secret()).map_err(|_| {
             err(
                 ErrorCategory::Auth,
                 "the API key contains characters not allowed in a header",
@@ -513,8 +514,9 @@ impl AnthropicLlm {
         started: Instant,
     ) -> Result<(reqwest::Response, u32), VendorError> {
         let url = format!("{}/v1/messages", self.config.base_url.trim_end_matches('/'));
-        let key = self.key_header()?;
-        let secret = self.config.api_key.expose_secret();
+        let api_key = self.config.api_key.current(Vendor::Anthropic)?;
+        let key = Self::key_header(&api_key)?;
+        let secret = api_key.expose_secret();
         let mut retries = 0u32;
         loop {
             let attempt = self
@@ -715,7 +717,11 @@ mod tests {
 
     #[test]
     fn body_marks_the_system_prompt_for_caching() {
-        let cfg = AnthropicConfig::new("http://x", SecretString::from("k"), "claude-haiku-4-5");
+        let cfg = AnthropicConfig::new(
+            "http://x",
+            secrecy::SecretString::from("k"),
+            "claude-haiku-4-5",
+        );
         let req = LlmRequest {
             system: "Be brief.".into(),
             messages: vec![super::super::ChatMessage::user("hi")],

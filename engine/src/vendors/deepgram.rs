@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::http::HeaderMap;
 
 use super::error::{ErrorCategory, Vendor, VendorError, category_for_status};
+use super::key::KeyHandle;
 use super::retry::parse_retry_after;
 use super::usage::{SttReport, SttTiming, SttUsage};
 use super::ws::{ConnectFailure, Ws, connect, header};
@@ -129,7 +129,8 @@ impl Default for ReconnectPolicy {
 pub struct DeepgramConfig {
     /// `wss://api.deepgram.com`, or a fake's base URL.
     pub base_url: String,
-    pub api_key: SecretString,
+    /// Read at every connection (and reconnection): the key leaser may swap or revoke it.
+    pub api_key: KeyHandle,
     pub params: ListenParams,
     /// Send `KeepAlive` after this long without sending anything (the server gives up at 10 s).
     pub keepalive_after: Duration,
@@ -147,10 +148,10 @@ pub struct DeepgramConfig {
 }
 
 impl DeepgramConfig {
-    pub fn new(base_url: impl Into<String>, api_key: SecretString) -> Self {
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<KeyHandle>) -> Self {
         Self {
             base_url: base_url.into(),
-            api_key,
+            api_key: api_key.into(),
             params: ListenParams::default(),
             keepalive_after: Duration::from_secs(4),
             reconnect: ReconnectPolicy::default(),
@@ -379,7 +380,8 @@ async fn open(config: &DeepgramConfig) -> Result<(Ws, Option<String>), VendorErr
         config.base_url.trim_end_matches('/'),
         config.params.query()
     );
-    let secret = config.api_key.expose_secret();
+    let api_key = config.api_key.current(Vendor::Deepgram)?;
+    let secret = api_key.expose_secret();
     let mut auth = format!("Token {secret}");
     let connected = connect(
         Vendor::Deepgram,
@@ -404,6 +406,8 @@ async fn open(config: &DeepgramConfig) -> Result<(Ws, Option<String>), VendorErr
 impl SpeechToText for DeepgramStt {
     async fn start(&self) -> Result<SttSession, VendorError> {
         let started = Instant::now();
+        let mut key_changes = self.config.api_key.subscribe();
+        key_changes.mark_unchanged();
         let (ws, request_id) = open(&self.config).await?;
         let (audio_tx, audio_rx) = mpsc::channel(STT_AUDIO_QUEUE_FRAMES);
         let (control_tx, control_rx) = mpsc::channel(STT_CONTROL_QUEUE);
@@ -432,6 +436,7 @@ impl SpeechToText for DeepgramStt {
             got_metadata: false,
             unanswered_since: None,
             closing: false,
+            key_changes,
         };
         tokio::spawn(task.run());
         Ok(SttSession {
@@ -484,6 +489,9 @@ struct SessionTask {
     unanswered_since: Option<Instant>,
     /// The caller asked to close; `CloseStream` goes out (again after a reconnect).
     closing: bool,
+    /// Sees the key leaser swap or revoke the key: the open socket is then replaced by one
+    /// on the current key, or the session fails with `KeyRevoked`.
+    key_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl SessionTask {
@@ -577,6 +585,11 @@ impl SessionTask {
             msg = self.ws.next() => {
                 self.on_message(msg).await?;
                 Ok(Flow::Continue)
+            }
+            Ok(()) = self.key_changes.changed() => {
+                // Revoked without a platform key: a permanent `KeyRevoked` ends the session.
+                self.config.api_key.current(Vendor::Deepgram)?;
+                Err(err(ErrorCategory::Network, "the key was swapped; reconnecting on the current one"))
             }
             _ = tokio::time::sleep_until(keepalive_at) => {
                 self.send(Message::text(KEEPALIVE)).await?;

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::error::{ErrorCategory, Vendor, VendorError, category_for_status};
+use super::key::KeyHandle;
 use super::retry::parse_retry_after;
 use super::usage::{TtsReport, TtsTiming, TtsUsage};
 use super::ws::{ConnectFailure, Ws, connect, header};
@@ -87,7 +87,8 @@ pub struct ElevenLabsConfig {
     pub ws_base_url: String,
     /// `https://api.elevenlabs.io`, or a fake's HTTP base URL (for the fallback).
     pub http_base_url: String,
-    pub api_key: SecretString,
+    /// Read at every connection and request: the key leaser may swap or revoke it.
+    pub api_key: KeyHandle,
     pub voice_id: String,
     pub model_id: String,
     pub output_format: OutputFormat,
@@ -112,13 +113,13 @@ impl ElevenLabsConfig {
     pub fn new(
         ws_base_url: impl Into<String>,
         http_base_url: impl Into<String>,
-        api_key: SecretString,
+        api_key: impl Into<KeyHandle>,
         voice_id: impl Into<String>,
     ) -> Self {
         Self {
             ws_base_url: ws_base_url.into(),
             http_base_url: http_base_url.into(),
-            api_key,
+            api_key: api_key.into(),
             voice_id: voice_id.into(),
             model_id: "eleven_flash_v2_5".to_string(),
             output_format: OutputFormat::Pcm16000,
@@ -427,7 +428,8 @@ impl ElevenLabsTts {
 impl TextToSpeech for ElevenLabsTts {
     async fn start(&self) -> Result<TtsSession, VendorError> {
         let mut meter = Meter::new(Arc::clone(&self.config));
-        let secret = self.config.api_key.expose_secret();
+        let api_key = self.config.api_key.current(Vendor::ElevenLabs)?;
+        let secret = api_key.expose_secret();
         let (mut ws, headers) = match connect(
             Vendor::ElevenLabs,
             &self.url(),
@@ -780,7 +782,8 @@ impl HttpTask {
             c.voice_id,
             c.output_format.as_str()
         );
-        let secret = c.api_key.expose_secret();
+        let api_key = c.api_key.current(Vendor::ElevenLabs)?;
+        let secret = api_key.expose_secret();
         let mut key = reqwest::header::HeaderValue::from_str(secret).map_err(|_| {
             err(
                 ErrorCategory::Auth,

@@ -50,6 +50,11 @@ pub enum ErrorCategory {
     Protocol,
     /// We cancelled the call ourselves.
     Cancelled,
+    /// The account's own (BYOK) key was revoked mid-interview (deleted, replaced, the password
+    /// changed, the account erased or disabled, the keys rotated, or the lease expired) and
+    /// there is no platform key to fail over to. Permanent: the interview ends with
+    /// `byok_key_revoked`.
+    KeyRevoked,
 }
 
 impl ErrorCategory {
@@ -61,6 +66,7 @@ impl ErrorCategory {
                 | ErrorCategory::Quota
                 | ErrorCategory::BadRequest
                 | ErrorCategory::Cancelled
+                | ErrorCategory::KeyRevoked
         )
     }
 }
@@ -78,6 +84,7 @@ impl fmt::Display for ErrorCategory {
             ErrorCategory::Server => "server error",
             ErrorCategory::Protocol => "protocol error",
             ErrorCategory::Cancelled => "cancelled",
+            ErrorCategory::KeyRevoked => "key revoked",
         })
     }
 }
@@ -172,7 +179,7 @@ mod tests {
     #[test]
     fn only_auth_quota_bad_request_and_cancel_are_permanent() {
         use ErrorCategory::*;
-        for c in [Auth, Quota, BadRequest, Cancelled] {
+        for c in [Auth, Quota, BadRequest, Cancelled, KeyRevoked] {
             assert!(c.is_permanent(), "{c:?}");
         }
         for c in [RateLimited, Overloaded, Network, Timeout, Server, Protocol] {

@@ -15,8 +15,10 @@
 //! report ([`SttReport`], [`LlmReport`], [`TtsReport`]), also when it failed or was cancelled.
 //!
 //! Errors are [`VendorError`]s whose [`ErrorCategory`] decides retry versus fallback
-//! (`is_permanent`). API keys are `secrecy::SecretString`, are only exposed when a request
-//! header is written, and are redacted from every error message.
+//! (`is_permanent`). API keys are [`key::ApiKey`]s (zeroizing, redacting) behind a shared
+//! [`key::KeyHandle`] that each client reads at every request or connection (the key leaser
+//! swaps or revokes it); they are only exposed when a request header is written, and are
+//! redacted from every error message.
 
 pub mod anthropic;
 pub mod check;
@@ -24,6 +26,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod error;
 pub mod espeak;
+pub mod key;
 pub mod local_interviewer;
 pub mod local_stt;
 pub mod retry;

@@ -86,6 +86,7 @@ impl Harness {
             prices: PriceTable::default(),
             retention: RetentionPolicy::default(),
             retention_interval: Duration::from_secs(3600),
+            key_lease: Default::default(),
             vendors: VendorEndpoints {
                 deepgram_url: "ws://127.0.0.1:9".into(),
                 deepgram_model: "nova-3".into(),
