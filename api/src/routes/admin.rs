@@ -265,9 +265,6 @@ async fn set_disabled(
         ));
     }
     find_account(state, id).await?;
-    if disabled {
-        state.engine.end_for_account(id, "account_disabled");
-    }
     let now = Utc::now();
     let txn = state.db.begin().await?;
     accounts::Entity::update_many()
@@ -295,7 +292,9 @@ async fn set_disabled(
     audit::record(&txn, admin.id, code, Some(id)).await?;
     txn.commit().await?;
     if disabled {
-        // Stored first, so a lease taken meanwhile is caught by the leaser's reconcile too.
+        // Stored first, so an interview or a lease started meanwhile is ended too (and a lease
+        // is also caught by the leaser's reconcile).
+        state.engine.end_for_account(id, "account_disabled");
         state.engine.revoke_keys(id).await;
     }
     Ok(HttpResponse::Ok().json(json!({"id": id, "disabled": disabled})))
