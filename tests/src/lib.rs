@@ -327,7 +327,45 @@ pub fn unique_email() -> String {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A `multipart/form-data` body holding one file part named `field`: the `Content-Type`
+/// header value (with its boundary) and the body.
+pub fn multipart_file(
+    field: &str,
+    filename: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> (String, Vec<u8>) {
+    let boundary = format!("----ic{}", Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
 impl TestApp {
+    /// `POST /api/v1/resume` with `bytes` as the `file` part (2 minutes at most).
+    pub async fn upload_resume(
+        &self,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> reqwest::Response {
+        let (header, body) = multipart_file("file", filename, content_type, bytes);
+        self.client
+            .post(self.url("/api/v1/resume"))
+            .bearer_auth(token)
+            .header("content-type", header)
+            .body(body)
+            .timeout(std::time::Duration::from_secs(120))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

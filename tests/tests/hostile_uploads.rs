@@ -43,17 +43,6 @@ async fn hostile_app(backend: Backend) -> TestApp {
     .await
 }
 
-fn multipart(filename: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = format!("----ic{}", uuid::Uuid::new_v4().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// Uploads `bytes` and returns the status, the error code (if any) and how long it took.
 async fn upload(
     app: &TestApp,
@@ -62,18 +51,10 @@ async fn upload(
     content_type: &str,
     bytes: &[u8],
 ) -> (u16, Option<String>, Duration) {
-    let (header, body) = multipart(filename, content_type, bytes);
     let started = Instant::now();
     let response = app
-        .client
-        .post(app.url("/api/v1/resume"))
-        .bearer_auth(token)
-        .header("content-type", header)
-        .body(body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("the server answers");
+        .upload_resume(token, filename, content_type, bytes)
+        .await;
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().map(str::to_owned);

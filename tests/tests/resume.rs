@@ -19,20 +19,6 @@ db_tests!(
 const RESUME_TEXT: &str = "Jane Doe\nSenior Backend Engineer\n\nSummary\nBackend engineer with 8 years of experience building payment systems in Rust and Go.\n\nExperience\nAcme Pay, Senior Engineer, 2019 - present\nBuilt a ledger service in Rust on PostgreSQL and Kafka.\n";
 
 /// A multipart/form-data body with one file field.
-fn multipart(field: &str, filename: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = format!("----ic{}", uuid::Uuid::new_v4().simple());
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 async fn upload(
     app: &TestApp,
     token: &str,
@@ -40,15 +26,8 @@ async fn upload(
     content_type: &str,
     bytes: &[u8],
 ) -> reqwest::Response {
-    let (header, body) = multipart("file", filename, content_type, bytes);
-    app.client
-        .post(app.url("/api/v1/resume"))
-        .bearer_auth(token)
-        .header("content-type", header)
-        .body(body)
-        .send()
+    app.upload_resume(token, filename, content_type, bytes)
         .await
-        .expect("request reaches the server")
 }
 
 /// A minimal one-page PDF showing `lines`, with `comment` in a PDF comment (never extracted).
@@ -263,7 +242,8 @@ async fn bad_files_get_clear_errors(backend: Backend) {
     .await;
     assert_json_error(upload(&app, token, "cv.txt", "text/plain", b"").await, 422).await;
     // No `file` field, and not multipart at all.
-    let (header, body) = multipart("document", "cv.txt", "text/plain", RESUME_TEXT.as_bytes());
+    let (header, body) =
+        tests::multipart_file("document", "cv.txt", "text/plain", RESUME_TEXT.as_bytes());
     let response = app
         .client
         .post(app.url("/api/v1/resume"))
@@ -286,7 +266,8 @@ async fn bad_files_get_clear_errors(backend: Backend) {
     assert!(status == 400 || status == 415, "{status}");
     assert_json_error(response, status).await;
     // Without a token.
-    let (header, body) = multipart("file", "cv.txt", "text/plain", RESUME_TEXT.as_bytes());
+    let (header, body) =
+        tests::multipart_file("file", "cv.txt", "text/plain", RESUME_TEXT.as_bytes());
     let response = app
         .client
         .post(app.url("/api/v1/resume"))
