@@ -106,7 +106,7 @@ pub const ERASURE_STOP_WAIT: Duration = Duration::from_secs(5);
 pub async fn stop_live_interviews(
     state: &crate::state::AppState,
     account_id: uuid::Uuid,
-    reason: &str,
+    reason: engine::actors::interview::EndReason,
 ) {
     let left = state
         .engine

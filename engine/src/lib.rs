@@ -81,6 +81,8 @@ pub mod barge_in;
 pub mod conversation;
 pub mod engine;
 pub mod feedback;
+pub mod interview_core;
+pub mod interview_store;
 pub mod key_lease;
 pub mod latency;
 pub mod media;

@@ -8,6 +8,7 @@ mod support;
 
 use std::time::Duration;
 
+use engine::actors::interview::EndReason;
 use engine::engine::EngineError;
 use engine::media::memory_transport;
 use entities::{interviews, transcript_segments, usage_log};
@@ -237,14 +238,22 @@ async fn admission_allows_one_live_interview_per_account_and_respects_capacity()
         .await;
     assert!(matches!(full, Err(EngineError::AtCapacity(2))), "{full:?}");
     assert_eq!(harness.engine.live().len(), 2);
-    assert_eq!(harness.engine.end_for_account(account, "admin"), 1);
+    assert_eq!(
+        harness
+            .engine
+            .end_for_account(account, EndReason::AccountDisabled),
+        1
+    );
     assert!(harness.engine.end_interview(
         second,
-        "test",
+        EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
     harness.assert_engine_idle().await;
-    assert_eq!(end_reason(&harness, first).await.as_deref(), Some("admin"));
+    assert_eq!(
+        end_reason(&harness, first).await.as_deref(),
+        Some("account_disabled")
+    );
 }
 
 #[actix::test]

@@ -237,7 +237,12 @@ pub async fn erase_user(
             "id: admins erase their own account with DELETE /api/v1/me".into(),
         ));
     }
-    crate::interviews::stop_live_interviews(&state, *id, "account_erased_by_admin").await;
+    crate::interviews::stop_live_interviews(
+        &state,
+        *id,
+        engine::actors::interview::EndReason::AccountErasedByAdmin,
+    )
+    .await;
     // The audit row commits with the erasure or not at all.
     let txn = state.db.begin().await?;
     let report = privacy::erase_in(&txn, *id).await?;
@@ -261,7 +266,9 @@ async fn set_disabled(
     }
     find_account(state, id).await?;
     if disabled {
-        state.engine.end_for_account(id, "account_disabled");
+        state
+            .engine
+            .end_for_account(id, engine::actors::interview::EndReason::AccountDisabled);
     }
     let now = Utc::now();
     let txn = state.db.begin().await?;

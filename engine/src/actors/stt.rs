@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::actors::STT_ACTORS;
 use crate::actors::ingress::SttAudio;
+use crate::actors::{LiveGuard, STT_ACTORS, Supervisor};
 use crate::vendors::{SpeechToText, SttEvent, SttInput, SttSession, VendorError};
 
 /// Audio kept while the vendor session opens: 3 s at 16 kHz, so the first words are not lost.
@@ -52,6 +52,8 @@ pub struct SttActor {
     input: Option<SttInput>,
     pending: VecDeque<i16>,
     closing: bool,
+    supervisor: Option<Supervisor>,
+    live: Option<LiveGuard>,
 }
 
 impl SttActor {
@@ -62,7 +64,15 @@ impl SttActor {
             input: None,
             pending: VecDeque::new(),
             closing: false,
+            supervisor: None,
+            live: None,
         }
+    }
+
+    /// Report to `supervisor` when this actor is gone (stopped or panicked).
+    pub fn supervised(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 }
 
@@ -70,7 +80,7 @@ impl Actor for SttActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        STT_ACTORS.up();
+        self.live = Some(LiveGuard::supervised(&STT_ACTORS, self.supervisor.take()));
         ctx.set_mailbox_capacity(crate::actors::ingress::MAILBOX_FRAMES);
         let vendor = self.vendor.clone();
         let me = ctx.address();
@@ -79,10 +89,6 @@ impl Actor for SttActor {
             let result = vendor.start().await;
             me.do_send(Opened(result, started));
         });
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        STT_ACTORS.down();
     }
 }
 
@@ -170,5 +176,14 @@ impl Handler<CloseStt> for SttActor {
             });
             ctx.stop();
         }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::actors::InjectPanic> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::actors::InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault: SttActor panics");
     }
 }

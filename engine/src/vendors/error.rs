@@ -50,6 +50,10 @@ pub enum ErrorCategory {
     Protocol,
     /// We cancelled the call ourselves.
     Cancelled,
+    /// The account's own (BYOK) key was revoked while the interview ran (deleted, replaced,
+    /// password change, erasure, admin disable, key rotation) and no platform key takes over.
+    /// Permanent; the interview ends with `EndReason::ByokKeyRevoked` (`byok_key_revoked`).
+    KeyRevoked,
 }
 
 impl ErrorCategory {
@@ -61,6 +65,7 @@ impl ErrorCategory {
                 | ErrorCategory::Quota
                 | ErrorCategory::BadRequest
                 | ErrorCategory::Cancelled
+                | ErrorCategory::KeyRevoked
         )
     }
 }
@@ -78,6 +83,7 @@ impl fmt::Display for ErrorCategory {
             ErrorCategory::Server => "server error",
             ErrorCategory::Protocol => "protocol error",
             ErrorCategory::Cancelled => "cancelled",
+            ErrorCategory::KeyRevoked => "key revoked",
         })
     }
 }
@@ -172,7 +178,7 @@ mod tests {
     #[test]
     fn only_auth_quota_bad_request_and_cancel_are_permanent() {
         use ErrorCategory::*;
-        for c in [Auth, Quota, BadRequest, Cancelled] {
+        for c in [Auth, Quota, BadRequest, Cancelled, KeyRevoked] {
             assert!(c.is_permanent(), "{c:?}");
         }
         for c in [RateLimited, Overloaded, Network, Timeout, Server, Protocol] {
