@@ -1173,6 +1173,7 @@ impl InterviewCore {
         if self.is_ending() {
             if self.ending.as_ref().and_then(|e| e.closing) == Some(utterance_id) {
                 self.playing = Some((utterance_id, at));
+                self.transcript.interviewer_begin(at);
             }
             return;
         }
@@ -1202,11 +1203,14 @@ impl InterviewCore {
         if let Some(ending) = self.ending.as_mut() {
             if ending.closing == Some(utterance_id) {
                 ending.closing = None;
-                self.playing = None;
                 // The closing line is over: finish as soon as the STT drain is.
                 ending.deadline = ending.deadline.min(ending.stt_drained_at.max(now));
-                if now >= ending.deadline {
-                    self.finish();
+                let finish_now = now >= ending.deadline;
+                if self.playing.take().is_some() {
+                    self.transcript.interviewer_end(now, played, interrupted);
+                }
+                if finish_now {
+                    self.finish(now);
                 }
             }
             return;
@@ -1254,6 +1258,25 @@ impl InterviewCore {
             self.turn.reset();
             self.set_phase(Phase::Listening);
         }
+    }
+
+    /// The reply being played stops after `played`: the transcript and the history keep only
+    /// what the candidate heard.
+    fn cut_off(&mut self, now: Instant, played: Duration) {
+        self.transcript.interviewer_end(now, played, true);
+        let heard = self.transcript.last_interviewer_text().unwrap_or_default();
+        if let Some(last) = self
+            .history
+            .last_mut()
+            .filter(|m| m.role == Role::Assistant)
+        {
+            last.content = if heard.is_empty() {
+                "(interrupted)".into()
+            } else {
+                format!("{heard} (interrupted)")
+            };
+        }
+        self.persist_segments();
     }
 
     fn playback_failed(&mut self, utterance_id: u64, error: &VendorError, now: Instant) {
@@ -1371,7 +1394,7 @@ impl InterviewCore {
     fn tick(&mut self, now: Instant) {
         if let Some(ending) = &self.ending {
             if self.phase == Phase::Ending && now >= ending.deadline {
-                self.finish();
+                self.finish(now);
             }
             return;
         }
@@ -1488,11 +1511,16 @@ impl InterviewCore {
         }
         tracing::info!(reason = reason.as_str(), ?mode, "interview ending");
         self.set_phase(Phase::Ending);
-        if let Some((playing, _)) = self.playing.take() {
+        // Text handed to synthesis but not heard yet stays pending in the transcript; the
+        // closing line is then not added to it (it would read as one utterance).
+        let unheard_text =
+            self.playing.is_none() && self.reply.as_ref().is_some_and(|r| r.speaking);
+        if let Some((playing, since)) = self.playing.take() {
             self.out.push(Command::Interrupt {
                 utterance_id: playing,
             });
             self.barge_in.stop_playback();
+            self.cut_off(now, now.saturating_duration_since(since));
         }
         if let Some(reply) = self.reply.take() {
             self.out.push(Command::CancelReply { reply_id: reply.id });
@@ -1522,6 +1550,9 @@ impl InterviewCore {
                             text: CLOSING_LINE.to_owned(),
                         }));
                     self.push_assistant(CLOSING_LINE);
+                    if !unheard_text {
+                        self.transcript.interviewer_text(CLOSING_LINE);
+                    }
                     ending.closing = Some(id);
                     ending.deadline = stt_drained_at.max(now + self.config.closing_line_timeout);
                 }
@@ -1534,21 +1565,24 @@ impl InterviewCore {
                     closing: None,
                     stt_drained_at: now,
                 });
-                self.finish();
+                self.finish(now);
             }
         }
     }
 
     /// Stops the children, persists what is left, then the end state.
-    fn finish(&mut self) {
+    fn finish(&mut self, now: Instant) {
         if self.phase == Phase::Ended {
             return;
         }
         let reason = self.end_reason().unwrap_or(EndReason::Stopped);
-        if let Some((playing, _)) = self.playing.take() {
+        if let Some((playing, since)) = self.playing.take() {
+            // The closing line, cut off by the drain's deadline.
             self.out.push(Command::Interrupt {
                 utterance_id: playing,
             });
+            self.transcript
+                .interviewer_end(now, now.saturating_duration_since(since), true);
         }
         self.set_phase(Phase::Ended);
         self.out.push(Command::StopChildren);
@@ -2289,6 +2323,52 @@ mod tests {
         assert!(sim.finished_with().is_none());
         sim.play(id, Duration::from_millis(1000));
         assert_eq!(sim.finished_with(), Some(EndReason::ServerShutdown));
+        // The closing line is in the stored transcript.
+        assert!(
+            sim.log
+                .iter()
+                .any(|c| matches!(c, Command::PersistSegments(s)
+            if s.iter().any(|s| s.text == CLOSING_LINE && !s.interrupted)))
+        );
+    }
+
+    #[test]
+    fn ending_while_the_interviewer_speaks_stores_the_heard_part() {
+        let mut sim = Sim::new();
+        sim.feed(Input::Start);
+        let id = sim.last_generated();
+        let long = "Hello and welcome to the interview. Tell me about a system you designed and what you would change.";
+        sim.reply(id, long);
+        let at = sim.now;
+        sim.feed(Input::PlaybackFirstFrame {
+            utterance_id: id,
+            at,
+        });
+        sim.feed(Input::PlaybackAudio {
+            utterance_id: id,
+            duration: Duration::from_secs(10),
+            alignment: None,
+        });
+        sim.now += Duration::from_secs(3);
+        let out = sim.feed(Input::End {
+            reason: EndReason::CandidateEnded,
+            mode: StopMode::CancelNow,
+        });
+        assert!(has(
+            &out,
+            |c| matches!(c, Command::Interrupt { utterance_id } if *utterance_id == id)
+        ));
+        let stored = out
+            .iter()
+            .find_map(|c| match c {
+                Command::PersistSegments(s) => s.first().cloned(),
+                _ => None,
+            })
+            .expect("heard part stored");
+        assert!(
+            stored.interrupted && long.starts_with(&stored.text) && stored.text.len() < long.len(),
+            "{stored:?}"
+        );
     }
 
     #[test]

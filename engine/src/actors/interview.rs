@@ -646,7 +646,8 @@ impl Handler<ChildGone> for InterviewActor {
             Child::Llm => self.llm.take().is_some(),
             Child::Playback => self.playback.take().is_some(),
         };
-        if !held {
+        // Children stop by themselves while the interview ends (the STT after its close).
+        if !held || matches!(self.core.phase(), Phase::Ending | Phase::Ended) {
             return;
         }
         tracing::warn!(

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -54,6 +55,16 @@ pub struct SttActor {
     closing: bool,
     supervisor: Option<Supervisor>,
     live: Option<LiveGuard>,
+    /// Set when the actor is dropped by a panic (its session's events are then stale).
+    orphaned: Arc<AtomicBool>,
+}
+
+impl Drop for SttActor {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.orphaned.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SttActor {
@@ -66,6 +77,7 @@ impl SttActor {
             closing: false,
             supervisor: None,
             live: None,
+            orphaned: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -115,9 +127,20 @@ impl Handler<Opened> for SttActor {
         self.input = Some(input);
         let parent = self.parent.clone();
         let me = ctx.address();
+        let orphaned = self.orphaned.clone();
         actix::spawn(async move {
             while let Some(event) = events.recv().await {
                 let terminal = event.is_terminal();
+                // After a panic the session ends with the actor: its end is metered, but it is
+                // not news about the interview's current STT (which the interview restarts).
+                // After a normal close, its last finals still count.
+                let event = match event {
+                    SttEvent::Failed { report, .. } if orphaned.load(Ordering::Relaxed) => {
+                        SttEvent::Closed(report)
+                    }
+                    _ if orphaned.load(Ordering::Relaxed) && !terminal => continue,
+                    event => event,
+                };
                 parent.do_send(SttNotice::Event {
                     event,
                     at: Instant::now(),
