@@ -950,11 +950,11 @@ impl InterviewCore {
             self.idle_prompted = false;
         }
         match self.phase {
-            Phase::Speaking => {
-                if self.barge_in.voice_frame(FRAME, voiced) == Some(BargeInDecision::Interrupt) {
-                    self.barge_in(now);
-                    self.poll_turn(now);
-                }
+            Phase::Speaking
+                if self.barge_in.voice_frame(FRAME, voiced) == Some(BargeInDecision::Interrupt) =>
+            {
+                self.barge_in(now);
+                self.poll_turn(now);
             }
             Phase::Listening => {
                 if voiced {
@@ -1954,9 +1954,11 @@ mod tests {
 
     #[test]
     fn a_silent_candidate_is_prompted_once_and_then_the_interview_ends() {
-        let mut config = InterviewConfig::default();
-        config.idle_prompt_after = Duration::from_secs(5);
-        config.idle_end_after = Duration::from_secs(12);
+        let config = InterviewConfig {
+            idle_prompt_after: Duration::from_secs(5),
+            idle_end_after: Duration::from_secs(12),
+            ..InterviewConfig::default()
+        };
         let mut sim = Sim::with(config, Duration::from_secs(20 * 60));
         sim.greeted();
         let out = sim.wait(Duration::from_millis(4900));
@@ -1989,8 +1991,10 @@ mod tests {
 
     #[test]
     fn time_up_mid_answer_lets_the_candidate_finish_then_closes_on_the_timer() {
-        let mut config = InterviewConfig::default();
-        config.time_up_answer_grace = Duration::from_secs(5);
+        let config = InterviewConfig {
+            time_up_answer_grace: Duration::from_secs(5),
+            ..InterviewConfig::default()
+        };
         let mut sim = Sim::with(config, Duration::from_secs(30));
         sim.greeted();
         // The candidate answers through the end of the planned time and keeps going.
@@ -2022,10 +2026,12 @@ mod tests {
 
     #[test]
     fn time_up_while_silent_closes_at_once_and_the_hard_stop_follows() {
-        let mut config = InterviewConfig::default();
-        config.idle_prompt_after = Duration::from_secs(600);
-        config.idle_end_after = Duration::from_secs(900);
-        config.overrun_grace = Duration::from_secs(10);
+        let config = InterviewConfig {
+            idle_prompt_after: Duration::from_secs(600),
+            idle_end_after: Duration::from_secs(900),
+            overrun_grace: Duration::from_secs(10),
+            ..InterviewConfig::default()
+        };
         let mut sim = Sim::with(config, Duration::from_secs(20));
         sim.greeted();
         let out = sim.wait(Duration::from_secs(19));
