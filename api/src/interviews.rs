@@ -107,7 +107,7 @@ pub const ERASURE_STOP_WAIT: Duration = Duration::from_secs(5);
 pub async fn stop_live_interviews(
     state: &crate::state::AppState,
     account_id: uuid::Uuid,
-    reason: &str,
+    reason: engine::actors::interview::EndReason,
 ) {
     // The keys go at once, before the interviews finish stopping.
     state.engine.revoke_keys(account_id).await;

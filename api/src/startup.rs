@@ -322,7 +322,7 @@ impl Application {
             drain_secs = drain.as_secs(),
             "shutting down: no new interviews; live interviews end gracefully"
         );
-        let reason = "server_shutdown";
+        let reason = engine::actors::interview::EndReason::ServerShutdown;
         tokio::select! {
             left = engine.drain(reason, drain) => {
                 if left > 0 {

@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::actors::interview::{
-    EndInterview, InterviewActor, InterviewConfig, InterviewEvent, InterviewSetup, StopMode,
+    EndInterview, EndReason, InterviewActor, InterviewConfig, InterviewEvent, InterviewSetup,
+    StopMode,
 };
 use crate::actors::key_leaser::{
     AccountLeases, ExpireDue, KeyLeaser, Lease, LeaseGauges, LeaseStatus, Release, RevokeAccount,
@@ -507,17 +508,14 @@ impl EngineHandle {
     }
 
     /// Ends a live interview; `false` if it is not live here.
-    pub fn end_interview(&self, interview_id: Uuid, reason: &str, mode: StopMode) -> bool {
+    pub fn end_interview(&self, interview_id: Uuid, reason: EndReason, mode: StopMode) -> bool {
         let addr = self
             .live_map()
             .get(&interview_id)
             .and_then(|entry| entry.addr.clone());
         match addr {
             Some(addr) => {
-                addr.do_send(EndInterview {
-                    reason: reason.to_owned(),
-                    mode,
-                });
+                addr.do_send(EndInterview { reason, mode });
                 true
             }
             None => false,
@@ -525,7 +523,7 @@ impl EngineHandle {
     }
 
     /// Ends every live interview of an account (erasure, disabling); returns how many.
-    pub fn end_for_account(&self, account_id: Uuid, reason: &str) -> usize {
+    pub fn end_for_account(&self, account_id: Uuid, reason: EndReason) -> usize {
         let addrs: Vec<Addr<InterviewActor>> = self
             .live_map()
             .values()
@@ -534,7 +532,7 @@ impl EngineHandle {
             .collect();
         for addr in &addrs {
             addr.do_send(EndInterview {
-                reason: reason.to_owned(),
+                reason,
                 mode: StopMode::CancelNow,
             });
         }
@@ -545,7 +543,7 @@ impl EngineHandle {
     /// ends every live interview gracefully (their last words are transcribed and everything
     /// is stored), waits up to `timeout` for them to stop, then writes pending usage rows.
     /// Returns how many interviews were still live when the wait ended.
-    pub async fn drain(&self, reason: &str, timeout: Duration) -> usize {
+    pub async fn drain(&self, reason: EndReason, timeout: Duration) -> usize {
         self.inner.draining.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
         let mut told = std::collections::HashSet::new();
@@ -561,7 +559,7 @@ impl EngineHandle {
             for (id, addr) in addrs {
                 told.insert(id);
                 addr.do_send(EndInterview {
-                    reason: reason.to_owned(),
+                    reason,
                     mode: StopMode::Graceful,
                 });
             }
@@ -579,7 +577,7 @@ impl EngineHandle {
 
     /// Shutdown, second stage (a second signal, or the drain ran out of time): refuses new
     /// interviews and stops every live one at once, storing only its end.
-    pub fn cancel_all(&self, reason: &str) -> usize {
+    pub fn cancel_all(&self, reason: EndReason) -> usize {
         self.inner.draining.store(true, Ordering::SeqCst);
         let addrs: Vec<Addr<InterviewActor>> = self
             .live_map()
@@ -588,7 +586,7 @@ impl EngineHandle {
             .collect();
         for addr in &addrs {
             addr.do_send(EndInterview {
-                reason: reason.to_owned(),
+                reason,
                 mode: StopMode::CancelNow,
             });
         }
@@ -614,7 +612,12 @@ impl EngineHandle {
     /// stop (their actors gone, their last writes done), so that an erasure that follows
     /// deletes everything and no late write of theirs races it. Returns how many were still
     /// live when the wait ended.
-    pub async fn stop_account(&self, account_id: Uuid, reason: &str, timeout: Duration) -> usize {
+    pub async fn stop_account(
+        &self,
+        account_id: Uuid,
+        reason: EndReason,
+        timeout: Duration,
+    ) -> usize {
         self.end_for_account(account_id, reason);
         let deadline = Instant::now() + timeout;
         let live_for_account = || {
@@ -627,6 +630,27 @@ impl EngineHandle {
             tokio::time::sleep(IDLE_POLL).await;
         }
         live_for_account()
+    }
+
+    /// Test-only fault: makes the interview actor (`None`) or one of its children panic.
+    /// `false` if the interview is not live here. Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_panic(
+        &self,
+        interview_id: Uuid,
+        target: Option<crate::actors::interview::Child>,
+    ) -> bool {
+        let addr = self
+            .live_map()
+            .get(&interview_id)
+            .and_then(|entry| entry.addr.clone());
+        match addr {
+            Some(addr) => {
+                addr.do_send(crate::actors::interview::InjectFault(target));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether an interview is live on this node.

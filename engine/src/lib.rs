@@ -27,7 +27,11 @@
 //!
 //! # Cores (sans-IO: inputs in, decisions out, time passed in as `Instant`)
 //!
-//! [`turn_detector::TurnDetector`] (when a turn ends: STT endpointing + local VAD + an adaptive
+//! [`interview_core::InterviewCore`] (the conductor: phases, replies, speculation and
+//! withdrawal, heard-text history, latency breakdown, idle and time-up, the child failure policy
+//! and the typed [`interview_core::EndReason`]; the interview actor is its shell, and
+//! [`interview_store`] its only writer), [`turn_detector::TurnDetector`] (when a turn ends:
+//! STT endpointing + local VAD + an adaptive
 //! quiet window; speculative replies), [`barge_in::BargeIn`] (interruption vs backchannel),
 //! [`playback_pacer::PlaybackPacer`] (wall-clock pacing, flush, played time),
 //! [`transcript_assembler::TranscriptAssembler`] (segments, word times, heard part of an
@@ -63,7 +67,9 @@
 //! # Shutdown modes
 //!
 //! [`actors::interview::StopMode::Graceful`]: stop listening, let the STT deliver its last
-//! words (bounded by `drain_timeout`), persist the transcript, metrics and the end state, then
+//! words (bounded by `drain_timeout`; on a server shutdown the candidate first hears a short
+//! closing line, bounded by `closing_line_timeout`), persist the transcript, metrics and the
+//! end state, then
 //! stop the children and the actor. [`actors::interview::StopMode::CancelNow`]: stop the
 //! children at once and persist only the end state (peer gone, erasure, admin). Either way the
 //! interview row records the end reason, the registry forgets the interview, and the
@@ -82,6 +88,8 @@ pub mod barge_in;
 pub mod conversation;
 pub mod engine;
 pub mod feedback;
+pub mod interview_core;
+pub mod interview_store;
 pub mod key_lease;
 pub mod latency;
 pub mod lease_book;

@@ -2,18 +2,23 @@
 //! what was heard; an STT socket drop and an LLM overload mid-stream are survived; a TTS that
 //! rejects its key ends the interview with a clear recorded reason; a vanished peer and a silent
 //! candidate end it; admission control refuses a second interview per account and beyond
-//! capacity. Faults come from the fakes, chosen per connection by the (BYOK) key.
+//! capacity. A child actor (ingress, STT, LLM, playback) that panics is restarted; one that
+//! keeps panicking ends the interview; a panicking interview frees its account and stores its
+//! end; a shutdown drain lets the candidate hear a closing line. Faults come from the fakes, chosen per connection by the (BYOK) key.
 
 mod support;
 
 use std::time::Duration;
 
+use engine::actors::interview::{Child, EndReason, InterviewEvent, Phase};
 use engine::engine::EngineError;
+use engine::interview_core::CLOSING_LINE;
 use engine::media::memory_transport;
 use entities::{interviews, transcript_segments, usage_log};
 use fakes::{Fault, fault_key};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use support::{Candidate, Harness};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 async fn segments(harness: &Harness, id: Uuid) -> Vec<transcript_segments::Model> {
@@ -237,14 +242,22 @@ async fn admission_allows_one_live_interview_per_account_and_respects_capacity()
         .await;
     assert!(matches!(full, Err(EngineError::AtCapacity(2))), "{full:?}");
     assert_eq!(harness.engine.live().len(), 2);
-    assert_eq!(harness.engine.end_for_account(account, "admin"), 1);
+    assert_eq!(
+        harness
+            .engine
+            .end_for_account(account, EndReason::AccountDisabled),
+        1
+    );
     assert!(harness.engine.end_interview(
         second,
-        "test",
+        EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
     harness.assert_engine_idle().await;
-    assert_eq!(end_reason(&harness, first).await.as_deref(), Some("admin"));
+    assert_eq!(
+        end_reason(&harness, first).await.as_deref(),
+        Some("account_disabled")
+    );
 }
 
 #[actix::test]
@@ -315,5 +328,176 @@ async fn stt_usage_is_recorded_per_stream_period_plus_the_remainder() {
     assert!(
         total > whole_periods as f64 && total < whole_periods as f64 + 2.0,
         "{stt:#?}"
+    );
+}
+
+/// Waits for the interview to reach `phase` (published as a state event).
+async fn wait_for_phase(run: &mut support::Run, phase: Phase) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, run.events.recv()).await {
+            Ok(Ok(InterviewEvent::State { phase: seen })) if seen == phase => return,
+            Ok(Ok(InterviewEvent::Ended { reason })) => panic!("ended ({reason}) before {phase:?}"),
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("events closed"),
+            Err(_) => panic!("no {phase:?} within 30 s"),
+        }
+    }
+}
+
+/// A child that panics while the interview listens is restarted, and the interview goes on
+/// to its normal end with the candidate's answer transcribed.
+async fn a_panicking_child_is_restarted(child: Child) {
+    let harness = Harness::start(
+        &["My answer about the billing service."],
+        &["Hi! Tell me about a project.", "Thanks, goodbye. [END]"],
+    )
+    .await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(1)).await;
+    wait_for_phase(&mut run, Phase::Listening).await;
+    assert!(harness.engine.inject_panic(id, Some(child)));
+    assert_eq!(
+        run.wait_for_end(Duration::from_secs(60)).await,
+        "completed",
+        "{child:?}"
+    );
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Hi! Tell me about a project.",
+            "My answer about the billing service.",
+            "Thanks, goodbye."
+        ],
+        "{child:?}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_panicking_ingress_is_restarted_and_the_interview_goes_on() {
+    a_panicking_child_is_restarted(Child::Ingress).await;
+}
+
+#[actix::test]
+async fn a_panicking_stt_is_restarted_and_the_interview_goes_on() {
+    a_panicking_child_is_restarted(Child::Stt).await;
+}
+
+#[actix::test]
+async fn a_panicking_llm_is_restarted_and_the_interview_goes_on() {
+    a_panicking_child_is_restarted(Child::Llm).await;
+}
+
+#[actix::test]
+async fn a_panicking_playback_is_restarted_and_the_interview_goes_on() {
+    a_panicking_child_is_restarted(Child::Playback).await;
+}
+
+#[actix::test]
+async fn a_child_that_keeps_panicking_ends_the_interview_with_a_clear_reason() {
+    let harness = Harness::start(&[], &["Hi! Tell me about a project."]).await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(0)).await;
+    wait_for_phase(&mut run, Phase::Listening).await;
+    // The default budget is two restarts; the third panic ends the interview.
+    for _ in 0..3 {
+        assert!(harness.engine.inject_panic(id, Some(Child::Llm)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        run.wait_for_end(Duration::from_secs(30)).await,
+        "child_failed:llm"
+    );
+    assert_eq!(
+        end_reason(&harness, id).await.as_deref(),
+        Some("child_failed:llm")
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_panicking_interview_frees_the_account_and_stores_its_end() {
+    let harness = Harness::start(&[], &["Hi! Tell me about a project.", "Hello again."]).await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(0)).await;
+    wait_for_phase(&mut run, Phase::Listening).await;
+    assert!(harness.engine.inject_panic(id, None));
+    assert_eq!(
+        run.wait_for_end(Duration::from_secs(30)).await,
+        "internal_error"
+    );
+    harness.assert_engine_idle().await;
+    // The end is stored (by a task the dying actor spawned): the row is not left live.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = interviews::Entity::find_by_id(id)
+            .one(&harness.db)
+            .await
+            .expect("query")
+            .expect("row");
+        if row.status == interviews::InterviewStatus::Ended {
+            assert_eq!(row.end_reason.as_deref(), Some("internal_error"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            row.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The account is not stuck "already live": its next interview starts.
+    let (link, _peer) = memory_transport();
+    let next = Uuid::now_v7();
+    let started = harness
+        .engine
+        .start_interview(next, run.account_id, Harness::plan(), link)
+        .await;
+    assert!(started.is_ok(), "{started:?}");
+    assert!(harness.engine.end_interview(
+        next,
+        EndReason::CandidateEnded,
+        engine::actors::interview::StopMode::CancelNow
+    ));
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_shutdown_drain_says_a_closing_line_before_the_end() {
+    let harness = Harness::start(&[], &["Hi! Tell me about a project."]).await;
+    let (id, mut run) = harness.start_interview(Candidate::answers(0)).await;
+    wait_for_phase(&mut run, Phase::Listening).await;
+    // Let the candidate notice the greeting is over, so the closing line is a reply of its own.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let left = harness
+        .engine
+        .drain(EndReason::ServerShutdown, Duration::from_secs(20))
+        .await;
+    assert_eq!(left, 0, "the drain finished within its time");
+    assert_eq!(
+        run.wait_for_end(Duration::from_secs(5)).await,
+        "server_shutdown"
+    );
+    let report = run.candidate_task.await.expect("candidate");
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec!["Hi! Tell me about a project.", CLOSING_LINE],
+        "the closing line is in the transcript"
+    );
+    assert_eq!(
+        report.replies_heard, 2,
+        "the greeting, then the closing line: {report:?}"
+    );
+    assert_eq!(
+        end_reason(&harness, id).await.as_deref(),
+        Some("server_shutdown")
     );
 }

@@ -203,7 +203,7 @@ async fn replacing_the_key_fails_over_to_the_platform_key(backend: Backend) {
     assert!(status.live && !status.own_keys, "{status:?}");
     assert!(app.state.engine.end_interview(
         live.id,
-        "test_over",
+        engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
     wait_until_ended(&app, &live).await;
@@ -369,7 +369,7 @@ async fn metrics_and_the_admin_summary_show_live_leases_without_ids_or_keys(back
 
     assert!(app.state.engine.end_interview(
         live.id,
-        "test_over",
+        engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
     wait_until_ended(&app, &live).await;

@@ -242,7 +242,12 @@ pub async fn erase_user(
             "id: admins erase their own account with DELETE /api/v1/me".into(),
         ));
     }
-    crate::interviews::stop_live_interviews(&state, *id, "account_erased_by_admin").await;
+    crate::interviews::stop_live_interviews(
+        &state,
+        *id,
+        engine::actors::interview::EndReason::AccountErasedByAdmin,
+    )
+    .await;
     // The audit row commits with the erasure or not at all.
     let txn = state.db.begin().await?;
     let report = privacy::erase_in(&txn, *id).await?;
@@ -294,7 +299,9 @@ async fn set_disabled(
     if disabled {
         // Stored first, so an interview or a lease started meanwhile is ended too (and a lease
         // is also caught by the leaser's reconcile).
-        state.engine.end_for_account(id, "account_disabled");
+        state
+            .engine
+            .end_for_account(id, engine::actors::interview::EndReason::AccountDisabled);
         state.engine.revoke_keys(id).await;
     }
     Ok(HttpResponse::Ok().json(json!({"id": id, "disabled": disabled})))

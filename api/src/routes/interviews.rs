@@ -3,8 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use engine::actors::interview::StopMode;
+use engine::actors::interview::{EndReason, StopMode};
 use engine::engine::EngineError;
+use engine::interview_store;
 use engine::transport::{ErrorCategory, SessionDescription, accept_offer};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::{interview_quotas, transcript_segments, turn_metrics};
@@ -212,24 +213,20 @@ pub async fn end(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let interview = own(&state, &caller, *id).await?;
+    // Live here: the interview ends itself (and stores its end). Otherwise the row is ended
+    // directly, through the same store (an already ended interview keeps its first end).
     if !state
         .engine
-        .end_interview(interview.id, "candidate_ended", StopMode::Graceful)
+        .end_interview(interview.id, EndReason::CandidateEnded, StopMode::Graceful)
         && interview.status != InterviewStatus::Ended
     {
-        interviews::Entity::update_many()
-            .col_expr(
-                interviews::Column::Status,
-                Expr::value(InterviewStatus::Ended),
-            )
-            .col_expr(interviews::Column::EndedAt, Expr::value(Some(Utc::now())))
-            .col_expr(
-                interviews::Column::EndReason,
-                Expr::value(Some("candidate_ended".to_owned())),
-            )
-            .filter(interviews::Column::Id.eq(interview.id))
-            .exec(&state.db)
-            .await?;
+        interview_store::mark_ended(
+            &state.db,
+            interview.id,
+            EndReason::CandidateEnded,
+            Utc::now(),
+        )
+        .await?;
     }
     Ok(HttpResponse::Accepted().json(json!({"id": interview.id, "ending": true})))
 }

@@ -214,7 +214,12 @@ pub async fn delete_me(
     if !matched {
         return Err(wrong_password());
     }
-    crate::interviews::stop_live_interviews(&state, account.id, "account_erased").await;
+    crate::interviews::stop_live_interviews(
+        &state,
+        account.id,
+        engine::actors::interview::EndReason::AccountErased,
+    )
+    .await;
     let report = privacy::erase_account(&state.db, account.id).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     tracing::info!(account_id = %account.id, rows, "account erased at the user's request");

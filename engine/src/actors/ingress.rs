@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::actors::INGRESS_ACTORS;
+use crate::actors::{INGRESS_ACTORS, LiveGuard, Supervisor};
 use crate::audio::{Downsampler48To16, EnergyVad, rms};
 use crate::media::InboundFrame;
 
@@ -53,6 +53,8 @@ pub struct IngressActor {
     voice: Recipient<VoiceFrame>,
     stt: Recipient<SttAudio>,
     counters: Arc<IngressCounters>,
+    supervisor: Option<Supervisor>,
+    live: Option<LiveGuard>,
 }
 
 impl IngressActor {
@@ -68,7 +70,15 @@ impl IngressActor {
             voice,
             stt,
             counters,
+            supervisor: None,
+            live: None,
         }
+    }
+
+    /// Report to `supervisor` when this actor is gone (stopped or panicked).
+    pub fn supervised(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 }
 
@@ -77,11 +87,10 @@ impl Actor for IngressActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_FRAMES);
-        INGRESS_ACTORS.up();
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        INGRESS_ACTORS.down();
+        self.live = Some(LiveGuard::supervised(
+            &INGRESS_ACTORS,
+            self.supervisor.take(),
+        ));
     }
 }
 
@@ -111,5 +120,14 @@ impl Handler<StopIngress> for IngressActor {
 
     fn handle(&mut self, _: StopIngress, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::actors::InjectPanic> for IngressActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::actors::InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault: IngressActor panics");
     }
 }

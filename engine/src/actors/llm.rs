@@ -10,7 +10,7 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::actors::LLM_ACTORS;
+use crate::actors::{LLM_ACTORS, LiveGuard, Supervisor};
 use crate::vendors::{
     ErrorCategory, LanguageModel, LlmEvent, LlmReport, LlmRequest, StopReason, VendorError,
 };
@@ -69,6 +69,8 @@ pub struct LlmActor {
     fallback: Option<Arc<dyn LanguageModel>>,
     parent: Recipient<LlmNotice>,
     running: Option<(u64, oneshot::Sender<()>)>,
+    supervisor: Option<Supervisor>,
+    live: Option<LiveGuard>,
 }
 
 impl LlmActor {
@@ -82,7 +84,15 @@ impl LlmActor {
             fallback,
             parent,
             running: None,
+            supervisor: None,
+            live: None,
         }
+    }
+
+    /// Report to `supervisor` when this actor is gone (stopped or panicked).
+    pub fn supervised(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 
     fn cancel_running(&mut self) {
@@ -97,12 +107,12 @@ impl Actor for LlmActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
-        LLM_ACTORS.up();
+        self.live = Some(LiveGuard::supervised(&LLM_ACTORS, self.supervisor.take()));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        // (After a panic the running call is cancelled too: its cancel sender is dropped.)
         self.cancel_running();
-        LLM_ACTORS.down();
     }
 }
 
@@ -243,5 +253,14 @@ impl Handler<StopLlm> for LlmActor {
 
     fn handle(&mut self, _: StopLlm, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::actors::InjectPanic> for LlmActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::actors::InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault: LlmActor panics");
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::actors::PLAYBACK_ACTORS;
+use crate::actors::{LiveGuard, PLAYBACK_ACTORS, Supervisor};
 use crate::audio::Upsampler;
 use crate::media::AudioSink;
 use crate::playback_pacer::PlaybackPacer;
@@ -116,6 +116,29 @@ pub struct PlaybackActor {
     utterance: Option<Utterance>,
     timer: Option<SpawnHandle>,
     peer_gone: bool,
+    supervisor: Option<Supervisor>,
+    live: Option<LiveGuard>,
+}
+
+/// The outbound audio sink, shared so that a restarted playback actor (after its predecessor
+/// panicked) goes on sending to the same peer.
+#[derive(Clone)]
+pub struct SharedSink(Arc<std::sync::Mutex<Box<dyn AudioSink>>>);
+
+impl SharedSink {
+    pub fn new(sink: Box<dyn AudioSink>) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(sink)))
+    }
+}
+
+impl AudioSink for SharedSink {
+    fn send_frame(&mut self, pcm: &[i16]) -> bool {
+        // A panic elsewhere while sending leaves the sink usable: the lock is only the frame.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .send_frame(pcm)
+    }
 }
 
 /// Whether a chunk of reply text ends a sentence (the conversation core releases whole
@@ -142,7 +165,15 @@ impl PlaybackActor {
             utterance: None,
             timer: None,
             peer_gone: false,
+            supervisor: None,
+            live: None,
         }
+    }
+
+    /// Report to `supervisor` when this actor is gone (stopped or panicked).
+    pub fn supervised(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 
     fn current(&mut self, id: u64) -> Option<&mut Utterance> {
@@ -245,7 +276,10 @@ impl Actor for PlaybackActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Self::Context) {
-        PLAYBACK_ACTORS.up();
+        self.live = Some(LiveGuard::supervised(
+            &PLAYBACK_ACTORS,
+            self.supervisor.take(),
+        ));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -254,7 +288,6 @@ impl Actor for PlaybackActor {
                 let _ = input.cancel().await;
             });
         }
-        PLAYBACK_ACTORS.down();
     }
 }
 
@@ -465,6 +498,15 @@ impl Handler<StopPlayback> for PlaybackActor {
 
     fn handle(&mut self, _: StopPlayback, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::actors::InjectPanic> for PlaybackActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::actors::InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault: PlaybackActor panics");
     }
 }
 

@@ -5,12 +5,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::actors::STT_ACTORS;
 use crate::actors::ingress::SttAudio;
+use crate::actors::{LiveGuard, STT_ACTORS, Supervisor};
 use crate::vendors::{SpeechToText, SttEvent, SttInput, SttSession, VendorError};
 
 /// Audio kept while the vendor session opens: 3 s at 16 kHz, so the first words are not lost.
@@ -52,6 +53,18 @@ pub struct SttActor {
     input: Option<SttInput>,
     pending: VecDeque<i16>,
     closing: bool,
+    supervisor: Option<Supervisor>,
+    live: Option<LiveGuard>,
+    /// Set when the actor is dropped by a panic (its session's events are then stale).
+    orphaned: Arc<AtomicBool>,
+}
+
+impl Drop for SttActor {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.orphaned.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SttActor {
@@ -62,7 +75,16 @@ impl SttActor {
             input: None,
             pending: VecDeque::new(),
             closing: false,
+            supervisor: None,
+            live: None,
+            orphaned: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Report to `supervisor` when this actor is gone (stopped or panicked).
+    pub fn supervised(mut self, supervisor: Supervisor) -> Self {
+        self.supervisor = Some(supervisor);
+        self
     }
 }
 
@@ -70,7 +92,7 @@ impl Actor for SttActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        STT_ACTORS.up();
+        self.live = Some(LiveGuard::supervised(&STT_ACTORS, self.supervisor.take()));
         ctx.set_mailbox_capacity(crate::actors::ingress::MAILBOX_FRAMES);
         let vendor = self.vendor.clone();
         let me = ctx.address();
@@ -79,10 +101,6 @@ impl Actor for SttActor {
             let result = vendor.start().await;
             me.do_send(Opened(result, started));
         });
-    }
-
-    fn stopped(&mut self, _: &mut Self::Context) {
-        STT_ACTORS.down();
     }
 }
 
@@ -109,9 +127,20 @@ impl Handler<Opened> for SttActor {
         self.input = Some(input);
         let parent = self.parent.clone();
         let me = ctx.address();
+        let orphaned = self.orphaned.clone();
         actix::spawn(async move {
             while let Some(event) = events.recv().await {
                 let terminal = event.is_terminal();
+                // After a panic the session ends with the actor: its end is metered, but it is
+                // not news about the interview's current STT (which the interview restarts).
+                // After a normal close, its last finals still count.
+                let event = match event {
+                    SttEvent::Failed { report, .. } if orphaned.load(Ordering::Relaxed) => {
+                        SttEvent::Closed(report)
+                    }
+                    _ if orphaned.load(Ordering::Relaxed) && !terminal => continue,
+                    event => event,
+                };
                 parent.do_send(SttNotice::Event {
                     event,
                     at: Instant::now(),
@@ -170,5 +199,14 @@ impl Handler<CloseStt> for SttActor {
             });
             ctx.stop();
         }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Handler<crate::actors::InjectPanic> for SttActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::actors::InjectPanic, _: &mut Self::Context) {
+        panic!("injected fault: SttActor panics");
     }
 }
