@@ -14,6 +14,7 @@ pub mod configuration;
 pub mod domain;
 pub mod error;
 pub mod feedback;
+pub mod free_interviews;
 pub mod interviews;
 pub mod local_vendors;
 pub mod metrics;

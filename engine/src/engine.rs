@@ -106,7 +106,18 @@ pub enum EngineError {
     Vendor(#[from] VendorError),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The start gate refused the interview (the account has no free interviews left).
+    #[error("refused before starting: {0}")]
+    Refused(&'static str),
 }
+
+/// Asked once an interview's vendors are chosen and before its actor starts, with the key
+/// sources the interview will use: the free-interview charge of the API layer. An error stops
+/// the start (nothing of the interview runs).
+pub type StartGate = Box<
+    dyn FnOnce(KeySources) -> futures_util::future::BoxFuture<'static, Result<(), EngineError>>
+        + Send,
+>;
 
 /// A live interview as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -391,6 +402,20 @@ impl EngineHandle {
         plan: InterviewPlan,
         transport: TransportLink,
     ) -> Result<broadcast::Receiver<InterviewEvent>, EngineError> {
+        self.start_interview_gated(interview_id, account_id, plan, transport, None)
+            .await
+    }
+
+    /// [`start_interview`](Self::start_interview), asking `gate` (when given) with the key
+    /// sources the interview will use, after admission and before anything of it runs.
+    pub async fn start_interview_gated(
+        &self,
+        interview_id: Uuid,
+        account_id: Uuid,
+        plan: InterviewPlan,
+        transport: TransportLink,
+        gate: Option<StartGate>,
+    ) -> Result<broadcast::Receiver<InterviewEvent>, EngineError> {
         let (events, receiver) = broadcast::channel(EVENT_BUFFER);
         {
             let mut live = self.live_map();
@@ -446,6 +471,12 @@ impl EngineHandle {
                 return Err(error);
             }
         };
+        if let Some(gate) = gate
+            && let Err(error) = gate(vendors.key_sources).await
+        {
+            release(self);
+            return Err(error);
+        }
         let registry = self.clone();
         let actor = InterviewActor::new(InterviewSetup {
             interview_id,
