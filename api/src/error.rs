@@ -136,9 +136,7 @@ impl ApiError {
             | ApiError::Unprocessable { message, .. } => message.clone(),
             ApiError::Unauthorized { message, .. }
             | ApiError::Conflict { message, .. }
-            | ApiError::PaymentRequired { message, .. } => {
-                (*message).to_owned()
-            }
+            | ApiError::PaymentRequired { message, .. } => (*message).to_owned(),
             ApiError::Forbidden(message) | ApiError::Unavailable(message) => (*message).to_owned(),
             ApiError::NotFound => "not found".to_owned(),
             ApiError::UnsupportedMediaType => "expected Content-Type: application/json".to_owned(),

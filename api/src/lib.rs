@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod configuration;
+pub mod digest;
 pub mod domain;
 pub mod error;
 pub mod feedback;

@@ -230,6 +230,7 @@ impl Application {
             crate::feedback::job::scorer(&settings, &feedback_config),
         );
         engine.on_interview_ended(scoring.listener());
+        crate::digest::start(db.clone(), &settings).map_err(|error| anyhow::anyhow!(error))?;
         let state = web::Data::new(AppState {
             scoring,
             engine,

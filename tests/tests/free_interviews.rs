@@ -44,7 +44,11 @@ async fn create(app: &TestApp, session: &Session) -> Uuid {
             Some(&json!({"kind": "behavioral", "length_minutes": 5})),
         )
         .await;
-    assert_eq!(response.status(), 201, "creating never takes the allocation");
+    assert_eq!(
+        response.status(),
+        201,
+        "creating never takes the allocation"
+    );
     let body: Value = response.json().await.expect("json");
     body["id"].as_str().expect("id").parse().expect("uuid")
 }
@@ -56,7 +60,12 @@ async fn client_offer() -> (engine::transport::PendingClient, Value) {
     (pending, serde_json::to_value(&offer).expect("offer json"))
 }
 
-async fn post_offer(app: &TestApp, session: &Session, id: Uuid, offer: &Value) -> reqwest::Response {
+async fn post_offer(
+    app: &TestApp,
+    session: &Session,
+    id: Uuid,
+    offer: &Value,
+) -> reqwest::Response {
     app.call(
         Method::POST,
         &format!("/api/v1/interviews/{id}/offer"),
@@ -106,16 +115,26 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 async fn wait_verdict(id: Uuid) -> &'static str {
     let id = id.to_string();
     let mut verdict = "";
-    wait_until("the free-interview verdict", Duration::from_secs(30), async || {
-        let logs = tests::captured_logs();
-        let lines: Vec<&str> = logs.lines().filter(|line| line.contains(&id)).collect();
-        if lines.iter().any(|l| l.contains("its free interview stays used")) {
-            verdict = "kept";
-        } else if lines.iter().any(|l| l.contains("its free interview is given back")) {
-            verdict = "given_back";
-        }
-        !verdict.is_empty()
-    })
+    wait_until(
+        "the free-interview verdict",
+        Duration::from_secs(30),
+        async || {
+            let logs = tests::captured_logs();
+            let lines: Vec<&str> = logs.lines().filter(|line| line.contains(&id)).collect();
+            if lines
+                .iter()
+                .any(|l| l.contains("its free interview stays used"))
+            {
+                verdict = "kept";
+            } else if lines
+                .iter()
+                .any(|l| l.contains("its free interview is given back"))
+            {
+                verdict = "given_back";
+            }
+            !verdict.is_empty()
+        },
+    )
     .await;
     verdict
 }
@@ -133,7 +152,11 @@ async fn an_interview_on_platform_keys_is_charged_when_it_starts_and_keeps_the_c
     let (pending, offer) = client_offer().await;
     let response = post_offer(&app, &alice, id, &offer).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(allocation(&app, &alice).await, (2, 1, 1), "taken at the start");
+    assert_eq!(
+        allocation(&app, &alice).await,
+        (2, 1, 1),
+        "taken at the start"
+    );
 
     // The client connects and its microphone sends (silent) audio.
     let answer: SessionDescription = response.json().await.expect("answer");
@@ -142,7 +165,10 @@ async fn an_interview_on_platform_keys_is_charged_when_it_starts_and_keeps_the_c
         mut outbound,
         local_candidates: _,
         control,
-    } = pending.accept_answer(&answer).await.expect("answer applies");
+    } = pending
+        .accept_answer(&answer)
+        .await
+        .expect("answer applies");
     control
         .wait_connected(Duration::from_secs(10))
         .await
@@ -157,7 +183,12 @@ async fn an_interview_on_platform_keys_is_charged_when_it_starts_and_keeps_the_c
             }
         }
     });
-    let stt = &app.state.local_vendors.as_ref().expect("keyless STT").deepgram;
+    let stt = &app
+        .state
+        .local_vendors
+        .as_ref()
+        .expect("keyless STT")
+        .deepgram;
     wait_until("audio at the server", Duration::from_secs(20), async || {
         stt.counters().audio_seconds > 0.0
     })
@@ -198,14 +229,21 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let app = platform_app(backend.clone(), &fakes, 1).await;
     let alice = app.signed_in_user().await;
     let alice_id = app.account_id(&alice).await;
-    assert!(api::free_interviews::take(&app.db, alice_id).await.expect("take"));
+    assert!(
+        api::free_interviews::take(&app.db, alice_id)
+            .await
+            .expect("take")
+    );
     assert_eq!(allocation(&app, &alice).await, (1, 1, 0));
 
     let id = create(&app, &alice).await;
     let (_pending, offer) = client_offer().await;
     let code = assert_json_error(post_offer(&app, &alice, id, &offer).await, 402).await;
     assert_eq!(code, "free_interviews_exhausted");
-    assert!(!app.state.engine.is_live(id), "a refused start runs nothing");
+    assert!(
+        !app.state.engine.is_live(id),
+        "a refused start runs nothing"
+    );
     let detail: Value = app
         .get_as(&format!("/api/v1/interviews/{id}"), &alice.access_token)
         .await
@@ -234,16 +272,18 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let local = spawn_app_with(backend, |settings| settings.free_interviews = 1).await;
     let bob = local.signed_in_user().await;
     let bob_id = local.account_id(&bob).await;
-    assert!(api::free_interviews::take(&local.db, bob_id).await.expect("take"));
+    assert!(
+        api::free_interviews::take(&local.db, bob_id)
+            .await
+            .expect("take")
+    );
     let id = create(&local, &bob).await;
     let (_pending, offer) = client_offer().await;
     assert_eq!(post_offer(&local, &bob, id, &offer).await.status(), 200);
     assert_eq!(allocation(&local, &bob).await, (1, 1, 0));
 }
 
-async fn concurrent_starts_on_two_nodes_cannot_both_take_the_last_free_interview(
-    backend: Backend,
-) {
+async fn concurrent_starts_on_two_nodes_cannot_both_take_the_last_free_interview(backend: Backend) {
     let fakes = FakeVendors::start_default().await.expect("fakes");
     let first = platform_app(backend.clone(), &fakes, 1).await;
     // A second node on the same database, signing the same tokens.

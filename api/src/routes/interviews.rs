@@ -269,12 +269,7 @@ pub async fn offer(
         Ok(events) => {
             super::interview_events::park(interview.id, events);
             if charge.taken() {
-                crate::free_interviews::watch_charged_start(
-                    &state,
-                    interview.id,
-                    caller.id,
-                    stats,
-                );
+                crate::free_interviews::watch_charged_start(&state, interview.id, caller.id, stats);
             }
         }
         Err(error) => {
