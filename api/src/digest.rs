@@ -370,8 +370,8 @@ async fn send(mailer: &Mailer, to: &str, text: String) -> Result<(), String> {
         .parse()
         .map_err(|_| "the account's address is not a mailbox".to_owned())?;
     // Short ASCII lines go as they are; anything else lettre encodes (quoted-printable).
-    let body = Body::new_with_encoding(text, ContentTransferEncoding::SevenBit)
-        .unwrap_or_else(|text| Body::new(text));
+    let body =
+        Body::new_with_encoding(text, ContentTransferEncoding::SevenBit).unwrap_or_else(Body::new);
     let message = Message::builder()
         .from(mailer.from.clone())
         .to(to)

@@ -655,6 +655,11 @@ impl EngineHandle {
         self.inner.usage_rows_dropped.clone()
     }
 
+    /// The usage meter, for vendor calls made outside interviews (the feedback scorer).
+    pub fn usage_meter(&self) -> Recipient<crate::actors::usage_meter::Record> {
+        self.inner.usage.clone().recipient()
+    }
+
     /// Writes pending usage rows now.
     pub async fn flush_usage(&self) -> Result<usize, String> {
         self.inner
