@@ -173,6 +173,14 @@ pub struct Settings {
     pub request_header_timeout_secs: u64,
     /// `REQUEST_BODY_TIMEOUT_SECS`: time a client has to send a whole request body.
     pub request_body_timeout_secs: u64,
+    /// `SMTP_URL`: the server weekly digests go through (`smtp://host:port` plain,
+    /// `smtp://host?tls=required` STARTTLS, `smtps://user:pass@host` implicit TLS). Unset: no
+    /// digests (said once in the log at start).
+    pub smtp_url: Option<SecretString>,
+    /// `DIGEST_FROM`: the digest's sender address.
+    pub digest_from: String,
+    /// `DIGEST_INTERVAL_SECS`: how often the digest job looks for accounts due this week.
+    pub digest_interval_secs: u64,
 }
 
 impl Default for Settings {
@@ -234,6 +242,9 @@ impl Default for Settings {
             resume_worker_concurrency: 2,
             request_header_timeout_secs: 10,
             request_body_timeout_secs: 60,
+            smtp_url: None,
+            digest_from: "InterviewCraft <digest@interviewcraft.invalid>".to_owned(),
+            digest_interval_secs: 3600,
         }
     }
 }
@@ -487,6 +498,18 @@ pub struct SettingsArgs {
     #[arg(long, env = "REQUEST_BODY_TIMEOUT_SECS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body_timeout_secs: Option<u64>,
+    /// SMTP server of the weekly digest, smtp:// or smtps:// [default: unset, no digests].
+    #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// Sender of the weekly digest [default: InterviewCraft <digest@interviewcraft.invalid>].
+    #[arg(long, env = "DIGEST_FROM", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_from: Option<String>,
+    /// Seconds between the digest job's looks for accounts due this week [default: 3600].
+    #[arg(long, env = "DIGEST_INTERVAL_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_interval_secs: Option<u64>,
 }
 
 impl Settings {
@@ -523,6 +546,7 @@ impl Settings {
 
     /// Checks the rules that no single field can check alone.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        crate::digest::validate_settings(self).map_err(SettingsError::Invalid)?;
         if !(4..=31).contains(&self.bcrypt_cost) {
             return Err(SettingsError::Invalid(
                 "BCRYPT_COST must be between 4 and 31".into(),

@@ -24,6 +24,12 @@ pub enum ApiError {
         code: &'static str,
         message: &'static str,
     },
+    /// 402: the account's free allocation is used up (`free_interviews_exhausted`).
+    #[error("payment required")]
+    PaymentRequired {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("forbidden")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -106,6 +112,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Validation(_) => "validation_failed",
             ApiError::Unauthorized { code, .. } => code,
+            ApiError::PaymentRequired { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::Conflict { code, .. } => code,
@@ -127,9 +134,9 @@ impl ApiError {
             | ApiError::PayloadTooLarge(message)
             | ApiError::UnsupportedMediaTypeWith(message)
             | ApiError::Unprocessable { message, .. } => message.clone(),
-            ApiError::Unauthorized { message, .. } | ApiError::Conflict { message, .. } => {
-                (*message).to_owned()
-            }
+            ApiError::Unauthorized { message, .. }
+            | ApiError::Conflict { message, .. }
+            | ApiError::PaymentRequired { message, .. } => (*message).to_owned(),
             ApiError::Forbidden(message) | ApiError::Unavailable(message) => (*message).to_owned(),
             ApiError::NotFound => "not found".to_owned(),
             ApiError::UnsupportedMediaType => "expected Content-Type: application/json".to_owned(),
@@ -147,6 +154,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

@@ -8,8 +8,8 @@ use chrono::Utc;
 use entities::prelude::*;
 use entities::{
     abuse_signals, account_settings, accounts, admin_audit, answer_feedback, answer_scores,
-    byok_keys, consent_events, interview_quotas, interviews, policy_acceptances, policy_versions,
-    refresh_tokens, resume_profiles, scoring_jobs, skill_history, skill_levels,
+    byok_keys, consent_events, digest_marks, interview_quotas, interviews, policy_acceptances,
+    policy_versions, refresh_tokens, resume_profiles, scoring_jobs, skill_history, skill_levels,
     transcript_segments, transcript_words, turn_metrics, usage_log,
 };
 use sea_orm::sea_query::{ExprTrait, Query};
@@ -163,6 +163,10 @@ pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result
     export!(
         "abuse_signals",
         AbuseSignals::find().filter(abuse_signals::Column::AccountId.eq(account_id))
+    );
+    export!(
+        "digest_marks",
+        DigestMarks::find().filter(digest_marks::Column::AccountId.eq(account_id))
     );
     // Staff actions on this account: what and when (the staff member's id is not the user's data).
     let audit: Vec<Value> = AdminAudit::find()
@@ -323,6 +327,11 @@ pub(crate) async fn erase_in(
         "abuse_signals",
         AbuseSignals,
         abuse_signals::Column::AccountId.eq(account_id)
+    );
+    erase!(
+        "digest_marks",
+        DigestMarks,
+        digest_marks::Column::AccountId.eq(account_id)
     );
     erase!("accounts", Accounts, accounts::Column::Id.eq(account_id));
     Ok(report)

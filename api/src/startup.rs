@@ -234,9 +234,15 @@ impl Application {
         let scoring = crate::feedback::job::ScoringQueue::start(
             db.clone(),
             feedback_config.clone(),
-            crate::feedback::job::scorer(&settings, &feedback_config),
+            crate::feedback::job::ScorerSource::new(
+                &settings,
+                &feedback_config,
+                engine.clone(),
+                Some(engine.usage_meter()),
+            ),
         );
         engine.on_interview_ended(scoring.listener());
+        crate::digest::start(db.clone(), &settings).map_err(|error| anyhow::anyhow!(error))?;
         let state = web::Data::new(AppState {
             scoring,
             engine,

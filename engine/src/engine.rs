@@ -116,6 +116,40 @@ pub enum EngineError {
     Database(#[from] sea_orm::DbErr),
     #[error("the key leaser is not running: {0}")]
     KeyLeaser(String),
+    /// The start gate refused the interview (the account has no free interviews left).
+    #[error("refused before starting: {0}")]
+    Refused(&'static str),
+}
+
+/// Asked once an interview's vendors are chosen and before its actor starts, with the key
+/// sources the interview will use: the free-interview charge of the API layer. An error stops
+/// the start (nothing of the interview runs).
+pub type StartGate = Box<
+    dyn FnOnce(KeySources) -> futures_util::future::BoxFuture<'static, Result<(), EngineError>>
+        + Send,
+>;
+
+/// Keys leased for work on an ended interview ([`EngineHandle::lease_for_work`]); released
+/// (revoked and zeroized) when dropped.
+pub struct WorkLease {
+    keys: LeasedKeys,
+    interview: Uuid,
+    leaser: Addr<KeyLeaser>,
+}
+
+impl WorkLease {
+    /// The Anthropic key, if the account or the platform has one.
+    pub fn anthropic(&self) -> Option<&KeyHandle> {
+        self.keys.anthropic.as_ref()
+    }
+}
+
+impl Drop for WorkLease {
+    fn drop(&mut self) {
+        self.leaser.do_send(Release {
+            interview: self.interview,
+        });
+    }
 }
 
 /// A live interview as listed.
@@ -414,6 +448,20 @@ impl EngineHandle {
         plan: InterviewPlan,
         transport: TransportLink,
     ) -> Result<broadcast::Receiver<InterviewEvent>, EngineError> {
+        self.start_interview_gated(interview_id, account_id, plan, transport, None)
+            .await
+    }
+
+    /// [`start_interview`](Self::start_interview), asking `gate` (when given) with the key
+    /// sources the interview will use, after admission and before anything of it runs.
+    pub async fn start_interview_gated(
+        &self,
+        interview_id: Uuid,
+        account_id: Uuid,
+        plan: InterviewPlan,
+        transport: TransportLink,
+        gate: Option<StartGate>,
+    ) -> Result<broadcast::Receiver<InterviewEvent>, EngineError> {
         let (events, receiver) = broadcast::channel(EVENT_BUFFER);
         {
             let mut live = self.live_map();
@@ -479,6 +527,12 @@ impl EngineHandle {
                 return Err(error);
             }
         };
+        if let Some(gate) = gate
+            && let Err(error) = gate(vendors.key_sources.clone()).await
+        {
+            release(self);
+            return Err(error);
+        }
         let registry = self.clone();
         let actor = InterviewActor::new(InterviewSetup {
             interview_id,
@@ -683,6 +737,11 @@ impl EngineHandle {
         self.inner.usage_rows_dropped.clone()
     }
 
+    /// The usage meter, for vendor calls made outside interviews (the feedback scorer).
+    pub fn usage_meter(&self) -> Recipient<crate::actors::usage_meter::Record> {
+        self.inner.usage.clone().recipient()
+    }
+
     /// Writes pending usage rows now.
     pub async fn flush_usage(&self) -> Result<usize, String> {
         self.inner
@@ -726,6 +785,35 @@ impl EngineHandle {
                 0
             }
         }
+    }
+
+    /// Leases the account's keys for `providers` (its own, else the platform's) for work on
+    /// an interview after it ended, such as scoring it, for at most `planned` plus the lease
+    /// grace. The keys are the leaser's like an interview's: revoked at once by key deletion,
+    /// password change, erasure or disable, and released when the [`WorkLease`] is dropped.
+    pub async fn lease_for_work(
+        &self,
+        account_id: Uuid,
+        interview_id: Uuid,
+        providers: Vec<Provider>,
+        planned: Duration,
+    ) -> Result<WorkLease, EngineError> {
+        let keys = self
+            .inner
+            .leaser
+            .send(Lease {
+                account: account_id,
+                interview: interview_id,
+                providers,
+                planned,
+            })
+            .await
+            .map_err(|error| EngineError::KeyLeaser(error.to_string()))??;
+        Ok(WorkLease {
+            keys,
+            interview: interview_id,
+            leaser: self.inner.leaser.clone(),
+        })
     }
 
     /// Whether the account has a live key lease (no key material).

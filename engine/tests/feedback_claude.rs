@@ -55,6 +55,7 @@ async fn scorer_replying(reply: &str) -> (FakeAnthropic, ClaudeScorer) {
     let scorer = ClaudeScorer {
         llm: Arc::new(llm),
         config: FeedbackConfig::default(),
+        usage: None,
     };
     (fake, scorer)
 }

@@ -13,6 +13,7 @@ pub mod answer_scores;
 pub mod byok_cipher;
 pub mod byok_keys;
 pub mod consent_events;
+pub mod digest_marks;
 pub mod interview_quotas;
 pub mod interviews;
 pub mod policy_acceptances;
@@ -52,5 +53,6 @@ pub const ALL_TABLES: &[&str] = &[
     "usage_log",
     "interview_quotas",
     "abuse_signals",
+    "digest_marks",
     "admin_audit",
 ];

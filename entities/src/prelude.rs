@@ -8,6 +8,7 @@ pub use super::answer_feedback::Entity as AnswerFeedback;
 pub use super::answer_scores::Entity as AnswerScores;
 pub use super::byok_keys::Entity as ByokKeys;
 pub use super::consent_events::Entity as ConsentEvents;
+pub use super::digest_marks::Entity as DigestMarks;
 pub use super::interview_quotas::Entity as InterviewQuotas;
 pub use super::interviews::Entity as Interviews;
 pub use super::policy_acceptances::Entity as PolicyAcceptances;

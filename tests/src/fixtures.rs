@@ -295,6 +295,13 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     .insert(db)
     .await
     .expect("abuse signal");
+    digest_marks::ActiveModel {
+        account_id: Set(account_id),
+        last_week: Set("2026-W48".into()),
+    }
+    .insert(db)
+    .await
+    .expect("digest mark");
     admin_audit::ActiveModel {
         id: Set(Uuid::now_v7()),
         admin_id: Set(Uuid::now_v7()),

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod feedback;
 pub mod fixtures;
+pub mod smtp_sink;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tests::feedback::{
     STRONG_ANSWER, VAGUE_ANSWER, ended_interview_with_transcript, rescore, wait_scored,
 };
-use tests::{Backend, TestApp, assert_json_error, db_tests, spawn_app};
+use tests::{Backend, TestApp, assert_json_error, db_tests, spawn_app, spawn_app_with};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -32,6 +32,7 @@ db_tests!(
     a_job_interrupted_by_a_restart_is_picked_up_at_start,
     an_objection_to_skill_tracking_keeps_scores_but_no_levels,
     feedback_routes_refuse_bad_input_with_clear_errors,
+    claude_scores_on_the_accounts_own_key_else_the_platform_key_and_is_metered,
 );
 
 fn spawn_event_reader(url: String) -> mpsc::UnboundedReceiver<Value> {
@@ -734,5 +735,73 @@ async fn feedback_routes_refuse_bad_input_with_clear_errors(backend: Backend) {
     assert_eq!(cleared["target_interview_date"], Value::Null);
     for path in ["/api/v1/skills", "/api/v1/drills"] {
         assert_json_error(app.call(Method::GET, path, None, None).await, 401).await;
+    }
+}
+
+/// The Claude scorer takes its key from the key lease (the account's own Anthropic key, else
+/// the platform's) and writes a usage row for each call, marked with whose key paid.
+async fn claude_scores_on_the_accounts_own_key_else_the_platform_key_and_is_metered(
+    backend: Backend,
+) {
+    let fakes = fakes::FakeVendors::start_default().await.expect("fakes");
+    let url = fakes.anthropic.base_url();
+    let app = spawn_app_with(backend, move |settings| {
+        settings.anthropic_api_key = Some("sk-ant-test-platform-key".to_owned().into());
+        settings.anthropic_base_url = url;
+    })
+    .await;
+    let alice = app.signed_in_user().await;
+    let bob = app.signed_in_user().await;
+    let response = app
+        .call(
+            Method::PUT,
+            "/api/v1/settings/keys/anthropic",
+            Some(&bob.access_token),
+            Some(&json!({"api_key": "sk-ant-api03-THISISAFAKEKEYFORTESTS-0123456789-QWER"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let question = "Tell me about a project you are proud of.";
+    let mut interviews = Vec::new();
+    for (session, expected) in [(&alice, "platform"), (&bob, "byok")] {
+        let account = app.account_id(session).await;
+        let id = ended_interview_with_transcript(
+            &app,
+            account,
+            InterviewKind::Behavioral,
+            &[
+                (Speaker::Interviewer, question),
+                (Speaker::Candidate, VAGUE_ANSWER),
+            ],
+        )
+        .await;
+        let scores = rescore(&app, session, id).await;
+        assert_eq!(scores["state"], "done", "{scores}");
+        interviews.push((id, expected));
+    }
+    let rubric_requests = fakes
+        .anthropic
+        .requests()
+        .iter()
+        .filter(|request| {
+            request.body["system"]
+                .to_string()
+                .contains("You score one answer from a mock job interview")
+        })
+        .count();
+    assert!(rubric_requests >= 2, "both answers went to Claude");
+    app.state.engine.flush_usage().await.expect("flush");
+    for (id, expected) in interviews {
+        let rows = entities::usage_log::Entity::find()
+            .filter(entities::usage_log::Column::InterviewId.eq(id))
+            .all(&app.db)
+            .await
+            .expect("usage rows");
+        assert!(!rows.is_empty(), "the scorer's calls are metered");
+        for row in &rows {
+            assert_eq!(row.provider, "anthropic");
+            assert_eq!(row.key_source, expected, "whose key paid");
+            assert!(row.input_tokens > 0, "{row:?}");
+        }
     }
 }

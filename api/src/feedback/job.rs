@@ -20,36 +20,119 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// Attempts before a job stays `failed`.
 pub const MAX_ATTEMPTS: i32 = 3;
 
-/// The scorer: Claude on the platform key (with the local rules behind it for vendor faults
-/// and invalid replies), else the local rules.
-pub fn scorer(
-    settings: &crate::configuration::Settings,
-    config: &FeedbackConfig,
-) -> Arc<dyn AnswerScorer> {
-    let local = LocalScorer {
-        config: config.clone(),
-    };
-    let Some(key) = settings.anthropic_api_key.clone() else {
-        return Arc::new(local);
-    };
-    let client = engine::vendors::anthropic::AnthropicLlm::new(
-        engine::vendors::anthropic::AnthropicConfig::new(
-            settings.anthropic_base_url.clone(),
+/// Builds each interview's scorer: Claude on the interview's account's own Anthropic key when
+/// it has one, else on the platform key (leased from the key leaser for the scoring only, see
+/// [`engine::engine::EngineHandle::lease_for_work`]), with the
+/// local rules behind it for vendor faults and invalid replies; the local rules alone when
+/// neither key exists. Claude's calls are metered like any vendor call (usage rows with the
+/// account, the interview and whose key paid).
+pub struct ScorerSource {
+    config: FeedbackConfig,
+    anthropic_url: String,
+    anthropic_model: String,
+    prices: engine::vendors::usage::TokenPrices,
+    engine: engine::engine::EngineHandle,
+    meter: Option<actix::Recipient<engine::actors::usage_meter::Record>>,
+}
+
+/// How long a scoring may hold its key lease (the lease grace comes on top).
+const SCORING_LEASE: Duration = Duration::from_secs(300);
+
+/// A scorer and the key lease it runs on (released when this is dropped, after the scoring).
+pub struct LeasedScorer {
+    pub scorer: Arc<dyn AnswerScorer>,
+    _lease: Option<engine::engine::WorkLease>,
+}
+
+impl ScorerSource {
+    pub fn new(
+        settings: &crate::configuration::Settings,
+        config: &FeedbackConfig,
+        engine: engine::engine::EngineHandle,
+        meter: Option<actix::Recipient<engine::actors::usage_meter::Record>>,
+    ) -> Self {
+        Self {
+            config: config.clone(),
+            anthropic_url: settings.anthropic_base_url.clone(),
+            anthropic_model: settings.anthropic_model.clone(),
+            prices: settings.prices.llm,
+            engine,
+            meter,
+        }
+    }
+
+    /// The scorer of one interview.
+    pub async fn for_interview(
+        &self,
+        db: &DatabaseConnection,
+        interview_id: Uuid,
+    ) -> Result<LeasedScorer, sea_orm::DbErr> {
+        use sea_orm::EntityTrait;
+        let local = LocalScorer {
+            config: self.config.clone(),
+        };
+        let only_local = |local: LocalScorer| LeasedScorer {
+            scorer: Arc::new(local),
+            _lease: None,
+        };
+        let Some(interview) = entities::interviews::Entity::find_by_id(interview_id)
+            .one(db)
+            .await?
+        else {
+            return Ok(only_local(local));
+        };
+        let lease = match self
+            .engine
+            .lease_for_work(
+                interview.account_id,
+                interview.id,
+                vec![engine::lease_book::Provider::Anthropic],
+                SCORING_LEASE,
+            )
+            .await
+        {
+            Ok(lease) => lease,
+            Err(engine::engine::EngineError::Database(error)) => return Err(error),
+            Err(error) => {
+                tracing::warn!(error = %error, "scoring with the local rules: no key lease");
+                return Ok(only_local(local));
+            }
+        };
+        let Some(key) = lease.anthropic().cloned() else {
+            return Ok(only_local(local));
+        };
+        let key_source = key.source();
+        let mut anthropic = engine::vendors::anthropic::AnthropicConfig::new(
+            self.anthropic_url.clone(),
             key,
-            settings.anthropic_model.clone(),
-        ),
-    );
-    match client {
-        Ok(client) => Arc::new(engine::feedback::scorer::FallbackScorer {
-            primary: Arc::new(engine::feedback::claude::ClaudeScorer {
-                llm: Arc::new(client),
-                config: config.clone(),
+            self.anthropic_model.clone(),
+        );
+        anthropic.prices = self.prices;
+        match engine::vendors::anthropic::AnthropicLlm::new(anthropic) {
+            Ok(client) => Ok(LeasedScorer {
+                scorer: Arc::new(engine::feedback::scorer::FallbackScorer {
+                    primary: Arc::new(engine::feedback::claude::ClaudeScorer {
+                        llm: Arc::new(client),
+                        config: self.config.clone(),
+                        usage: self.meter.clone().map(|meter| {
+                            engine::feedback::claude::ScorerUsage {
+                                meter,
+                                context: engine::metering::UsageContext {
+                                    account_id: Some(interview.account_id),
+                                    interview_id: Some(interview.id),
+                                    key_source,
+                                },
+                            }
+                        }),
+                    }),
+                    fallback: local,
+                }),
+                _lease: Some(lease),
             }),
-            fallback: local,
-        }),
-        Err(error) => {
-            tracing::warn!(category = ?error.category, "scoring with the local rules: the Anthropic client could not be built");
-            Arc::new(local)
+            Err(error) => {
+                tracing::warn!(category = ?error.category, "scoring with the local rules: the Anthropic client could not be built");
+                Ok(only_local(local))
+            }
         }
     }
 }
@@ -63,13 +146,9 @@ pub struct ScoringQueue {
 impl ScoringQueue {
     /// Starts the worker (call inside the server's runtime) and the sweep, which runs once at
     /// once (jobs a restart interrupted) and then every [`SWEEP_INTERVAL`].
-    pub fn start(
-        db: DatabaseConnection,
-        config: FeedbackConfig,
-        scorer: Arc<dyn AnswerScorer>,
-    ) -> Self {
+    pub fn start(db: DatabaseConnection, config: FeedbackConfig, scorers: ScorerSource) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(worker(db.clone(), config, scorer, rx));
+        tokio::spawn(worker(db.clone(), config, scorers, rx));
         let queue = Self { tx };
         let sweeper = queue.clone();
         tokio::spawn(async move {
@@ -116,13 +195,24 @@ impl ScoringQueue {
 async fn worker(
     db: DatabaseConnection,
     config: FeedbackConfig,
-    scorer: Arc<dyn AnswerScorer>,
+    scorers: ScorerSource,
     mut rx: mpsc::Receiver<Uuid>,
 ) {
     while let Some(interview_id) = rx.recv().await {
-        match store::score_interview(&db, &config, scorer.as_ref(), interview_id, MAX_ATTEMPTS)
-            .await
-        {
+        let scored = match scorers.for_interview(&db, interview_id).await {
+            Ok(leased) => {
+                store::score_interview(
+                    &db,
+                    &config,
+                    leased.scorer.as_ref(),
+                    interview_id,
+                    MAX_ATTEMPTS,
+                )
+                .await
+            }
+            Err(error) => Err(error.into()),
+        };
+        match scored {
             Ok(outcome) => tracing::info!(%interview_id, ?outcome, "scoring finished"),
             Err(error) => {
                 tracing::warn!(%interview_id, error = %error, "scoring failed");

@@ -113,23 +113,22 @@ pub async fn unfinished(db: &DatabaseConnection, max_attempts: i32) -> Result<Ve
 
 /// Marks an interview for (re-)scoring: its job becomes `pending` with fresh attempts.
 pub async fn request(db: &DatabaseConnection, interview: &interviews::Model) -> Result<(), DbErr> {
-    let now = Utc::now();
-    match scoring_jobs::Entity::find_by_id(interview.id)
-        .one(db)
-        .await?
-    {
-        Some(job) => {
-            let mut job = job.into_active_model();
-            job.state = Set(PENDING.into());
-            job.attempts = Set(0);
-            job.error = Set(None);
-            job.requested_at = Set(now);
-            job.update(db).await?;
-        }
-        None => {
-            new_job(interview, PENDING, 0, now).insert(db).await?;
-        }
-    }
+    use sea_orm::sea_query::OnConflict;
+    // One statement: the job may be created at the same moment by the scoring worker (the end
+    // of the interview queued it), and a find-then-insert would then fail on its key.
+    scoring_jobs::Entity::insert(new_job(interview, PENDING, 0, Utc::now()))
+        .on_conflict(
+            OnConflict::column(scoring_jobs::Column::InterviewId)
+                .update_columns([
+                    scoring_jobs::Column::State,
+                    scoring_jobs::Column::Attempts,
+                    scoring_jobs::Column::Error,
+                    scoring_jobs::Column::RequestedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -275,7 +274,19 @@ pub async fn score_interview(
         None => {
             let mut job = new_job(&interview, RUNNING, 1, now);
             job.started_at = Set(Some(now));
-            job.insert(db).await?;
+            // A re-score request may create the row at the same moment: this run is that job.
+            scoring_jobs::Entity::insert(job)
+                .on_conflict(
+                    sea_orm::sea_query::OnConflict::column(scoring_jobs::Column::InterviewId)
+                        .update_columns([
+                            scoring_jobs::Column::State,
+                            scoring_jobs::Column::Attempts,
+                            scoring_jobs::Column::StartedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec(db)
+                .await?;
         }
     }
 

@@ -8,9 +8,8 @@ use engine::engine::EngineError;
 use engine::interview_store;
 use engine::transport::{ErrorCategory, SessionDescription, accept_offer};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
-use entities::{interview_quotas, transcript_segments, turn_metrics};
+use entities::{transcript_segments, turn_metrics};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -84,11 +83,12 @@ fn short_text(field: &'static str, value: Option<String>) -> Result<Option<Strin
     Ok(Some(value))
 }
 
-/// `POST /api/v1/interviews`: creates an interview (uses one free interview of the quota).
+/// `POST /api/v1/interviews`: creates an interview. A free interview is only taken when it
+/// starts on platform keys (`offer`; see `crate::free_interviews`).
 #[utoipa::path(post, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = [])),
     request_body = CreateInterview,
     responses((status = 201, body = InterviewView), (status = 401, body = ErrorBody),
-        (status = 403, description = "No free interviews left", body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -106,25 +106,6 @@ pub async fn create(
     {
         return Err(ApiError::Validation(
             "focus_skill: one of the 24 microskills (see GET /api/v1/skills)".into(),
-        ));
-    }
-    // One free interview of the quota, atomically (safe across nodes).
-    let taken = interview_quotas::Entity::update_many()
-        .col_expr(
-            interview_quotas::Column::FreeInterviewsUsed,
-            Expr::col(interview_quotas::Column::FreeInterviewsUsed).add(1),
-        )
-        .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(interview_quotas::Column::AccountId.eq(caller.id))
-        .filter(
-            Expr::col(interview_quotas::Column::FreeInterviewsUsed)
-                .lt(Expr::col(interview_quotas::Column::FreeInterviewsGranted)),
-        )
-        .exec(&state.db)
-        .await?;
-    if taken.rows_affected == 0 {
-        return Err(ApiError::Forbidden(
-            "no free interviews left on this account",
         ));
     }
     let interview = interviews::ActiveModel {
@@ -232,11 +213,14 @@ pub async fn end(
 }
 
 /// `POST /api/v1/interviews/{id}/offer`: the browser's WebRTC offer; starts the interview and
-/// answers. One offer per interview; an ended or someone else's interview is refused.
+/// answers. One offer per interview; an ended or someone else's interview is refused. An
+/// interview on platform keys takes one free interview here (given back if it never starts:
+/// see `crate::free_interviews`); none left → 402 `free_interviews_exhausted`.
 #[utoipa::path(post, path = "/api/v1/interviews/{id}/offer", tag = "interviews", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = Object,
     responses((status = 200, description = "The answer `{type: \"answer\", sdp}`", body = Object),
         (status = 400, description = "Malformed SDP or no audio", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 402, description = "No free interviews left for an interview on platform keys (`free_interviews_exhausted`)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Already started or ended", body = ErrorBody),
         (status = 503, description = "At capacity, or the server is shutting down", body = ErrorBody)))]
 pub async fn offer(
@@ -269,13 +253,21 @@ pub async fn offer(
             })?;
     let plan = crate::interviews::plan_for(&state.db, &interview).await?;
     let (link, control) = session.into_link();
+    let stats = control.stats().clone();
+    let charge = crate::free_interviews::Charge::default();
+    let gate = crate::free_interviews::gate(&state, caller.id, charge.clone());
     match state
         .engine
-        .start_interview(interview.id, caller.id, plan, link)
+        .start_interview_gated(interview.id, caller.id, plan, link, Some(gate))
         .await
     {
         // Kept for the first events socket, so it sees the interview from its start.
-        Ok(events) => state.events.park(interview.id, events),
+        Ok(events) => {
+            state.events.park(interview.id, events);
+            if charge.taken() {
+                crate::free_interviews::watch_charged_start(&state, interview.id, caller.id, stats);
+            }
+        }
         Err(error) => {
             control.close().await;
             return Err(match error {
@@ -288,6 +280,11 @@ pub async fn offer(
                 EngineError::AlreadyLive => ApiError::Conflict {
                     code: "already_live",
                     message: "you already have a live interview",
+                },
+                EngineError::Refused(code) => ApiError::PaymentRequired {
+                    code,
+                    message: "no free interviews left on this account; add your own vendor \
+                              keys in the settings to keep practising",
                 },
                 other => ApiError::Unexpected(anyhow::anyhow!("starting the interview: {other}")),
             });

@@ -31,6 +31,9 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub policy: PolicyNotice,
+    /// The free allocation: interviews on platform keys count against it, BYOK and keyless
+    /// local-mode interviews do not.
+    pub free_interviews: crate::free_interviews::FreeInterviews,
 }
 
 /// Where the account stands with the privacy policy; `upcoming` announces every published
@@ -63,7 +66,9 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
         .into_iter()
         .map(PolicyView::from)
         .collect();
+    let free_interviews = crate::free_interviews::allocation(&state.db, account.id).await?;
     Ok(Profile {
+        free_interviews,
         id: account.id,
         email: account.email,
         display_name: account.display_name,

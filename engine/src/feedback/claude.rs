@@ -23,6 +23,31 @@ const MAX_IMPROVED_CHARS: usize = 1200;
 pub struct ClaudeScorer {
     pub llm: Arc<dyn LanguageModel>,
     pub config: FeedbackConfig,
+    /// Where its calls are metered, as any vendor call (`None`: not metered, e.g. tests).
+    pub usage: Option<ScorerUsage>,
+}
+
+/// The usage meter, and whose account, interview and key the scorer's calls are for.
+#[derive(Clone)]
+pub struct ScorerUsage {
+    pub meter: actix::Recipient<crate::actors::usage_meter::Record>,
+    pub context: crate::metering::UsageContext,
+}
+
+impl ClaudeScorer {
+    /// One usage row for a finished or failed call (what the vendor reported).
+    fn meter(&self, terminal: &Option<LlmEvent>) {
+        let (
+            Some(usage),
+            Some(LlmEvent::Finished { report, .. } | LlmEvent::Failed { report, .. }),
+        ) = (&self.usage, terminal)
+        else {
+            return;
+        };
+        usage.meter.do_send(crate::actors::usage_meter::Record(
+            crate::metering::UsageRecord::llm(usage.context, "anthropic", report),
+        ));
+    }
 }
 
 /// The reply's shape.
@@ -96,6 +121,7 @@ impl AnswerScorer for ClaudeScorer {
             .await
             .map_err(|error| ScoreError::Vendor(format!("{:?}", error.category)))?;
         let (text, terminal) = stream.collect().await;
+        self.meter(&terminal);
         if let Some(LlmEvent::Failed { error, .. }) = terminal {
             return Err(ScoreError::Vendor(format!("{:?}", error.category)));
         }
