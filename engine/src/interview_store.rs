@@ -105,16 +105,9 @@ pub async fn record_turn(
     Ok(())
 }
 
-/// The interview ended at `now` for `reason`. An interview already ended keeps its first end
-/// (a late second writer, e.g. the API after the actor, changes nothing); returns whether
-/// this call ended it.
-pub async fn mark_ended(
-    db: &impl ConnectionTrait,
-    interview_id: Uuid,
-    reason: EndReason,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let result = interviews::Entity::update_many()
+/// The update that ends interviews at `now` for `reason` (filtered by the caller).
+fn ended(reason: EndReason, now: DateTime<Utc>) -> sea_orm::UpdateMany<interviews::Entity> {
+    interviews::Entity::update_many()
         .col_expr(
             interviews::Column::Status,
             Expr::value(InterviewStatus::Ended),
@@ -124,6 +117,34 @@ pub async fn mark_ended(
             interviews::Column::EndReason,
             Expr::value(Some(reason.as_str().to_owned())),
         )
+}
+
+/// Ends every interview `node_id` still holds `live` (it stopped without ending them) for
+/// `reason` at `now`; returns how many. Other nodes' live interviews are untouched.
+pub async fn mark_node_ended(
+    db: &impl ConnectionTrait,
+    node_id: &str,
+    reason: EndReason,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = ended(reason, now)
+        .filter(interviews::Column::Status.eq(InterviewStatus::Live))
+        .filter(interviews::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// The interview ended at `now` for `reason`. An interview already ended keeps its first end
+/// (a late second writer, e.g. the API after the actor, changes nothing); returns whether
+/// this call ended it.
+pub async fn mark_ended(
+    db: &impl ConnectionTrait,
+    interview_id: Uuid,
+    reason: EndReason,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = ended(reason, now)
         .filter(interviews::Column::Id.eq(interview_id))
         .filter(interviews::Column::Status.ne(InterviewStatus::Ended))
         .exec(db)

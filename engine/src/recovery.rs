@@ -6,9 +6,9 @@
 //! goes (each final and each reply), so everything up to the last stored final is kept.
 
 use chrono::{DateTime, Utc};
-use entities::interviews::{self, InterviewStatus};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::interview_core::EndReason;
 
 /// The end reason of an interview its node left live.
 pub const NODE_RESTARTED: &str = "node_restarted";
@@ -20,19 +20,5 @@ pub async fn end_interviews_left_live(
     node_id: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let result = interviews::Entity::update_many()
-        .col_expr(
-            interviews::Column::Status,
-            Expr::value(InterviewStatus::Ended),
-        )
-        .col_expr(interviews::Column::EndedAt, Expr::value(Some(now)))
-        .col_expr(
-            interviews::Column::EndReason,
-            Expr::value(Some(NODE_RESTARTED.to_owned())),
-        )
-        .filter(interviews::Column::Status.eq(InterviewStatus::Live))
-        .filter(interviews::Column::NodeId.eq(node_id))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
+    crate::interview_store::mark_node_ended(db, node_id, EndReason::NodeRestarted, now).await
 }
