@@ -99,18 +99,6 @@ impl SpeechToText for PreparingStt {
     }
 }
 
-/// Whether the recognizer is missing because nobody prepared it (which the background set-up
-/// fixes), rather than because it is broken.
-fn not_prepared(config: &LocalSttConfig) -> bool {
-    !config.dir.join("venv").exists()
-        || !config
-            .dir
-            .join("model")
-            .join(engine::vendors::local_stt::MODEL_NAME)
-            .join("model.bin")
-            .exists()
-}
-
 fn simulated_note(unavailable: &Unavailable) -> LocalNote {
     LocalNote {
         kind: "stt",
@@ -204,7 +192,7 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
             let config = local_speech_config(settings);
             match LocalStt::start(config.clone()).await {
                 Ok(stt) => local.stt = Some(stt),
-                Err(_) if settings.local_speech_auto_setup && not_prepared(&config) => {
+                Err(_) if settings.local_speech_auto_setup && !config.is_prepared() => {
                     notes.set(
                         "stt",
                         Some(LocalNote {
@@ -236,7 +224,7 @@ pub async fn start(settings: &Settings) -> std::io::Result<LocalSetup> {
         let ready = Arc::new(OnceLock::new());
         let simulated = DeepgramConfig::new(
             fakes.deepgram.base_url(),
-            SecretString::from("local-fake-vendor-key".to_owned()),
+            SecretString::from(engine::engine::FAKE_KEY.to_owned()),
         );
         local.stt = Some(Arc::new(PreparingStt {
             ready: ready.clone(),
@@ -344,15 +332,17 @@ mod tests {
     fn only_a_missing_venv_or_model_counts_as_not_prepared() {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = LocalSttConfig::new(dir.path());
-        assert!(not_prepared(&config));
-        std::fs::create_dir_all(dir.path().join("venv")).expect("venv");
-        assert!(not_prepared(&config), "a venv without a model");
+        assert!(!config.is_prepared());
+        let bin = dir.path().join("venv").join("bin");
+        std::fs::create_dir_all(&bin).expect("venv");
+        std::fs::write(bin.join("python3"), b"").expect("python");
+        assert!(!config.is_prepared(), "a venv without a model");
         let model = dir
             .path()
             .join("model")
             .join(engine::vendors::local_stt::MODEL_NAME);
         std::fs::create_dir_all(&model).expect("model dir");
         std::fs::write(model.join("model.bin"), b"weights").expect("model");
-        assert!(!not_prepared(&config));
+        assert!(config.is_prepared());
     }
 }

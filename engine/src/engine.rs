@@ -240,7 +240,7 @@ fn pick_mode(has_key: bool, has_local: bool, has_fakes: bool) -> Option<Mode> {
 }
 
 /// A fake vendor's stand-in key: the fakes accept any key.
-const FAKE_KEY: &str = "local-fake-vendor-key";
+pub const FAKE_KEY: &str = "local-fake-vendor-key";
 
 impl EngineHandle {
     /// Starts the process-wide actors; call inside an actix system.

@@ -90,6 +90,12 @@ impl LocalSttConfig {
         Self::new(data_dir.join("local-speech"))
     }
 
+    /// Whether the directory holds what [`prepare`] leaves behind (the venv's Python and the
+    /// model); when not, preparing it is what is missing.
+    pub fn is_prepared(&self) -> bool {
+        self.python().exists() && self.model_dir().join("model.bin").exists()
+    }
+
     fn python(&self) -> PathBuf {
         self.dir.join("venv").join("bin").join("python3")
     }
