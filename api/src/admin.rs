@@ -2,7 +2,6 @@
 
 use chrono::Utc;
 use entities::accounts::{self, Role};
-use entities::interview_quotas;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     TransactionTrait,
@@ -43,37 +42,17 @@ pub async fn create_admin(
     let hash = crate::auth::password_hash::hash(&password, bcrypt_cost)
         .await
         .map_err(|error| anyhow::anyhow!("hashing the password: {error}"))?;
-    let now = Utc::now();
-    let id = Uuid::now_v7();
     let txn = db.begin().await?;
-    accounts::ActiveModel {
-        id: Set(id),
-        email: Set(email.as_str().to_owned()),
-        email_canonical: Set(email.canonical()),
-        display_name: Set(None),
-        password_hash: Set(hash),
-        role: Set(Role::Admin),
-        age_confirmed_at: Set(now),
-        failed_login_count: Set(0),
-        locked_until: Set(None),
-        disabled_at: Set(None),
-        password_changed_at: Set(now),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    crate::routes::auth::insert_account_defaults(&txn, id, now)
-        .await
-        .map_err(|error| anyhow::anyhow!("account defaults: {error}"))?;
-    interview_quotas::ActiveModel {
-        account_id: Set(id),
-        free_interviews_granted: Set(0),
-        free_interviews_used: Set(0),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
+    let registration = crate::accounts::Registration {
+        email: email.clone(),
+        display_name: None,
+        password_hash: hash,
+        role: Role::Admin,
+        free_interviews: 0,
+    };
+    let id = crate::accounts::create(&txn, registration, Utc::now())
+        .await?
+        .id;
     txn.commit().await?;
     Ok(AdminOutcome::Created(id))
 }

@@ -6,6 +6,7 @@
 //! [`error::ApiError`] mapped to HTTP in one place, and [`telemetry`] for logs that never carry
 //! personal data.
 
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;

@@ -59,3 +59,40 @@ impl Related<super::interviews::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// What a new account starts with. [`NewAccount::row`] is the one place an `accounts` row is
+/// built (sign-up and `create-admin` through `api::accounts`, and the test fixtures), so a new
+/// column gets its initial value here once.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: Uuid,
+    /// Normalized address.
+    pub email: String,
+    /// Canonical address for abuse checks.
+    pub email_canonical: String,
+    pub display_name: Option<String>,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+impl NewAccount {
+    /// The row to insert: not locked, not disabled, age confirmed and password set at `now`.
+    pub fn row(self, now: DateTimeUtc) -> ActiveModel {
+        use sea_orm::ActiveValue::Set;
+        ActiveModel {
+            id: Set(self.id),
+            email: Set(self.email),
+            email_canonical: Set(self.email_canonical),
+            display_name: Set(self.display_name),
+            password_hash: Set(self.password_hash),
+            role: Set(self.role),
+            age_confirmed_at: Set(now),
+            failed_login_count: Set(0),
+            locked_until: Set(None),
+            disabled_at: Set(None),
+            password_changed_at: Set(now),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! sea-orm entities of InterviewCraft: one file per table, plus a prelude.
 //!
 //! The schema itself lives in the `migrations` crate (append-only); these entities mirror it.
+//! What each table holds of an account (and so what export and erasure cover) is described once,
+//! in `api::accounts::tables`; a test compares that list with the database.
 //! Columns that hold personal data are documented as such; no table has a column for audio, and
 //! `usage_log` has no text column by design.
 
@@ -29,30 +31,3 @@ pub mod turn_metrics;
 pub mod usage_log;
 
 pub mod prelude;
-
-/// Every table of the schema, by name. Tests use it to prove that erasure and export cover every
-/// table, so a new table cannot be forgotten: add it here when you add its migration.
-pub const ALL_TABLES: &[&str] = &[
-    "accounts",
-    "refresh_tokens",
-    "account_settings",
-    "consent_events",
-    "byok_keys",
-    "resume_profiles",
-    "policy_versions",
-    "policy_acceptances",
-    "interviews",
-    "transcript_segments",
-    "transcript_words",
-    "turn_metrics",
-    "answer_scores",
-    "skill_history",
-    "scoring_jobs",
-    "answer_feedback",
-    "skill_levels",
-    "usage_log",
-    "interview_quotas",
-    "abuse_signals",
-    "digest_marks",
-    "admin_audit",
-];

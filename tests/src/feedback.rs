@@ -7,8 +7,8 @@ use chrono::Utc;
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::transcript_segments::{self, Speaker};
 use entities::transcript_words;
-use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::Set;
+use sea_orm::{ActiveModelTrait, ConnectionTrait};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -21,6 +21,17 @@ pub const MS_PER_WORD: i64 = 400;
 /// get word timestamps; a 2 s gap separates turns). Returns its id.
 pub async fn ended_interview_with_transcript(
     app: &TestApp,
+    account_id: Uuid,
+    kind: InterviewKind,
+    turns: &[(Speaker, &str)],
+) -> Uuid {
+    ended_interview_in(&app.db, account_id, kind, turns).await
+}
+
+/// [`ended_interview_with_transcript`] on any connection, e.g. a transaction that also writes
+/// other rows the server must only ever see together with the interview.
+pub async fn ended_interview_in(
+    db: &impl ConnectionTrait,
     account_id: Uuid,
     kind: InterviewKind,
     turns: &[(Speaker, &str)],
@@ -41,7 +52,7 @@ pub async fn ended_interview_with_transcript(
         end_reason: Set(Some("completed".into())),
         focus_skill: Set(None),
     }
-    .insert(&app.db)
+    .insert(db)
     .await
     .expect("interview");
     let mut at = 1_000i64;
@@ -60,7 +71,7 @@ pub async fn ended_interview_with_transcript(
             interrupted: Set(false),
             created_at: Set(now),
         }
-        .insert(&app.db)
+        .insert(db)
         .await
         .expect("segment");
         if *speaker == Speaker::Candidate {
@@ -76,7 +87,7 @@ pub async fn ended_interview_with_transcript(
                     confidence: Set(0.97),
                     created_at: Set(now),
                 }
-                .insert(&app.db)
+                .insert(db)
                 .await
                 .expect("word");
             }

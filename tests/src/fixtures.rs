@@ -18,21 +18,15 @@ pub const FIXTURE_RESUME_TEXT: &str = "Ten years of Rust";
 /// Creates one row in every table that can hold the account's data.
 pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     let now = Utc::now();
-    accounts::ActiveModel {
-        id: Set(account_id),
-        email: Set(format!("{account_id}@example.com")),
-        email_canonical: Set(format!("{account_id}@example.com")),
-        display_name: Set(Some("Someone".into())),
-        password_hash: Set("$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234".into()),
-        role: Set(Role::User),
-        age_confirmed_at: Set(now),
-        failed_login_count: Set(0),
-        locked_until: Set(None),
-        disabled_at: Set(None),
-        password_changed_at: Set(now),
-        created_at: Set(now),
-        updated_at: Set(now),
+    accounts::NewAccount {
+        id: account_id,
+        email: format!("{account_id}@example.com"),
+        email_canonical: format!("{account_id}@example.com"),
+        display_name: Some("Someone".into()),
+        password_hash: "$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234".into(),
+        role: Role::User,
     }
+    .row(now)
     .insert(db)
     .await
     .expect("account");

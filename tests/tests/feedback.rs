@@ -15,7 +15,7 @@ use entities::{scoring_jobs, skill_history};
 use futures_util::StreamExt;
 use reqwest::Method;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use serde_json::{Value, json};
 use tests::feedback::{
     STRONG_ANSWER, VAGUE_ANSWER, ended_interview_with_transcript, rescore, wait_scored,
@@ -525,8 +525,12 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
     let app = spawn_app(backend).await;
     let alice = app.signed_in_user().await;
     let account = app.account_id(&alice).await;
-    let id = ended_interview_with_transcript(
-        &app,
+    // The interview and its interrupted job are written in one transaction: the first server's
+    // own start-up sweep runs concurrently and must see both or neither (seeing the interview
+    // alone, it would score it as a fresh job and race the row written below).
+    let txn = app.db.begin().await.unwrap();
+    let id = tests::feedback::ended_interview_in(
+        &txn,
         account,
         InterviewKind::Behavioral,
         &[
@@ -535,9 +539,7 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         ],
     )
     .await;
-    // The first server was scoring it when it went down. (Its own start-up sweep may already
-    // have queued the interview: the row is then put back to `running`, as a crash would leave
-    // it.)
+    // The first server was scoring it when it went down.
     let interrupted = scoring_jobs::ActiveModel {
         interview_id: Set(id),
         account_id: Set(account),
@@ -552,19 +554,10 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         finished_at: Set(None),
     };
     scoring_jobs::Entity::insert(interrupted)
-        .on_conflict(
-            sea_orm::sea_query::OnConflict::column(scoring_jobs::Column::InterviewId)
-                .update_columns([
-                    scoring_jobs::Column::State,
-                    scoring_jobs::Column::Attempts,
-                    scoring_jobs::Column::StartedAt,
-                    scoring_jobs::Column::FinishedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(&app.db)
+        .exec(&txn)
         .await
         .unwrap();
+    txn.commit().await.unwrap();
     // Its own sweep ran at its start; a second server on the same database is the restart.
     let restarted = api::startup::Application::build(app.settings.clone())
         .await
@@ -578,7 +571,10 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(job.attempts, 2);
+    // Picked up again, not scored as new: the interrupted attempt counts. (If the first server's
+    // start-up sweep was slow enough to see the committed job, it is the one that resumes it,
+    // and the restarted server may resume it once more: at least 2.)
+    assert!(job.attempts >= 2, "attempts {}", job.attempts);
 }
 
 async fn an_objection_to_skill_tracking_keeps_scores_but_no_levels(backend: Backend) {

@@ -3,7 +3,7 @@
 //! password can be corrected under the right checks; erasure removes every row of the account
 //! and nothing of anyone else.
 
-use entities::ALL_TABLES;
+use api::accounts::tables;
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
@@ -43,7 +43,7 @@ async fn user_with_data_everywhere(app: &TestApp) -> (tests::Session, Uuid) {
     let account_id = app.account_id(&session).await;
     let twin = Uuid::now_v7();
     populate_every_table(&app.db, twin).await;
-    for table in ALL_TABLES {
+    for table in &tables::names() {
         for column in ["account_id", "target_id"] {
             let sql = format!("UPDATE {table} SET {column} = $1 WHERE {column} = $2");
             // Fails harmlessly where the table has no such column or the account has its row.
@@ -70,13 +70,13 @@ async fn export_contains_every_table_and_no_secrets(backend: Backend) {
     let tables = export["tables"].as_object().expect("tables object");
     let mut exported: Vec<&str> = tables.keys().map(String::as_str).collect();
     exported.sort();
-    let mut expected: Vec<&str> = ALL_TABLES.to_vec();
+    let mut expected: Vec<&str> = tables::names();
     expected.sort();
     assert_eq!(
         exported, expected,
         "the export has exactly one section per table"
     );
-    for table in ALL_TABLES {
+    for table in &tables::names() {
         let rows = tables[*table].as_array().expect("array");
         assert!(!rows.is_empty(), "the export's {table} section is empty");
     }
@@ -258,7 +258,7 @@ async fn password_change_needs_the_current_password_and_revokes_every_session(ba
 /// interview: `(table.column, count)` for each non-zero count.
 async fn rows_referencing(app: &TestApp, ids: &[Uuid]) -> Vec<(String, i64)> {
     let mut found = Vec::new();
-    for table in ALL_TABLES {
+    for table in &tables::names() {
         for column in ["id", "account_id", "target_id", "interview_id"] {
             for id in ids {
                 let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1");
@@ -299,7 +299,7 @@ async fn erasure_deletes_every_row_of_the_account_and_nothing_else(backend: Back
     doomed_ids.extend(interview_ids(&app, account_id).await);
     assert!(doomed_ids.len() > 1, "the account has interviews");
     let mut before = std::collections::HashMap::new();
-    for table in ALL_TABLES {
+    for table in &tables::names() {
         before.insert(*table, app.count_rows(table).await);
     }
     let response = app
@@ -320,9 +320,9 @@ async fn erasure_deletes_every_row_of_the_account_and_nothing_else(backend: Back
         .filter(|(column, _)| column != "admin_audit.target_id")
         .collect();
     assert!(remaining.is_empty(), "left behind: {remaining:?}");
-    for table in ALL_TABLES {
+    for table in &tables::names() {
         let after = app.count_rows(table).await;
-        if api::privacy::RETAINED_TABLES.contains(table) {
+        if tables::retained_names().contains(table) {
             assert_eq!(after, before[table], "{table} is not account data");
         } else {
             assert!(

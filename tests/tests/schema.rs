@@ -1,6 +1,6 @@
 //! Protects the data model's privacy invariants: every table holding an account's data goes when
 //! the account row goes (ON DELETE CASCADE, on SQLite and PostgreSQL), the table list in
-//! `entities::ALL_TABLES` matches the database so no table can be forgotten, the usage log has no
+//! `api::accounts::tables` (the one descriptor export and erasure walk) matches the database so no table can be forgotten, the usage log has no
 //! text column, and migrations roll back and forward cleanly.
 
 use entities::*;
@@ -43,13 +43,13 @@ async fn table_names(app: &TestApp) -> Vec<String> {
 
 async fn all_tables_lists_every_table_in_the_database(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut expected: Vec<String> = ALL_TABLES.iter().map(|t| (*t).to_owned()).collect();
+    let mut expected: Vec<String> = api::accounts::tables::names()
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
     expected.sort();
     assert_eq!(table_names(&app).await, expected);
 }
-
-/// Tables whose rows are not the account's data and legitimately outlive it.
-const NOT_ACCOUNT_DATA: &[&str] = api::privacy::RETAINED_TABLES;
 
 async fn deleting_an_account_cascades_to_every_table_of_its_data(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -58,7 +58,7 @@ async fn deleting_an_account_cascades_to_every_table_of_its_data(backend: Backen
     populate_every_table(&app.db, doomed).await;
     populate_every_table(&app.db, survivor).await;
     let mut before = std::collections::HashMap::new();
-    for table in ALL_TABLES {
+    for table in &api::accounts::tables::names() {
         let count = app.count_rows(table).await;
         assert!(count >= 1, "{table} was populated");
         before.insert(*table, count);
@@ -70,9 +70,9 @@ async fn deleting_an_account_cascades_to_every_table_of_its_data(backend: Backen
         .expect("account");
     account.delete(&app.db).await.expect("delete account");
 
-    for table in ALL_TABLES {
+    for table in &api::accounts::tables::names() {
         let count = app.count_rows(table).await;
-        if NOT_ACCOUNT_DATA.contains(table) {
+        if api::accounts::tables::retained_names().contains(table) {
             assert_eq!(
                 count, before[table],
                 "{table} is not account data and keeps its rows"
@@ -130,5 +130,8 @@ async fn migrations_roll_back_and_apply_again(backend: Backend) {
     migrations::Migrator::up(&app.db, None)
         .await
         .expect("apply again");
-    assert_eq!(table_names(&app).await.len(), ALL_TABLES.len());
+    assert_eq!(
+        table_names(&app).await.len(),
+        api::accounts::tables::names().len()
+    );
 }

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use entities::accounts::{self, Role};
-use entities::{abuse_signals, account_settings, interview_quotas, refresh_tokens};
+use entities::{abuse_signals, refresh_tokens};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -99,38 +99,33 @@ pub async fn register(
     let password_hash = password_hash::hash(&password, state.settings.bcrypt_cost).await?;
 
     let now = Utc::now();
-    let id = Uuid::now_v7();
-    let canonical = email.canonical();
     let txn = state.db.begin().await?;
+    // A second account behind the same mailbox gets no free interviews: quota abuse.
     let reused_canonical = accounts::Entity::find()
-        .filter(accounts::Column::EmailCanonical.eq(canonical.as_str()))
+        .filter(accounts::Column::EmailCanonical.eq(email.canonical()))
         .one(&txn)
         .await?
         .is_some();
-    let account = accounts::ActiveModel {
-        id: Set(id),
-        email: Set(email.as_str().to_owned()),
-        email_canonical: Set(canonical),
-        display_name: Set(display_name),
-        password_hash: Set(password_hash),
-        role: Set(Role::User),
-        age_confirmed_at: Set(now),
-        failed_login_count: Set(0),
-        locked_until: Set(None),
-        disabled_at: Set(None),
-        password_changed_at: Set(now),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await
-    .map_err(|error| match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
-        _ => error.into(),
-    })?;
-    insert_account_defaults(&txn, id, now).await?;
-    // A second account behind the same mailbox gets no free interviews: quota abuse.
     let free_interviews = if reused_canonical {
+        0
+    } else {
+        i32::try_from(state.settings.free_interviews).unwrap_or(i32::MAX)
+    };
+    let registration = crate::accounts::Registration {
+        email,
+        display_name,
+        password_hash,
+        role: Role::User,
+        free_interviews,
+    };
+    let account = crate::accounts::create(&txn, registration, now)
+        .await
+        .map_err(|error| match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
+            _ => error.into(),
+        })?;
+    let id = account.id;
+    if reused_canonical {
         abuse_signals::ActiveModel {
             id: Set(Uuid::now_v7()),
             account_id: Set(id),
@@ -139,18 +134,7 @@ pub async fn register(
         }
         .insert(&txn)
         .await?;
-        0
-    } else {
-        i32::try_from(state.settings.free_interviews).unwrap_or(i32::MAX)
-    };
-    interview_quotas::ActiveModel {
-        account_id: Set(id),
-        free_interviews_granted: Set(free_interviews),
-        free_interviews_used: Set(0),
-        updated_at: Set(now),
     }
-    .insert(&txn)
-    .await?;
     // Signing up accepts the policy in force.
     if let Some(version) = crate::policy::current(&txn, now).await? {
         crate::policy::accept(&txn, id, &version).await?;
@@ -164,29 +148,6 @@ pub async fn register(
         display_name: account.display_name,
         created_at: account.created_at,
     }))
-}
-
-/// The settings row every account starts with: digest and training off, skill tracking on.
-pub async fn insert_account_defaults(
-    db: &impl ConnectionTrait,
-    account_id: Uuid,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), ApiError> {
-    account_settings::ActiveModel {
-        account_id: Set(account_id),
-        digest_opt_in: Set(false),
-        digest_opt_in_changed_at: Set(now),
-        training_opt_in: Set(false),
-        training_opt_in_changed_at: Set(now),
-        skill_tracking: Set(true),
-        skill_tracking_changed_at: Set(now),
-        interviewer_voice: Set(None),
-        updated_at: Set(now),
-        target_interview_date: Set(None),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
 }
 
 fn email_taken() -> ApiError {
