@@ -80,6 +80,89 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
     }
 }
 
+/// A resume the extractor refused, by why.
+impl From<crate::resume::ResumeError> for ApiError {
+    fn from(error: crate::resume::ResumeError) -> Self {
+        use crate::resume::ResumeError;
+        let message = error.to_string();
+        match error {
+            ResumeError::UnsupportedType => ApiError::UnsupportedMediaTypeWith(message),
+            ResumeError::TooMuchText => ApiError::PayloadTooLarge(message),
+            ResumeError::Corrupt | ResumeError::Encrypted | ResumeError::Empty => {
+                ApiError::Validation(message)
+            }
+            ResumeError::TooComplex => ApiError::Unprocessable {
+                code: error.code(),
+                message,
+            },
+        }
+    }
+}
+
+/// The resume worker pool: a refused file, or no capacity.
+impl From<crate::resume::worker::ExtractionError> for ApiError {
+    fn from(error: crate::resume::worker::ExtractionError) -> Self {
+        use crate::resume::worker::ExtractionError;
+        match error {
+            ExtractionError::Rejected(error) => error.into(),
+            ExtractionError::InProgress => ApiError::TooManyRequests {
+                code: "resume_upload_in_progress",
+                retry_after_secs: 5,
+            },
+            ExtractionError::Busy => {
+                ApiError::Unavailable("every resume worker is busy; retry later")
+            }
+            ExtractionError::Failed(cause) => {
+                ApiError::Unexpected(anyhow::anyhow!("resume extraction: {cause}"))
+            }
+        }
+    }
+}
+
+/// The engine refusing to start an interview.
+impl From<engine::engine::EngineError> for ApiError {
+    fn from(error: engine::engine::EngineError) -> Self {
+        use engine::engine::EngineError;
+        match error {
+            EngineError::AtCapacity(_) => {
+                ApiError::Unavailable("the server is at capacity; try again shortly")
+            }
+            EngineError::Draining => {
+                ApiError::Unavailable("the server is restarting; try again shortly")
+            }
+            EngineError::AlreadyLive => ApiError::Conflict {
+                code: "already_live",
+                message: "you already have a live interview",
+            },
+            EngineError::Refused(code) => ApiError::PaymentRequired {
+                code,
+                message: "no free interviews left on this account; add your own vendor keys in \
+                          the settings to keep practising",
+            },
+            other => ApiError::Unexpected(anyhow::anyhow!("starting the interview: {other}")),
+        }
+    }
+}
+
+/// The WebRTC transport refusing an offer.
+impl From<engine::transport::TransportError> for ApiError {
+    fn from(error: engine::transport::TransportError) -> Self {
+        use engine::transport::ErrorCategory;
+        match error.category() {
+            // The parser's message can quote the offer (addresses, fingerprints): never echo it
+            // back or log it.
+            ErrorCategory::InvalidInput => ApiError::BadRequest(
+                "the offer is not a valid SDP offer with an Opus audio section".into(),
+            ),
+            ErrorCategory::Closed => ApiError::Conflict {
+                code: "session_closed",
+                message: "the session is closed",
+            },
+            category => ApiError::Unexpected(anyhow::anyhow!("WebRTC: {category:?}")),
+        }
+    }
+}
+
 /// The body of every error response.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {

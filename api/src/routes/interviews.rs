@@ -4,9 +4,8 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use engine::actors::interview::{EndReason, StopMode};
-use engine::engine::EngineError;
 use engine::interview_store;
-use engine::transport::{ErrorCategory, SessionDescription, accept_offer};
+use engine::transport::{SessionDescription, accept_offer};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::{transcript_segments, turn_metrics};
 use sea_orm::ActiveValue::Set;
@@ -236,21 +235,7 @@ pub async fn offer(
             message: "this interview has already started or ended",
         });
     }
-    let (session, answer) =
-        accept_offer(&state.webrtc, &body)
-            .await
-            .map_err(|error| match error.category() {
-                // The parser's message can quote the offer (addresses, fingerprints): never
-                // echo it back or log it.
-                ErrorCategory::InvalidInput => ApiError::BadRequest(
-                    "the offer is not a valid SDP offer with an Opus audio section".into(),
-                ),
-                ErrorCategory::Closed => ApiError::Conflict {
-                    code: "session_closed",
-                    message: "the session is closed",
-                },
-                category => ApiError::Unexpected(anyhow::anyhow!("WebRTC: {category:?}")),
-            })?;
+    let (session, answer) = accept_offer(&state.webrtc, &body).await?;
     let plan = crate::interviews::plan_for(&state.db, &interview).await?;
     let (link, control) = session.into_link();
     let stats = control.stats().clone();
@@ -270,24 +255,7 @@ pub async fn offer(
         }
         Err(error) => {
             control.close().await;
-            return Err(match error {
-                EngineError::AtCapacity(_) => {
-                    ApiError::Unavailable("the server is at capacity; try again shortly")
-                }
-                EngineError::Draining => {
-                    ApiError::Unavailable("the server is restarting; try again shortly")
-                }
-                EngineError::AlreadyLive => ApiError::Conflict {
-                    code: "already_live",
-                    message: "you already have a live interview",
-                },
-                EngineError::Refused(code) => ApiError::PaymentRequired {
-                    code,
-                    message: "no free interviews left on this account; add your own vendor \
-                              keys in the settings to keep practising",
-                },
-                other => ApiError::Unexpected(anyhow::anyhow!("starting the interview: {other}")),
-            });
+            return Err(error.into());
         }
     }
     tracing::info!(interview_id = %interview.id, "interview joined over WebRTC");

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
-use crate::resume::worker::ExtractionError;
-use crate::resume::{self, ResumeError, ResumeProfile};
+use crate::resume::{self, ResumeProfile};
 use crate::state::AppState;
 
 /// The stored resume as the API shows it.
@@ -35,35 +34,6 @@ impl From<resume_profiles::Model> for ResumeView {
             profile: model.profile,
             created_at: model.created_at,
             updated_at: model.updated_at,
-        }
-    }
-}
-
-fn resume_error(error: ResumeError) -> ApiError {
-    let message = error.to_string();
-    match error {
-        ResumeError::UnsupportedType => ApiError::UnsupportedMediaTypeWith(message),
-        ResumeError::TooMuchText => ApiError::PayloadTooLarge(message),
-        ResumeError::Corrupt | ResumeError::Encrypted | ResumeError::Empty => {
-            ApiError::Validation(message)
-        }
-        ResumeError::TooComplex => ApiError::Unprocessable {
-            code: error.code(),
-            message,
-        },
-    }
-}
-
-fn extraction_error(error: ExtractionError) -> ApiError {
-    match error {
-        ExtractionError::Rejected(error) => resume_error(error),
-        ExtractionError::InProgress => ApiError::TooManyRequests {
-            code: "resume_upload_in_progress",
-            retry_after_secs: 5,
-        },
-        ExtractionError::Busy => ApiError::Unavailable("every resume worker is busy; retry later"),
-        ExtractionError::Failed(cause) => {
-            ApiError::Unexpected(anyhow::anyhow!("resume extraction: {cause}"))
         }
     }
 }
@@ -128,8 +98,7 @@ pub async fn upload(
     let extracted = state
         .resume_sandbox
         .extract(caller.id, bytes, content_type, filename)
-        .await
-        .map_err(extraction_error)?;
+        .await?;
     let (extracted, profile) = web::block(move || {
         let profile = resume::derive_profile_locally(&extracted.text);
         (extracted, profile)
