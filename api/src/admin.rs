@@ -70,9 +70,9 @@ pub struct RotationReport {
 /// Runs in one transaction: either every row moves to the new key or none does.
 pub async fn rotate_keys(
     db: &DatabaseConnection,
-    ring: &entities::byok_cipher::KeyRing,
+    ring: &engine::byok_cipher::KeyRing,
 ) -> anyhow::Result<RotationReport> {
-    use entities::byok_cipher::EncryptedKey;
+    use engine::byok_cipher::EncryptedKey;
     use entities::byok_keys;
 
     let txn = db.begin().await?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use entities::byok_cipher::{KeyRing, MasterKey};
+use engine::byok_cipher::{KeyRing, MasterKey};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use rand::RngCore;

@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::{JwtKeys, RateLimiter};
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
-use entities::byok_cipher::KeyRing;
+use engine::byok_cipher::KeyRing;
 
 /// Shared state, registered as `web::Data<AppState>`.
 pub struct AppState {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::byok_cipher::KeyRing;
 use actix::prelude::*;
-use entities::byok_cipher::KeyRing;
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 use serde::Serialize;

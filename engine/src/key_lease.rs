@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use entities::byok_cipher::{EncryptedKey, KeyRing};
+use crate::byok_cipher::{EncryptedKey, KeyRing};
 use entities::{accounts, byok_keys};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::SecretString;

@@ -85,6 +85,7 @@
 pub mod actors;
 pub mod audio;
 pub mod barge_in;
+pub mod byok_cipher;
 pub mod conversation;
 pub mod engine;
 pub mod feedback;

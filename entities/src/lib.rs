@@ -12,7 +12,6 @@ pub mod accounts;
 pub mod admin_audit;
 pub mod answer_feedback;
 pub mod answer_scores;
-pub mod byok_cipher;
 pub mod byok_keys;
 pub mod consent_events;
 pub mod digest_marks;

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
+use engine::byok_cipher::{KeyRing, MasterKey};
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::media::{MemoryPeer, memory_transport};
-use entities::byok_cipher::{KeyRing, MasterKey};
 use entities::interviews;
 use fakes::{FakeVendors, FakeVendorsConfig};
 use reqwest::Method;

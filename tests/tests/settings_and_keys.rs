@@ -3,7 +3,7 @@
 //! last four characters, never in a response, log or database column in plaintext, and the master
 //! key can be rotated.
 
-use entities::byok_cipher::{EncryptedKey, KeyRing, MasterKey};
+use engine::byok_cipher::{EncryptedKey, KeyRing, MasterKey};
 use entities::{byok_keys, consent_events, skill_history};
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};

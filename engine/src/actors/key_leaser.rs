@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::byok_cipher::KeyRing;
 use actix::prelude::*;
-use entities::byok_cipher::KeyRing;
 use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;

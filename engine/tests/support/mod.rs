@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use engine::actors::interview::{InterviewConfig, InterviewEvent};
+use engine::byok_cipher::{KeyRing, MasterKey};
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::engine::{EngineConfig, EngineHandle, VendorEndpoints};
 use engine::key_lease::PlatformKeys;
@@ -14,7 +15,6 @@ use engine::media::{InboundFrame, MemoryPeer, memory_transport};
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
 use entities::accounts::Role;
-use entities::byok_cipher::{KeyRing, MasterKey};
 use entities::interviews::{InterviewKind as StoredKind, InterviewStatus};
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
