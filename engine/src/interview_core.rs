@@ -130,21 +130,52 @@ pub enum Phase {
 }
 
 /// Per-turn latency breakdown in milliseconds (see DESIGN §4). `v2v` runs from the end of the
-/// candidate's speech (last voiced frame received) to the first reply frame sent, and is the
-/// sum of the other parts along the critical path: the STT's final after speech end, the
-/// turn-detection wait, the part of the LLM's time to first token still waited for after the
-/// turn was decided (a speculative start hides the rest), the TTS's time to first audio
-/// (including its connection), and `engine_overhead`: what the engine itself added between
-/// them (request dispatch, handing text to playback, and getting the first frame out).
+/// candidate's speech (last voiced frame received by the transport) to the first reply frame
+/// sent, and is the sum of the parts along the critical path, with no gaps, in order:
+///
+/// | part | whose | from → to |
+/// |---|---|---|
+/// | `ingress_ms` | ours | last voiced frame received → the conductor sees it (jitter buffer, decode, VAD, mailboxes) |
+/// | `stt_final_ms` | vendor | that → the STT's final, as seen by us |
+/// | `turn_wait_ms` | the quiet window | that → the end-of-turn decision |
+/// | `dispatch_ms` | ours | decision → LLM request sent (0 when a speculative start sent it earlier) |
+/// | `llm_ttft_ms` | vendor | request sent → first token, the part still waited for after the decision |
+/// | `tts_buffering_ms` | ours | first token → text sent to the TTS |
+/// | `tts_ttfa_ms` | vendor | text sent → first audio (including its connection) |
+/// | `egress_ms` | ours | first audio → first reply frame sent |
+///
+/// `engine_overhead_ms` is the sum of the parts that are ours (ingress, dispatch, TTS buffering,
+/// egress); the quiet window is reported beside it, never hidden in it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct TurnBreakdown {
     pub turn_index: i32,
+    pub ingress_ms: f64,
     pub stt_final_ms: f64,
     pub turn_wait_ms: f64,
+    pub dispatch_ms: f64,
     pub llm_ttft_ms: f64,
+    pub tts_buffering_ms: f64,
     pub tts_ttfa_ms: f64,
+    pub egress_ms: f64,
     pub engine_overhead_ms: f64,
     pub v2v_ms: f64,
+}
+
+impl TurnBreakdown {
+    /// The parts in critical-path order, by their stable names (the `_ms` fields, which the
+    /// events, `turn_metrics` and the load harness's report use).
+    pub fn parts(&self) -> [(&'static str, f64); 8] {
+        [
+            ("ingress", self.ingress_ms),
+            ("stt_final", self.stt_final_ms),
+            ("turn_wait", self.turn_wait_ms),
+            ("dispatch", self.dispatch_ms),
+            ("llm_ttft", self.llm_ttft_ms),
+            ("tts_buffering", self.tts_buffering_ms),
+            ("tts_ttfa", self.tts_ttfa_ms),
+            ("egress", self.egress_ms),
+        ]
+    }
 }
 
 /// What subscribers (the browser's event socket) see.
@@ -496,6 +527,8 @@ pub const CLOSING_LINE: &str = "I'm sorry, we have to stop here: the service is 
 #[derive(Debug, Default, Clone, Copy)]
 struct TurnMarks {
     speech_ended_at: Option<Instant>,
+    /// When the conductor handled the last voiced frame (its `at` is `speech_ended_at`).
+    speech_seen_at: Option<Instant>,
     stt_final_at: Option<Instant>,
     decided_at: Option<Instant>,
     llm_sent_at: Option<Instant>,
@@ -540,30 +573,35 @@ fn ms_between(from: Instant, to: Instant) -> f64 {
 /// The latency breakdown of a turn whose first reply frame left at `first_frame_at`; `None`
 /// when a mark is missing (a greeting or prompt has no candidate speech to measure from).
 fn breakdown(marks: &TurnMarks, first_frame_at: Instant, turn_index: i32) -> Option<TurnBreakdown> {
+    // Each mark is clamped to the one before it on the critical path, so the parts never
+    // overlap and always add up to v2v.
     let speech_end = marks.speech_ended_at?;
-    let stt_final = marks.stt_final_at.filter(|t| *t > speech_end);
-    let after_final = stt_final.unwrap_or(speech_end);
+    let seen = marks.speech_seen_at.unwrap_or(speech_end).max(speech_end);
+    let after_final = marks.stt_final_at.unwrap_or(seen).max(seen);
     let decided = marks.decided_at.unwrap_or(after_final).max(after_final);
+    // A speculative start sent the request (and maybe got its first token) before the
+    // decision: only what is still waited for after it counts.
     let sent = marks.llm_sent_at?.max(decided);
-    let first_token = marks.llm_first_at?.max(decided);
-    let text_sent = marks.text_sent_at?.max(decided);
-    let first_audio = marks.first_audio_at?.max(decided);
-    let first_frame = first_frame_at.max(decided);
-    // The critical path after the decision: a speculative start hides part (or all) of the
-    // LLM's time to first token, so only the part still waited for is counted.
-    let request_delay = ms_between(decided, sent);
-    let llm_wait = ms_between(sent, first_token);
-    let release = ms_between(first_token, text_sent);
-    let tts_wait = ms_between(text_sent, first_audio);
-    let out = ms_between(first_audio, first_frame);
+    let first_token = marks.llm_first_at?.max(sent);
+    let text_sent = marks.text_sent_at?.max(first_token);
+    let first_audio = marks.first_audio_at?.max(text_sent);
+    let first_frame = first_frame_at.max(first_audio);
+    let ingress = ms_between(speech_end, seen);
+    let dispatch = ms_between(decided, sent);
+    let buffering = ms_between(first_token, text_sent);
+    let egress = ms_between(first_audio, first_frame);
     Some(TurnBreakdown {
         turn_index,
-        stt_final_ms: stt_final.map_or(0.0, |t| ms_between(speech_end, t)),
+        ingress_ms: ingress,
+        stt_final_ms: ms_between(seen, after_final),
         turn_wait_ms: ms_between(after_final, decided),
-        llm_ttft_ms: llm_wait,
-        tts_ttfa_ms: tts_wait,
-        engine_overhead_ms: request_delay + release + out,
-        v2v_ms: ms_between(speech_end, first_frame_at),
+        dispatch_ms: dispatch,
+        llm_ttft_ms: ms_between(sent, first_token),
+        tts_buffering_ms: buffering,
+        tts_ttfa_ms: ms_between(text_sent, first_audio),
+        egress_ms: egress,
+        engine_overhead_ms: ingress + dispatch + buffering + egress,
+        v2v_ms: ms_between(speech_end, first_frame),
     })
 }
 
@@ -602,6 +640,8 @@ pub struct InterviewCore {
     resume_voiced: Duration,
     last_final_at: Option<Instant>,
     last_voiced_at: Option<Instant>,
+    /// When the last voiced frame was handled (`now` of its input).
+    last_voiced_seen_at: Option<Instant>,
     turn_index: i32,
     waits_in_a_row: u32,
     llm_failures: u32,
@@ -644,6 +684,7 @@ impl InterviewCore {
             resume_voiced: Duration::ZERO,
             last_final_at: None,
             last_voiced_at: None,
+            last_voiced_seen_at: None,
             turn_index: 0,
             waits_in_a_row: 0,
             llm_failures: 0,
@@ -947,6 +988,7 @@ impl InterviewCore {
         if voiced {
             self.last_activity = at;
             self.last_voiced_at = Some(at);
+            self.last_voiced_seen_at = Some(now);
             self.idle_prompted = false;
         }
         match self.phase {
@@ -1088,9 +1130,13 @@ impl InterviewCore {
                         self.start_reply(cue, false);
                     }
                     let last_final_at = self.last_final_at;
+                    let (last_voiced_at, last_voiced_seen_at) =
+                        (self.last_voiced_at, self.last_voiced_seen_at);
                     if let Some(reply) = self.reply.as_mut() {
                         reply.speculative = false;
                         reply.marks.speech_ended_at = Some(end.speech_ended_at);
+                        reply.marks.speech_seen_at = last_voiced_seen_at
+                            .filter(|_| last_voiced_at == Some(end.speech_ended_at));
                         reply.marks.stt_final_at = last_final_at;
                         reply.marks.decided_at = Some(now);
                     }
@@ -1825,12 +1871,96 @@ mod tests {
             turn.llm_ttft_ms, 0.0,
             "the speculative start hid the model's wait"
         );
-        let parts = turn.stt_final_ms
-            + turn.turn_wait_ms
-            + turn.llm_ttft_ms
-            + turn.tts_ttfa_ms
-            + turn.engine_overhead_ms;
+        let parts: f64 = turn.parts().iter().map(|(_, ms)| ms).sum();
         assert!((parts - turn.v2v_ms).abs() < 1e-6, "{turn:?}");
+    }
+
+    #[test]
+    fn every_part_of_a_turn_is_measured_and_the_parts_add_up_to_v2v() {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut config = InterviewConfig::default();
+        // No speculative start: every wait after the decision is exposed and measured.
+        config.turn.speculative_after = Duration::from_secs(60);
+        let mut sim = Sim::with(config, Duration::from_secs(20 * 60));
+        sim.greeted();
+        // 600 ms of speech, each frame reaching the conductor 7 ms after the transport got it.
+        let ingress = 7 * MS;
+        let mut speech_end = sim.now;
+        for _ in 0..30 {
+            sim.now += 20 * MS;
+            speech_end = sim.now - ingress;
+            sim.feed(Input::Voice {
+                at: speech_end,
+                voiced: true,
+            });
+            sim.feed(Input::Tick);
+        }
+        // The final comes 120 ms after the conductor saw the end of speech.
+        sim.frames(false, 120 * MS);
+        let final_at = sim.now;
+        sim.final_text("I build payment systems.");
+        while sim.core.phase() == Phase::Listening {
+            sim.frames(false, 20 * MS);
+        }
+        let decided = sim.now;
+        let id = sim.last_generated();
+        // Dispatch 30 ms, the model's first token 200 ms later, the TTS's first audio 150 ms
+        // after the text, the first frame out 10 ms after that.
+        sim.now += 30 * MS;
+        let at = sim.now;
+        sim.feed(Input::LlmSent { reply_id: id, at });
+        sim.now += 200 * MS;
+        let at = sim.now;
+        sim.feed(Input::LlmDelta {
+            reply_id: id,
+            text: "What was the hardest part?".into(),
+            at,
+        });
+        sim.feed(Input::LlmFinished {
+            reply_id: id,
+            report: LlmReport::default(),
+        });
+        sim.now += 150 * MS;
+        let at = sim.now;
+        sim.feed(Input::PlaybackFirstAudio {
+            utterance_id: id,
+            at,
+        });
+        sim.now += 10 * MS;
+        let at = sim.now;
+        let out = sim.feed(Input::PlaybackFirstFrame {
+            utterance_id: id,
+            at,
+        });
+        let turn = out
+            .iter()
+            .find_map(|c| match c {
+                Command::RecordTurn(b) => Some(*b),
+                _ => None,
+            })
+            .expect("turn recorded");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(close(turn.ingress_ms, 7.0), "{turn:?}");
+        assert!(close(turn.stt_final_ms, 120.0), "{turn:?}");
+        assert!(close(turn.turn_wait_ms, ms(decided - final_at)), "{turn:?}");
+        assert!(
+            turn.turn_wait_ms > 0.0,
+            "the quiet window is reported: {turn:?}"
+        );
+        assert!(close(turn.dispatch_ms, 30.0), "{turn:?}");
+        assert!(close(turn.llm_ttft_ms, 200.0), "{turn:?}");
+        assert!(close(turn.tts_ttfa_ms, 150.0), "{turn:?}");
+        assert!(close(turn.egress_ms, 10.0), "{turn:?}");
+        assert!(close(turn.v2v_ms, ms(sim.now - speech_end)), "{turn:?}");
+        let parts: f64 = turn.parts().iter().map(|(_, ms)| ms).sum();
+        assert!(close(parts, turn.v2v_ms), "no gaps: {turn:?}");
+        assert!(
+            close(
+                turn.engine_overhead_ms,
+                turn.ingress_ms + turn.dispatch_ms + turn.tts_buffering_ms + turn.egress_ms
+            ),
+            "overhead is our parts only: {turn:?}"
+        );
     }
 
     #[test]

@@ -19,14 +19,25 @@ pub fn buckets() -> Vec<f64> {
     fine.into_iter().chain(steps).chain(tail).collect()
 }
 
-/// One histogram per part of the breakdown.
+/// What each part's histogram says (`turn_<part>_seconds`), in [`TurnBreakdown::parts`] order.
+const PART_HELP: [&str; 8] = [
+    "Per-turn ingress (ours): last voiced frame received to the conductor seeing it.",
+    "Per-turn wait for the speech-to-text final after the end of speech was seen (vendor).",
+    "Per-turn end-of-turn decision wait after the final: the quiet window.",
+    "Per-turn dispatch (ours): decision to the LLM request sent.",
+    "Per-turn LLM time to first token still waited for after the decision (vendor).",
+    "Per-turn TTS buffering (ours): reply text available to text sent to the TTS.",
+    "Per-turn text-to-speech time to first audio (vendor).",
+    "Per-turn egress (ours): first audio to the first reply frame sent.",
+];
+
+/// One histogram per part of the breakdown, plus voice-to-voice and engine overhead.
 #[derive(Debug, Clone)]
 pub struct TurnHistograms {
     pub v2v: Histogram,
     pub engine_overhead: Histogram,
-    pub stt_final: Histogram,
-    pub llm_ttft: Histogram,
-    pub tts_ttfa: Histogram,
+    /// In [`TurnBreakdown::parts`] order.
+    pub parts: [Histogram; 8],
 }
 
 impl TurnHistograms {
@@ -35,40 +46,8 @@ impl TurnHistograms {
         Self {
             v2v: histogram(),
             engine_overhead: histogram(),
-            stt_final: histogram(),
-            llm_ttft: histogram(),
-            tts_ttfa: histogram(),
+            parts: std::array::from_fn(|_| histogram()),
         }
-    }
-
-    fn parts(&self) -> [(&'static str, &'static str, &Histogram); 5] {
-        [
-            (
-                "turn_v2v_seconds",
-                "Per-turn voice-to-voice latency: last voiced frame received to first reply frame sent.",
-                &self.v2v,
-            ),
-            (
-                "turn_engine_overhead_seconds",
-                "Per-turn latency added by the engine itself.",
-                &self.engine_overhead,
-            ),
-            (
-                "turn_stt_final_seconds",
-                "Per-turn wait for the speech-to-text final after speech ended.",
-                &self.stt_final,
-            ),
-            (
-                "turn_llm_ttft_seconds",
-                "Per-turn LLM time to first token still waited for after the turn was decided.",
-                &self.llm_ttft,
-            ),
-            (
-                "turn_tts_ttfa_seconds",
-                "Per-turn text-to-speech time to first audio.",
-                &self.tts_ttfa,
-            ),
-        ]
     }
 }
 
@@ -83,15 +62,27 @@ pub fn observe(turn: &TurnBreakdown) {
     let h = histograms();
     h.v2v.observe(turn.v2v_ms / 1e3);
     h.engine_overhead.observe(turn.engine_overhead_ms / 1e3);
-    h.stt_final.observe(turn.stt_final_ms / 1e3);
-    h.llm_ttft.observe(turn.llm_ttft_ms / 1e3);
-    h.tts_ttfa.observe(turn.tts_ttfa_ms / 1e3);
+    for (histogram, (_, ms)) in h.parts.iter().zip(turn.parts()) {
+        histogram.observe(ms / 1e3);
+    }
 }
 
 /// Registers the per-turn histograms in `registry` (they stay shared with the process's).
 pub fn register(registry: &mut Registry) {
-    for (name, help, histogram) in histograms().parts() {
-        registry.register(name, help, histogram.clone());
+    let h = histograms();
+    registry.register(
+        "turn_v2v_seconds",
+        "Per-turn voice-to-voice latency: last voiced frame received to first reply frame sent.",
+        h.v2v.clone(),
+    );
+    registry.register(
+        "turn_engine_overhead_seconds",
+        "Per-turn latency that is the engine's own: ingress + dispatch + TTS buffering + egress.",
+        h.engine_overhead.clone(),
+    );
+    let names = TurnBreakdown::default().parts().map(|(name, _)| name);
+    for ((name, help), histogram) in names.iter().zip(PART_HELP).zip(&h.parts) {
+        registry.register(format!("turn_{name}_seconds"), help, histogram.clone());
     }
 }
 

@@ -9,15 +9,25 @@ pub struct Model {
     pub id: Uuid,
     pub interview_id: Uuid,
     pub turn_index: i32,
-    /// From the end of the candidate's speech to the STT final.
+    /// Ours: from the last voiced frame received to the conductor seeing it (jitter buffer,
+    /// decode, voice detection, mailbox).
+    pub ingress_ms: Option<f64>,
+    /// Vendor: from the conductor seeing the end of speech to the STT final.
     pub stt_final_ms: Option<f64>,
     /// From the STT final (or speech end) to the end-of-turn decision (the quiet window).
     pub turn_wait_ms: Option<f64>,
-    /// LLM time to first token.
+    /// Ours: from the decision to the LLM request being sent.
+    pub dispatch_ms: Option<f64>,
+    /// Vendor: the LLM's time to first token still waited for after the decision.
     pub llm_ttft_ms: Option<f64>,
-    /// TTS time to first audio.
+    /// Ours: from the reply text being available to it being sent to the TTS.
+    pub tts_buffering_ms: Option<f64>,
+    /// Vendor: TTS time to first audio.
     pub tts_ttfa_ms: Option<f64>,
-    /// Voice-to-voice minus the time spent waiting on vendors.
+    /// Ours: from the first audio to the first reply frame sent.
+    pub egress_ms: Option<f64>,
+    /// Ingress + dispatch + TTS buffering + egress (everything but the vendor waits and the
+    /// quiet window).
     pub engine_overhead_ms: Option<f64>,
     /// From the last voiced frame received to the first reply packet sent.
     pub v2v_ms: Option<f64>,

@@ -509,6 +509,15 @@ pub fn summarize(outcomes: &[Outcome], mode: &str, wall_s: f64) -> Summary {
         turns: turns.len(),
         overhead_ms: Percentiles::of(&overhead),
         v2v_ms: Percentiles::of(&v2v),
+        breakdown_ms: crate::candidate::TurnRecord::default()
+            .parts()
+            .iter()
+            .enumerate()
+            .map(|(i, (part, _))| {
+                let values: Vec<f64> = turns.iter().filter_map(|t| t.parts()[i].1).collect();
+                ((*part).to_owned(), Percentiles::of(&values))
+            })
+            .collect(),
         gap_ms: Percentiles::of(&gaps),
         reply_stalls: outcomes.iter().map(|o| o.reply_stalls).sum(),
         setup_retries: outcomes.iter().map(|o| o.setup_retries).sum(),

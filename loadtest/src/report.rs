@@ -56,6 +56,9 @@ pub struct Summary {
     pub turns: usize,
     pub overhead_ms: Percentiles,
     pub v2v_ms: Percentiles,
+    /// The server's breakdown of v2v, per part (`ingress`, `stt_final`, `turn_wait`,
+    /// `dispatch`, `llm_ttft`, `tts_buffering`, `tts_ttfa`, `egress`).
+    pub breakdown_ms: BTreeMap<String, Percentiles>,
     /// Client-observed: last voiced frame sent → first reply audio received.
     pub gap_ms: Percentiles,
     /// Reply audio pauses over 100 ms within a reply, summed over candidates.
@@ -113,6 +116,18 @@ impl Summary {
                 ms(p.p95),
                 ms(p.p99),
                 ms(p.max)
+            ));
+        }
+        // In critical-path order.
+        let parts = crate::candidate::TurnRecord::default().parts();
+        for (part, p) in parts
+            .iter()
+            .filter_map(|(part, _)| Some((part, self.breakdown_ms.get(*part)?)))
+        {
+            s.push_str(&format!(
+                " {part}_p50_ms={} {part}_p99_ms={}",
+                ms(p.p50),
+                ms(p.p99)
             ));
         }
         let opt = |v: Option<f64>, prec: usize| {

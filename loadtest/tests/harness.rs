@@ -51,6 +51,14 @@ fn two_interviews_in_process_complete_with_recorded_overhead() {
         "overhead_p99_ms",
         "v2v_p50_ms",
         "gap_p50_ms",
+        "ingress_p50_ms",
+        "stt_final_p50_ms",
+        "turn_wait_p50_ms",
+        "dispatch_p50_ms",
+        "llm_ttft_p50_ms",
+        "tts_buffering_p50_ms",
+        "tts_ttfa_p50_ms",
+        "egress_p99_ms",
     ] {
         let value: f64 = summary[key]
             .parse()
@@ -63,6 +71,10 @@ fn two_interviews_in_process_complete_with_recorded_overhead() {
 
     let details: Value =
         serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    let breakdown = details["summary"]["breakdown_ms"]
+        .as_object()
+        .expect("the breakdown per part");
+    assert_eq!(breakdown.len(), 8, "{breakdown:?}");
     let interviews = details["interviews"].as_array().expect("interviews");
     assert_eq!(interviews.len(), 2);
     for interview in interviews {
@@ -74,6 +86,31 @@ fn two_interviews_in_process_complete_with_recorded_overhead() {
             .filter_map(|t| t["engine_overhead_ms"].as_f64())
             .collect();
         assert!(!overheads.is_empty(), "{interview}");
+        // The stored parts add up to the stored v2v, turn by turn.
+        for turn in interview["turns"].as_array().expect("turns") {
+            let parts: f64 = [
+                "ingress_ms",
+                "stt_final_ms",
+                "turn_wait_ms",
+                "dispatch_ms",
+                "llm_ttft_ms",
+                "tts_buffering_ms",
+                "tts_ttfa_ms",
+                "egress_ms",
+            ]
+            .iter()
+            .map(|key| {
+                turn[*key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{key}: {turn}"))
+            })
+            .sum();
+            let v2v = turn["v2v_ms"].as_f64().expect("v2v");
+            assert!(
+                (parts - v2v).abs() < 0.01,
+                "parts {parts} v2v {v2v}: {turn}"
+            );
+        }
         assert_eq!(interview["gaps_ms"].as_array().map(Vec::len), Some(1));
         assert!(interview["frames_sent"].as_u64() > Some(50));
         assert!(interview["frames_received"].as_u64() > Some(0));

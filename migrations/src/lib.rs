@@ -18,6 +18,7 @@ mod m20261126_000004_usage_and_audit;
 mod m20261126_000005_turn_wait;
 mod m20261201_000010_feedback;
 mod m20261201_000020_digest_marks;
+mod m20261201_000030_turn_parts;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_turn_wait::Migration),
             Box::new(m20261201_000010_feedback::Migration),
             Box::new(m20261201_000020_digest_marks::Migration),
+            Box::new(m20261201_000030_turn_parts::Migration),
         ]
     }
 }

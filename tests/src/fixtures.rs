@@ -163,12 +163,16 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         id: Set(Uuid::now_v7()),
         interview_id: Set(interview.id),
         turn_index: Set(0),
+        ingress_ms: Set(Some(1.0)),
         stt_final_ms: Set(Some(120.0)),
         turn_wait_ms: Set(Some(400.0)),
+        dispatch_ms: Set(Some(0.2)),
         llm_ttft_ms: Set(Some(300.0)),
+        tts_buffering_ms: Set(Some(2.0)),
         tts_ttfa_ms: Set(Some(150.0)),
+        egress_ms: Set(Some(1.0)),
         engine_overhead_ms: Set(Some(4.2)),
-        v2v_ms: Set(Some(574.2)),
+        v2v_ms: Set(Some(974.2)),
         created_at: Set(now),
     }
     .insert(db)

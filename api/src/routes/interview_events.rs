@@ -19,7 +19,9 @@
 //!   (connecting, greeting, listening, thinking, speaking, ending, ended),
 //!   `{"type":"interim","text":"…"}`, `{"type":"final","text":"…"}`,
 //!   `{"type":"interviewer_text","text":"…"}`, `{"type":"turn","breakdown":{"turn_index",
-//!   "stt_final_ms","turn_wait_ms","llm_ttft_ms","tts_ttfa_ms","engine_overhead_ms","v2v_ms"}}`,
+//!   "ingress_ms","stt_final_ms","turn_wait_ms","dispatch_ms","llm_ttft_ms","tts_buffering_ms",
+//!   "tts_ttfa_ms","egress_ms","engine_overhead_ms","v2v_ms"}}` (the parts add up to v2v; see
+//!   `engine::interview_core::TurnBreakdown`),
 //!   `{"type":"ended","reason":"…"}`.
 //! - `{"type":"lagged","missed":n}` if this socket fell more than
 //!   [`engine::engine::EVENT_BUFFER`] events behind.
