@@ -28,7 +28,7 @@ use crate::actors::retention_sweeper::{RetentionSweeper, SweepNow};
 use crate::actors::usage_meter::{Flush, UsageMeter};
 use crate::conversation::InterviewPlan;
 use crate::key_lease::{KeyLeaseConfig, PlatformKeys};
-use crate::lease_book::{LeasedKeys, Provider};
+use crate::lease_book::LeasedKeys;
 use crate::media::TransportLink;
 use crate::metering::{KeySource, PriceTable};
 use crate::retention::{RetentionPolicy, SweepReport};
@@ -36,6 +36,7 @@ use crate::vendor_set::{KeySources, SourceOf, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
+use crate::vendors::key::Provider;
 use crate::vendors::key::{ApiKey, KeyHandle};
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
 
@@ -314,12 +315,20 @@ impl EngineHandle {
             })
         };
         VendorModes {
-            stt: mode(&platform.deepgram, config.local.stt.is_some(), "deepgram"),
-            llm: mode(&platform.anthropic, config.local.llm.is_some(), "anthropic"),
+            stt: mode(
+                &platform.deepgram,
+                config.local.stt.is_some(),
+                Provider::Deepgram.as_str(),
+            ),
+            llm: mode(
+                &platform.anthropic,
+                config.local.llm.is_some(),
+                Provider::Anthropic.as_str(),
+            ),
             tts: mode(
                 &platform.elevenlabs,
                 config.local.tts.is_some(),
-                "elevenlabs",
+                Provider::ElevenLabs.as_str(),
             ),
         }
     }
@@ -427,9 +436,9 @@ impl EngineHandle {
             llm_fallback,
             tts,
             names: VendorNames {
-                stt: name(stt_source.source(), "deepgram"),
-                llm: name(llm_source.source(), "anthropic"),
-                tts: name(tts_source.source(), "elevenlabs"),
+                stt: name(stt_source.source(), Provider::Deepgram.as_str()),
+                llm: name(llm_source.source(), Provider::Anthropic.as_str()),
+                tts: name(tts_source.source(), Provider::ElevenLabs.as_str()),
             },
             stt_model,
             key_sources: KeySources {

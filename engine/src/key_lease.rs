@@ -13,8 +13,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::lease_book::{OwnKey, Provider, StoredAccount};
+use crate::lease_book::{OwnKey, StoredAccount};
 use crate::vendors::key::ApiKey;
+use crate::vendors::key::Provider;
 
 /// The platform's own keys, from configuration.
 #[derive(Clone, Default)]

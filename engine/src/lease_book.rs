@@ -23,32 +23,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::metering::KeySource;
-use crate::vendors::key::{ApiKey, KeyHandle};
-
-/// A vendor whose key can be leased (the provider names of `byok_keys`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    Anthropic,
-    Deepgram,
-    ElevenLabs,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 3] = [
-        Provider::Anthropic,
-        Provider::Deepgram,
-        Provider::ElevenLabs,
-    ];
-
-    /// The name stored in `byok_keys.provider`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Anthropic => "anthropic",
-            Provider::Deepgram => "deepgram",
-            Provider::ElevenLabs => "elevenlabs",
-        }
-    }
-}
+use crate::vendors::key::{ApiKey, KeyHandle, Provider};
 
 /// The handles of one lease; `None` for a provider: no key (local implementation or fake).
 #[derive(Debug, Clone, Default)]

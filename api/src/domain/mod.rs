@@ -7,7 +7,7 @@ mod provider;
 
 pub use email::Email;
 pub use password::Password;
-pub use provider::{ApiKey, Provider};
+pub use provider::{ApiKey, Provider, parse_provider};
 
 /// Why an outside value was rejected; the message is safe to show and to log (no input echoed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,40 +2,13 @@
 
 use super::ValidationError;
 
-/// A vendor a user can bring their own key for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provider {
-    Anthropic,
-    Deepgram,
-    Elevenlabs,
-}
+pub use engine::vendors::key::Provider;
 
-impl Provider {
-    pub const ALL: [Provider; 3] = [
-        Provider::Anthropic,
-        Provider::Deepgram,
-        Provider::Elevenlabs,
-    ];
-
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        match raw {
-            "anthropic" => Ok(Provider::Anthropic),
-            "deepgram" => Ok(Provider::Deepgram),
-            "elevenlabs" => Ok(Provider::Elevenlabs),
-            _ => Err(ValidationError::new(
-                "provider",
-                "must be one of anthropic, deepgram, elevenlabs",
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Anthropic => "anthropic",
-            Provider::Deepgram => "deepgram",
-            Provider::Elevenlabs => "elevenlabs",
-        }
-    }
+/// The provider named in a request path.
+pub fn parse_provider(raw: &str) -> Result<Provider, ValidationError> {
+    Provider::parse(raw).ok_or_else(|| {
+        ValidationError::new("provider", "must be one of anthropic, deepgram, elevenlabs")
+    })
 }
 
 /// A plausible vendor API key: 20 to 512 printable ASCII characters without spaces. Kept secret
@@ -86,10 +59,10 @@ mod tests {
     #[test]
     fn parses_known_providers_only() {
         for provider in Provider::ALL {
-            assert_eq!(Provider::parse(provider.as_str()), Ok(provider));
+            assert_eq!(parse_provider(provider.as_str()), Ok(provider));
         }
-        assert!(Provider::parse("openai").is_err());
-        assert!(Provider::parse("Anthropic").is_err());
+        assert!(parse_provider("openai").is_err());
+        assert!(parse_provider("Anthropic").is_err());
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl ScorerSource {
             .lease_for_work(
                 interview.account_id,
                 interview.id,
-                vec![engine::lease_book::Provider::Anthropic],
+                vec![engine::vendors::key::Provider::Anthropic],
                 SCORING_LEASE,
             )
             .await

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
-use crate::domain::{ApiKey, Provider, ValidationError};
+use crate::domain::{ApiKey, ValidationError, parse_provider};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -235,7 +235,7 @@ pub async fn put_key(
     provider: web::Path<String>,
     body: web::Json<PutKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = Provider::parse(&provider)?;
+    let provider = parse_provider(&provider)?;
     let key = ApiKey::parse(body.into_inner().api_key)?;
     let encrypted = state
         .key_ring
@@ -293,7 +293,7 @@ pub async fn delete_key(
     caller: AuthenticatedAccount,
     provider: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let provider = Provider::parse(&provider)?;
+    let provider = parse_provider(&provider)?;
     let deleted = byok_keys::Entity::delete_many()
         .filter(byok_keys::Column::AccountId.eq(caller.id))
         .filter(byok_keys::Column::Provider.eq(provider.as_str()))

@@ -21,7 +21,8 @@ use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::key_lease::{KeyLeaseConfig, PlatformKeys, decrypt_own_keys, stored_accounts};
-use crate::lease_book::{LeaseBook, LeasedKeys, Provider, deadline};
+use crate::lease_book::{LeaseBook, LeasedKeys, deadline};
+use crate::vendors::key::Provider;
 
 /// Sent by the engine as an interview starts: its keys for `providers`, until its planned
 /// length plus the configured grace.
