@@ -1,4 +1,5 @@
-//! One typed [`Settings`], layered: built-in defaults, then an optional TOML file, then
+//! One typed [`Settings`], layered: built-in defaults and the embedded settings file
+//! (`default_settings.toml`: the shipped price table), then an optional TOML file, then
 //! environment variables (and command-line flags, which clap reads together with the environment).
 //!
 //! Secrets are [`SecretString`]s and are never printed. In the embedded default (development),
@@ -17,6 +18,16 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+/// The shipped settings, the lowest file layer (prices per model).
+const DEFAULT_SETTINGS: &str = include_str!("default_settings.toml");
+
+/// The price table of the embedded settings file.
+pub fn shipped_prices() -> engine::metering::PriceTable {
+    Figment::from(Toml::string(DEFAULT_SETTINGS))
+        .extract_inner("prices")
+        .expect("the embedded settings file's price table parses (a unit test checks it)")
+}
 
 /// Where the server runs; production tightens every default that is lenient for a newcomer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -125,6 +136,8 @@ pub struct Settings {
     pub elevenlabs_http_base_url: String,
     /// `ELEVENLABS_VOICE_ID`.
     pub elevenlabs_voice_id: String,
+    /// `ELEVENLABS_MODEL`: the ElevenLabs model (`model_id`), priced by `[prices.tts]`.
+    pub elevenlabs_model: String,
     /// `RESUME_MAX_BYTES`.
     pub resume_max_bytes: usize,
     /// `ANTHROPIC_FALLBACK_MODEL`.
@@ -136,8 +149,14 @@ pub struct Settings {
     /// `[interview]` in the settings file, `INTERVIEW__…` in the environment (e.g.
     /// `INTERVIEW__TURN__ENDPOINT_QUIET=300ms`): the conversation thresholds.
     pub interview: engine::actors::interview::InterviewConfig,
-    /// `[prices]` in the settings file, `PRICES__…` in the environment: vendor prices in dollars.
+    /// `[prices]` in the settings file, `PRICES__…` in the environment: vendor prices in dollars
+    /// per model (`[prices.llm."claude-haiku-4-5"] input_per_mtok = 1.0`, or
+    /// `PRICES__LLM__claude-haiku-4-5__INPUT_PER_MTOK=1.0`), over the embedded file's table.
     pub prices: engine::metering::PriceTable,
+    /// `[feedback]` in the settings file, `FEEDBACK__…` in the environment (e.g.
+    /// `FEEDBACK__MIN_ANSWER_WORDS=20`, `FEEDBACK__SCORER_MODEL=claude-sonnet-4-5`): the scoring,
+    /// delivery, skill and drill thresholds, and the scorer's model.
+    pub feedback: engine::feedback::FeedbackConfig,
     /// `[key_lease]` in the settings file, `KEY_LEASE__…` in the environment (e.g.
     /// `KEY_LEASE__GRACE=10m`): a BYOK key lease ends at the interview's planned length plus
     /// `grace` even if nobody released it; `check_every` is how often expiry is looked for.
@@ -221,12 +240,14 @@ impl Default for Settings {
             elevenlabs_ws_base_url: "wss://api.elevenlabs.io".to_owned(),
             elevenlabs_http_base_url: "https://api.elevenlabs.io".to_owned(),
             elevenlabs_voice_id: "21m00Tcm4TlvDq8ikWAM".to_owned(),
+            elevenlabs_model: "eleven_flash_v2_5".to_owned(),
             resume_max_bytes: 5 * 1024 * 1024,
             anthropic_fallback_model: None,
             max_live_interviews: 100,
             shutdown_drain_secs: 15,
             interview: engine::actors::interview::InterviewConfig::default(),
-            prices: engine::metering::PriceTable::default(),
+            prices: shipped_prices(),
+            feedback: engine::feedback::FeedbackConfig::default(),
             key_lease: engine::key_lease::KeyLeaseConfig::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
@@ -426,6 +447,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "ELEVENLABS_VOICE_ID", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elevenlabs_voice_id: Option<String>,
+    /// ElevenLabs model [default: eleven_flash_v2_5].
+    #[arg(long, env = "ELEVENLABS_MODEL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elevenlabs_model: Option<String>,
     /// Largest accepted resume upload in bytes [default: 5242880].
     #[arg(long, env = "RESUME_MAX_BYTES", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -515,7 +540,7 @@ pub struct SettingsArgs {
 impl Settings {
     /// Layers defaults, the optional TOML file, then environment and flags (`args`).
     pub fn load(args: &SettingsArgs) -> Result<Self, SettingsError> {
-        let mut figment = Figment::new();
+        let mut figment = Figment::from(Toml::string(DEFAULT_SETTINGS));
         if let Some(path) = &args.config_file {
             if !path.exists() {
                 return Err(SettingsError::Invalid(format!(
@@ -525,14 +550,15 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // The nested tables (conversation thresholds, prices) also come from the environment,
-        // with `__` between levels; clap's flat variables cannot express them.
+        // The nested tables (conversation thresholds, prices, feedback) also come from the
+        // environment, with `__` between levels; clap's flat variables cannot express them.
         let nested = Env::raw()
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
                 key.starts_with("interview__")
                     || key.starts_with("prices__")
                     || key.starts_with("key_lease__")
+                    || key.starts_with("feedback__")
             })
             .split("__");
         let settings: Settings = figment
@@ -559,6 +585,10 @@ impl Settings {
         }
         self.interview.validate().map_err(SettingsError::Invalid)?;
         self.prices.validate().map_err(SettingsError::Invalid)?;
+        self.feedback.validate().map_err(SettingsError::Invalid)?;
+        self.prices
+            .require(&self.priced_models())
+            .map_err(SettingsError::Invalid)?;
         self.key_lease.validate().map_err(SettingsError::Invalid)?;
         if self.resume_worker_cpu_secs == 0
             || self.resume_worker_timeout_secs == 0
@@ -593,6 +623,44 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The Claude model the scorer uses: `[feedback] scorer_model`, else the interviewer's.
+    pub fn scorer_model(&self) -> &str {
+        self.feedback
+            .scorer_model
+            .as_deref()
+            .unwrap_or(&self.anthropic_model)
+    }
+
+    /// Every model this server may call, each of which needs a price.
+    fn priced_models(&self) -> Vec<engine::metering::PricedModel<'_>> {
+        use engine::metering::PricedModel;
+        let mut models = vec![
+            PricedModel::Llm {
+                model: &self.anthropic_model,
+                setting: "ANTHROPIC_MODEL",
+            },
+            PricedModel::Llm {
+                model: self.scorer_model(),
+                setting: "feedback.scorer_model",
+            },
+            PricedModel::Stt {
+                model: &self.deepgram_model,
+                setting: "DEEPGRAM_MODEL",
+            },
+            PricedModel::Tts {
+                model: &self.elevenlabs_model,
+                setting: "ELEVENLABS_MODEL",
+            },
+        ];
+        if let Some(model) = &self.anthropic_fallback_model {
+            models.push(PricedModel::Llm {
+                model,
+                setting: "ANTHROPIC_FALLBACK_MODEL",
+            });
+        }
+        models
     }
 
     /// The caps on one resume extraction.
@@ -817,7 +885,8 @@ mod tests {
             "[interview]\nidle_prompt_after = \"40s\"\n\
              [interview.turn]\nendpoint_quiet = \"350ms\"\n\
              [interview.barge_in]\nmin_voiced = \"250ms\"\n\
-             [prices]\nllm_input_per_mtok = 3.0\nllm_output_per_mtok = 15.0\nstt_per_minute = 0.01\n",
+             [prices.llm.\"claude-haiku-4-5\"]\ninput_per_mtok = 3.0\noutput_per_mtok = 15.0\n\
+             [prices.stt.\"nova-3\"]\nper_minute = 0.01\n",
         )
         .expect("write");
         let args = SettingsArgs {
@@ -841,13 +910,22 @@ mod tests {
         let defaults = engine::actors::interview::InterviewConfig::default();
         assert_eq!(settings.interview.turn.min_quiet, defaults.turn.min_quiet);
         assert_eq!(settings.interview.idle_end_after, defaults.idle_end_after);
-        assert_eq!(settings.prices.llm.input_per_mtok, 3.0);
-        assert_eq!(settings.prices.llm.output_per_mtok, 15.0);
-        assert!((settings.prices.llm.cache_read_per_mtok - 0.3).abs() < 1e-9);
-        assert_eq!(settings.prices.stt_per_minute, 0.01);
+        let haiku = settings
+            .prices
+            .llm_prices("claude-haiku-4-5")
+            .expect("priced");
+        assert_eq!(haiku.input_per_mtok, 3.0);
+        assert_eq!(haiku.output_per_mtok, 15.0);
+        assert!((haiku.cache_read_per_mtok - 0.3).abs() < 1e-9);
+        assert_eq!(settings.prices.stt_per_minute("nova-3"), Some(0.01));
+        // Models the file does not name keep their shipped prices.
         assert_eq!(
-            settings.prices.tts_per_1k_chars,
-            engine::metering::PriceTable::default().tts_per_1k_chars
+            settings.prices.tts_per_1k_chars("eleven_flash_v2_5"),
+            shipped_prices().tts_per_1k_chars("eleven_flash_v2_5")
+        );
+        assert_eq!(
+            settings.prices.llm_prices("claude-sonnet-4-5"),
+            shipped_prices().llm_prices("claude-sonnet-4-5")
         );
     }
 
@@ -894,7 +972,25 @@ mod tests {
                 "[interview]\nidle_end_after = \"10s\"\n",
                 "interview.idle_end_after",
             ),
-            ("[prices]\nstt_per_minute = -1.0\n", "prices.stt_per_minute"),
+            (
+                "[prices.stt.\"nova-3\"]\nper_minute = -1.0\n",
+                "prices.stt.\"nova-3\".per_minute",
+            ),
+            ("[prices]\nstt_per_minute = 0.01\n", "stt_per_minute"),
+            (
+                "anthropic_fallback_model = \"claude-opus-9\"\n",
+                "no price for the llm model \"claude-opus-9\" (ANTHROPIC_FALLBACK_MODEL)",
+            ),
+            (
+                "[feedback]\nscorer_model = \"claude-mystery\"\n",
+                "no price for the llm model \"claude-mystery\" (feedback.scorer_model)",
+            ),
+            (
+                "deepgram_model = \"nova-9\"\n",
+                "no price for the stt model \"nova-9\" (DEEPGRAM_MODEL)",
+            ),
+            ("[feedback]\nweak_share = 2.0\n", "feedback.weak_share"),
+            ("[feedback]\nno_such_threshold = 1\n", "no_such_threshold"),
             (
                 "[interview.turn]\nendpoint_quiet = \"soon\"\n",
                 "endpoint_quiet",
@@ -910,6 +1006,68 @@ mod tests {
             let error = Settings::load(&args).expect_err(toml).to_string();
             assert!(error.contains(expected), "{toml}: {error}");
         }
+    }
+
+    #[test]
+    fn the_embedded_settings_price_every_default_model() {
+        let prices = shipped_prices();
+        assert_eq!(prices.validate(), Ok(()));
+        let settings = Settings::default();
+        assert_eq!(settings.prices.require(&settings.priced_models()), Ok(()));
+        assert!(settings.validate().is_ok());
+        assert_eq!(
+            prices
+                .llm_prices("claude-haiku-4-5")
+                .map(|p| p.output_per_mtok),
+            Some(5.0)
+        );
+    }
+
+    #[test]
+    fn a_fallback_model_and_the_scorer_model_are_priced_by_their_own_entries() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        std::fs::write(
+            &file,
+            "anthropic_fallback_model = \"claude-sonnet-4-5\"\n\
+             [feedback]\nscorer_model = \"claude-scorer-x\"\nmin_answer_words = 20\n\
+             [prices.llm.\"claude-scorer-x\"]\ninput_per_mtok = 7.0\noutput_per_mtok = 9.0\n\
+             cache_read_per_mtok = 0.5\n",
+        )
+        .expect("write");
+        let settings = Settings::load(&SettingsArgs {
+            config_file: Some(file),
+            ..SettingsArgs::default()
+        })
+        .expect("loads");
+        assert_eq!(settings.scorer_model(), "claude-scorer-x");
+        assert_eq!(settings.feedback.min_answer_words, 20);
+        assert_eq!(
+            settings.feedback.rambling_secs,
+            engine::feedback::FeedbackConfig::default().rambling_secs
+        );
+        let scorer = settings
+            .prices
+            .llm_prices("claude-scorer-x")
+            .expect("priced");
+        assert_eq!(
+            (scorer.input_per_mtok, scorer.cache_read_per_mtok),
+            (7.0, 0.5)
+        );
+        assert_eq!(
+            settings
+                .prices
+                .llm_prices("claude-sonnet-4-5")
+                .map(|p| p.input_per_mtok),
+            Some(3.0)
+        );
+        assert_eq!(
+            settings
+                .prices
+                .llm_prices(&settings.anthropic_model)
+                .map(|p| p.input_per_mtok),
+            Some(1.0)
+        );
     }
 
     #[test]

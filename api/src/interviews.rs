@@ -38,6 +38,7 @@ pub fn engine_config(
             elevenlabs_ws_url: settings.elevenlabs_ws_base_url.clone(),
             elevenlabs_http_url: settings.elevenlabs_http_base_url.clone(),
             elevenlabs_voice: settings.elevenlabs_voice_id.clone(),
+            elevenlabs_model: settings.elevenlabs_model.clone(),
         },
         local,
         fakes: fakes.map(crate::local_vendors::endpoints),

@@ -265,6 +265,7 @@ pub fn endpoints(fakes: &FakeVendors) -> VendorEndpoints {
         elevenlabs_ws_url: fakes.elevenlabs.ws_base_url(),
         elevenlabs_http_url: fakes.elevenlabs.base_url(),
         elevenlabs_voice: "local-voice".into(),
+        elevenlabs_model: "eleven_flash_v2_5".into(),
     }
 }
 

@@ -230,7 +230,7 @@ impl Application {
             None => crate::resume::worker::ExtractionSandbox::current_executable(resume_limits)
                 .context("locating this executable for the resume worker")?,
         };
-        let feedback_config = engine::feedback::FeedbackConfig::default();
+        let feedback_config = settings.feedback.clone();
         let scoring = crate::feedback::job::ScoringQueue::start(
             db.clone(),
             feedback_config.clone(),

@@ -2,7 +2,9 @@
 // their quoted evidence highlighted in the transcript, the improved answer, delivery), and the
 // skills screen (#/skills): each skill's level with a trend chart drawn here as inline SVG from
 // its history, and the drill plan whose "Practise this" starts an interview focused on a skill.
-// No chart library: the SVG is built element by element, all text inserted as text.
+// No chart library: the SVG is built element by element, all text inserted as text. The usage
+// screen (#/usage) lists the account's own vendor calls per interview and provider, with cost
+// and who was billed.
 
 import * as api from './api.js';
 import { $, busy, el, formError, formatDate } from './ui.js';
@@ -224,6 +226,56 @@ export async function loadSkills() {
     const cadence = { daily: 'every day', weekdays: 'on weekdays', three_per_week: 'Monday, Wednesday and Friday' }[drills.cadence] || drills.cadence;
     $('#drills-cadence').textContent = drills.slots.length ? `Practice ${cadence}${drills.target_date ? `, before your interview on ${formatDate(`${drills.target_date}T12:00:00`)}` : ''}.` : 'Hold an interview to get a plan.';
     drills.slots.forEach((slot) => plan.append(slotItem(slot, areas)));
+  } catch (error) {
+    formError(view, error);
+  }
+}
+
+const BILLED_TO = { platform: 'InterviewCraft', your_own_key: 'your own key', nobody: 'nobody (local)' };
+
+function dollars(microUsd) {
+  // Under a dollar, to a hundredth of a cent: one call costs fractions of a cent.
+  return `$${(microUsd / 1e6).toFixed(microUsd < 1e6 ? 4 : 2)}`;
+}
+
+function usageRow(interview, provider) {
+  const t = provider;
+  const where = interview.interview_id
+    ? el('a', { text: interview.interview_id.slice(-8), attrs: { href: `#/result?id=${encodeURIComponent(interview.interview_id)}` } })
+    : el('span', { text: 'outside interviews' });
+  const cells = [
+    provider.provider,
+    BILLED_TO[provider.billed_to] || provider.billed_to,
+    String(t.calls),
+    `${t.input_tokens + t.cache_read_tokens + t.cache_creation_tokens} / ${t.output_tokens}`,
+    t.audio_seconds.toFixed(1),
+    String(t.characters),
+    `${Math.round(t.avg_latency_ms)} ms`,
+    dollars(t.cost_micro_usd),
+  ];
+  return el('tr', { attrs: { 'data-provider': provider.provider, 'data-billed-to': provider.billed_to } }, [
+    el('td', {}, [where]),
+    ...cells.map((text) => el('td', { text })),
+  ]);
+}
+
+/** The usage screen. */
+export async function loadUsage() {
+  const view = $('#view-usage');
+  const table = $('#usage-table');
+  const body = table.querySelector('tbody');
+  body.replaceChildren();
+  formError(view, null);
+  try {
+    const usage = await api.request('GET', '/api/v1/usage');
+    usage.interviews.forEach((interview) => interview.providers.forEach((p) => body.append(usageRow(interview, p))));
+    const any = body.children.length > 0;
+    table.hidden = !any;
+    $('#usage-empty').hidden = any;
+    $('#usage-summary').textContent = any
+      ? `${usage.totals.calls} call(s), ${dollars(usage.totals.cost_micro_usd)} in all; ${dollars(usage.platform_cost_micro_usd)} on InterviewCraft's keys.`
+      : '';
+    $('#usage-retention').textContent = `Usage is kept ${usage.retention_days} days. Calls on your own keys are billed to you by the vendor.`;
   } catch (error) {
     formError(view, error);
   }

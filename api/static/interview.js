@@ -453,6 +453,7 @@ export function routes() {
     },
     result: { view: 'view-result', signedIn: true, load: loadResult },
     skills: { view: 'view-skills', signedIn: true, load: feedback.loadSkills },
+    usage: { view: 'view-usage', signedIn: true, load: feedback.loadUsage },
   };
 }
 

@@ -339,7 +339,7 @@ fn a_bad_threshold_in_the_environment_stops_the_start_with_a_clear_message() {
         // Never a background download of the recognizer from a test.
         .env("LOCAL_SPEECH_AUTO_SETUP", "false")
         .env("INTERVIEW__TURN__MIN_QUIET", "0ms")
-        .env("PRICES__STT_PER_MINUTE", "0.02")
+        .env("PRICES__STT__nova-3__PER_MINUTE", "0.02")
         .stdin(Stdio::null())
         .output()
         .expect("the binary runs");
@@ -353,6 +353,44 @@ fn a_bad_threshold_in_the_environment_stops_the_start_with_a_clear_message() {
         printed.contains("turn.min_quiet must be positive"),
         "{printed}"
     );
+}
+
+/// Prices and feedback thresholds come from the environment too (`PRICES__…`, `FEEDBACK__…`,
+/// over the embedded price table), and a bad one stops the start with one line naming it.
+#[test]
+fn prices_and_feedback_thresholds_from_the_environment_are_checked_at_start() {
+    for (name, value, expected) in [
+        (
+            "PRICES__LLM__claude-haiku-4-5__INPUT_PER_MTOK",
+            "-1",
+            "prices.llm.\"claude-haiku-4-5\".input_per_mtok must be a number of dollars",
+        ),
+        ("FEEDBACK__WEAK_SHARE", "3", "feedback.weak_share must be"),
+        (
+            "ANTHROPIC_FALLBACK_MODEL",
+            "claude-unpriced",
+            "no price for the llm model \"claude-unpriced\" (ANTHROPIC_FALLBACK_MODEL)",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = Command::new(env!("CARGO_BIN_EXE_interviewcraft"))
+            .env_remove("DATABASE_URL")
+            .env_remove("CONFIG_FILE")
+            .env("DATA_DIR", dir.path())
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("LOCAL_SPEECH_AUTO_SETUP", "false")
+            .env(name, value)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the binary runs");
+        assert!(!output.status.success(), "{name}={value} is refused");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(printed.contains(expected), "{name}: {printed}");
+    }
 }
 
 /// `GET /health` of a running server.

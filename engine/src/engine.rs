@@ -51,6 +51,8 @@ pub struct VendorEndpoints {
     pub elevenlabs_ws_url: String,
     pub elevenlabs_http_url: String,
     pub elevenlabs_voice: String,
+    /// The ElevenLabs model (`model_id`), e.g. `eleven_flash_v2_5`.
+    pub elevenlabs_model: String,
 }
 
 /// Engine-wide configuration.
@@ -99,6 +101,24 @@ impl std::fmt::Debug for LocalVendors {
 pub const LOCAL: &str = "local";
 /// Provider name of the protocol fakes.
 pub const FAKE: &str = "fake";
+
+/// A model without a price: its usage is recorded at no cost. The server checks at start
+/// that every configured model has a price, so this is a misconfigured embedding.
+fn unpriced(kind: &str, model: &str) {
+    tracing::warn!(
+        kind,
+        model,
+        "no price configured for this model; its usage costs $0"
+    );
+}
+
+/// The prices of a Claude model from the table (zero, and a warning, when it has none).
+fn llm_prices(prices: &PriceTable, model: &str) -> crate::vendors::usage::TokenPrices {
+    prices.llm_prices(model).unwrap_or_else(|| {
+        unpriced("language model", model);
+        crate::vendors::usage::TokenPrices::default()
+    })
+}
 
 /// Why an interview could not start.
 #[derive(Debug, thiserror::Error)]
@@ -376,7 +396,13 @@ impl EngineHandle {
                     let (ends, key, source) = endpoints(lease.deepgram, "speech-to-text")?;
                     let mut deepgram = DeepgramConfig::new(ends.deepgram_url.clone(), key);
                     deepgram.params.model = ends.deepgram_model.clone();
-                    deepgram.price_per_minute = config.prices.stt_per_minute;
+                    deepgram.price_per_minute = config
+                        .prices
+                        .stt_per_minute(&ends.deepgram_model)
+                        .unwrap_or_else(|| {
+                            unpriced("speech-to-text", &ends.deepgram_model);
+                            0.0
+                        });
                     (
                         Arc::new(DeepgramStt::new(deepgram)),
                         source,
@@ -396,12 +422,14 @@ impl EngineHandle {
                         key,
                         ends.anthropic_model.clone(),
                     );
-                    anthropic.prices = config.prices.llm;
+                    anthropic.prices = llm_prices(&config.prices, &ends.anthropic_model);
                     let fallback: Option<Arc<dyn LanguageModel>> =
                         match &ends.anthropic_fallback_model {
                             Some(model) => {
+                                // A fallback call is priced at the fallback model's prices.
                                 let mut fallback = anthropic.clone();
                                 fallback.model = model.clone();
+                                fallback.prices = llm_prices(&config.prices, model);
                                 Some(Arc::new(AnthropicLlm::new(fallback)?))
                             }
                             None => None,
@@ -426,7 +454,14 @@ impl EngineHandle {
                         key,
                         ends.elevenlabs_voice.clone(),
                     );
-                    elevenlabs.price_per_1k_chars = config.prices.tts_per_1k_chars;
+                    elevenlabs.model_id = ends.elevenlabs_model.clone();
+                    elevenlabs.price_per_1k_chars = config
+                        .prices
+                        .tts_per_1k_chars(&ends.elevenlabs_model)
+                        .unwrap_or_else(|| {
+                            unpriced("text-to-speech", &ends.elevenlabs_model);
+                            0.0
+                        });
                     (Arc::new(ElevenLabsTts::new(elevenlabs)), source)
                 }
             };

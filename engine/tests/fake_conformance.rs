@@ -254,6 +254,94 @@ async fn fake_anthropic_stream_has_the_real_grammar_and_shapes() {
     }
 }
 
+/// A forced tool call: one `tool_use` block (id, name, empty `input`), its input as
+/// `input_json_delta` fragments that concatenate to the scripted JSON, `stop_reason: tool_use`
+/// (providers.md B.3); a `tool_choice` naming a tool that is not given is a 400.
+#[tokio::test]
+async fn fake_anthropic_forced_tool_call_streams_a_tool_use_block() {
+    let input = r#"{"findings": [], "improved_answer": "I led it."}"#;
+    let fake = fakes::FakeAnthropic::start(fakes::AnthropicConfig {
+        pacing: fakes::Pacing::faster(50.0),
+        replies: vec![input.to_owned()],
+        ..fakes::AnthropicConfig::default()
+    })
+    .await
+    .expect("fake starts");
+    let body = |choice: &str| {
+        serde_json::json!({"model":"claude-haiku-4-5","max_tokens":300,"stream":true,
+            "messages":[{"role":"user","content":"Score this."}],
+            "tools":[{"name":"record_answer_score","description":"d",
+                "input_schema":{"type":"object","properties":{}}}],
+            "tool_choice":{"type":"tool","name":choice}})
+    };
+    engine::vendors::install_tls_provider();
+    let post = |body: Value| {
+        reqwest::Client::new()
+            .post(format!("{}/v1/messages", fake.base_url()))
+            .header("x-api-key", "sk-test")
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+    let unknown = post(body("another_tool")).await.expect("request");
+    assert_eq!(unknown.status(), 400);
+    let error: Value = unknown.json().await.expect("error JSON");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+
+    let text = post(body("record_answer_score"))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let data = e
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("data line");
+            serde_json::from_str(data).expect("JSON data")
+        })
+        .filter(|v: &Value| v["type"] != "ping")
+        .collect();
+    let start = events
+        .iter()
+        .find(|v| v["type"] == "content_block_start")
+        .expect("a block");
+    let block = &start["content_block"];
+    assert_eq!(block["type"], "tool_use", "{block}");
+    assert_eq!(block["name"], "record_answer_score");
+    assert!(
+        block["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("toolu_"))
+    );
+    assert_eq!(block["input"], serde_json::json!({}));
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|v| v["type"] == "content_block_delta")
+        .collect();
+    assert!(deltas.len() > 1, "the input comes in fragments");
+    let mut streamed = String::new();
+    for delta in deltas {
+        assert_eq!(delta["index"], start["index"]);
+        assert_eq!(delta["delta"]["type"], "input_json_delta");
+        streamed.push_str(delta["delta"]["partial_json"].as_str().expect("fragment"));
+    }
+    assert_eq!(streamed, input);
+    let message_delta = events
+        .iter()
+        .find(|v| v["type"] == "message_delta")
+        .expect("message_delta");
+    assert_eq!(message_delta["delta"]["stop_reason"], "tool_use");
+    assert_eq!(
+        events.last().map(|v| &v["type"]),
+        Some(&Value::from("message_stop"))
+    );
+}
+
 #[tokio::test]
 async fn fake_elevenlabs_messages_have_the_real_shapes() {
     let fake = fakes::FakeElevenLabs::start(fakes::ElevenLabsConfig {

@@ -1,6 +1,15 @@
 //! Fake Anthropic Messages API: `POST /v1/messages` with `stream: true`, answered as SSE with
 //! the real event grammar, cumulative usage, prompt-cache emulation and rate-limit headers
 //! (providers.md B and D.2). Non-streaming requests are answered with one JSON `Message`.
+//!
+//! Tools: a request whose `tool_choice` forces a tool (`{"type":"tool","name":…}`, or `any`,
+//! which picks the first) is answered with one `tool_use` block whose input is the scripted
+//! reply, streamed as `input_json_delta` fragments, ending with `stop_reason: "tool_use"`
+//! (`max_tokens` when the cap cuts it; the fragments then stop mid-JSON, as the real API's do).
+//! The scripted text is sent as it is, so a test can script input that is not valid JSON.
+//! `tools` and `tool_choice` are validated as the API does (names, `input_schema` of type
+//! `object`, a forced name that is one of the tools); tool definitions are the first part of
+//! the cached prompt prefix.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
@@ -33,7 +42,8 @@ pub struct AnthropicConfig {
     pub inter_delta: Duration,
     /// During longer waits a `ping` event is sent this often (the real cadence is undocumented).
     pub ping_interval: Duration,
-    /// Replies, used in turn (request n gets `replies[n % len]`).
+    /// Replies, used in turn (request n gets `replies[n % len]`); for a forced tool call, the
+    /// tool's input JSON.
     pub replies: Vec<String>,
     /// When set, every reply opens with a thinking block holding this text (never to be spoken).
     pub thinking: Option<String>,
@@ -442,9 +452,15 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     } else {
         headers.push(("content-type", "application/json".to_string()));
         let text: String = plan.pieces.concat();
+        let content = match &plan.tool {
+            // Input that is not JSON cannot be a non-streamed `input` object; it arrives empty.
+            Some((id, name)) => json!([{"type": "tool_use", "id": id, "name": name,
+                "input": serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({}))}]),
+            None => json!([{"type":"text","text": text}]),
+        };
         let body = json!({
             "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
-            "content": [{"type":"text","text": text}],
+            "content": content,
             "stop_reason": plan.stop_reason, "stop_sequence": plan.stop_sequence,
             "usage": usage_json(&plan.usage, plan.output_tokens),
         });
@@ -456,6 +472,8 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
 
 struct Parsed {
     model: String,
+    /// The tool a `tool_choice` forces.
+    forced_tool: Option<String>,
     max_tokens: u64,
     stream: bool,
     stop_sequences: Vec<String>,
@@ -507,6 +525,7 @@ fn validate(config: &AnthropicConfig, body: &Value) -> Result<Parsed, (u16, &'st
         }
         _ => Err(bad("content: must be a string or a list of blocks")),
     };
+    let forced_tool = validate_tools(body, &mut blocks)?;
     if let Some(system) = body.get("system") {
         push_content(system, &mut blocks)?;
     }
@@ -541,11 +560,97 @@ fn validate(config: &AnthropicConfig, body: &Value) -> Result<Parsed, (u16, &'st
         .unwrap_or_default();
     Ok(Parsed {
         model: model.to_string(),
+        forced_tool,
         max_tokens,
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
         stop_sequences,
         blocks,
     })
+}
+
+/// Checks `tools` and `tool_choice`; adds the tool definitions to the prompt blocks (they come
+/// first in the cached prefix) and returns the tool a `tool_choice` forces.
+fn validate_tools(
+    body: &Value,
+    blocks: &mut Vec<(String, Option<String>)>,
+) -> Result<Option<String>, (u16, &'static str, String)> {
+    let bad = |m: String| (400, "invalid_request_error", m);
+    let mut names = Vec::new();
+    if let Some(tools) = body.get("tools") {
+        let tools = tools
+            .as_array()
+            .ok_or_else(|| bad("tools: Input should be a valid list".into()))?;
+        for (i, tool) in tools.iter().enumerate() {
+            let name = tool
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| {
+                    (1..=64).contains(&n.len())
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+                .ok_or_else(|| {
+                    bad(format!(
+                        "tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                    ))
+                })?;
+            if tool.pointer("/input_schema/type").and_then(Value::as_str) != Some("object") {
+                return Err(bad(format!(
+                    "tools.{i}.input_schema.type: Input should be 'object'"
+                )));
+            }
+            if names.contains(&name) {
+                return Err(bad("tools: Tool names must be unique.".into()));
+            }
+            names.push(name);
+            let ttl = tool.get("cache_control").map(|c| {
+                c.get("ttl")
+                    .and_then(Value::as_str)
+                    .unwrap_or("5m")
+                    .to_string()
+            });
+            blocks.push((tool.to_string(), ttl));
+        }
+    }
+    let Some(choice) = body.get("tool_choice") else {
+        return Ok(None);
+    };
+    if names.is_empty() {
+        return Err(bad(
+            "tool_choice: tool_choice may only be specified while providing tools".into(),
+        ));
+    }
+    match choice.get("type").and_then(Value::as_str) {
+        Some("auto" | "none") => Ok(None),
+        Some("any") => Ok(Some(names[0].to_string())),
+        Some("tool") => {
+            let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
+            if names.contains(&name) {
+                Ok(Some(name.to_string()))
+            } else {
+                Err(bad(format!(
+                    "tool_choice.name: Tool '{name}' not found in provided tools"
+                )))
+            }
+        }
+        _ => Err(bad(
+            "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'".into(),
+        )),
+    }
+}
+
+/// Splits a tool's input JSON into fragments of 4 to 24 characters, as `input_json_delta`s
+/// arrive (anywhere, also inside strings).
+fn split_json(rng: &Rng, json: &str) -> Vec<String> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut pieces = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let end = (i + rng.range(4, 24) as usize).min(chars.len());
+        pieces.push(chars[i..end].iter().collect());
+        i = end;
+    }
+    pieces
 }
 
 fn estimate_tokens(chars: usize) -> u64 {
@@ -564,6 +669,9 @@ struct InputUsage {
 struct Plan {
     message_id: String,
     model: String,
+    /// A forced tool call: the `tool_use` block's id and the tool's name; `pieces` are then
+    /// its input fragments.
+    tool: Option<(String, String)>,
     pieces: Vec<String>,
     thinking_pieces: Vec<String>,
     stop_reason: &'static str,
@@ -661,12 +769,21 @@ fn plan_reply(inner: &Inner, parsed: &Parsed, served: u64) -> Plan {
     } else {
         replies[(served as usize) % replies.len()].clone()
     };
-    let mut stop_reason = "end_turn";
+    let tool = parsed
+        .forced_tool
+        .clone()
+        .map(|name| (format!("toolu_01{}", inner.rng.base62(22)), name));
+    let mut stop_reason = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
     let mut stop_sequence = None;
+    // Stop sequences apply to text, not to a tool's input.
     if let Some((pos, seq)) = parsed
         .stop_sequences
         .iter()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && tool.is_none())
         .filter_map(|s| reply.find(s.as_str()).map(|p| (p, s.clone())))
         .min_by_key(|(p, _)| *p)
     {
@@ -674,10 +791,12 @@ fn plan_reply(inner: &Inner, parsed: &Parsed, served: u64) -> Plan {
         stop_reason = "stop_sequence";
         stop_sequence = Some(seq);
     }
+    // Forcing a tool rules thinking out (the API refuses the combination).
     let thinking_pieces = inner
         .config
         .thinking
         .as_deref()
+        .filter(|_| tool.is_none())
         .map(|t| split_deltas(&inner.rng, t))
         .unwrap_or_default();
     let mut output_tokens: u64 = thinking_pieces
@@ -685,7 +804,12 @@ fn plan_reply(inner: &Inner, parsed: &Parsed, served: u64) -> Plan {
         .map(|p| estimate_tokens(p.chars().count()))
         .sum();
     let mut pieces = Vec::new();
-    for piece in split_deltas(&inner.rng, &reply) {
+    let fragments = if tool.is_some() {
+        split_json(&inner.rng, &reply)
+    } else {
+        split_deltas(&inner.rng, &reply)
+    };
+    for piece in fragments {
         let t = estimate_tokens(piece.chars().count());
         if output_tokens + t > parsed.max_tokens {
             stop_reason = "max_tokens";
@@ -698,6 +822,7 @@ fn plan_reply(inner: &Inner, parsed: &Parsed, served: u64) -> Plan {
     Plan {
         message_id: format!("msg_01{}", inner.rng.base62(22)),
         model: parsed.model.clone(),
+        tool,
         pieces,
         thinking_pieces,
         stop_reason,
@@ -766,7 +891,15 @@ async fn stream_reply(
         ));
         index = 1;
     }
-    events.push((None, "content_block_start", json!({"type":"content_block_start","index":index,"content_block":{"type":"text","text":""}})));
+    let block = match &plan.tool {
+        Some((id, name)) => json!({"type":"tool_use","id":id,"name":name,"input":{}}),
+        None => json!({"type":"text","text":""}),
+    };
+    events.push((
+        None,
+        "content_block_start",
+        json!({"type":"content_block_start","index":index,"content_block":block}),
+    ));
     events.push((None, "ping", json!({"type":"ping"})));
     for (i, p) in plan.pieces.iter().enumerate() {
         let wait = if i == 0 {
@@ -774,7 +907,16 @@ async fn stream_reply(
         } else {
             inner.config.inter_delta
         };
-        events.push((Some(wait), "content_block_delta", json!({"type":"content_block_delta","index":index,"delta":{"type":"text_delta","text":p}})));
+        let delta = if plan.tool.is_some() {
+            json!({"type":"input_json_delta","partial_json":p})
+        } else {
+            json!({"type":"text_delta","text":p})
+        };
+        events.push((
+            Some(wait),
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":index,"delta":delta}),
+        ));
     }
     events.push((
         None,
@@ -806,10 +948,11 @@ async fn stream_reply(
             }
             tokio::time::sleep(left).await;
         }
+        // Faults strike output units: text deltas, or a tool's input fragments.
         let is_text = data
             .pointer("/delta/type")
             .and_then(Value::as_str)
-            .is_some_and(|t| t == "text_delta");
+            .is_some_and(|t| t == "text_delta" || t == "input_json_delta");
         if is_text {
             match gate.before_unit() {
                 GateAction::Send => {
@@ -842,6 +985,35 @@ async fn stream_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tool_input_fragments_reassemble_the_json_exactly() {
+        let rng = Rng::new(7);
+        let json = r#"{"findings":[{"rule":"x","quote":"we \"did\" it"}],"improved_answer":"é"}"#;
+        let pieces = split_json(&rng, json);
+        assert!(pieces.len() > 2);
+        assert_eq!(pieces.concat(), json);
+    }
+
+    #[test]
+    fn a_forced_tool_must_be_one_of_the_tools() {
+        let config = AnthropicConfig::default();
+        let body = |choice: Value| {
+            json!({"model": "claude-haiku-4-5", "max_tokens": 10,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "score", "input_schema": {"type": "object"}}],
+                "tool_choice": choice})
+        };
+        let parsed = validate(&config, &body(json!({"type": "tool", "name": "score"})))
+            .unwrap_or_else(|_| panic!("valid"));
+        assert_eq!(parsed.forced_tool.as_deref(), Some("score"));
+        assert!(validate(&config, &body(json!({"type": "tool", "name": "other"}))).is_err());
+        let mut no_schema = body(json!({"type": "any"}));
+        no_schema["tools"][0]["input_schema"] = json!({"type": "string"});
+        assert!(validate(&config, &no_schema).is_err());
+        let auto = validate(&config, &body(json!({"type": "auto"}))).unwrap_or_else(|_| panic!());
+        assert_eq!(auto.forced_tool, None);
+    }
 
     #[test]
     fn deltas_reassemble_the_reply_exactly() {

@@ -1414,7 +1414,9 @@ async fn browser_barge_in_talks_over_the_greeting() {
 /// Keyless local mode end to end in a real browser, nothing simulated: the offline recognizer
 /// hears the candidate's spoken answer (most of its content words reach the transcript), the
 /// local interviewer's follow-up depends on what was said (an answer told only as "we" gets
-/// "what did you personally do"), and its espeak-ng voice reaches the browser as audio.
+/// "what did you personally do"), and its espeak-ng voice reaches the browser as audio. After
+/// the end the answer is scored on the result screen, the skills screen charts the levels, and
+/// a drill's "Practise this" starts an interview focused on its skill.
 #[actix_web::test]
 async fn browser_local_mode_recognizes_the_answer_and_follows_up_on_what_was_said() {
     let Some(speech_dir) = std::env::var_os("LOCAL_SPEECH_DIR") else {
@@ -1499,6 +1501,54 @@ async fn browser_local_mode_recognizes_the_answer_and_follows_up_on_what_was_sai
         "the espeak-ng voice reached the browser as audio: {energy}"
     );
     end_and_show_result(browser).await;
+    // After the call, as a new user sees it: the interview just held is scored (local rules,
+    // no key), its skills get a level and a trend chart, and a drill starts a focused interview.
+    let scored = browser
+        .wait_until(
+            "(() => { const box = document.querySelector('#result-scores'); \
+               const cards = document.querySelectorAll('#result-answers article.answer'); \
+               return box.dataset.state === 'done' && cards.length > 0 && \
+                 [...document.querySelectorAll('#result-answers .findings li')].map((f) => f.dataset.rule); })()",
+            Duration::from_secs(120),
+        )
+        .await
+        .expect("the held interview's answer is scored on the result screen");
+    eprintln!("local-mode interview scored; findings: {scored}");
+    browser
+        .goto(&app.url("/#/skills"))
+        .await
+        .expect("skills screen");
+    wait_view(browser, "skills").await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#skills-list li svg.trend circle').length > 0 \
+             && document.querySelectorAll('#drills-list li button.practise').length > 0",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("skill levels with trend charts and a drill plan");
+    let skill = browser
+        .eval("return document.querySelector('#drills-list li').dataset.skill;")
+        .await
+        .expect("a drill slot");
+    browser
+        .click("#drills-list li button.practise")
+        .await
+        .expect("practise this");
+    wait_view(browser, "mic").await;
+    let token = api_token(&app, &call.email, PASSWORD).await;
+    let list: Value = app
+        .get_as("/api/v1/interviews", &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        list["interviews"][0]["focus_skill"],
+        skill.as_str().expect("a skill name"),
+        "{list}"
+    );
+    assert_eq!(list["interviews"][0]["status"], "created", "{list}");
     call.browser.close().await.unwrap();
 }
 
@@ -1615,5 +1665,79 @@ async fn browser_shows_scores_with_highlighted_evidence_skill_charts_and_starts_
         "{list}"
     );
     assert_eq!(list["interviews"][0]["status"], "created");
+    browser.close().await.expect("browser closes");
+}
+
+/// The usage screen lists the account's own usage per interview and provider, with who was
+/// billed and the cost, and nobody else's rows.
+#[actix_web::test]
+async fn browser_usage_screen_lists_the_accounts_calls_with_who_was_billed() {
+    use entities::usage_log;
+    use sea_orm::ActiveModelTrait;
+    use sea_orm::ActiveValue::Set;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let session = app.signed_in_user().await;
+    let other = app.signed_in_user().await;
+    let account = app.account_id(&session).await;
+    let stranger = app.account_id(&other).await;
+    let row =
+        |account_id, provider: &str, key_source: &str, cost_micro_usd| usage_log::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            account_id: Set(Some(account_id)),
+            interview_id: Set(None),
+            provider: Set(provider.into()),
+            model: Set("m".into()),
+            operation: Set("op".into()),
+            key_source: Set(key_source.into()),
+            input_tokens: Set(1200),
+            output_tokens: Set(80),
+            cache_read_tokens: Set(0),
+            cache_creation_tokens: Set(0),
+            audio_seconds: Set(0.0),
+            characters: Set(0),
+            latency_ms: Set(400.0),
+            cost_micro_usd: Set(cost_micro_usd),
+            created_at: Set(chrono::Utc::now()),
+        };
+    for model in [
+        row(account, "anthropic", "byok", 12_500),
+        row(account, "deepgram", "platform", 7_700),
+        row(stranger, "elevenlabs", "platform", 999_000),
+    ] {
+        model.insert(&app.db).await.expect("usage row");
+    }
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    sign_in(&browser, &session.email, PASSWORD).await;
+    browser
+        .goto(&app.url("/#/usage"))
+        .await
+        .expect("usage screen");
+    wait_view(&browser, "usage").await;
+    let rows = browser
+        .wait_until(
+            "(() => { const rows = [...document.querySelectorAll('#usage-table tbody tr')]; \
+               return rows.length > 0 && rows.map((r) => [r.dataset.provider, r.dataset.billedTo, r.lastElementChild.textContent]); })()",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("usage rows appear");
+    let mut rows: Vec<(String, String, String)> = serde_json::from_value(rows).expect("rows");
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("anthropic".into(), "your_own_key".into(), "$0.0125".into()),
+            ("deepgram".into(), "platform".into(), "$0.0077".into()),
+        ],
+        "the account's own rows only"
+    );
+    let summary = text_of(&browser, "#usage-summary").await;
+    assert!(
+        summary.contains("$0.0202 in all") && summary.contains("$0.0077 on InterviewCraft"),
+        "{summary}"
+    );
     browser.close().await.expect("browser closes");
 }

@@ -794,10 +794,27 @@ async fn claude_scores_on_the_accounts_own_key_else_the_platform_key_and_is_mete
             .await
             .expect("usage rows");
         assert!(!rows.is_empty(), "the scorer's calls are metered");
+        // Priced by the scorer model's entry of the shipped price table.
+        let prices = api::configuration::shipped_prices()
+            .llm_prices(&app.state.settings.anthropic_model)
+            .expect("the scorer's model is priced");
         for row in &rows {
             assert_eq!(row.provider, "anthropic");
             assert_eq!(row.key_source, expected, "whose key paid");
             assert!(row.input_tokens > 0, "{row:?}");
+            let usage = engine::vendors::usage::LlmUsage {
+                input_tokens: row.input_tokens as u64,
+                output_tokens: row.output_tokens as u64,
+                cache_read_input_tokens: row.cache_read_tokens as u64,
+                cache_creation_input_tokens: row.cache_creation_tokens as u64,
+                ..Default::default()
+            };
+            assert_eq!(
+                row.cost_micro_usd,
+                engine::metering::micro_usd(usage.cost_usd(&prices)),
+                "{row:?}"
+            );
+            assert!(row.cost_micro_usd > 0, "{row:?}");
         }
     }
 }

@@ -20,7 +20,8 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 /// Attempts before a job stays `failed`.
 pub const MAX_ATTEMPTS: i32 = 3;
 
-/// Builds each interview's scorer: Claude on the interview's account's own Anthropic key when
+/// Builds each interview's scorer: Claude (the scorer's model, priced by its own entry in the
+/// price table) on the interview's account's own Anthropic key when
 /// it has one, else on the platform key (leased from the key leaser for the scoring only, see
 /// [`engine::engine::EngineHandle::lease_for_work`]), with the
 /// local rules behind it for vendor faults and invalid replies; the local rules alone when
@@ -54,8 +55,12 @@ impl ScorerSource {
         Self {
             config: config.clone(),
             anthropic_url: settings.anthropic_base_url.clone(),
-            anthropic_model: settings.anthropic_model.clone(),
-            prices: settings.prices.llm,
+            anthropic_model: settings.scorer_model().to_owned(),
+            // Every configured model has a price (checked at start).
+            prices: settings
+                .prices
+                .llm_prices(settings.scorer_model())
+                .unwrap_or_default(),
             engine,
             meter,
         }

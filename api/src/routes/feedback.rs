@@ -4,7 +4,6 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use engine::feedback::FeedbackConfig;
 use engine::feedback::drills::plan;
 use engine::feedback::skills::{MICROSKILLS, area_of, is_skill};
 use entities::interviews::InterviewStatus;
@@ -243,7 +242,7 @@ pub async fn drills(
     let skills = store::skill_states(&state.db, caller.id).await?;
     let today: NaiveDate = Utc::now().date_naive();
     let drill_plan = plan(
-        &FeedbackConfig::default(),
+        &state.settings.feedback,
         &skills,
         today,
         settings.target_interview_date,

@@ -1,9 +1,14 @@
 //! Every threshold of scoring, delivery, skills and drills, in one place (FEEDBACK.md's numbers
-//! are the defaults).
+//! are the defaults). The server reads it from the settings file's `[feedback]` table and the
+//! environment (`FEEDBACK__MIN_ANSWER_WORDS=20`) and refuses to start on a value
+//! [`FeedbackConfig::validate`] rejects.
 
 /// Thresholds of the feedback cores. `Default` holds the documented starting points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FeedbackConfig {
+    /// The Claude model the scorer uses; `None`: the interviewer's (`ANTHROPIC_MODEL`).
+    pub scorer_model: Option<String>,
     /// An answer is scored only with at least this many words (15).
     pub min_answer_words: usize,
     /// `rambling` fires above this answer length in seconds (120), strongly above
@@ -44,6 +49,7 @@ pub struct FeedbackConfig {
 impl Default for FeedbackConfig {
     fn default() -> Self {
         Self {
+            scorer_model: None,
             min_answer_words: 15,
             rambling_secs: 120.0,
             rambling_strong_secs: 180.0,
@@ -62,6 +68,140 @@ impl Default for FeedbackConfig {
             trend_window: 3,
             trend_delta: 5.0,
             minutes_per_question: 7,
+        }
+    }
+}
+
+impl FeedbackConfig {
+    /// Checks every threshold; the error names the first bad one as `feedback.<field>`.
+    pub fn validate(&self) -> Result<(), String> {
+        let fail = |field: &str, rule: &str| Err(format!("feedback.{field} {rule}"));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let percent = |v: f64| v.is_finite() && (0.0..=100.0).contains(&v);
+        if self
+            .scorer_model
+            .as_deref()
+            .is_some_and(|m| m.trim().is_empty())
+        {
+            return fail("scorer_model", "must name a model when set");
+        }
+        for (field, value) in [
+            ("min_answer_words", self.min_answer_words),
+            ("rambling_words", self.rambling_words),
+            ("filler_spike_min_count", self.filler_spike_min_count),
+            ("followup_min_words", self.followup_min_words),
+            ("ownership_min_we", self.ownership_min_we),
+            ("ownership_we_per_i", self.ownership_we_per_i),
+            ("trend_window", self.trend_window),
+        ] {
+            if value == 0 {
+                return fail(field, "must be at least 1");
+            }
+        }
+        if self.minutes_per_question == 0 {
+            return fail("minutes_per_question", "must be at least 1");
+        }
+        for (field, value) in [
+            ("rambling_secs", self.rambling_secs),
+            ("filler_spike_per_minute", self.filler_spike_per_minute),
+            ("overall_per_point", self.overall_per_point),
+            ("trend_delta", self.trend_delta),
+        ] {
+            if !positive(value) {
+                return fail(field, "must be a positive number");
+            }
+        }
+        if !(self.rambling_strong_secs.is_finite()
+            && self.rambling_strong_secs >= self.rambling_secs)
+        {
+            return fail("rambling_strong_secs", "must be at least rambling_secs");
+        }
+        if !(self.weak_share.is_finite() && self.weak_share > 0.0 && self.weak_share <= 1.0) {
+            return fail("weak_share", "must be above 0 and at most 1");
+        }
+        if self.hesitation_ms <= 0 {
+            return fail("hesitation_ms", "must be positive");
+        }
+        if self.long_pause_ms < self.hesitation_ms {
+            return fail("long_pause_ms", "must be at least hesitation_ms");
+        }
+        for (field, value) in [
+            ("initial_level", self.initial_level),
+            ("positive_overall", self.positive_overall),
+        ] {
+            if !percent(value) {
+                return fail(field, "must be between 0 and 100");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_defaults_are_valid() {
+        assert_eq!(FeedbackConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_threshold_is_named() {
+        let bad = [
+            (
+                FeedbackConfig {
+                    min_answer_words: 0,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.min_answer_words",
+            ),
+            (
+                FeedbackConfig {
+                    rambling_strong_secs: 60.0,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.rambling_strong_secs",
+            ),
+            (
+                FeedbackConfig {
+                    weak_share: 1.5,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.weak_share",
+            ),
+            (
+                FeedbackConfig {
+                    overall_per_point: f64::NAN,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.overall_per_point",
+            ),
+            (
+                FeedbackConfig {
+                    long_pause_ms: 1000,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.long_pause_ms",
+            ),
+            (
+                FeedbackConfig {
+                    initial_level: 120.0,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.initial_level",
+            ),
+            (
+                FeedbackConfig {
+                    scorer_model: Some(" ".into()),
+                    ..FeedbackConfig::default()
+                },
+                "feedback.scorer_model",
+            ),
+        ];
+        for (config, field) in bad {
+            let error = config.validate().expect_err(field);
+            assert!(error.starts_with(field), "{field}: {error}");
         }
     }
 }

@@ -1,97 +1,173 @@
 //! Usage metering: what each vendor call cost, recorded without any text.
 //!
 //! [`UsageRecord`]s are built from the vendor clients' reports (tokens, audio seconds,
-//! characters, latency, cost from the configured [`PriceTable`]); [`UsageBatcher`] decides when
+//! characters, latency, cost from the configured [`PriceTable`], by the model each call used);
+//! [`UsageBatcher`] decides when
 //! a batch is due, and [`store::insert_batch`] writes one. The `UsageMeter` actor ties them
 //! together.
 
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::vendors::usage::{LlmReport, SttReport, TokenPrices, TtsReport};
 
-/// Prices of every vendor, in US dollars, in one place: the clients are configured from it and
-/// per-minute STT rows are priced with it. In the settings file it is the `[prices]` table of
-/// [`PriceSettings`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(from = "PriceSettings", into = "PriceSettings")]
-pub struct PriceTable {
-    pub llm: TokenPrices,
-    pub stt_per_minute: f64,
-    pub tts_per_1k_chars: f64,
-}
-
-/// The price table as configured: the configured Claude model's list prices per million tokens
-/// (cache writes and reads follow from the input price by the documented multipliers), the
-/// Deepgram model's streaming price per minute and the ElevenLabs model's price per thousand
-/// characters.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Prices of every vendor, in US dollars, per model: the clients are configured from it (each
+/// with its own model's prices, a fallback model with the fallback's) and per-minute STT rows
+/// are priced by the model of the row. In the settings file it is the `[prices]` table:
+///
+/// ```toml
+/// [prices.llm."claude-haiku-4-5"]   # per million tokens; cache prices follow from the input
+/// input_per_mtok = 1.0              # price (5-minute write 1.25x, 1-hour write 2x, read 0.1x)
+/// output_per_mtok = 5.0             # unless given
+/// [prices.stt."nova-3"]
+/// per_minute = 0.0077
+/// [prices.tts."eleven_flash_v2_5"]
+/// per_1k_chars = 0.05
+/// ```
+///
+/// `Default` is empty: the shipped prices are the server's embedded settings file, and a start
+/// checks ([`PriceTable::require`]) that every configured model has one.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct PriceSettings {
-    pub llm_input_per_mtok: f64,
-    pub llm_output_per_mtok: f64,
-    pub stt_per_minute: f64,
-    pub tts_per_1k_chars: f64,
+pub struct PriceTable {
+    /// Anthropic models by id.
+    pub llm: BTreeMap<String, LlmPrice>,
+    /// Deepgram models by id.
+    pub stt: BTreeMap<String, SttPrice>,
+    /// ElevenLabs models by id.
+    pub tts: BTreeMap<String, TtsPrice>,
 }
 
-impl Default for PriceSettings {
-    fn default() -> Self {
-        PriceTable::default().into()
-    }
+/// A language model's prices per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmPrice {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_5m_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h_per_mtok: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_per_mtok: Option<f64>,
 }
 
-impl From<PriceSettings> for PriceTable {
-    fn from(prices: PriceSettings) -> Self {
-        Self {
-            llm: TokenPrices::from_base(prices.llm_input_per_mtok, prices.llm_output_per_mtok),
-            stt_per_minute: prices.stt_per_minute,
-            tts_per_1k_chars: prices.tts_per_1k_chars,
+impl LlmPrice {
+    /// The client's prices: the cache prices given, else the documented multipliers.
+    pub fn token_prices(&self) -> TokenPrices {
+        let base = TokenPrices::from_base(self.input_per_mtok, self.output_per_mtok);
+        TokenPrices {
+            cache_write_5m_per_mtok: self
+                .cache_write_5m_per_mtok
+                .unwrap_or(base.cache_write_5m_per_mtok),
+            cache_write_1h_per_mtok: self
+                .cache_write_1h_per_mtok
+                .unwrap_or(base.cache_write_1h_per_mtok),
+            cache_read_per_mtok: self.cache_read_per_mtok.unwrap_or(base.cache_read_per_mtok),
+            ..base
         }
     }
 }
 
-impl From<PriceTable> for PriceSettings {
-    fn from(table: PriceTable) -> Self {
-        Self {
-            llm_input_per_mtok: table.llm.input_per_mtok,
-            llm_output_per_mtok: table.llm.output_per_mtok,
-            stt_per_minute: table.stt_per_minute,
-            tts_per_1k_chars: table.tts_per_1k_chars,
-        }
-    }
+/// A speech-to-text model's streaming price.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SttPrice {
+    pub per_minute: f64,
+}
+
+/// A text-to-speech model's price.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsPrice {
+    pub per_1k_chars: f64,
+}
+
+/// A model that must have a price, and what configured it (named in the start error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PricedModel<'a> {
+    Llm { model: &'a str, setting: &'a str },
+    Stt { model: &'a str, setting: &'a str },
+    Tts { model: &'a str, setting: &'a str },
 }
 
 impl PriceTable {
+    /// The prices of a Claude model.
+    pub fn llm_prices(&self, model: &str) -> Option<TokenPrices> {
+        self.llm.get(model).map(LlmPrice::token_prices)
+    }
+
+    /// The streaming price per minute of an STT model.
+    pub fn stt_per_minute(&self, model: &str) -> Option<f64> {
+        self.stt.get(model).map(|p| p.per_minute)
+    }
+
+    /// The price per thousand characters of a TTS model.
+    pub fn tts_per_1k_chars(&self, model: &str) -> Option<f64> {
+        self.tts.get(model).map(|p| p.per_1k_chars)
+    }
+
     /// Every price is a finite number of dollars, zero or more.
     pub fn validate(&self) -> Result<(), String> {
-        let prices = PriceSettings::from(self.clone());
-        for (name, value) in [
-            ("llm_input_per_mtok", prices.llm_input_per_mtok),
-            ("llm_output_per_mtok", prices.llm_output_per_mtok),
-            ("stt_per_minute", prices.stt_per_minute),
-            ("tts_per_1k_chars", prices.tts_per_1k_chars),
-        ] {
+        let mut prices: Vec<(String, f64)> = Vec::new();
+        for (model, p) in &self.llm {
+            let name = |field: &str| format!("prices.llm.\"{model}\".{field}");
+            prices.push((name("input_per_mtok"), p.input_per_mtok));
+            prices.push((name("output_per_mtok"), p.output_per_mtok));
+            for (field, value) in [
+                ("cache_write_5m_per_mtok", p.cache_write_5m_per_mtok),
+                ("cache_write_1h_per_mtok", p.cache_write_1h_per_mtok),
+                ("cache_read_per_mtok", p.cache_read_per_mtok),
+            ] {
+                if let Some(value) = value {
+                    prices.push((name(field), value));
+                }
+            }
+        }
+        for (model, p) in &self.stt {
+            prices.push((format!("prices.stt.\"{model}\".per_minute"), p.per_minute));
+        }
+        for (model, p) in &self.tts {
+            prices.push((
+                format!("prices.tts.\"{model}\".per_1k_chars"),
+                p.per_1k_chars,
+            ));
+        }
+        for (name, value) in prices {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(format!(
-                    "prices.{name} must be a number of dollars, at least 0"
-                ));
+                return Err(format!("{name} must be a number of dollars, at least 0"));
             }
         }
         Ok(())
     }
-}
 
-impl Default for PriceTable {
-    fn default() -> Self {
-        Self {
-            // Claude Haiku 4.5 list prices; Deepgram Nova-3 streaming; ElevenLabs Flash.
-            llm: TokenPrices::from_base(1.0, 5.0),
-            stt_per_minute: 0.0077,
-            tts_per_1k_chars: 0.05,
+    /// Every model in `needed` has a price; the first that has none is named, with the
+    /// setting that chose it.
+    pub fn require(&self, needed: &[PricedModel<'_>]) -> Result<(), String> {
+        for need in needed {
+            let (kind, model, setting, known) = match *need {
+                PricedModel::Llm { model, setting } => {
+                    ("llm", model, setting, self.llm.contains_key(model))
+                }
+                PricedModel::Stt { model, setting } => {
+                    ("stt", model, setting, self.stt.contains_key(model))
+                }
+                PricedModel::Tts { model, setting } => {
+                    ("tts", model, setting, self.tts.contains_key(model))
+                }
+            };
+            if !known {
+                return Err(format!(
+                    "no price for the {kind} model \"{model}\" ({setting}): add \
+                     [prices.{kind}.\"{model}\"] to the settings file"
+                ));
+            }
         }
+        Ok(())
     }
 }
 
@@ -217,11 +293,12 @@ impl UsageRecord {
         audio_seconds: f64,
         prices: &PriceTable,
     ) -> Self {
-        // A local recognizer costs nothing, whatever the vendor's price.
+        // A local recognizer costs nothing, whatever the vendor's price. Every configured model
+        // has a price (checked at start); an unknown one is recorded at no cost.
         let per_minute = if ctx.key_source == KeySource::Local {
             0.0
         } else {
-            prices.stt_per_minute
+            prices.stt_per_minute(model).unwrap_or(0.0)
         };
         Self {
             audio_seconds,
@@ -318,6 +395,95 @@ mod tests {
     use super::*;
     use crate::vendors::usage::{LlmTiming, LlmUsage, TtsTiming, TtsUsage};
 
+    fn table() -> PriceTable {
+        PriceTable {
+            llm: BTreeMap::from([
+                (
+                    "claude-haiku-4-5".to_owned(),
+                    LlmPrice {
+                        input_per_mtok: 1.0,
+                        output_per_mtok: 5.0,
+                        cache_write_5m_per_mtok: None,
+                        cache_write_1h_per_mtok: None,
+                        cache_read_per_mtok: Some(0.08),
+                    },
+                ),
+                (
+                    "claude-sonnet-4-5".to_owned(),
+                    LlmPrice {
+                        input_per_mtok: 3.0,
+                        output_per_mtok: 15.0,
+                        cache_write_5m_per_mtok: None,
+                        cache_write_1h_per_mtok: None,
+                        cache_read_per_mtok: None,
+                    },
+                ),
+            ]),
+            stt: BTreeMap::from([
+                ("nova-3".to_owned(), SttPrice { per_minute: 0.0077 }),
+                ("nova-2".to_owned(), SttPrice { per_minute: 0.0058 }),
+            ]),
+            tts: BTreeMap::from([(
+                "eleven_flash_v2_5".to_owned(),
+                TtsPrice { per_1k_chars: 0.05 },
+            )]),
+        }
+    }
+
+    #[test]
+    fn each_model_has_its_own_prices_and_cache_prices_follow_the_input_unless_given() {
+        let prices = table();
+        let haiku = prices.llm_prices("claude-haiku-4-5").expect("priced");
+        assert_eq!((haiku.input_per_mtok, haiku.output_per_mtok), (1.0, 5.0));
+        assert_eq!(haiku.cache_read_per_mtok, 0.08, "given");
+        assert_eq!(haiku.cache_write_5m_per_mtok, 1.25, "derived");
+        let sonnet = prices.llm_prices("claude-sonnet-4-5").expect("priced");
+        assert_eq!(sonnet.output_per_mtok, 15.0);
+        assert!((sonnet.cache_read_per_mtok - 0.3).abs() < 1e-9);
+        assert_eq!(prices.llm_prices("claude-unknown"), None);
+        assert_eq!(prices.tts_per_1k_chars("eleven_flash_v2_5"), Some(0.05));
+        assert_eq!(prices.stt_per_minute("nova-3"), Some(0.0077));
+    }
+
+    #[test]
+    fn a_model_without_a_price_or_a_negative_price_is_named() {
+        let prices = table();
+        let need = |model| PricedModel::Llm {
+            model,
+            setting: "ANTHROPIC_FALLBACK_MODEL",
+        };
+        assert_eq!(prices.require(&[need("claude-haiku-4-5")]), Ok(()));
+        let error = prices
+            .require(&[
+                PricedModel::Stt {
+                    model: "nova-3",
+                    setting: "DEEPGRAM_MODEL",
+                },
+                need("claude-opus-9"),
+            ])
+            .expect_err("unpriced");
+        assert!(
+            error.contains("\"claude-opus-9\"") && error.contains("ANTHROPIC_FALLBACK_MODEL"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "one line");
+        let mut negative = table();
+        negative
+            .stt
+            .insert("nova-2".into(), SttPrice { per_minute: -1.0 });
+        let error = negative.validate().expect_err("negative");
+        assert!(
+            error.contains("prices.stt.\"nova-2\".per_minute"),
+            "{error}"
+        );
+        let mut nan = table();
+        if let Some(p) = nan.llm.get_mut("claude-haiku-4-5") {
+            p.cache_read_per_mtok = Some(f64::NAN);
+        }
+        assert!(nan.validate().is_err());
+        assert_eq!(table().validate(), Ok(()));
+    }
+
     fn ctx() -> UsageContext {
         UsageContext {
             account_id: Some(Uuid::new_v4()),
@@ -376,10 +542,12 @@ mod tests {
         };
         let record = UsageRecord::tts(ctx(), "elevenlabs", &report);
         assert_eq!((record.characters, record.cost_micro_usd), (200, 10_000));
-        let prices = PriceTable::default();
+        let prices = table();
         let minute = UsageRecord::stt_minute(ctx(), "deepgram", "nova-3", 60.0, &prices);
         assert_eq!(minute.cost_micro_usd, 7_700);
         assert_eq!(minute.audio_seconds, 60.0);
+        let other = UsageRecord::stt_minute(ctx(), "deepgram", "nova-2", 60.0, &prices);
+        assert_eq!(other.cost_micro_usd, 5_800, "priced by the row's own model");
     }
 
     #[test]
@@ -388,8 +556,8 @@ mod tests {
             key_source: KeySource::Local,
             ..ctx()
         };
-        let prices = PriceTable::default();
-        let minute = UsageRecord::stt_minute(local, "local", "local", 60.0, &prices);
+        let prices = table();
+        let minute = UsageRecord::stt_minute(local, "local", "nova-3", 60.0, &prices);
         assert_eq!(minute.cost_micro_usd, 0);
         assert_eq!(minute.audio_seconds, 60.0);
         assert_eq!(minute.key_source.as_str(), "local");

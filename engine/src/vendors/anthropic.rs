@@ -2,6 +2,12 @@
 //! [`super::sse::SseDecoder`], events by [`parse_event`], assembled by [`ReplyAssembler`]
 //! (sans-IO), retried per [`super::retry`]. The system prompt is sent as one text block
 //! with `cache_control` so the vendor caches it across turns.
+//!
+//! A forced tool call ([`LanguageModel::call_tool`]) sends `tools` with one definition and
+//! `tool_choice: {"type":"tool","name":…}`; the reply's `tool_use` block streams its input as
+//! `input_json_delta` fragments, which [`ReplyAssembler`] concatenates. The tool definition
+//! comes before the system prompt in the cached prefix, so the system block's breakpoint
+//! caches both.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +25,10 @@ use super::key::{ApiKey, KeyHandle};
 use super::retry::{RetryPolicy, parse_retry_after, should_retry_status};
 use super::sse::SseDecoder;
 use super::usage::{LlmReport, LlmTiming, LlmUsage, TokenPrices};
-use super::{EVENT_QUEUE, LanguageModel, LlmEvent, LlmRequest, LlmStream, Role, StopReason};
+use super::{
+    EVENT_QUEUE, LanguageModel, LlmEvent, LlmRequest, LlmStream, Role, StopReason, ToolDefinition,
+    ToolOutcome,
+};
 
 /// How long a cached system prompt lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -280,10 +289,13 @@ pub enum ReplyStep {
     },
 }
 
-/// Sans-IO state of one streamed reply: which blocks are text, cumulative usage, stop reason.
+/// Sans-IO state of one streamed reply: which blocks are text, cumulative usage, stop reason,
+/// and the input of the first `tool_use` block.
 #[derive(Debug, Default)]
 pub struct ReplyAssembler {
     blocks: HashMap<u64, BlockKind>,
+    /// The first tool call's index and its input so far (concatenated `partial_json`).
+    tool: Option<(u64, String)>,
     pub usage: LlmUsage,
     pub message_id: Option<String>,
     pub model: Option<String>,
@@ -316,6 +328,11 @@ impl ReplyAssembler {
         }
     }
 
+    /// The first tool call's input as streamed so far; `None` when no `tool_use` block started.
+    pub fn tool_input(&self) -> Option<&str> {
+        self.tool.as_ref().map(|(_, input)| input.as_str())
+    }
+
     pub fn apply(&mut self, event: StreamEvent) -> ReplyStep {
         match event {
             StreamEvent::MessageStart { id, model, usage } => {
@@ -324,7 +341,20 @@ impl ReplyAssembler {
                 self.merge_usage(&usage);
             }
             StreamEvent::ContentBlockStart { index, kind } => {
+                if kind == BlockKind::ToolUse && self.tool.is_none() {
+                    self.tool = Some((index, String::new()));
+                }
                 self.blocks.insert(index, kind);
+            }
+            StreamEvent::ContentBlockDelta {
+                index,
+                delta: Delta::InputJson(part),
+            } => {
+                if let Some((tool_index, input)) = &mut self.tool
+                    && *tool_index == index
+                {
+                    input.push_str(&part);
+                }
             }
             StreamEvent::ContentBlockDelta {
                 index,
@@ -388,6 +418,15 @@ fn err(category: ErrorCategory, message: impl Into<String>) -> VendorError {
 
 /// Builds the request body (public for inspection in tests).
 pub fn request_body(config: &AnthropicConfig, request: &LlmRequest) -> Value {
+    request_body_with_tool(config, request, None)
+}
+
+/// The request body, with `tool` (if any) as the only tool and the forced `tool_choice`.
+pub fn request_body_with_tool(
+    config: &AnthropicConfig,
+    request: &LlmRequest,
+    tool: Option<&ToolDefinition>,
+) -> Value {
     let mut body = json!({
         "model": config.model,
         "max_tokens": request.max_tokens.unwrap_or(config.max_tokens),
@@ -413,6 +452,14 @@ pub fn request_body(config: &AnthropicConfig, request: &LlmRequest) -> Value {
     }
     if let Some(t) = config.temperature {
         body["temperature"] = json!(t);
+    }
+    if let Some(tool) = tool {
+        body["tools"] = json!([{
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": tool.input_schema,
+        }]);
+        body["tool_choice"] = json!({"type": "tool", "name": tool.name});
     }
     body
 }
@@ -597,6 +644,132 @@ impl LanguageModel for AnthropicLlm {
         tokio::spawn(task.run(response, cancel_rx));
         Ok(LlmStream::new(rx, cancel_tx))
     }
+
+    async fn call_tool(&self, request: LlmRequest, tool: &ToolDefinition) -> ToolOutcome {
+        let started = Instant::now();
+        let body =
+            match serde_json::to_vec(&request_body_with_tool(&self.config, &request, Some(tool))) {
+                Ok(body) => body,
+                Err(e) => {
+                    return ToolOutcome::Failed {
+                        error: err(ErrorCategory::BadRequest, e.to_string()),
+                        report: None,
+                    };
+                }
+            };
+        let (response, retries) = match self.send_with_retries(&body, started).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                return ToolOutcome::Failed {
+                    error,
+                    report: None,
+                };
+            }
+        };
+        let request_id = header_str(response.headers(), "request-id").map(str::to_string);
+        let mut reply = ToolReply {
+            config: &self.config,
+            started,
+            timing: LlmTiming {
+                time_to_headers: Some(started.elapsed()),
+                retries,
+                ..LlmTiming::default()
+            },
+            request_id,
+            assembler: ReplyAssembler::default(),
+        };
+        reply.read(response).await
+    }
+}
+
+/// Reads one forced tool call's reply to its end (the caller awaits the whole input: nothing
+/// of it is usable before it is complete).
+struct ToolReply<'a> {
+    config: &'a AnthropicConfig,
+    started: Instant,
+    timing: LlmTiming,
+    request_id: Option<String>,
+    assembler: ReplyAssembler,
+}
+
+impl ToolReply<'_> {
+    fn report(&self) -> LlmReport {
+        let mut timing = self.timing;
+        timing.total = self.started.elapsed();
+        let usage = self.assembler.usage;
+        LlmReport {
+            model: self
+                .assembler
+                .model
+                .clone()
+                .unwrap_or_else(|| self.config.model.clone()),
+            usage,
+            timing,
+            cost_usd: usage.cost_usd(&self.config.prices),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    fn failed(&self, error: VendorError) -> ToolOutcome {
+        tracing::debug!(vendor = "anthropic", category = ?error.category, "tool call failed");
+        ToolOutcome::Failed {
+            error: error.with_request_id(self.request_id.clone()),
+            report: Some(self.report()),
+        }
+    }
+
+    async fn read(&mut self, response: reqwest::Response) -> ToolOutcome {
+        let mut bytes = response.bytes_stream();
+        let mut decoder = SseDecoder::new();
+        loop {
+            let chunk = match tokio::time::timeout(self.config.idle_timeout, bytes.next()).await {
+                Err(_) => return self.failed(err(ErrorCategory::Timeout, "the stream stalled")),
+                Ok(None) => {
+                    return self.failed(err(
+                        ErrorCategory::Network,
+                        "the stream ended before message_stop",
+                    ));
+                }
+                Ok(Some(Err(e))) => return self.failed(network_error(&e)),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let events = match decoder.push(&chunk) {
+                Ok(events) => events,
+                Err(e) => return self.failed(err(ErrorCategory::Protocol, e.to_string())),
+            };
+            for sse in events {
+                let event = match parse_event(sse.event.as_deref(), &sse.data) {
+                    Ok(event) => event,
+                    Err(e) => return self.failed(err(ErrorCategory::Protocol, e.to_string())),
+                };
+                let input_delta = matches!(
+                    event,
+                    StreamEvent::ContentBlockDelta {
+                        delta: Delta::InputJson(_),
+                        ..
+                    }
+                );
+                if input_delta && self.timing.time_to_first_text.is_none() {
+                    // The first output of a tool call is its first input fragment.
+                    self.timing.time_to_first_text = Some(self.started.elapsed());
+                }
+                match self.assembler.apply(event) {
+                    ReplyStep::Nothing | ReplyStep::Text(_) => {}
+                    ReplyStep::Done(stop_reason) => {
+                        return ToolOutcome::Called {
+                            input: self.assembler.tool_input().map(str::to_owned),
+                            stop_reason,
+                            report: self.report(),
+                        };
+                    }
+                    ReplyStep::Failed { kind, message } => {
+                        let category = category_for_error_type(&kind, &message, None);
+                        return self.failed(err(category, format!("{kind}: {message}")));
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct StreamTask {
@@ -713,6 +886,67 @@ mod tests {
             delta: Delta::Text("x".into()),
         });
         assert_eq!(step, ReplyStep::Nothing);
+    }
+
+    #[test]
+    fn tool_input_is_the_first_tool_blocks_fragments_in_order() {
+        let mut a = ReplyAssembler::default();
+        assert_eq!(a.tool_input(), None);
+        a.apply(StreamEvent::ContentBlockStart {
+            index: 0,
+            kind: BlockKind::Text,
+        });
+        a.apply(StreamEvent::ContentBlockDelta {
+            index: 0,
+            delta: Delta::InputJson("{\"no\"".into()),
+        });
+        a.apply(StreamEvent::ContentBlockStart {
+            index: 1,
+            kind: BlockKind::ToolUse,
+        });
+        for part in ["{\"a\":", " [1,", " 2]}"] {
+            a.apply(StreamEvent::ContentBlockDelta {
+                index: 1,
+                delta: Delta::InputJson(part.into()),
+            });
+        }
+        a.apply(StreamEvent::ContentBlockStart {
+            index: 2,
+            kind: BlockKind::ToolUse,
+        });
+        a.apply(StreamEvent::ContentBlockDelta {
+            index: 2,
+            delta: Delta::InputJson("{}".into()),
+        });
+        assert_eq!(a.tool_input(), Some("{\"a\": [1, 2]}"));
+    }
+
+    #[test]
+    fn a_tool_call_body_forces_the_tool_and_caches_the_system_prompt() {
+        let cfg = AnthropicConfig::new(
+            "http://x",
+            secrecy::SecretString::from("k"),
+            "claude-haiku-4-5",
+        );
+        let req = LlmRequest {
+            system: "Score it.".into(),
+            messages: vec![super::super::ChatMessage::user("an answer")],
+            ..LlmRequest::default()
+        };
+        let tool = ToolDefinition {
+            name: "record_score".into(),
+            description: "Records the score.".into(),
+            input_schema: json!({"type": "object", "properties": {}}),
+        };
+        let body = request_body_with_tool(&cfg, &req, Some(&tool));
+        assert_eq!(body["tools"][0]["name"], "record_score");
+        assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "tool", "name": "record_score"})
+        );
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        assert!(request_body(&cfg, &req).get("tools").is_none());
     }
 
     #[test]

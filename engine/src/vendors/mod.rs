@@ -287,12 +287,54 @@ impl LlmEvent {
     }
 }
 
+/// A tool the model is made to call (forced tool output): its name, what it is for, and the
+/// JSON schema of its input. The model's answer is the tool's input, so it has a known shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    /// A JSON schema with `"type": "object"` at the top.
+    pub input_schema: serde_json::Value,
+}
+
+/// How a forced tool call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolOutcome {
+    /// The reply completed. `input` is the tool's input as the model streamed it (the
+    /// concatenated partial JSON; not yet parsed or validated), `None` if no tool call came.
+    Called {
+        input: Option<String>,
+        stop_reason: StopReason,
+        report: LlmReport,
+    },
+    /// The call failed before or during the reply (after the client's retries); `report` is
+    /// what was consumed when a reply had started.
+    Failed {
+        error: VendorError,
+        report: Option<LlmReport>,
+    },
+}
+
 /// A large language model that streams replies.
 #[async_trait]
 pub trait LanguageModel: Send + Sync {
     /// Starts a reply. Errors before the stream starts (after the client's retries) come
     /// back here; errors after it started arrive as [`LlmEvent::Failed`].
     async fn stream(&self, request: LlmRequest) -> Result<LlmStream, VendorError>;
+
+    /// One reply that must be a call of `tool` (`tool_choice` names it). Models without tool
+    /// support refuse with a permanent [`ErrorCategory::BadRequest`].
+    async fn call_tool(&self, request: LlmRequest, tool: &ToolDefinition) -> ToolOutcome {
+        let _ = (request, tool);
+        ToolOutcome::Failed {
+            error: VendorError::new(
+                Vendor::Local,
+                ErrorCategory::BadRequest,
+                "this language model does not support tool calls",
+            ),
+            report: None,
+        }
+    }
 }
 
 /// A reply being streamed. Dropping it cancels the call and closes the connection.

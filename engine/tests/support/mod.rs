@@ -41,6 +41,7 @@ pub fn fake_endpoints(fakes: &FakeVendors) -> VendorEndpoints {
         elevenlabs_ws_url: fakes.elevenlabs.ws_base_url(),
         elevenlabs_http_url: fakes.elevenlabs.base_url(),
         elevenlabs_voice: "voice-test".into(),
+        elevenlabs_model: "eleven_flash_v2_5".into(),
     }
 }
 
@@ -96,6 +97,7 @@ impl Harness {
                 elevenlabs_ws_url: "ws://127.0.0.1:9".into(),
                 elevenlabs_http_url: "http://127.0.0.1:9".into(),
                 elevenlabs_voice: "voice".into(),
+                elevenlabs_model: "eleven_flash_v2_5".into(),
             },
             local: Default::default(),
             fakes: None,
@@ -106,8 +108,10 @@ impl Harness {
             .expect("fakes start");
         config.fakes = Some(fake_endpoints(&fakes));
         // "Real" vendors are the fakes too, so BYOK keys (which may carry fault directives)
-        // reach them.
+        // reach them; a fallback model the test chose stays.
+        let fallback = config.vendors.anthropic_fallback_model.take();
         config.vendors = fake_endpoints(&fakes);
+        config.vendors.anthropic_fallback_model = fallback;
         let ring = KeyRing::new(MasterKey::from_bytes([7; 32]), vec![]);
         let engine = EngineHandle::start(db.clone(), config, PlatformKeys::default(), ring.clone());
         Self {
