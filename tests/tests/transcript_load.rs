@@ -1,7 +1,9 @@
 //! Protects the transcript under load: 150 interviews at once on one node (the server's own
-//! database set-up: SQLite's single connection, PostgreSQL's small pool), and every segment,
-//! word and turn of every interview is stored, and the node's transcript writer dropped
-//! nothing. The candidates are scripted on in-memory transports (no browser, no WebRTC), the
+//! database set-up: SQLite's single connection, PostgreSQL's small pool), with the database
+//! stalled mid-run for longer than the pool's acquire timeout (every connection held in an
+//! open transaction), and still every segment, word and turn of every interview is stored and
+//! the node's transcript writer dropped nothing: it waited and retried. (Writing each row on
+//! its own, as the interview did before, loses rows to the pool timeout here.) The candidates are scripted on in-memory transports (no browser, no WebRTC), the
 //! vendors are the fast fakes; the fakes and the candidates run on a runtime of their own.
 
 use std::collections::HashMap;
@@ -16,7 +18,9 @@ use entities::interviews::{InterviewKind as StoredKind, InterviewStatus};
 use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
 use secrecy::SecretString;
 use tests::{Backend, db_tests, spawn_app_with};
 use tokio::sync::broadcast;
@@ -185,6 +189,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         .expect("fakes task")
         .expect("fakes start");
     let key = || Some(SecretString::from("load-test-key".to_owned()));
+    let sqlite = matches!(backend, Backend::Sqlite);
     let app = spawn_app_with(backend, |settings| {
         settings.max_live_interviews = INTERVIEWS * 2;
         // Platform keys: every interview uses the "real" vendors, which are the fast fakes.
@@ -211,6 +216,31 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         side.spawn(candidate(peer, ANSWERS.len()));
         runs.push((interview_id, tokio::spawn(watch(events))));
     }
+    // The stall: every pooled connection held until a write of the engine has waited out the
+    // pool's acquire timeout (10 s) at least once.
+    let connections = if sqlite {
+        1
+    } else {
+        app.settings.database_max_connections
+    };
+    let mut held = Vec::new();
+    for _ in 0..connections {
+        held.push(app.db.begin().await.expect("hold a connection"));
+    }
+    let counters = engine.transcript_writer_counters();
+    let stalled = Instant::now();
+    while counters.retried.get() + counters.dropped.get() == 0 {
+        assert!(
+            stalled.elapsed() < Duration::from_secs(60),
+            "no write ever waited out the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for transaction in held {
+        transaction.commit().await.expect("release");
+    }
+    let stall = stalled.elapsed();
+
     let mut outcomes = HashMap::new();
     for (interview_id, watcher) in runs {
         outcomes.insert(interview_id, watcher.await.expect("watcher"));
@@ -285,10 +315,10 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
             ));
         }
     }
-    let counters = engine.transcript_writer_counters();
     eprintln!(
-        "transcript load: {INTERVIEWS} interviews in {:.1}s; writer queued {} written {} retried {} dropped {}; {} incomplete",
+        "transcript load: {INTERVIEWS} interviews in {:.1}s (database stalled {:.1}s); writer queued {} written {} retried {} dropped {}; {} incomplete",
         elapsed.as_secs_f64(),
+        stall.as_secs_f64(),
         counters.queued.get(),
         counters.written.get(),
         counters.retried.get(),
@@ -307,6 +337,10 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         "every interview is stored as ended"
     );
     assert_eq!(counters.dropped.get(), 0, "the writer dropped nothing");
+    assert!(
+        counters.retried.get() >= 1,
+        "the stall made the writer retry"
+    );
     let rows =
         (INTERVIEWS * (expected_segments + ANSWERS.len()) + words.values().sum::<usize>()) as u64;
     assert_eq!(counters.written.get(), rows, "every queued row is stored");
