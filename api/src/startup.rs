@@ -209,6 +209,27 @@ impl Application {
             "Usage rows dropped because their account or interview was erased first",
             engine.usage_rows_dropped(),
         );
+        let writer = engine.transcript_writer_counters();
+        metrics.register(
+            "transcript_rows_queued",
+            "Transcript, word and turn rows queued for the transcript writer",
+            writer.queued,
+        );
+        metrics.register(
+            "transcript_rows_written",
+            "Transcript, word and turn rows stored by the transcript writer",
+            writer.written,
+        );
+        metrics.register(
+            "transcript_write_retries",
+            "Transcript writer batches retried after a passing failure (busy database, pool timeout)",
+            writer.retried,
+        );
+        metrics.register(
+            "transcript_rows_dropped",
+            "Transcript rows not stored (their interview was erased, or the writer stayed full)",
+            writer.dropped,
+        );
         let lease_gauges = engine.lease_gauges();
         metrics.register(
             "key_leases_live",

@@ -25,6 +25,7 @@ use crate::actors::key_leaser::{
     AccountLeases, ExpireDue, KeyLeaser, Lease, LeaseGauges, LeaseStatus, Release, RevokeAccount,
 };
 use crate::actors::retention_sweeper::{RetentionSweeper, SweepNow};
+use crate::actors::transcript_writer::{TranscriptWriter, WriterCounters};
 use crate::actors::usage_meter::{Flush, UsageMeter};
 use crate::conversation::InterviewPlan;
 use crate::key_lease::{KeyLeaseConfig, PlatformKeys};
@@ -203,6 +204,7 @@ struct Inner {
     platform: PlatformKeys,
     usage: Addr<UsageMeter>,
     usage_rows_dropped: prometheus_client::metrics::counter::Counter,
+    writer: TranscriptWriter,
     sweeper: Addr<RetentionSweeper>,
     leaser: Addr<KeyLeaser>,
     lease_gauges: LeaseGauges,
@@ -225,6 +227,8 @@ pub struct EngineHandle {
 /// Events kept for a slow subscriber before it starts missing some.
 pub const EVENT_BUFFER: usize = 256;
 
+/// How long the drain waits for the transcript writer to store what is queued.
+pub const WRITER_FLUSH_WAIT: Duration = Duration::from_secs(10);
 /// How often shutdown looks whether the live interviews have stopped.
 const IDLE_POLL: Duration = Duration::from_millis(25);
 /// The account's interviewer voice setting (`None`: the default voice).
@@ -274,6 +278,7 @@ impl EngineHandle {
         let meter = UsageMeter::new(db.clone());
         let usage_rows_dropped = meter.dropped();
         let usage = meter.start();
+        let writer = TranscriptWriter::start(db.clone());
         let sweeper =
             RetentionSweeper::new(db.clone(), config.retention, config.retention_interval).start();
         let leaser = KeyLeaser::new(db.clone(), ring.clone(), &platform, config.key_lease);
@@ -286,6 +291,7 @@ impl EngineHandle {
                 platform,
                 usage,
                 usage_rows_dropped,
+                writer,
                 sweeper,
                 leaser,
                 lease_gauges,
@@ -586,7 +592,7 @@ impl EngineHandle {
             config: self.inner.config.interview.clone(),
             vendors,
             prices: self.inner.config.prices.clone(),
-            db: self.inner.db.clone(),
+            writer: self.inner.writer.clone(),
             usage: self.inner.usage.clone().recipient(),
             events,
             transport,
@@ -639,8 +645,9 @@ impl EngineHandle {
 
     /// Shutdown, first stage: refuses new interviews from now on ([`EngineError::Draining`]),
     /// ends every live interview gracefully (their last words are transcribed and everything
-    /// is stored), waits up to `timeout` for them to stop, then writes pending usage rows.
-    /// Returns how many interviews were still live when the wait ended.
+    /// is stored), waits up to `timeout` for them to stop, then writes pending transcript rows
+    /// (at most [`WRITER_FLUSH_WAIT`]) and usage rows. Returns how many interviews were still
+    /// live when the wait ended.
     pub async fn drain(&self, reason: EndReason, timeout: Duration) -> usize {
         self.inner.draining.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + timeout;
@@ -667,6 +674,9 @@ impl EngineHandle {
             tokio::time::sleep(IDLE_POLL).await;
         }
         let left = self.live_map().len();
+        if !self.flush_transcripts(WRITER_FLUSH_WAIT).await {
+            tracing::warn!("flushing transcript rows at shutdown ran out of time");
+        }
         if let Err(error) = self.flush_usage().await {
             tracing::warn!(error, "flushing usage rows at shutdown failed");
         }
@@ -779,6 +789,18 @@ impl EngineHandle {
     /// `/metrics`).
     pub fn usage_rows_dropped(&self) -> prometheus_client::metrics::counter::Counter {
         self.inner.usage_rows_dropped.clone()
+    }
+
+    /// The transcript writer's counters (queued, written, retried, dropped rows), for
+    /// `/metrics`.
+    pub fn transcript_writer_counters(&self) -> WriterCounters {
+        self.inner.writer.counters()
+    }
+
+    /// Waits until every transcript, word and turn row queued so far is stored (or dropped),
+    /// at most `timeout`; `false` if the time ran out.
+    pub async fn flush_transcripts(&self, timeout: Duration) -> bool {
+        self.inner.writer.flush(timeout).await
     }
 
     /// The usage meter, for vendor calls made outside interviews (the feedback scorer).

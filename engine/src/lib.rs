@@ -10,6 +10,8 @@
 //!  └─ PlaybackActor   streaming TTS → 48 kHz → PlaybackPacer → 20 ms frames to the transport
 //! Process-wide (owned by EngineHandle):
 //!  ├─ UsageMeter        batches usage rows (tokens, audio seconds, characters, latency, cost)
+//!  ├─ TranscriptWriter  a task behind a bounded queue: every interview's segments, words,
+//!  │                    turns and live/ended marks, batched, retried, drained at shutdown
 //!  ├─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90 (batched;
 //!  │                    a PostgreSQL advisory lock makes it one sweeper per cluster)
 //!  └─ KeyLeaser         the only owner of decrypted BYOK keys (over the sans-IO LeaseBook):

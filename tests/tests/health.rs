@@ -203,4 +203,19 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
         !sample("interviewcraft_usage_rows_dropped_total").is_empty(),
         "dropped usage rows are counted: {text}"
     );
+    for counter in [
+        "interviewcraft_transcript_rows_queued_total",
+        "interviewcraft_transcript_rows_written_total",
+        "interviewcraft_transcript_write_retries_total",
+        "interviewcraft_transcript_rows_dropped_total",
+    ] {
+        assert!(
+            matches!(
+                sample(counter).first().map(|s| &s.value),
+                Some(prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v))
+                    if *v == 0.0
+            ),
+            "the transcript writer's {counter}: {text}"
+        );
+    }
 }

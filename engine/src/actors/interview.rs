@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::Utc;
-use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -29,12 +28,13 @@ use crate::actors::playback::{
     StopPlayback,
 };
 use crate::actors::stt::{CloseStt, Finalize, SttActor, SttNotice};
+use crate::actors::transcript_writer::TranscriptWriter;
 use crate::actors::usage_meter::Record;
 use crate::actors::{ChildGone, INTERVIEW_ACTORS, LiveGuard, Supervisor};
 use crate::audio::EnergyVad;
 use crate::conversation::InterviewPlan;
 use crate::interview_core::{Command, Input, InterviewCore, UsageInfo};
-use crate::interview_store;
+use crate::interview_store::StoreOp;
 use crate::media::TransportLink;
 use crate::metering::PriceTable;
 use crate::transcript_assembler::SttWord;
@@ -80,7 +80,8 @@ pub struct InterviewSetup {
     pub config: InterviewConfig,
     pub vendors: VendorSet,
     pub prices: PriceTable,
-    pub db: DatabaseConnection,
+    /// The node's writer: the transcript, turns and the live/ended marks go through it.
+    pub writer: TranscriptWriter,
     pub usage: Recipient<Record>,
     pub events: broadcast::Sender<InterviewEvent>,
     pub transport: TransportLink,
@@ -93,7 +94,7 @@ pub struct InterviewActor {
     node_id: String,
     config: InterviewConfig,
     vendors: VendorSet,
-    db: DatabaseConnection,
+    writer: TranscriptWriter,
     usage: Recipient<Record>,
     events: broadcast::Sender<InterviewEvent>,
     transport: Option<TransportLink>,
@@ -109,7 +110,9 @@ pub struct InterviewActor {
     sink: Option<SharedSink>,
     ingress_counters: Arc<IngressCounters>,
     wake: Option<(Instant, SpawnHandle)>,
-    writes: Vec<JoinHandle<()>>,
+    /// The last write handed to the writer: each write waits for the one before, so the
+    /// interview's writes reach the writer's queue in order (and its end after all of them).
+    last_write: Option<JoinHandle<()>>,
     /// Set once the end is being stored (the `Finish` command ran).
     end_reason: Option<EndReason>,
     live: Option<LiveGuard>,
@@ -147,7 +150,7 @@ impl InterviewActor {
             node_id: setup.node_id,
             config: setup.config,
             vendors: setup.vendors,
-            db: setup.db,
+            writer: setup.writer,
             usage: setup.usage,
             events: setup.events,
             transport: Some(setup.transport),
@@ -161,7 +164,7 @@ impl InterviewActor {
             sink: None,
             ingress_counters: Arc::new(IngressCounters::default()),
             wake: None,
-            writes: Vec::new(),
+            last_write: None,
             end_reason: None,
             live: None,
         }
@@ -266,15 +269,19 @@ impl InterviewActor {
         }
     }
 
-    fn spawn_write<F>(&mut self, what: &'static str, write: F)
-    where
-        F: std::future::Future<Output = Result<(), sea_orm::DbErr>> + 'static,
-    {
+    /// Hands `op` to the writer after the interview's previous write (off the actor: waiting
+    /// for room in the writer's queue never blocks the mailbox or the audio).
+    fn spawn_write(&mut self, op: StoreOp) {
         let interview_id = self.id;
-        self.writes.retain(|w| !w.is_finished());
-        self.writes.push(actix::spawn(async move {
-            if let Err(error) = write.await {
-                tracing::warn!(%interview_id, error = %error, "storing {what} failed");
+        let writer = self.writer.clone();
+        let previous = self.last_write.take();
+        self.last_write = Some(actix::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            // A refusal is counted by the writer; this names the interview.
+            if let Err(error) = writer.submit(op).await {
+                tracing::warn!(%interview_id, error = %error, "a write of the interview was dropped");
             }
         }));
     }
@@ -335,20 +342,18 @@ impl InterviewActor {
                 }
             }
             Command::StopChildren => self.stop_children(),
-            Command::PersistSegments(segments) => {
-                let db = self.db.clone();
-                let id = self.id;
-                self.spawn_write("the transcript", async move {
-                    interview_store::append_segments(&db, id, segments).await
-                });
-            }
+            Command::PersistSegments(segments) => self.spawn_write(StoreOp::Segments {
+                interview_id: self.id,
+                segments,
+                at: Utc::now(),
+            }),
             Command::RecordTurn(breakdown) => {
                 crate::latency::observe(&breakdown);
                 tracing::debug!(interview_id = %self.id, ?breakdown, "turn latency");
-                let db = self.db.clone();
-                let id = self.id;
-                self.spawn_write("turn metrics", async move {
-                    interview_store::record_turn(&db, id, &breakdown).await
+                self.spawn_write(StoreOp::Turn {
+                    interview_id: self.id,
+                    breakdown,
+                    at: Utc::now(),
                 });
             }
             Command::Usage(record) => self.usage.do_send(Record(record)),
@@ -371,21 +376,40 @@ impl InterviewActor {
                 if let Some((_, timer)) = self.wake.take() {
                     ctx.cancel_future(timer);
                 }
-                let writes = std::mem::take(&mut self.writes);
-                let db = self.db.clone();
-                let id = self.id;
+                let ended = store_end(self.writer.clone(), self.last_write.take(), self.id, reason);
                 let me = ctx.address();
                 actix::spawn(async move {
-                    for write in writes {
-                        let _ = write.await;
-                    }
-                    if let Err(error) =
-                        interview_store::mark_ended(&db, id, reason, Utc::now()).await
-                    {
-                        tracing::warn!(interview_id = %id, error = %error, "storing the end of an interview failed");
-                    }
+                    ended.await;
                     me.do_send(Drained);
                 });
+            }
+        }
+    }
+}
+
+/// How long an ending interview waits for its end to be stored before it stops anyway (the
+/// end stays queued in the writer and is stored when the database lets it).
+pub const END_WAIT: Duration = Duration::from_secs(30);
+
+/// Stores the end after the interview's last write (`previous`), waiting at most [`END_WAIT`].
+fn store_end(
+    writer: TranscriptWriter,
+    previous: Option<JoinHandle<()>>,
+    interview_id: Uuid,
+    reason: EndReason,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let at = Utc::now();
+    async move {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        match tokio::time::timeout(END_WAIT, writer.end(interview_id, reason, at)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%interview_id, error = %error, "storing the end of an interview failed");
+            }
+            Err(_) => {
+                tracing::warn!(%interview_id, "the end of the interview is still queued");
             }
         }
     }
@@ -440,11 +464,10 @@ impl Actor for InterviewActor {
                 }
             }
         });
-        let db = self.db.clone();
-        let id = self.id;
-        let node_id = self.node_id.clone();
-        self.spawn_write("the interview's start", async move {
-            interview_store::mark_live(&db, id, &node_id, Utc::now()).await
+        self.spawn_write(StoreOp::Live {
+            interview_id: self.id,
+            node_id: self.node_id.clone(),
+            at: Utc::now(),
         });
         // Idle, time-up, the hard stop and STT metering are checked on this tick.
         ctx.run_interval(Duration::from_secs(1), |actor, ctx| {
@@ -469,15 +492,12 @@ impl Drop for InterviewActor {
                 };
                 tracing::error!(interview_id = %self.id, reason = reason.as_str(), "interview actor gone without storing its end");
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    let db = self.db.clone();
-                    let id = self.id;
-                    runtime.spawn(async move {
-                        if let Err(error) =
-                            interview_store::mark_ended(&db, id, reason, Utc::now()).await
-                        {
-                            tracing::warn!(interview_id = %id, error = %error, "storing the end of an interview failed");
-                        }
-                    });
+                    runtime.spawn(store_end(
+                        self.writer.clone(),
+                        self.last_write.take(),
+                        self.id,
+                        reason,
+                    ));
                 }
                 reason
             }

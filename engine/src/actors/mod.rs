@@ -8,6 +8,7 @@ pub mod llm;
 pub mod playback;
 pub mod retention_sweeper;
 pub mod stt;
+pub mod transcript_writer;
 pub mod usage_meter;
 
 use std::sync::atomic::{AtomicI64, Ordering};

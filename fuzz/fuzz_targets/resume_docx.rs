@@ -1,0 +1,9 @@
+//! The resume extractor on arbitrary bytes declared as docx: text or a client error, never
+//! a panic, a hang or unbounded memory (the server also runs it in a capped child process).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = api::resume::extract(data, Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), Some("resume.docx"));
+});
