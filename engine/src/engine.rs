@@ -35,8 +35,9 @@ use crate::retention::{RetentionPolicy, SweepReport};
 use crate::vendor_set::{KeySources, SourceOf, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
-use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
+use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsHttpTts, ElevenLabsTts};
 use crate::vendors::key::{ApiKey, KeyHandle};
+use crate::vendors::tts_failover::FailoverTts;
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
 
 /// Where the vendors are and which models to use.
@@ -418,7 +419,13 @@ impl EngineHandle {
                         ends.elevenlabs_voice.clone(),
                     );
                     elevenlabs.price_per_1k_chars = config.prices.tts_per_1k_chars;
-                    (Arc::new(ElevenLabsTts::new(elevenlabs)), source)
+                    // The WebSocket speaks; its HTTP stream takes over when it fails.
+                    let fallback = ElevenLabsHttpTts::new(elevenlabs.clone())?;
+                    let tts = FailoverTts::new(
+                        Arc::new(ElevenLabsTts::new(elevenlabs)),
+                        Arc::new(fallback),
+                    );
+                    (Arc::new(tts), source)
                 }
             };
         Ok(VendorSet {

@@ -103,8 +103,12 @@ pub struct ElevenLabsConfig {
     /// Send a keepalive `" "` after this long without text (below the inactivity timeout).
     pub keepalive_after: Duration,
     pub connect_timeout: Duration,
-    /// After a flush or end-of-stream, the longest wait for the next audio or final.
+    /// HTTP: the longest wait for response headers and between audio chunks.
     pub audio_timeout: Duration,
+    /// WebSocket watchdog: text was flushed (or the stream ended) and neither audio nor the
+    /// final came for this long, so the socket is taken as stalled and the session fails
+    /// with [`ErrorCategory::Timeout`] (the failover then replays it elsewhere).
+    pub stall_timeout: Duration,
     /// USD per 1000 characters.
     pub price_per_1k_chars: f64,
 }
@@ -131,6 +135,7 @@ impl ElevenLabsConfig {
             keepalive_after: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(10),
             audio_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(3),
             price_per_1k_chars: 0.05,
         }
     }
@@ -516,7 +521,7 @@ impl WsTask {
                 tokio::time::Instant::from_std(self.last_text_sent + self.config.keepalive_after);
             let stall_at = self
                 .awaiting_audio_since
-                .map(|t| tokio::time::Instant::from_std(t + self.config.audio_timeout));
+                .map(|t| tokio::time::Instant::from_std(t + self.config.stall_timeout));
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => {
@@ -556,7 +561,8 @@ impl WsTask {
                     }
                 }
                 _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
-                    return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the timeout")).await;
+                    tracing::warn!(vendor = "elevenlabs", stalled = true, "no audio after text was flushed: the socket is stalled");
+                    return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the stall timeout")).await;
                 }
             }
         }
