@@ -28,6 +28,15 @@ use super::{
     TtsInput, TtsSession,
 };
 
+/// Stalled `stream-input` sockets detected by the watchdog in this process.
+static STALLED_SOCKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many connected-but-silent ElevenLabs sockets the watchdog has given up on in this
+/// process (each is then replaced by the failover).
+pub fn stalled_sockets() -> u64 {
+    STALLED_SOCKETS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// PCM output formats (the engine plays PCM; MP3/Opus are not requested).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputFormat {
@@ -561,6 +570,7 @@ impl WsTask {
                     }
                 }
                 _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
+                    STALLED_SOCKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(vendor = "elevenlabs", stalled = true, "no audio after text was flushed: the socket is stalled");
                     return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the stall timeout")).await;
                 }
