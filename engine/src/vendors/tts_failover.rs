@@ -15,6 +15,10 @@
 //! without alignment counts for nothing, so its segment is replayed. Once a session has been
 //! replaced, later chunks carry no alignment: their characters would no longer line up with
 //! the text the caller handed in.
+//!
+//! Channels: commands from the caller ([`TTS_COMMAND_QUEUE`]; the caller waits when it is
+//! full, nothing is dropped) and events to it ([`EVENT_QUEUE`]; the task waits). While a
+//! replacement session opens, commands wait in the first; every one is also in the replay log.
 
 use std::sync::Arc;
 use std::time::Duration;
