@@ -6,7 +6,8 @@
 //! keeps panicking ends the interview; a panicking interview frees its account and stores its
 //! end; a shutdown drain lets the candidate hear a closing line. A failing TTS WebSocket falls
 //! back to the HTTP stream; a TTS failing both ways is said in the transcript and events, then
-//! ends the interview; a stalled STT socket is replaced with its audio resent. Faults come from the fakes, chosen per connection by the (BYOK) key.
+//! ends the interview; a stalled TTS or STT socket is replaced (the STT with its audio resent).
+//! Faults come from the fakes, chosen per connection by the (BYOK) key.
 
 mod support;
 
@@ -657,5 +658,44 @@ async fn a_stalled_stt_socket_is_replaced_and_the_answer_is_heard_in_full() {
         stt.connections >= 2,
         "the stalled socket was replaced: {stt:?}"
     );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_stalled_tts_websocket_is_given_up_by_its_watchdog_and_the_http_stream_speaks() {
+    let replies = ["Hi! Tell me about a project.", "Thanks, goodbye. [END]"];
+    let harness = Harness::start(&["I built a billing system."], &replies).await;
+    let stalls_before = engine::vendors::elevenlabs::stalled_sockets();
+    // Every WebSocket takes the text and never sends audio; the HTTP stream works.
+    let tts_key = "xi-user-key-000000000000~ws=stall:0*";
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("elevenlabs", tts_key)])
+        .await;
+    let (events, reason) = events_until_end(&mut run, Duration::from_secs(90)).await;
+    assert_eq!(reason, "completed");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, InterviewEvent::VoiceFailed { .. })),
+        "{events:?}"
+    );
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Hi! Tell me about a project.",
+            "I built a billing system.",
+            "Thanks, goodbye."
+        ]
+    );
+    assert!(
+        engine::vendors::elevenlabs::stalled_sockets() > stalls_before,
+        "the watchdog counted the stalls"
+    );
+    assert!(harness.fakes.elevenlabs.counters().http_requests >= 2);
     harness.assert_engine_idle().await;
 }

@@ -73,8 +73,9 @@ pub enum Next {
 
 /// The failure policy: a cancel, a rejected key, exhausted credits or a revoked key are the
 /// same on both ways in (one account, one key), so they are reported at once; anything else
-/// retries the primary while attempts remain (a permanent error is not retried unchanged),
-/// then falls back; a failed fallback is the end.
+/// retries the primary while attempts remain (a permanent error is not retried unchanged,
+/// nor a timeout, whose wait the candidate has already sat through), then falls back; a
+/// failed fallback is the end.
 pub fn decide(
     error: &VendorError,
     leg: Leg,
@@ -92,7 +93,9 @@ pub fn decide(
         return Next::GiveUp;
     }
     let retry_after = error.retry_after.unwrap_or(policy.retry_backoff);
+    // A timeout (a stalled socket) has already cost the candidate its wait: not twice.
     if !error.is_permanent()
+        && error.category != ErrorCategory::Timeout
         && primary_attempts_made < policy.primary_attempts
         && retry_after <= policy.max_retry_after
     {
@@ -446,6 +449,9 @@ mod tests {
         // A permanent error that is the WebSocket's own is not retried unchanged.
         let bad = error(ErrorCategory::BadRequest);
         assert_eq!(decide(&bad, Leg::Primary, 1, &p), Next::Fallback);
+        // A stalled socket falls back at once.
+        let stalled = error(ErrorCategory::Timeout);
+        assert_eq!(decide(&stalled, Leg::Primary, 1, &p), Next::Fallback);
         // A long retry-after is not waited for.
         let limited =
             error(ErrorCategory::RateLimited).with_retry_after(Some(Duration::from_secs(30)));
