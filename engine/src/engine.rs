@@ -36,9 +36,10 @@ use crate::retention::{RetentionPolicy, SweepReport};
 use crate::vendor_set::{KeySources, SourceOf, VendorNames, VendorSet};
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
-use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
+use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsHttpTts, ElevenLabsTts};
 use crate::vendors::key::Provider;
 use crate::vendors::key::{ApiKey, KeyHandle};
+use crate::vendors::tts_failover::FailoverTts;
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
 
 /// Where the vendors are and which models to use.
@@ -468,7 +469,13 @@ impl EngineHandle {
                             unpriced("text-to-speech", &ends.elevenlabs_model);
                             0.0
                         });
-                    (Arc::new(ElevenLabsTts::new(elevenlabs)), source)
+                    // The WebSocket speaks; its HTTP stream takes over when it fails.
+                    let fallback = ElevenLabsHttpTts::new(elevenlabs.clone())?;
+                    let tts = FailoverTts::new(
+                        Arc::new(ElevenLabsTts::new(elevenlabs)),
+                        Arc::new(fallback),
+                    );
+                    (Arc::new(tts), source)
                 }
             };
         Ok(VendorSet {

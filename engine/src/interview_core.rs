@@ -197,6 +197,12 @@ pub enum InterviewEvent {
     Turn {
         breakdown: TurnBreakdown,
     },
+    /// The interviewer's voice failed on both ways to speak (the TTS retried and fell
+    /// back): `note` is what the transcript says in its place, `category` the failure.
+    VoiceFailed {
+        category: String,
+        note: String,
+    },
     /// `reason` is the [`EndReason`]'s stable name.
     Ended {
         reason: String,
@@ -521,6 +527,15 @@ pub struct UsageInfo {
     pub prices: PriceTable,
 }
 
+/// What the transcript (and the events) say where the interviewer's voice failed.
+pub const VOICE_FAILED_NOTE: &str =
+    "(The interviewer's voice failed here; the rest of this reply was not heard.)";
+
+/// Replies in a row whose voice failed (after the TTS's own retry and fallback) before the
+/// interview ends as `vendor_failure:tts:<category>`: one is survived (the candidate sees the
+/// note and the interview listens again), a second in a row means the voice is gone.
+pub const MAX_VOICE_FAILURES_IN_A_ROW: u32 = 2;
+
 /// The line spoken when the server shuts down under a live interview.
 pub const CLOSING_LINE: &str = "I'm sorry, we have to stop here: the service is restarting. Thank you for your time, and goodbye.";
 
@@ -645,6 +660,8 @@ pub struct InterviewCore {
     turn_index: i32,
     waits_in_a_row: u32,
     llm_failures: u32,
+    /// Utterances in a row whose voice failed (reset by a frame heard).
+    voice_failures: u32,
     stt_restarts: u32,
     child_restarts: [u32; 4],
     /// STT audio already metered in per-period rows for the current session.
@@ -688,6 +705,7 @@ impl InterviewCore {
             turn_index: 0,
             waits_in_a_row: 0,
             llm_failures: 0,
+            voice_failures: 0,
             stt_restarts: 0,
             child_restarts: [0; 4],
             stt_recorded_seconds: 0.0,
@@ -1227,6 +1245,7 @@ impl InterviewCore {
             return;
         };
         self.playing = Some((utterance_id, at));
+        self.voice_failures = 0;
         if let Some(breakdown) = breakdown(&reply.marks, at, self.turn_index) {
             self.turn_index += 1;
             self.out
@@ -1334,14 +1353,76 @@ impl InterviewCore {
             }
             return;
         }
-        if self.is_current(utterance_id) {
-            self.reply = None;
-        }
-        self.playing = None;
-        self.barge_in.stop_playback();
         if error.is_permanent() {
+            if self.is_current(utterance_id) {
+                self.reply = None;
+            }
+            self.playing = None;
+            self.barge_in.stop_playback();
             self.vendor_failure(VendorRole::Tts, error, now);
+            return;
+        }
+        self.voice_failed(utterance_id, error, now);
+    }
+
+    /// Both ways to speak failed for a transient reason: the transcript keeps what was heard
+    /// and says the voice failed, the history tells the model the rest was not heard, the
+    /// events carry the note; then the interview listens again, or ends when the voice has
+    /// failed [`MAX_VOICE_FAILURES_IN_A_ROW`] times (never a reply silently dropped).
+    fn voice_failed(&mut self, utterance_id: u64, error: &VendorError, now: Instant) {
+        let played = self
+            .playing
+            .take_if(|(id, _)| *id == utterance_id)
+            .map(|(_, since)| now.saturating_duration_since(since));
+        let reply = self.reply.take_if(|r| r.id == utterance_id);
+        if played.is_none() && reply.is_none() {
+            return; // an utterance already superseded
+        }
+        self.barge_in.stop_playback();
+        let mut ends = None;
+        if let Some(reply) = &reply {
+            if !reply.llm_done {
+                self.out.push(Command::CancelReply { reply_id: reply.id });
+            }
+            ends = reply.ends;
+        }
+        let mut heard = String::new();
+        if played.is_some() || reply.as_ref().is_some_and(|r| r.speaking) {
+            self.transcript
+                .interviewer_end(now, played.unwrap_or_default(), true);
+            if played.is_some() {
+                heard = self.transcript.last_interviewer_text().unwrap_or_default();
+            }
+        }
+        self.transcript.interviewer_text(VOICE_FAILED_NOTE);
+        self.transcript.interviewer_begin(now);
+        self.transcript.interviewer_end(now, Duration::ZERO, false);
+        self.persist_segments();
+        let said = if heard.is_empty() {
+            VOICE_FAILED_NOTE.to_owned()
         } else {
+            format!("{heard} {VOICE_FAILED_NOTE}")
+        };
+        match self.history.last_mut() {
+            Some(last)
+                if last.role == Role::Assistant && reply.as_ref().is_some_and(|r| r.llm_done) =>
+            {
+                last.content = said;
+            }
+            _ => self.push_assistant(&said),
+        }
+        self.out.push(Command::Event(InterviewEvent::VoiceFailed {
+            category: format!("{:?}", error.category).to_lowercase(),
+            note: VOICE_FAILED_NOTE.to_owned(),
+        }));
+        self.voice_failures += 1;
+        self.last_activity = now;
+        if self.voice_failures >= MAX_VOICE_FAILURES_IN_A_ROW {
+            self.vendor_failure(VendorRole::Tts, error, now);
+        } else if let Some(reason) = ends {
+            self.end(reason, StopMode::Graceful, now);
+        } else {
+            self.turn.reset();
             self.set_phase(Phase::Listening);
         }
     }
@@ -2328,6 +2409,82 @@ mod tests {
         assert_eq!(
             sim.core.end_reason().unwrap().as_str(),
             "vendor_failure:tts:auth"
+        );
+    }
+
+    #[test]
+    fn a_voice_failure_is_said_in_the_transcript_and_events_and_a_second_in_a_row_ends() {
+        let mut sim = Sim::new();
+        sim.greeted();
+        sim.frames(true, Duration::from_millis(600));
+        sim.final_text("Yes.");
+        sim.frames(false, Duration::from_secs(2));
+        let id = sim.last_generated();
+        sim.reply(id, "Tell me about a hard bug. What did you learn?");
+        // Half a second of it is heard, then both ways to speak fail.
+        let at = sim.now;
+        sim.feed(Input::PlaybackFirstFrame {
+            utterance_id: id,
+            at,
+        });
+        sim.feed(Input::PlaybackAudio {
+            utterance_id: id,
+            duration: Duration::from_secs(3),
+            alignment: None,
+        });
+        sim.now += Duration::from_millis(500);
+        let out = sim.feed(Input::PlaybackFailed {
+            utterance_id: id,
+            error: error(ErrorCategory::Network),
+        });
+        let persisted: Vec<SegmentRecord> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::PersistSegments(s) => Some(s.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let texts: Vec<&str> = persisted.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts.len(), 2, "{persisted:#?}");
+        assert!(persisted[0].interrupted);
+        assert!(
+            "Tell me about a hard bug. What did you learn?".starts_with(texts[0])
+                && texts[0].len() < 20,
+            "what was heard: {texts:?}"
+        );
+        assert_eq!(texts[1], VOICE_FAILED_NOTE);
+        assert!(has(&out, |c| matches!(
+            c,
+            Command::Event(InterviewEvent::VoiceFailed { category, .. }) if category == "network"
+        )));
+        assert_eq!(sim.core.phase(), Phase::Listening);
+        assert!(sim.core.end_reason().is_none());
+        // The model is told what was not heard, so it can ask again.
+        sim.frames(true, Duration::from_millis(600));
+        sim.final_text("Sorry, I did not hear you.");
+        sim.frames(false, Duration::from_secs(2));
+        let (next, request) = Sim::generated(&sim.log)
+            .last()
+            .cloned()
+            .expect("asked again");
+        assert!(
+            request
+                .messages
+                .iter()
+                .any(|m| m.role == Role::Assistant && m.content.contains(VOICE_FAILED_NOTE)),
+            "{:?}",
+            request.messages
+        );
+        // The voice fails again before a frame is heard: the interview ends, clearly.
+        sim.reply(next, "Let me repeat: a hard bug?");
+        sim.feed(Input::PlaybackFailed {
+            utterance_id: next,
+            error: error(ErrorCategory::Timeout),
+        });
+        assert_eq!(
+            sim.core.end_reason().unwrap().as_str(),
+            "vendor_failure:tts:timeout"
         );
     }
 

@@ -256,11 +256,11 @@ async fn server_error_close_mid_audio_fails_as_server_error() {
 }
 
 #[tokio::test]
-async fn stalled_audio_is_detected_by_the_audio_timeout() {
+async fn stalled_audio_is_detected_by_the_stall_watchdog() {
     let fake = FakeElevenLabs::start(fast()).await.expect("fake starts");
     let key = fault_key("xi", &[Fault::Stall { after: 1 }]);
     let mut c = config(&fake, &key);
-    c.audio_timeout = Duration::from_millis(500);
+    c.stall_timeout = Duration::from_millis(500);
     let TtsSession { input, mut events } = ElevenLabsTts::new(c).start().await.expect("connects");
     input.push_text(TEXT).await.expect("open");
     input.finish().await.expect("open");

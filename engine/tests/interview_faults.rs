@@ -4,7 +4,10 @@
 //! candidate end it; admission control refuses a second interview per account and beyond
 //! capacity. A child actor (ingress, STT, LLM, playback) that panics is restarted; one that
 //! keeps panicking ends the interview; a panicking interview frees its account and stores its
-//! end; a shutdown drain lets the candidate hear a closing line. Faults come from the fakes, chosen per connection by the (BYOK) key.
+//! end; a shutdown drain lets the candidate hear a closing line. A failing TTS WebSocket falls
+//! back to the HTTP stream; a TTS failing both ways is said in the transcript and events, then
+//! ends the interview; a stalled TTS or STT socket is replaced (the STT with its audio resent).
+//! Faults come from the fakes, chosen per connection by the (BYOK) key.
 
 mod support;
 
@@ -12,7 +15,7 @@ use std::time::Duration;
 
 use engine::actors::interview::{Child, EndReason, InterviewEvent, Phase};
 use engine::engine::EngineError;
-use engine::interview_core::CLOSING_LINE;
+use engine::interview_core::{CLOSING_LINE, VOICE_FAILED_NOTE};
 use engine::media::memory_transport;
 use entities::{interviews, transcript_segments, usage_log};
 use fakes::{Fault, fault_key};
@@ -500,4 +503,199 @@ async fn a_shutdown_drain_says_a_closing_line_before_the_end() {
         end_reason(&harness, id).await.as_deref(),
         Some("server_shutdown")
     );
+}
+
+/// Every event up to the end, and the end's reason. Panics after `timeout`.
+async fn events_until_end(
+    run: &mut support::Run,
+    timeout: Duration,
+) -> (Vec<InterviewEvent>, String) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, run.events.recv()).await {
+            Ok(Ok(InterviewEvent::Ended { reason })) => return (seen, reason),
+            Ok(Ok(event)) => seen.push(event),
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("events closed before the end"),
+            Err(_) => panic!("the interview did not end within {timeout:?}: {seen:?}"),
+        }
+    }
+}
+
+#[actix::test]
+async fn a_failing_tts_websocket_falls_back_to_the_http_stream_and_every_reply_is_heard() {
+    let replies = ["Hi! Tell me about a project.", "Thanks, goodbye. [END]"];
+    let harness = Harness::start(&["I built a billing system."], &replies).await;
+    // Every WebSocket drops after its first audio chunk; the HTTP stream works.
+    let tts_key = "xi-user-key-000000000000~ws=drop:1*";
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("elevenlabs", tts_key)])
+        .await;
+    let (events, reason) = events_until_end(&mut run, Duration::from_secs(60)).await;
+    assert_eq!(reason, "completed");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, InterviewEvent::VoiceFailed { .. })),
+        "{events:?}"
+    );
+    let report = run.candidate_task.await.expect("candidate");
+    assert!(report.replies_heard >= 2, "{report:?}");
+    let segments = segments(&harness, id).await;
+    let lines: Vec<(&str, bool)> = segments
+        .iter()
+        .map(|s| (s.text.as_str(), s.interrupted))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("Hi! Tell me about a project.", false),
+            ("I built a billing system.", false),
+            ("Thanks, goodbye.", false),
+        ]
+    );
+    let tts = harness.fakes.elevenlabs.counters();
+    assert!(tts.ws_connections >= 2, "the WebSocket was tried: {tts:?}");
+    assert!(
+        tts.http_requests >= 2,
+        "each reply was spoken over HTTP: {tts:?}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_tts_failing_both_ways_is_said_in_the_transcript_and_events_then_ends_the_interview() {
+    let harness = Harness::start_with(
+        &[],
+        &["Hi! Tell me about yourself.", "Take your time."],
+        |_, config| {
+            config.interview.idle_prompt_after = Duration::from_secs(2);
+            config.interview.idle_end_after = Duration::from_secs(30);
+        },
+    )
+    .await;
+    let tts_key = "xi-user-key-000000000000~ws=500*~http=500*";
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(0), &[("elevenlabs", tts_key)])
+        .await;
+    let (events, reason) = events_until_end(&mut run, Duration::from_secs(60)).await;
+    // The greeting's voice failed (said, then listening), the idle prompt's too: the end.
+    assert_eq!(reason, "vendor_failure:tts:server");
+    let failures = events
+        .iter()
+        .filter(
+            |e| matches!(e, InterviewEvent::VoiceFailed { category, .. } if category == "server"),
+        )
+        .count();
+    assert_eq!(failures, 2, "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            InterviewEvent::State {
+                phase: Phase::Listening
+            }
+        )),
+        "the interview went on after the first failure: {events:?}"
+    );
+    let notes = segments(&harness, id)
+        .await
+        .into_iter()
+        .filter(|s| {
+            s.speaker == transcript_segments::Speaker::Interviewer && s.text == VOICE_FAILED_NOTE
+        })
+        .count();
+    assert_eq!(notes, 2, "the transcript says where the voice failed");
+    assert_eq!(
+        end_reason(&harness, id).await.as_deref(),
+        Some("vendor_failure:tts:server")
+    );
+    let tts = harness.fakes.elevenlabs.counters();
+    assert!(
+        tts.ws_connections + tts.rejected >= 2 && tts.http_requests >= 2,
+        "both ways were tried for each utterance: {tts:?}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_stalled_stt_socket_is_replaced_and_the_answer_is_heard_in_full() {
+    let harness = Harness::start(
+        &["First answer about Rust.", "Second answer about tests."],
+        &[
+            "Hi! First question?",
+            "Second question?",
+            "Thanks, goodbye. [END]",
+        ],
+    )
+    .await;
+    let stalls_before = engine::vendors::deepgram::stalled_sockets();
+    // The first socket answers once, then stays open and silent; the next one works.
+    let stt_key = fault_key("dg-user-key-000000000000", &[Fault::Stall { after: 1 }]);
+    let mut candidate = Candidate::answers(2);
+    candidate.speech = Duration::from_millis(1500);
+    let (id, mut run) = harness
+        .start_interview_with_keys(candidate, &[("deepgram", &stt_key)])
+        .await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(90)).await, "completed");
+    let candidate_lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .filter(|s| s.speaker == transcript_segments::Speaker::Candidate)
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        candidate_lines,
+        vec!["First answer about Rust.", "Second answer about tests."],
+        "the resent audio was heard in full"
+    );
+    assert!(
+        engine::vendors::deepgram::stalled_sockets() > stalls_before,
+        "the watchdog counted the stall"
+    );
+    let stt = harness.fakes.deepgram.counters();
+    assert!(
+        stt.connections >= 2,
+        "the stalled socket was replaced: {stt:?}"
+    );
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_stalled_tts_websocket_is_given_up_by_its_watchdog_and_the_http_stream_speaks() {
+    let replies = ["Hi! Tell me about a project.", "Thanks, goodbye. [END]"];
+    let harness = Harness::start(&["I built a billing system."], &replies).await;
+    let stalls_before = engine::vendors::elevenlabs::stalled_sockets();
+    // Every WebSocket takes the text and never sends audio; the HTTP stream works.
+    let tts_key = "xi-user-key-000000000000~ws=stall:0*";
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("elevenlabs", tts_key)])
+        .await;
+    let (events, reason) = events_until_end(&mut run, Duration::from_secs(90)).await;
+    assert_eq!(reason, "completed");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, InterviewEvent::VoiceFailed { .. })),
+        "{events:?}"
+    );
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Hi! Tell me about a project.",
+            "I built a billing system.",
+            "Thanks, goodbye."
+        ]
+    );
+    assert!(
+        engine::vendors::elevenlabs::stalled_sockets() > stalls_before,
+        "the watchdog counted the stalls"
+    );
+    assert!(harness.fakes.elevenlabs.counters().http_requests >= 2);
+    harness.assert_engine_idle().await;
 }

@@ -1,6 +1,7 @@
 // Protects the WebRTC media transport: a real client ↔ server peer connection over UDP on
 // 127.0.0.1 carries Opus audio both ways with the right duration, energy and RTP timestamps;
-// bad offers are clean errors; a close or a peer that never connects is reported in seconds.
+// bad offers are clean errors; a close or a peer that never connects is reported in seconds; an
+// offered data channel is rejected cleanly in the answer (port 0) while the audio goes on.
 
 use std::time::{Duration, Instant};
 
@@ -605,4 +606,141 @@ async fn a_pause_between_utterances_keeps_rtp_time_real_and_arrives_as_silence()
     );
     client.close().await;
     server.close().await;
+}
+
+/// The log lines of this test binary (every test's), for asserting what the WebRTC stack said.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // Warnings from everything, and all the SCTP stack says (its `log` records included):
+        // it says nothing unless an association is attempted.
+        let filter = tracing_subscriber::EnvFilter::new("warn,rtc_sctp=debug");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(move || Sink(logs))
+            .try_init();
+        logs
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offered_data_channel_is_rejected_cleanly_and_audio_still_flows() {
+    let logs = captured_logs();
+    let config = WebRtcConfig::loopback();
+    let (pending, offer) = WebRtcClient::offer_with_data_channel(&config, "events")
+        .await
+        .expect("client offer");
+    assert!(
+        offer.sdp.contains("m=application") && offer.sdp.contains("webrtc-datachannel"),
+        "the offer carries a data channel:\n{}",
+        offer.sdp
+    );
+    let (mut server, answer) = accept_offer(&config, &offer).await.expect("server answer");
+    // The same m-lines in the same order; the data section rejected (port 0, its mid, not
+    // bundled).
+    let m_lines: Vec<&str> = answer.sdp.lines().filter(|l| l.starts_with("m=")).collect();
+    let offered: Vec<&str> = offer
+        .sdp
+        .lines()
+        .filter(|l| l.starts_with("m="))
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(offered, vec!["m=audio", "m=application"], "{}", offer.sdp);
+    assert_eq!(m_lines.len(), 2, "{}", answer.sdp);
+    assert!(
+        m_lines[0].starts_with("m=audio ") && !m_lines[0].starts_with("m=audio 0 "),
+        "{}",
+        answer.sdp
+    );
+    assert!(
+        m_lines[1].starts_with("m=application 0 "),
+        "rejected: {}",
+        answer.sdp
+    );
+    let data_mid = offer
+        .sdp
+        .split("m=application")
+        .nth(1)
+        .and_then(|s| s.lines().find_map(|l| l.trim().strip_prefix("a=mid:")))
+        .expect("the data section has a mid")
+        .trim()
+        .to_owned();
+    assert!(
+        answer.sdp.contains(&format!("a=mid:{data_mid}")),
+        "{}",
+        answer.sdp
+    );
+    let bundle = answer
+        .sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("a=group:BUNDLE"))
+        .unwrap_or("");
+    assert!(
+        !bundle.split_whitespace().any(|m| m == data_mid),
+        "the rejected section is not bundled: {bundle}"
+    );
+    assert!(!answer.sdp.contains("a=sctp-port"), "{}", answer.sdp);
+
+    let mut client = pending
+        .accept_answer(&answer)
+        .await
+        .expect("client applies answer");
+    client
+        .control
+        .wait_connected(CONNECT)
+        .await
+        .expect("client connects");
+    server
+        .control
+        .wait_connected(CONNECT)
+        .await
+        .expect("server connects");
+    let sent = 50;
+    let sender = async { send_tone(&mut client, 1000.0, sent).await };
+    let receiver = collect_audio(&mut server.inbound, MAX_WAIT, IDLE_GAP, VOICED_FLOOR);
+    let ((), got) = tokio::join!(sender, receiver);
+    assert_tone_arrived("client → server, beside a rejected data channel", got, sent);
+
+    client.close().await;
+    let reason = server
+        .control
+        .wait_ended(Duration::from_secs(10))
+        .await
+        .expect("server notices the client left");
+    assert!(
+        matches!(reason, EndReason::ClosedByPeer | EndReason::IceFailed),
+        "{reason:?}"
+    );
+    server.close().await;
+    let logs =
+        String::from_utf8_lossy(&logs.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let sctp: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower.contains("rtc_sctp")
+                || lower.contains("server_config")
+                || ((l.contains(" WARN ") || l.contains(" ERROR "))
+                    && (lower.contains("sctp")
+                        || lower.contains("data channel")
+                        || lower.contains("datachannel")))
+        })
+        .collect();
+    assert!(sctp.is_empty(), "no SCTP ran, so none failed: {sctp:#?}");
 }

@@ -171,6 +171,15 @@ impl ScriptCursor {
     fn consumed(&self, index: usize) {
         self.next.fetch_max(index + 1, Ordering::SeqCst);
     }
+
+    fn position(&self) -> usize {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// Gives back lines consumed by finals that were never sent (a stalled socket).
+    fn rewind_to(&self, position: usize) {
+        self.next.store(position, Ordering::SeqCst);
+    }
 }
 
 /// A running fake Deepgram.
@@ -527,12 +536,18 @@ async fn session(
             Ok(Some(Ok(m))) => m,
         };
         let mut closing = false;
+        let script_before = tracker.script.position();
         let emits = match msg {
             Message::Binary(b) if b.is_empty() => {
                 let _ = sink
                     .send(close(inner.config.empty_frame_close_code, ""))
                     .await;
                 return;
+            }
+            Message::Binary(b) if stalled => {
+                // A stalled server takes the audio and hears none of it.
+                bytes_total += b.len() as u64;
+                Vec::new()
             }
             Message::Binary(b) => {
                 bytes_total += b.len() as u64;
@@ -561,12 +576,16 @@ async fn session(
                     }
                     Some("Finalize") => {
                         inner.stats.finalizes.fetch_add(1, Ordering::SeqCst);
-                        tracker.finalize()
+                        if stalled {
+                            Vec::new()
+                        } else {
+                            tracker.finalize()
+                        }
                     }
                     Some("CloseStream") => {
                         inner.stats.close_streams.fetch_add(1, Ordering::SeqCst);
                         closing = true;
-                        tracker.close()
+                        if stalled { Vec::new() } else { tracker.close() }
                     }
                     Some(_) => Vec::new(), // unknown control types are ignored
                     None => {
@@ -579,6 +598,7 @@ async fn session(
             Message::Close(_) => return,
             _ => Vec::new(),
         };
+        let mut final_sent = false;
         for emit in emits {
             if stalled {
                 break;
@@ -592,8 +612,16 @@ async fn session(
                 GateAction::Drop => return,
                 GateAction::Stall => {
                     stalled = true;
+                    if !final_sent {
+                        // A final held back by the stall did not speak its line: audio resent
+                        // on the next socket speaks it again.
+                        tracker.script.rewind_to(script_before);
+                    }
                     break;
                 }
+            }
+            if let Emit::Results { is_final: true, .. } = emit {
+                final_sent = true;
             }
             if let Emit::Results { is_final: true, .. } = emit {
                 inner.stats.finals.fetch_add(1, Ordering::SeqCst);

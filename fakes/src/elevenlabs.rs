@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::{Pacing, Rng};
-use crate::fault::{Fault, FaultBook, GateAction, UnitGate, key_is_valid};
+use crate::fault::{Fault, FaultBook, GateAction, Protocol, UnitGate, key_is_valid};
 use crate::http::{
     ChunkedBody, Listener, ReadError, Request, accept_websocket, read_request, write_response,
 };
@@ -367,7 +367,7 @@ async fn ws_session(inner: &Inner, mut stream: TcpStream, req: &Request) {
     let mut fault = Fault::None;
     if let Some(key) = &header_key {
         fault = if key_is_valid(key) {
-            inner.faults.next(key)
+            inner.faults.next_for(key, Protocol::WebSocket)
         } else {
             Fault::Unauthorized
         };
@@ -467,7 +467,7 @@ async fn ws_session(inner: &Inner, mut stream: TcpStream, req: &Request) {
                             .map(str::to_string)
                             .or_else(|| v.get("authorization").and_then(Value::as_str).map(|a| a.trim_start_matches("Bearer ").to_string()))
                             .unwrap_or_default();
-                        fault = if key_is_valid(&key) { inner.faults.next(&key) } else { Fault::Unauthorized };
+                        fault = if key_is_valid(&key) { inner.faults.next_for(&key, Protocol::WebSocket) } else { Fault::Unauthorized };
                         gate = UnitGate::new(&fault);
                         if let Some((_, d, _)) = http_fault(&fault, true) {
                             let status = d.get("status").and_then(Value::as_str).unwrap_or("error").to_string();
@@ -589,7 +589,7 @@ async fn http_stream(inner: &Inner, mut stream: TcpStream, req: &Request) {
     };
     let key = req.header("xi-api-key").unwrap_or("").to_string();
     let fault = if key_is_valid(&key) {
-        inner.faults.next(&key)
+        inner.faults.next_for(&key, Protocol::Http)
     } else {
         Fault::Unauthorized
     };

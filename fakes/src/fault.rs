@@ -28,6 +28,16 @@
 //! | `stall:<n>` | after `n` units, stay open and send nothing more (no pings, no timeouts) |
 //! | `slow:<ms>` | wait `ms` (unscaled) before the first response byte or the 101 |
 //!
+//! Two modifiers, for vendors with more than one way in (ElevenLabs: WebSocket and HTTP):
+//!
+//! | modifier | effect |
+//! |---|---|
+//! | `ws=<token>`, `http=<token>` | the token only counts for connections of that protocol; once a key has a scoped token, each protocol counts its own connections over the tokens that apply to it (unscoped ones included) |
+//! | `<token>*` | sticky: this and every later connection (of its scope) get the token |
+//!
+//! So `k~ws=drop:0*` drops every WebSocket and serves every HTTP request, and
+//! `k~ws=500*~http=500*` fails both.
+//!
 //! A "unit" is what the vendor streams: a Deepgram server message (Results, SpeechStarted,
 //! UtteranceEnd), an Anthropic `text_delta`, an ElevenLabs audio chunk (WS message or HTTP chunk).
 
@@ -153,29 +163,74 @@ pub(crate) fn key_is_valid(key: &str) -> bool {
     !base.is_empty() && !base.starts_with("invalid")
 }
 
-/// Counts connections per key and hands out the scripted fault for each.
+/// Which way in a connection came, for the `ws=` / `http=` scopes of the key grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Protocol {
+    WebSocket,
+    Http,
+}
+
+/// One token with its modifiers stripped: `None` scope applies to every protocol.
+fn split_token(token: &str) -> (Option<Protocol>, &str, bool) {
+    let (scope, rest) = if let Some(rest) = token.strip_prefix("ws=") {
+        (Some(Protocol::WebSocket), rest)
+    } else if let Some(rest) = token.strip_prefix("http=") {
+        (Some(Protocol::Http), rest)
+    } else {
+        (None, token)
+    };
+    match rest.strip_suffix('*') {
+        Some(fault) => (scope, fault, true),
+        None => (scope, rest, false),
+    }
+}
+
+/// Counts connections per key (and protocol, once the key scopes its tokens) and hands out
+/// the scripted fault for each.
 #[derive(Debug, Default)]
 pub(crate) struct FaultBook {
-    seen: Mutex<HashMap<String, usize>>,
+    seen: Mutex<HashMap<(String, Option<Protocol>), usize>>,
 }
 
 impl FaultBook {
-    /// The fault for the next connection presenting `key`.
+    /// The fault for the next connection presenting `key` (a vendor with one way in).
     pub fn next(&self, key: &str) -> Fault {
-        let tokens: Vec<&str> = key.split('~').skip(1).collect();
+        self.pick(key, None)
+    }
+
+    /// The fault for the next connection presenting `key` over `protocol`.
+    pub fn next_for(&self, key: &str, protocol: Protocol) -> Fault {
+        self.pick(key, Some(protocol))
+    }
+
+    fn pick(&self, key: &str, protocol: Option<Protocol>) -> Fault {
+        let tokens: Vec<(Option<Protocol>, &str, bool)> =
+            key.split('~').skip(1).map(split_token).collect();
         if tokens.is_empty() {
             return Fault::None;
         }
+        let scoped = tokens.iter().any(|(scope, _, _)| scope.is_some());
+        let counted_as = if scoped { protocol } else { None };
+        let applicable: Vec<(&str, bool)> = tokens
+            .iter()
+            .filter(|(scope, _, _)| scope.is_none() || (scoped && *scope == protocol))
+            .map(|(_, fault, sticky)| (*fault, *sticky))
+            .collect();
         let index = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            let n = seen.entry(key.to_string()).or_insert(0);
+            let n = seen.entry((key.to_string(), counted_as)).or_insert(0);
             let i = *n;
             *n += 1;
             i
         };
-        tokens
-            .get(index)
-            .and_then(|t| Fault::parse(t))
+        // A sticky token holds for every connection from its position on.
+        let token = applicable
+            .iter()
+            .take(index + 1)
+            .find(|(_, sticky)| *sticky)
+            .or_else(|| applicable.get(index));
+        token
+            .and_then(|(fault, _)| Fault::parse(fault))
             .unwrap_or(Fault::None)
     }
 }
@@ -248,6 +303,44 @@ mod tests {
             assert_eq!(&book.next(&key), f);
         }
         assert_eq!(book.next(&key), Fault::None, "list used up: normal service");
+    }
+
+    #[test]
+    fn scoped_tokens_count_per_protocol_and_sticky_tokens_repeat() {
+        let book = FaultBook::default();
+        let key = "k~ws=drop:0*~http=500";
+        for _ in 0..3 {
+            assert_eq!(
+                book.next_for(key, Protocol::WebSocket),
+                Fault::Drop { after: 0 }
+            );
+        }
+        assert_eq!(
+            book.next_for(key, Protocol::Http),
+            Fault::ServerError { should_retry: None }
+        );
+        assert_eq!(book.next_for(key, Protocol::Http), Fault::None);
+        assert_eq!(
+            book.next_for(key, Protocol::WebSocket),
+            Fault::Drop { after: 0 }
+        );
+    }
+
+    #[test]
+    fn unscoped_keys_share_one_count_across_protocols() {
+        let book = FaultBook::default();
+        let key = "k~429~ok~500*";
+        assert!(matches!(
+            book.next_for(key, Protocol::WebSocket),
+            Fault::RateLimited { .. }
+        ));
+        assert_eq!(book.next_for(key, Protocol::Http), Fault::None);
+        for protocol in [Protocol::Http, Protocol::WebSocket, Protocol::Http] {
+            assert_eq!(
+                book.next_for(key, protocol),
+                Fault::ServerError { should_retry: None }
+            );
+        }
     }
 
     #[test]

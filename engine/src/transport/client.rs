@@ -48,6 +48,49 @@ impl WebRtcClient {
     }
 }
 
+impl WebRtcClient {
+    /// [`offer`](Self::offer), with a data channel labelled `label` opened first, as a browser
+    /// page that wants the interview's events over it would. The server rejects the channel's
+    /// section (it is not served); the audio goes on.
+    pub async fn offer_with_data_channel(
+        config: &WebRtcConfig,
+        label: &str,
+    ) -> Result<(PendingClient, SessionDescription), TransportError> {
+        let mut peer = Peer::new(config).await?;
+        if let Err(e) = peer.pc().create_data_channel(label, None).await {
+            peer.abandon().await;
+            return Err(TransportError::Internal(format!(
+                "creating a data channel: {e}"
+            )));
+        }
+        match make_offer(&mut peer).await {
+            Ok(offer) => Ok((PendingClient { peer }, offer)),
+            Err(e) => {
+                peer.abandon().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The answer as this client's stack applies it: the stack starts SCTP for a data section
+/// whatever its port, where a browser closes its channel on a rejected one (port 0), so a
+/// rejected data section is shown to the stack as a section of no known kind.
+fn hide_rejected_data_sections(answer: &str) -> String {
+    let mut out = String::with_capacity(answer.len());
+    for line in answer.split_inclusive('\n') {
+        let rejected = line
+            .strip_prefix("m=application 0 ")
+            .is_some_and(|rest| rest.contains("webrtc-datachannel"));
+        if rejected {
+            out.push_str(&line.replace("webrtc-datachannel", "0"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 async fn make_offer(peer: &mut Peer) -> Result<SessionDescription, TransportError> {
     peer.add_track().await?;
     let offer = peer
@@ -83,7 +126,10 @@ impl PendingClient {
             self.peer.abandon().await;
             return Err(TransportError::AnswerRejected("not an answer".into()));
         }
-        let (sdp, remote_candidates) = super::session::remote_sdp(self.peer.config(), &answer.sdp);
+        let (sdp, remote_candidates) = super::session::remote_sdp(
+            self.peer.config(),
+            &hide_rejected_data_sections(&answer.sdp),
+        );
         self.peer.remote_candidates = remote_candidates;
         let remote = match RTCSessionDescription::answer(sdp) {
             Ok(r) => r,

@@ -196,6 +196,144 @@ pub fn filter_remote_candidates(
     (out, kept, removed)
 }
 
+/// An offered media section this node does not serve (the browser's data channel), taken out
+/// of the offer before the WebRTC stack sees it and answered as rejected (RFC 3264 §6, RFC 8829
+/// §5.3.1: the same m-line, port 0, its `a=mid`, outside the BUNDLE group), so the browser
+/// closes its channel at once instead of starting SCTP towards a stack that refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnservedSection {
+    /// Position among the offer's m-lines.
+    pub index: usize,
+    /// The m-line's media, protocol and formats, as offered.
+    pub media: String,
+    pub proto: String,
+    pub formats: String,
+    pub mid: Option<String>,
+}
+
+impl UnservedSection {
+    /// The section as the answer rejects it.
+    fn rejected(&self) -> String {
+        let mut out = format!(
+            "m={} 0 {} {}\r\nc=IN IP4 0.0.0.0\r\n",
+            self.media, self.proto, self.formats
+        );
+        if let Some(mid) = &self.mid {
+            out.push_str(&format!("a=mid:{mid}\r\n"));
+        }
+        out
+    }
+}
+
+/// SDP split into its session part and its media sections (each from its `m=` line on),
+/// lines without their endings.
+fn sections(sdp: &str) -> (Vec<&str>, Vec<Vec<&str>>) {
+    let mut session = Vec::new();
+    let mut media: Vec<Vec<&str>> = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            media.push(vec![line]);
+        } else if let Some(section) = media.last_mut() {
+            section.push(line);
+        } else {
+            session.push(line);
+        }
+    }
+    (session, media)
+}
+
+fn join(lines: impl IntoIterator<Item = String>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Takes the `m=application` sections out of an offer (see [`UnservedSection`]), and their
+/// mids out of its `a=group:BUNDLE` line. An offer without one comes back unchanged.
+pub fn remove_unserved_sections(sdp: &str) -> (String, Vec<UnservedSection>) {
+    let (session, media) = sections(sdp);
+    let mut unserved = Vec::new();
+    for (index, section) in media.iter().enumerate() {
+        let mut fields = section[0].trim_start_matches("m=").split_ascii_whitespace();
+        let kind = fields.next().unwrap_or("");
+        if !kind.eq_ignore_ascii_case("application") {
+            continue;
+        }
+        let _port = fields.next();
+        let proto = fields.next().unwrap_or("UDP/DTLS/SCTP").to_owned();
+        let formats = fields.collect::<Vec<_>>().join(" ");
+        let mid = section
+            .iter()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(|m| m.trim().to_owned());
+        unserved.push(UnservedSection {
+            index,
+            media: kind.to_owned(),
+            proto,
+            formats: if formats.is_empty() {
+                "webrtc-datachannel".to_owned()
+            } else {
+                formats
+            },
+            mid,
+        });
+    }
+    if unserved.is_empty() {
+        return (sdp.to_owned(), unserved);
+    }
+    let removed_mids: Vec<&str> = unserved.iter().filter_map(|u| u.mid.as_deref()).collect();
+    let session = session
+        .iter()
+        .map(|line| match line.strip_prefix("a=group:BUNDLE") {
+            Some(mids) => {
+                let kept: Vec<&str> = mids
+                    .split_ascii_whitespace()
+                    .filter(|m| !removed_mids.contains(m))
+                    .collect();
+                format!("a=group:BUNDLE {}", kept.join(" "))
+                    .trim_end()
+                    .to_owned()
+            }
+            None => (*line).to_owned(),
+        });
+    let kept = media
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !unserved.iter().any(|u| u.index == *i))
+        .flat_map(|(_, section)| section.iter().map(|l| (*l).to_owned()));
+    (join(session.chain(kept)), unserved)
+}
+
+/// Puts the sections [`remove_unserved_sections`] took out back into the answer, rejected, at
+/// their offered positions, so the answer has the offer's m-lines in the offer's order.
+pub fn answer_unserved_sections(answer: &str, unserved: &[UnservedSection]) -> String {
+    if unserved.is_empty() {
+        return answer.to_owned();
+    }
+    let (session, media) = sections(answer);
+    let mut served = media.into_iter();
+    let total = served.len() + unserved.len();
+    let mut out: Vec<String> = session.iter().map(|l| (*l).to_owned()).collect();
+    for index in 0..total {
+        match unserved.iter().find(|u| u.index == index) {
+            Some(section) => out.extend(section.rejected().lines().map(str::to_owned)),
+            None => {
+                if let Some(section) = served.next() {
+                    out.extend(section.iter().map(|l| (*l).to_owned()));
+                }
+            }
+        }
+    }
+    join(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +394,79 @@ mod tests {
         assert_eq!(kept, MAX_REMOTE_CANDIDATES);
         assert_eq!(removed.over_cap, 30 - MAX_REMOTE_CANDIDATES);
         assert!(!sdp.contains("192.168.") && !sdp.contains("10.0.0.1"));
+    }
+
+    const DATA_SECTION: &str = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=mid:1\r\n\
+a=sctp-port:5000\r\na=max-message-size:262144\r\n";
+
+    fn m_lines(sdp: &str) -> Vec<&str> {
+        sdp.lines().filter(|l| l.starts_with("m=")).collect()
+    }
+
+    #[test]
+    fn a_data_channel_section_is_taken_out_of_the_offer_and_answered_rejected_in_place() {
+        let offer = CHROME_LIKE.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1") + DATA_SECTION;
+        let (stripped, unserved) = remove_unserved_sections(&offer);
+        assert_eq!(unserved.len(), 1);
+        assert_eq!(unserved[0].index, 1);
+        assert_eq!(unserved[0].mid.as_deref(), Some("1"));
+        assert_eq!(m_lines(&stripped).len(), 1, "{stripped}");
+        assert!(stripped.contains("a=group:BUNDLE 0\r\n"), "{stripped}");
+        assert!(!stripped.contains("sctp"), "{stripped}");
+        assert!(check_sdp(&stripped).is_ok(), "still an acceptable offer");
+        // The stack answers the audio only; the answer gets the data section back, rejected.
+        let stack_answer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n";
+        let answer = answer_unserved_sections(stack_answer, &unserved);
+        assert_eq!(
+            m_lines(&answer),
+            vec![
+                "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+                "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"
+            ]
+        );
+        assert!(answer.ends_with("m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n"), "{answer}");
+        assert!(
+            answer.contains("a=group:BUNDLE 0\r\n"),
+            "not bundled: {answer}"
+        );
+    }
+
+    #[test]
+    fn a_data_section_offered_first_keeps_its_place() {
+        let offer = CHROME_LIKE.replacen("m=audio", &format!("{DATA_SECTION}m=audio"), 1);
+        let (stripped, unserved) = remove_unserved_sections(&offer);
+        assert_eq!(unserved[0].index, 0);
+        assert_eq!(m_lines(&stripped).len(), 1);
+        let answer = answer_unserved_sections(&stripped, &unserved);
+        let lines = m_lines(&answer);
+        assert!(lines[0].starts_with("m=application 0 "), "{answer}");
+        assert!(lines[1].starts_with("m=audio 9 "), "{answer}");
+    }
+
+    #[test]
+    fn an_offer_without_a_data_section_is_untouched() {
+        let (stripped, unserved) = remove_unserved_sections(CHROME_LIKE);
+        assert!(unserved.is_empty());
+        assert_eq!(stripped, CHROME_LIKE);
+        assert_eq!(
+            answer_unserved_sections(CHROME_LIKE, &unserved),
+            CHROME_LIKE
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn removing_and_answering_sections_never_panics_and_keeps_the_m_line_count(text in ".{0,2000}") {
+            let offer = format!("{CHROME_LIKE}{text}");
+            let (stripped, unserved) = remove_unserved_sections(&offer);
+            let answer = answer_unserved_sections(&stripped, &unserved);
+            prop_assert_eq!(
+                m_lines(&answer).len(),
+                offer.lines().filter(|l| l.trim_end_matches('\r').starts_with("m=")).count()
+            );
+        }
     }
 
     proptest! {

@@ -576,13 +576,25 @@ pub async fn accept_offer(
     offer: &SessionDescription,
 ) -> Result<(MediaSession, SessionDescription), TransportError> {
     sdp::check_offer(offer)?;
-    let (remote, remote_candidates) = remote_sdp(config, &offer.sdp);
+    // The browser's data channel is not served: the stack never sees its section (its SCTP
+    // would refuse the association and abort it at close), and the answer rejects it.
+    let (served, unserved) = sdp::remove_unserved_sections(&offer.sdp);
+    if !unserved.is_empty() {
+        tracing::debug!(
+            sections = unserved.len(),
+            "rejecting offered data channel sections"
+        );
+    }
+    let (remote, remote_candidates) = remote_sdp(config, &served);
     let remote = RTCSessionDescription::offer(remote)
         .map_err(|e| TransportError::MalformedSdp(e.to_string()))?;
     let mut peer = Peer::new(config).await?;
     peer.remote_candidates = remote_candidates;
     match answer(&mut peer, remote).await {
-        Ok(answer) => Ok((peer.into_session().await?, answer)),
+        Ok(mut answer) => {
+            answer.sdp = sdp::answer_unserved_sections(&answer.sdp, &unserved);
+            Ok((peer.into_session().await?, answer))
+        }
         Err(e) => {
             peer.abandon().await;
             Err(e)

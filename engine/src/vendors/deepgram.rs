@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -140,8 +140,14 @@ pub struct DeepgramConfig {
     pub connect_timeout: Duration,
     /// How long to wait for the server's close after `CloseStream`.
     pub close_timeout: Duration,
-    /// Audio sent with no server message at all for this long means a stalled socket:
-    /// reconnect. (With interim results the service answers about once a second.)
+    /// The stall watchdog: this much audio sent since the last server message, counted from
+    /// its first speech (a frame above [`SPEECH_RMS_FLOOR`]; resent audio not counted), and
+    /// at least as long on the clock, means the socket is connected but silent: it is
+    /// replaced and the audio since the last final is resent. The service answers about once
+    /// per second of audio (interims, also empty ones), so the default of 2 s is its cadence
+    /// plus 1 s: a stall is detected within a second of the answer that did not come.
+    /// Silence alone never trips it (a socket stalled during silence is found, and replaced
+    /// without loss, once speech starts).
     pub stall_timeout: Duration,
     /// USD per streamed audio minute.
     pub price_per_minute: f64,
@@ -158,7 +164,7 @@ impl DeepgramConfig {
             resend_limit: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
-            stall_timeout: Duration::from_secs(15),
+            stall_timeout: Duration::from_secs(2),
             price_per_minute: 0.0077,
         }
     }
@@ -435,6 +441,8 @@ impl SpeechToText for DeepgramStt {
             first_result: None,
             got_metadata: false,
             unanswered_since: None,
+            unanswered_speech: 0,
+            stalls: 0,
             closing: false,
             key_changes,
         };
@@ -448,6 +456,30 @@ impl SpeechToText for DeepgramStt {
             events: rx,
         })
     }
+}
+
+/// Frames at least this loud (RMS of 16-bit samples) count as speech for the stall watchdog.
+pub const SPEECH_RMS_FLOOR: f64 = 300.0;
+
+/// Stalled sockets detected (and replaced) by the watchdog in this process, every session.
+static STALLED_SOCKETS: AtomicU64 = AtomicU64::new(0);
+
+/// How many connected-but-silent Deepgram sockets the watchdog has replaced in this process.
+pub fn stalled_sockets() -> u64 {
+    STALLED_SOCKETS.load(Ordering::Relaxed)
+}
+
+/// Root mean square of little-endian 16-bit samples.
+fn rms(bytes: &[u8]) -> f64 {
+    let n = bytes.len() / 2;
+    if n == 0 {
+        return 0.0;
+    }
+    let sum: f64 = bytes
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
+        .sum();
+    (sum / n as f64).sqrt()
 }
 
 const KEEPALIVE: &str = r#"{"type":"KeepAlive"}"#;
@@ -487,6 +519,11 @@ struct SessionTask {
     got_metadata: bool,
     /// When audio was first sent after the last server message (stall detection).
     unanswered_since: Option<Instant>,
+    /// Bytes of audio sent since the last server message, from its first speech on (stall
+    /// detection).
+    unanswered_speech: u64,
+    /// Stalls detected in this session.
+    stalls: u32,
     /// The caller asked to close; `CloseStream` goes out (again after a reconnect).
     closing: bool,
     /// Sees the key leaser swap or revoke the key: the open socket is then replaced by one
@@ -552,8 +589,10 @@ impl SessionTask {
         }
         let keepalive_at =
             tokio::time::Instant::from_std(self.last_sent + self.config.keepalive_after);
+        let stall_speech = (self.config.stall_timeout.as_secs_f64() * self.byte_rate) as u64;
         let stall_at = self
             .unanswered_since
+            .filter(|_| self.unanswered_speech >= stall_speech)
             .map(|t| tokio::time::Instant::from_std(t + self.config.stall_timeout));
         tokio::select! {
             biased;
@@ -596,7 +635,22 @@ impl SessionTask {
                 Ok(Flow::Continue)
             }
             _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
-                Err(err(ErrorCategory::Timeout, "no message from the server while audio was flowing"))
+                // A message already waiting is an answer (the task was busy sending), not a
+                // stall.
+                if let Some(msg) = self.ws.next().now_or_never() {
+                    self.on_message(msg).await?;
+                    return Ok(Flow::Continue);
+                }
+                self.stalls += 1;
+                STALLED_SOCKETS.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    vendor = "deepgram",
+                    stalled = true,
+                    stalls = self.stalls,
+                    unanswered_speech_secs = self.unanswered_speech as f64 / self.byte_rate,
+                    "no answer to the speech sent: replacing the stalled socket"
+                );
+                Err(err(ErrorCategory::Timeout, "stalled: no message from the server while speech was flowing"))
             }
         }
     }
@@ -632,6 +686,11 @@ impl SessionTask {
         self.billed_bytes += bytes.len() as u64;
         if self.unanswered_since.is_none() {
             self.unanswered_since = Some(Instant::now());
+        }
+        // Counted from the first speech on (the silence after it too): an answer's last
+        // words must not wait in a stalled socket for the next answer to start.
+        if self.unanswered_speech > 0 || rms(&bytes) >= SPEECH_RMS_FLOOR {
+            self.unanswered_speech += bytes.len() as u64;
         }
         self.send(Message::binary(bytes)).await
     }
@@ -683,6 +742,7 @@ impl SessionTask {
 
     async fn on_text(&mut self, text: &str) -> Result<(), VendorError> {
         self.unanswered_since = None;
+        self.unanswered_speech = 0;
         let parsed = match parse_server_message(text) {
             Ok(m) => m,
             Err(e) => {
@@ -801,6 +861,7 @@ impl SessionTask {
                     self.request_id = request_id.or(self.request_id.take());
                     self.offset = self.resend_start;
                     self.unanswered_since = None;
+                    self.unanswered_speech = 0;
                     match self.resend_buffer().await {
                         Ok(()) => {
                             self.reconnects += 1;

@@ -28,6 +28,15 @@ use super::{
     TtsInput, TtsSession,
 };
 
+/// Stalled `stream-input` sockets detected by the watchdog in this process.
+static STALLED_SOCKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many connected-but-silent ElevenLabs sockets the watchdog has given up on in this
+/// process (each is then replaced by the failover).
+pub fn stalled_sockets() -> u64 {
+    STALLED_SOCKETS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// PCM output formats (the engine plays PCM; MP3/Opus are not requested).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputFormat {
@@ -103,8 +112,12 @@ pub struct ElevenLabsConfig {
     /// Send a keepalive `" "` after this long without text (below the inactivity timeout).
     pub keepalive_after: Duration,
     pub connect_timeout: Duration,
-    /// After a flush or end-of-stream, the longest wait for the next audio or final.
+    /// HTTP: the longest wait for response headers and between audio chunks.
     pub audio_timeout: Duration,
+    /// WebSocket watchdog: text was flushed (or the stream ended) and neither audio nor the
+    /// final came for this long, so the socket is taken as stalled and the session fails
+    /// with [`ErrorCategory::Timeout`] (the failover then replays it elsewhere).
+    pub stall_timeout: Duration,
     /// USD per 1000 characters.
     pub price_per_1k_chars: f64,
 }
@@ -131,6 +144,7 @@ impl ElevenLabsConfig {
             keepalive_after: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(10),
             audio_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(3),
             price_per_1k_chars: 0.05,
         }
     }
@@ -516,7 +530,7 @@ impl WsTask {
                 tokio::time::Instant::from_std(self.last_text_sent + self.config.keepalive_after);
             let stall_at = self
                 .awaiting_audio_since
-                .map(|t| tokio::time::Instant::from_std(t + self.config.audio_timeout));
+                .map(|t| tokio::time::Instant::from_std(t + self.config.stall_timeout));
             tokio::select! {
                 biased;
                 cmd = self.commands.recv() => {
@@ -556,7 +570,9 @@ impl WsTask {
                     }
                 }
                 _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
-                    return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the timeout")).await;
+                    STALLED_SOCKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(vendor = "elevenlabs", stalled = true, "no audio after text was flushed: the socket is stalled");
+                    return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the stall timeout")).await;
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! | speech-to-text | [`SpeechToText`] | [`deepgram::DeepgramStt`] | WebSocket `/v1/listen` |
 //! | speech-to-text, offline | [`SpeechToText`] | [`local_stt::LocalStt`] (Whisper, keyless local mode) | child process: PCM on stdin, JSON lines out |
 //! | LLM | [`LanguageModel`] | [`anthropic::AnthropicLlm`] | `POST /v1/messages`, SSE |
-//! | text-to-speech | [`TextToSpeech`] | [`elevenlabs::ElevenLabsTts`], [`elevenlabs::ElevenLabsHttpTts`] | WebSocket `stream-input`, HTTP `/stream` |
+//! | text-to-speech | [`TextToSpeech`] | [`elevenlabs::ElevenLabsTts`], [`elevenlabs::ElevenLabsHttpTts`], the two as one by [`tts_failover::FailoverTts`] | WebSocket `stream-input`, HTTP `/stream` as its fallback |
 //!
 //! Every call is a *session* driven by a spawned task that owns the connection: the caller
 //! holds an input handle (push audio/text, finalize, flush, close, cancel) and an event
@@ -31,6 +31,7 @@ pub mod local_interviewer;
 pub mod local_stt;
 pub mod retry;
 pub mod sse;
+pub mod tts_failover;
 pub mod usage;
 mod ws;
 
