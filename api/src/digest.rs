@@ -62,6 +62,8 @@ pub fn validate_settings(settings: &Settings) -> Result<(), String> {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    /// The configured drill planner's settings (`[feedback]`), for the next drills.
+    feedback: FeedbackConfig,
 }
 
 impl Mailer {
@@ -78,7 +80,11 @@ impl Mailer {
             .digest_from
             .parse()
             .map_err(|_| "DIGEST_FROM is not a valid mailbox".to_owned())?;
-        Ok(Some(Self { transport, from }))
+        Ok(Some(Self {
+            transport,
+            from,
+            feedback: settings.feedback.clone(),
+        }))
     }
 }
 
@@ -180,7 +186,7 @@ pub async fn run_once(
             report.already_sent += 1;
             continue;
         };
-        let sent = match compose(db, &account, now).await {
+        let sent = match compose(db, &mailer.feedback, &account, now).await {
             Ok(text) => send(mailer, &account.email, text).await,
             Err(error) => Err(format!("composing: {error}")),
         };
@@ -288,6 +294,7 @@ fn trend_word(trend: Trend) -> &'static str {
 /// The digest's text (plain, ASCII): this week's interviews, skill trends, next drills.
 pub async fn compose(
     db: &DatabaseConnection,
+    feedback: &FeedbackConfig,
     account: &accounts::Model,
     now: DateTime<Utc>,
 ) -> Result<String, DbErr> {
@@ -304,7 +311,7 @@ pub async fn compose(
         .one(db)
         .await?;
     let drills = plan(
-        &FeedbackConfig::default(),
+        feedback,
         &skills,
         now.date_naive(),
         settings.and_then(|settings| settings.target_interview_date),

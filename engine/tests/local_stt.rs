@@ -179,6 +179,11 @@ async fn stream(stt: &LocalStt, pcm: &[i16], pace: Duration) -> Heard {
     heard
 }
 
+/// One recognizer test at a time: two Whisper workers decoding at once on this 2-core machine,
+/// next to audio streamed in real time, made the recognizer's timing (and so its segmentation)
+/// depend on the other test.
+static ONE_RECOGNIZER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn recognizer(dir: PathBuf) -> LocalStt {
     LocalStt::start_concrete(LocalSttConfig::new(dir))
         .await
@@ -199,6 +204,7 @@ const CONTENT: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoken_answer_comes_back_as_final_words_with_timings_and_an_endpoint() {
     let Some(dir) = prepared_dir() else { return };
+    let _alone = ONE_RECOGNIZER_AT_A_TIME.lock().await;
     let stt = recognizer(dir).await;
     let text = "I led the migration of our billing database and cut the monthly costs by thirty \
                 percent. The team finished it in six weeks.";
@@ -224,9 +230,9 @@ async fn spoken_answer_comes_back_as_final_words_with_timings_and_an_endpoint() 
         .count();
     assert!(
         found * 4 >= CONTENT.len() * 3,
-        "only {found} of {} content words came back ({} words heard)",
+        "only {found} of {} content words came back ({} words heard: {said:?})",
         CONTENT.len(),
-        said.len()
+        said.len(),
     );
     assert!(
         heard.finals.iter().any(|t| t.speech_final),
@@ -298,6 +304,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recognizing_speech_writes_nothing_to_disk() {
     let Some(dir) = prepared_dir() else { return };
+    let _alone = ONE_RECOGNIZER_AT_A_TIME.lock().await;
     let stt = recognizer(dir.clone()).await;
     let before = snapshot(&dir);
     let pcm = synthesize("Tell me about the database migration.", "en-us", 170, 0.0);

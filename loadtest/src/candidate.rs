@@ -63,16 +63,19 @@ impl Audio {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TurnRecord {
     pub turn_index: Option<i64>,
-    pub ingress_ms: Option<f64>,
-    pub stt_final_ms: Option<f64>,
-    pub turn_wait_ms: Option<f64>,
-    pub dispatch_ms: Option<f64>,
-    pub llm_ttft_ms: Option<f64>,
-    pub tts_buffering_ms: Option<f64>,
-    pub tts_ttfa_ms: Option<f64>,
-    pub egress_ms: Option<f64>,
+    /// The parts of v2v by their stored names (`ingress_ms`, `stt_final_ms`, …), in the
+    /// engine's critical-path order ([`engine::interview_core::TurnBreakdown::parts`]).
+    #[serde(flatten)]
+    pub parts: std::collections::BTreeMap<String, Option<f64>>,
     pub engine_overhead_ms: Option<f64>,
     pub v2v_ms: Option<f64>,
+}
+
+/// The names of the parts of v2v, in critical-path order.
+pub fn part_names() -> [&'static str; 8] {
+    engine::interview_core::TurnBreakdown::default()
+        .parts()
+        .map(|(name, _)| name)
 }
 
 impl TurnRecord {
@@ -80,32 +83,22 @@ impl TurnRecord {
         let f = |key: &str| turn.get(key).and_then(Value::as_f64);
         Self {
             turn_index: turn.get("turn_index").and_then(Value::as_i64),
-            ingress_ms: f("ingress_ms"),
-            stt_final_ms: f("stt_final_ms"),
-            turn_wait_ms: f("turn_wait_ms"),
-            dispatch_ms: f("dispatch_ms"),
-            llm_ttft_ms: f("llm_ttft_ms"),
-            tts_buffering_ms: f("tts_buffering_ms"),
-            tts_ttfa_ms: f("tts_ttfa_ms"),
-            egress_ms: f("egress_ms"),
+            parts: part_names()
+                .iter()
+                .map(|name| {
+                    let key = format!("{name}_ms");
+                    let value = f(&key);
+                    (key, value)
+                })
+                .collect(),
             engine_overhead_ms: f("engine_overhead_ms"),
             v2v_ms: f("v2v_ms"),
         }
     }
 
-    /// The server's parts of v2v in critical-path order, by the names the engine gives them
-    /// (`engine::interview_core::TurnBreakdown::parts`).
-    pub fn parts(&self) -> [(&'static str, Option<f64>); 8] {
-        [
-            ("ingress", self.ingress_ms),
-            ("stt_final", self.stt_final_ms),
-            ("turn_wait", self.turn_wait_ms),
-            ("dispatch", self.dispatch_ms),
-            ("llm_ttft", self.llm_ttft_ms),
-            ("tts_buffering", self.tts_buffering_ms),
-            ("tts_ttfa", self.tts_ttfa_ms),
-            ("egress", self.egress_ms),
-        ]
+    /// The value of one part (`ingress`, `stt_final`, …), if the server stored it.
+    pub fn part(&self, name: &str) -> Option<f64> {
+        self.parts.get(&format!("{name}_ms")).copied().flatten()
     }
 }
 

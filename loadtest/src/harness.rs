@@ -509,12 +509,10 @@ pub fn summarize(outcomes: &[Outcome], mode: &str, wall_s: f64) -> Summary {
         turns: turns.len(),
         overhead_ms: Percentiles::of(&overhead),
         v2v_ms: Percentiles::of(&v2v),
-        breakdown_ms: crate::candidate::TurnRecord::default()
-            .parts()
+        breakdown_ms: crate::candidate::part_names()
             .iter()
-            .enumerate()
-            .map(|(i, (part, _))| {
-                let values: Vec<f64> = turns.iter().filter_map(|t| t.parts()[i].1).collect();
+            .map(|part| {
+                let values: Vec<f64> = turns.iter().filter_map(|t| t.part(part)).collect();
                 ((*part).to_owned(), Percentiles::of(&values))
             })
             .collect(),

@@ -119,10 +119,9 @@ impl Summary {
             ));
         }
         // In critical-path order.
-        let parts = crate::candidate::TurnRecord::default().parts();
-        for (part, p) in parts
+        for (part, p) in crate::candidate::part_names()
             .iter()
-            .filter_map(|(part, _)| Some((part, self.breakdown_ms.get(*part)?)))
+            .filter_map(|part| Some((part, self.breakdown_ms.get(*part)?)))
         {
             s.push_str(&format!(
                 " {part}_p50_ms={} {part}_p99_ms={}",

@@ -51,21 +51,15 @@ fn fakes_config() -> FakeVendorsConfig {
 async fn create_interview(db: &DatabaseConnection) -> (Uuid, Uuid) {
     let now = Utc::now();
     let account_id = Uuid::now_v7();
-    entities::accounts::ActiveModel {
-        id: Set(account_id),
-        email: Set(format!("{account_id}@example.com")),
-        email_canonical: Set(format!("{account_id}@example.com")),
-        display_name: Set(None),
-        password_hash: Set("x".into()),
-        role: Set(Role::User),
-        age_confirmed_at: Set(now),
-        failed_login_count: Set(0),
-        locked_until: Set(None),
-        disabled_at: Set(None),
-        password_changed_at: Set(now),
-        created_at: Set(now),
-        updated_at: Set(now),
+    entities::accounts::NewAccount {
+        id: account_id,
+        email: format!("{account_id}@example.com"),
+        email_canonical: format!("{account_id}@example.com"),
+        display_name: None,
+        password_hash: "x".into(),
+        role: Role::User,
     }
+    .row(now)
     .insert(db)
     .await
     .expect("account");

@@ -593,6 +593,10 @@ impl Handler<LlmNotice> for InterviewActor {
                 reply_id, report, ..
             } => Input::LlmFinished { reply_id, report },
             LlmNotice::Cancelled { report, .. } => Input::LlmCancelled { report },
+            // Metered like a cancelled call's: usage only, the reply goes on.
+            LlmNotice::Superseded { report, .. } => Input::LlmCancelled {
+                report: Some(report),
+            },
             LlmNotice::Failed {
                 reply_id,
                 error,

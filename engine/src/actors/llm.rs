@@ -62,6 +62,9 @@ pub enum LlmNotice {
         reply_id: u64,
         report: Option<LlmReport>,
     },
+    /// An attempt failed and the fallback model takes the reply over; what the failed attempt
+    /// used was still billed, so it is metered.
+    Superseded { reply_id: u64, report: LlmReport },
 }
 
 pub struct LlmActor {
@@ -191,10 +194,12 @@ async fn run_reply(
                     // A reply half spoken cannot be restarted on another model.
                     let retry =
                         !produced_text && fallback_worthy(&error) && attempt + 1 < models.len();
-                    last_error = Some((error, Some(report)));
                     if retry {
+                        parent.do_send(LlmNotice::Superseded { reply_id, report });
+                        last_error = Some((error, None));
                         break;
                     }
+                    last_error = Some((error, Some(report)));
                     let (error, report) = last_error.take().expect("invariant: just set");
                     parent.do_send(LlmNotice::Failed {
                         reply_id,
