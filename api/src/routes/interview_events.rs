@@ -21,7 +21,8 @@
 //!   `{"type":"interviewer_text","text":"…"}`, `{"type":"turn","breakdown":{"turn_index",
 //!   "ingress_ms","stt_final_ms","turn_wait_ms","dispatch_ms","llm_ttft_ms","tts_buffering_ms",
 //!   "tts_ttfa_ms","egress_ms","engine_overhead_ms","v2v_ms"}}` (the parts add up to v2v; see
-//!   `engine::interview_core::TurnBreakdown`),
+//!   `engine::interview_core::TurnBreakdown`), `{"type":"voice_failed","category":"…","note":"…"}`
+//!   (the interviewer's voice failed both ways; the note is also in the transcript),
 //!   `{"type":"ended","reason":"…"}`.
 //! - `{"type":"lagged","missed":n}` if this socket fell more than
 //!   [`engine::engine::EVENT_BUFFER`] events behind.
