@@ -92,9 +92,10 @@ pub struct Settings {
     /// exchange of it (two tabs, a retried request) gets the same successor instead of counting
     /// as reuse; 0 turns the window off.
     pub refresh_reuse_window_secs: u64,
-    /// `LOGIN_MAX_FAILURES`: failed logins in a row before an account is locked.
+    /// `LOGIN_MAX_FAILURES`: failed password checks (sign-in, or the re-checks of `/me`) per
+    /// subject and client before that client waits (see `auth::attempts`).
     pub login_max_failures: u32,
-    /// `LOGIN_LOCKOUT_SECS`: how long a locked account stays locked.
+    /// `LOGIN_LOCKOUT_SECS`: the window of those failures, and the wait.
     pub login_lockout_secs: u64,
     /// `AUTH_RATE_LIMIT_PER_MINUTE`: requests per client IP per minute on `/api/v1/auth/*`.
     pub auth_rate_limit_per_minute: u32,

@@ -116,7 +116,7 @@ pub async fn auth_rate_limit(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(state) = request.app_data::<web::Data<AppState>>()
-        && let Some(ip) = client_ip(&request, &state.settings)
+        && let Some(ip) = client_ip(request.request(), &state.settings)
         && let Err(retry) = state.auth_rate_limiter.check(ip, Instant::now())
     {
         return Err(ApiError::TooManyRequests {
@@ -130,8 +130,8 @@ pub async fn auth_rate_limit(
 
 /// The client's IP: the socket peer, or behind trusted proxies the address the outermost of
 /// them put in `X-Forwarded-For`.
-fn client_ip(
-    request: &ServiceRequest,
+pub fn client_ip(
+    request: &actix_web::HttpRequest,
     settings: &crate::configuration::Settings,
 ) -> Option<IpAddr> {
     if settings.trust_forwarded_for {
@@ -217,8 +217,8 @@ mod tests {
             .insert_header(("x-forwarded-for", "6.6.6.6"))
             .append_header(("x-forwarded-for", "203.0.113.9"))
             .to_srv_request();
-        assert_eq!(client_ip(&request, &settings), ip("203.0.113.9"));
+        assert_eq!(client_ip(request.request(), &settings), ip("203.0.113.9"));
         let untrusted = crate::configuration::Settings::default();
-        assert_eq!(client_ip(&request, &untrusted), ip("127.0.0.1"));
+        assert_eq!(client_ip(request.request(), &untrusted), ip("127.0.0.1"));
     }
 }

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 
-use crate::auth::{JwtKeys, RateLimiter, password_hash};
+use crate::auth::{FailedAttempts, JwtKeys, RateLimiter, password_hash};
 use crate::configuration::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::metrics::Metrics;
@@ -278,6 +278,10 @@ impl Application {
             auth_rate_limiter: RateLimiter::new(
                 settings.auth_rate_limit_per_minute,
                 Duration::from_secs(60),
+            ),
+            failed_attempts: FailedAttempts::new(
+                settings.login_max_failures,
+                Duration::from_secs(settings.login_lockout_secs),
             ),
             metrics: Arc::new(metrics),
             dummy_password_hash,

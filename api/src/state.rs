@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::auth::{JwtKeys, RateLimiter};
+use crate::auth::{FailedAttempts, JwtKeys, RateLimiter};
 use crate::configuration::Settings;
 use crate::metrics::Metrics;
 use engine::byok_cipher::KeyRing;
@@ -17,6 +17,8 @@ pub struct AppState {
     /// The BYOK master key ring: handlers only encrypt; decryption is for the engine's key lease.
     pub key_ring: KeyRing,
     pub auth_rate_limiter: RateLimiter,
+    /// Failed password checks per subject and client (sign-in, and the re-checks of `/me`).
+    pub failed_attempts: FailedAttempts,
     pub metrics: Arc<Metrics>,
     /// bcrypt hash of a throwaway password at the configured cost, to verify against when an
     /// e-mail is unknown (equal timing for known and unknown accounts).

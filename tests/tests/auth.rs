@@ -31,7 +31,8 @@ db_tests!(
     two_concurrent_refreshes_with_one_cookie_keep_the_user_signed_in,
     refresh_without_or_with_unknown_or_expired_cookie_is_401,
     logout_revokes_the_session_and_clears_the_cookie,
-    repeated_failures_lock_the_account_until_the_lockout_passes,
+    repeated_failures_make_that_client_wait_without_locking_out_the_owner_or_revealing_the_email,
+    password_rechecks_on_me_are_limited_per_account_and_client,
     auth_routes_are_rate_limited_per_client_ip,
     disabled_account_cannot_sign_in,
     production_marks_the_refresh_cookie_secure,
@@ -485,36 +486,142 @@ async fn logout_revokes_the_session_and_clears_the_cookie(backend: Backend) {
     assert_eq!(app.logout(None).await.status(), 204);
 }
 
-async fn repeated_failures_lock_the_account_until_the_lockout_passes(backend: Backend) {
-    let app = spawn_app_with(backend, |settings| {
-        settings.login_max_failures = 3;
-        settings.login_lockout_secs = 2;
-    })
-    .await;
-    let email = unique_email();
-    let bystander = unique_email();
-    app.register(&email, PASSWORD).await;
-    app.register(&bystander, PASSWORD).await;
-    for _ in 0..2 {
-        assert_json_error(app.login(&email, "wrong password!!").await, 401).await;
-    }
-    let response = app.login(&email, "wrong password!!").await;
-    let retry_after: u64 = response
+/// A request from client `ip` (behind the one trusted proxy the test settings declare).
+fn from_client(
+    app: &tests::TestApp,
+    method: reqwest::Method,
+    path: &str,
+    ip: &str,
+) -> reqwest::RequestBuilder {
+    app.client
+        .request(method, app.url(path))
+        .header("x-forwarded-for", ip)
+}
+
+async fn login_from(
+    app: &tests::TestApp,
+    ip: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    from_client(app, reqwest::Method::POST, "/api/v1/auth/login", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login")
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .expect("Retry-After seconds");
-    assert!((1..=2).contains(&retry_after));
-    assert_eq!(assert_json_error(response, 429).await, "account_locked");
-    // Locked: even the right password is refused, other accounts are not affected.
-    let response = app.login(&email, PASSWORD).await;
-    assert!(response.headers().get("retry-after").is_some());
-    assert_eq!(assert_json_error(response, 429).await, "account_locked");
-    assert_eq!(app.login(&bystander, PASSWORD).await.status(), 200);
-    // After the lockout the right password works again.
+        .expect("Retry-After seconds")
+}
+
+async fn repeated_failures_make_that_client_wait_without_locking_out_the_owner_or_revealing_the_email(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.login_max_failures = 3;
+        settings.login_lockout_secs = 2;
+        settings.trust_forwarded_for = true;
+    })
+    .await;
+    let (attacker, owner) = ("198.51.100.7", "198.51.100.8");
+    let email = unique_email();
+    let bystander = unique_email();
+    let nobody = unique_email();
+    app.register(&email, PASSWORD).await;
+    app.register(&bystander, PASSWORD).await;
+    for _ in 0..2 {
+        assert_json_error(
+            login_from(&app, attacker, &email, "wrong password!!").await,
+            401,
+        )
+        .await;
+    }
+    let response = login_from(&app, attacker, &email, "wrong password!!").await;
+    assert!((1..=2).contains(&retry_after(&response)));
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    // That client waits, even with the right password ...
+    let response = login_from(&app, attacker, &email, PASSWORD).await;
+    assert!(retry_after(&response) >= 1);
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    // ... but the owner, on another client, is not locked out, nor is anyone else.
+    assert_eq!(
+        login_from(&app, owner, &email, PASSWORD).await.status(),
+        200
+    );
+    assert_eq!(
+        login_from(&app, attacker, &bystander, PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // An e-mail without an account answers exactly the same: nothing is revealed.
+    for _ in 0..2 {
+        assert_json_error(
+            login_from(&app, attacker, &nobody, "wrong password!!").await,
+            401,
+        )
+        .await;
+    }
+    let response = login_from(&app, attacker, &nobody, "wrong password!!").await;
+    assert!((1..=2).contains(&retry_after(&response)));
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    // After the wait the right password works again from that client too.
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    assert_eq!(app.login(&email, PASSWORD).await.status(), 200);
+    assert_eq!(
+        login_from(&app, attacker, &email, PASSWORD).await.status(),
+        200
+    );
+}
+
+async fn password_rechecks_on_me_are_limited_per_account_and_client(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.login_max_failures = 3;
+        settings.login_lockout_secs = 60;
+        settings.trust_forwarded_for = true;
+    })
+    .await;
+    let session = app.signed_in_user().await;
+    let (thief, owner) = ("198.51.100.9", "198.51.100.10");
+    let erase = |ip: &'static str, password: &'static str| {
+        from_client(&app, reqwest::Method::DELETE, "/api/v1/me", ip)
+            .bearer_auth(&session.access_token)
+            .json(&json!({"password": password}))
+            .send()
+    };
+    // Someone with a stolen access token guesses the password to erase the account.
+    for _ in 0..2 {
+        let response = erase(thief, "wrong password!!").await.expect("delete");
+        assert_json_error(response, 403).await;
+    }
+    let response = erase(thief, "wrong password!!").await.expect("delete");
+    assert!(retry_after(&response) >= 1);
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    // Their guesses stop there, whatever they try: erasure and the password change alike.
+    let response = erase(thief, PASSWORD).await.expect("delete");
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    let response = from_client(&app, reqwest::Method::PATCH, "/api/v1/me", thief)
+        .bearer_auth(&session.access_token)
+        .json(&json!({"current_password": PASSWORD, "new_password": "another long passphrase"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(assert_json_error(response, 429).await, "too_many_attempts");
+    assert_eq!(
+        app.get_as("/api/v1/me", &session.access_token)
+            .await
+            .status(),
+        200,
+        "nothing was erased"
+    );
+    // The owner, on their own client, is not held up.
+    let response = erase(owner, PASSWORD).await.expect("delete");
+    assert_eq!(response.status(), 200);
 }
 
 async fn auth_routes_are_rate_limited_per_client_ip(backend: Backend) {

@@ -199,7 +199,6 @@ pub async fn get_user(
         "role": account.role,
         "created_at": account.created_at,
         "disabled_at": account.disabled_at,
-        "locked_until": account.locked_until,
         "counts": {
             "interviews": interviews,
             "transcript_segments": segments,

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use entities::accounts::{self, Role};
 use entities::{abuse_signals, refresh_tokens};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     SqlErr, TransactionTrait,
@@ -185,50 +185,58 @@ fn invalid_credentials() -> ApiError {
         (status = 429, description = "Locked or rate limited; see Retry-After", body = ErrorBody)))]
 pub async fn login(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { email, password } = body.into_inner();
     let password = SecretString::from(password);
-    let account = match Email::parse(&email) {
-        Ok(email) => {
+    let parsed = Email::parse(&email).ok();
+    // Counted by what was typed, found or not: the answer never tells whether it exists.
+    let subject = format!(
+        "login:{}",
+        parsed
+            .as_ref()
+            .map_or_else(|| email.trim().to_lowercase(), |e| e.as_str().to_owned())
+    );
+    let client = client_of(&request, &state);
+    if let Some(wait) = state
+        .failed_attempts
+        .wait(&subject, client, std::time::Instant::now())
+    {
+        return Err(too_many_attempts(wait));
+    }
+    let account = match &parsed {
+        Some(email) => {
             accounts::Entity::find()
                 .filter(accounts::Column::Email.eq(email.as_str()))
                 .one(&state.db)
                 .await?
         }
-        Err(_) => None,
+        None => None,
     };
-    let now = Utc::now();
-    if let Some(locked_until) = account.as_ref().and_then(|a| a.locked_until)
-        && locked_until > now
-    {
-        return Err(account_locked(locked_until - now));
-    }
     let matched = password_hash::verify(
         password,
         account.as_ref().map(|a| a.password_hash.clone()),
         &state.dummy_password_hash,
     )
     .await?;
-    let Some(account) = account else {
-        return Err(invalid_credentials());
+    let account = match account {
+        Some(account) if matched => account,
+        found => {
+            if let Some(account) = &found {
+                tracing::info!(account_id = %account.id, "failed sign-in");
+            }
+            return Err(failed_check(
+                &state,
+                &subject,
+                client,
+                invalid_credentials(),
+            ));
+        }
     };
-    if !matched {
-        return Err(record_failed_login(&state, &account).await?);
-    }
+    state.failed_attempts.succeeded(&subject, client);
     if account.disabled_at.is_some() {
         return Err(ApiError::Forbidden("this account is disabled"));
-    }
-    if account.failed_login_count != 0 || account.locked_until.is_some() {
-        accounts::Entity::update_many()
-            .col_expr(accounts::Column::FailedLoginCount, Expr::value(0))
-            .col_expr(
-                accounts::Column::LockedUntil,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
-            )
-            .filter(accounts::Column::Id.eq(account.id))
-            .exec(&state.db)
-            .await?;
     }
     let refresh_token = refresh::generate();
     store_refresh_token(&state, account.id, Uuid::now_v7(), &refresh_token).await?;
@@ -236,47 +244,44 @@ pub async fn login(
     token_response(&state, &account, &refresh_token)
 }
 
-/// Counts a failed login; the failure that reaches the limit locks the account.
-async fn record_failed_login(
-    state: &AppState,
-    account: &accounts::Model,
-) -> Result<ApiError, ApiError> {
-    accounts::Entity::update_many()
-        .col_expr(
-            accounts::Column::FailedLoginCount,
-            Expr::col(accounts::Column::FailedLoginCount).add(1),
-        )
-        .filter(accounts::Column::Id.eq(account.id))
-        .exec(&state.db)
-        .await?;
-    let failures = accounts::Entity::find_by_id(account.id)
-        .one(&state.db)
-        .await?
-        .map_or(0, |a| a.failed_login_count);
-    let max_failures = i32::try_from(state.settings.login_max_failures).unwrap_or(i32::MAX);
-    if failures < max_failures {
-        tracing::info!(account_id = %account.id, failures, "failed sign-in");
-        return Ok(invalid_credentials());
-    }
-    let lockout =
-        Duration::seconds(i64::try_from(state.settings.login_lockout_secs).unwrap_or(i64::MAX / 4));
-    accounts::Entity::update_many()
-        .col_expr(accounts::Column::FailedLoginCount, Expr::value(0))
-        .col_expr(
-            accounts::Column::LockedUntil,
-            Expr::value(Some(Utc::now() + lockout)),
-        )
-        .filter(accounts::Column::Id.eq(account.id))
-        .exec(&state.db)
-        .await?;
-    tracing::warn!(account_id = %account.id, "account locked after repeated failed sign-ins");
-    Ok(account_locked(lockout))
+/// The client address the failed-attempt counts are kept under (the unspecified address when
+/// the connection has none, e.g. in-process tests).
+pub(crate) fn client_of(request: &HttpRequest, state: &AppState) -> std::net::IpAddr {
+    crate::middleware::client_ip(request, &state.settings)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-fn account_locked(remaining: Duration) -> ApiError {
+/// Counts a failed password check for `subject` from `client`: `otherwise` while under the
+/// limit, the 429 of the wait from the failure that reaches it.
+pub(crate) fn failed_check(
+    state: &AppState,
+    subject: &str,
+    client: std::net::IpAddr,
+    otherwise: ApiError,
+) -> ApiError {
+    match state
+        .failed_attempts
+        .failed(subject, client, std::time::Instant::now())
+    {
+        Some(wait) => {
+            // What kind of check only: the subject (an e-mail) and the client stay out of logs.
+            let check = subject.split(':').next().unwrap_or("password");
+            tracing::warn!(
+                check,
+                wait_secs = wait.as_secs(),
+                "too many wrong passwords from one client: it waits"
+            );
+            too_many_attempts(wait)
+        }
+        None => otherwise,
+    }
+}
+
+/// Too many failed password checks from this client for this subject.
+pub(crate) fn too_many_attempts(wait: std::time::Duration) -> ApiError {
     ApiError::TooManyRequests {
-        code: "account_locked",
-        retry_after_secs: std::cmp::max(u64::try_from(remaining.num_seconds()).unwrap_or(0), 1),
+        code: "too_many_attempts",
+        retry_after_secs: std::cmp::max(wait.as_secs(), 1),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/me`: the signed-in account's profile, its rectification, and its erasure.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use entities::accounts::{self, Role};
 use entities::refresh_tokens;
@@ -110,9 +110,11 @@ fn wrong_password() -> ApiError {
 
 #[utoipa::path(patch, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = ProfilePatch,
     responses((status = 200, body = Profile), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Wrong current password", body = ErrorBody),
-        (status = 409, description = "E-mail taken", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody)))]
+        (status = 409, description = "E-mail taken", body = ErrorBody), (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords from this client; see Retry-After", body = ErrorBody)))]
 pub async fn patch_me(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: AuthenticatedAccount,
     body: web::Json<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
@@ -139,15 +141,7 @@ pub async fn patch_me(
                 "current_password: required to change the e-mail or the password".into(),
             ));
         };
-        let matched = password_hash::verify(
-            SecretString::from(current),
-            Some(account.password_hash.clone()),
-            &state.dummy_password_hash,
-        )
-        .await?;
-        if !matched {
-            return Err(wrong_password());
-        }
+        check_password(&state, &request, &account, current).await?;
     }
     let new_hash = match &new_password {
         Some(password) => Some(password_hash::hash(password, state.settings.bcrypt_cost).await?),
@@ -194,6 +188,41 @@ pub async fn patch_me(
     Ok(HttpResponse::Ok().json(profile(&state, updated).await?))
 }
 
+/// Re-checks the account's password before a sensitive change. Failures count per account and
+/// client like sign-in's (`auth::attempts`): a stolen access token cannot be used to guess the
+/// password, and guessing from one client never holds up the owner on another.
+async fn check_password(
+    state: &AppState,
+    request: &HttpRequest,
+    account: &accounts::Model,
+    password: String,
+) -> Result<(), ApiError> {
+    let subject = format!("account:{}", account.id);
+    let client = crate::routes::auth::client_of(request, state);
+    if let Some(wait) = state
+        .failed_attempts
+        .wait(&subject, client, std::time::Instant::now())
+    {
+        return Err(crate::routes::auth::too_many_attempts(wait));
+    }
+    let matched = password_hash::verify(
+        SecretString::from(password),
+        Some(account.password_hash.clone()),
+        &state.dummy_password_hash,
+    )
+    .await?;
+    if !matched {
+        return Err(crate::routes::auth::failed_check(
+            state,
+            &subject,
+            client,
+            wrong_password(),
+        ));
+    }
+    state.failed_attempts.succeeded(&subject, client);
+    Ok(())
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseRequest {
@@ -203,22 +232,15 @@ pub struct EraseRequest {
 /// `DELETE /api/v1/me`: erases the account and everything of it, in one transaction, after
 /// re-checking the password; revokes every session and clears the refresh cookie.
 #[utoipa::path(delete, path = "/api/v1/me", tag = "account", security(("bearer" = [])), request_body = EraseRequest,
-    responses((status = 200, description = "Account and all its data erased"), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Wrong password", body = ErrorBody)))]
+    responses((status = 200, description = "Account and all its data erased"), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Wrong password", body = ErrorBody), (status = 429, description = "Too many wrong passwords from this client; see Retry-After", body = ErrorBody)))]
 pub async fn delete_me(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: AuthenticatedAccount,
     body: web::Json<EraseRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let account = load_account(&state, caller.id).await?;
-    let matched = password_hash::verify(
-        SecretString::from(body.into_inner().password),
-        Some(account.password_hash.clone()),
-        &state.dummy_password_hash,
-    )
-    .await?;
-    if !matched {
-        return Err(wrong_password());
-    }
+    check_password(&state, &request, &account, body.into_inner().password).await?;
     crate::interviews::stop_live_interviews(
         &state,
         account.id,
