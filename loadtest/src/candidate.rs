@@ -57,6 +57,46 @@ impl Audio {
             .context("no silence frame")?;
         Ok(Arc::new(Self { voiced, silence }))
     }
+
+    /// `text` spoken by espeak-ng (at 48 kHz, in 20 ms frames) and one frame of silence: an
+    /// answer the offline recognizer can hear.
+    pub fn speech(text: &str) -> anyhow::Result<Arc<Self>> {
+        let output = std::process::Command::new("espeak-ng")
+            .args(["--stdout", "-s", "165", "-v", "en-us", text])
+            .output()
+            .context("running espeak-ng (Debian package espeak-ng)")?;
+        anyhow::ensure!(output.status.success(), "espeak-ng failed");
+        let wav = engine::vendors::espeak::parse_wav(&output.stdout)
+            .context("espeak-ng's output is not a WAV")?;
+        let pcm = engine::vendors::espeak::resample(&wav.samples, wav.sample_rate, 48_000);
+        let mut frames: Vec<Vec<i16>> = pcm
+            .chunks(engine::transport::FRAME_SAMPLES)
+            .map(|chunk| {
+                let mut frame = chunk.to_vec();
+                frame.resize(engine::transport::FRAME_SAMPLES, 0);
+                frame
+            })
+            .collect();
+        // The answer ends with its last voiced frame (so the client-observed gap starts there).
+        while frames
+            .last()
+            .is_some_and(|frame| engine::audio::rms(frame) < VOICED_FLOOR * 32768.0)
+        {
+            frames.pop();
+        }
+        anyhow::ensure!(!frames.is_empty(), "espeak-ng produced no audible speech");
+        let voiced = encode_opus_frames(&frames).context("encoding the speech")?;
+        let silence = encode_opus_frames(&vec![vec![0i16; engine::transport::FRAME_SAMPLES]; 3])
+            .context("encoding silence")?
+            .pop()
+            .context("no silence frame")?;
+        Ok(Arc::new(Self { voiced, silence }))
+    }
+
+    /// How long the voiced signal plays once through.
+    pub fn voiced_duration(&self) -> Duration {
+        FRAME * u32::try_from(self.voiced.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// One turn of the server's breakdown (`GET /api/v1/interviews/{id}` → `turns`).
@@ -519,11 +559,14 @@ async fn converse(
         if can_answer {
             speaking_until = Some(now + plan.speech);
             answered += 1;
+            // Each answer plays the signal from its start (a spoken sentence, or the tone).
+            voiced_index = 0;
         }
         let packet = if speaking_until.is_some() {
             last_voiced_sent = Some(Instant::now());
+            let packet = &audio.voiced[voiced_index % audio.voiced.len()];
             voiced_index += 1;
-            &audio.voiced[voiced_index % audio.voiced.len()]
+            packet
         } else {
             &audio.silence
         };

@@ -66,6 +66,11 @@ pub struct RunOptions {
     /// interviews (speech recognition stays the load fakes); reports CPU per local interview.
     #[arg(long, conflicts_with = "url")]
     pub local: bool,
+    /// Spawn mode, with `--local`: the offline recognizer prepared in DIR (`interviewcraft
+    /// setup-local-speech DIR`) hears the candidates, who speak a sentence synthesized with
+    /// espeak-ng instead of a tone; reports CPU per fully local interview.
+    #[arg(long, value_name = "DIR", requires = "local")]
+    pub local_speech: Option<std::path::PathBuf>,
     /// Spawn mode: the fake vendors' delays. `load` (default): short fixed delays, so the run
     /// measures the engine; `realistic`: the vendors' own latencies (LLM first token 300 ms
     /// then 15 ms per token, TTS first audio 150 ms after its text, 40 ms of audio per
@@ -306,7 +311,14 @@ fn spawn_settings(
         // Platform keys make the server use "real" vendors: the load-tuned fakes below.
         anthropic_api_key: vendor_key(),
         anthropic_base_url: fakes.anthropic.base_url(),
-        deepgram_api_key: key(),
+        // With the offline recognizer, no Deepgram key: it hears the candidates.
+        deepgram_api_key: if opts.local_speech.is_some() {
+            None
+        } else {
+            key()
+        },
+        local_speech_dir: opts.local_speech.clone(),
+        local_speech_auto_setup: false,
         deepgram_base_url: fakes.deepgram.base_url(),
         elevenlabs_api_key: vendor_key(),
         elevenlabs_ws_base_url: fakes.elevenlabs.ws_base_url(),
@@ -315,6 +327,10 @@ fn spawn_settings(
         ..api::configuration::Settings::default()
     }
 }
+
+/// What a `--local-speech` candidate says for each answer.
+const LOCAL_SPEECH_ANSWER: &str = "I led the migration of our billing database and cut the \
+    monthly costs by thirty percent. The team finished it in six weeks.";
 
 fn runtime(name: &'static str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -394,11 +410,23 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
              ({vendors}; notes: {}); is espeak-ng installed?",
             health["local_notes"]
         );
+        ensure!(
+            opts.local_speech.is_none() || vendors["stt"] == "local",
+            "--local-speech: the server does not serve speech recognition locally ({vendors}; \
+             notes: {}); is the directory prepared?",
+            health["local_notes"]
+        );
     }
-    let audio = Audio::new()?;
+    let (audio, speech) = if opts.local_speech.is_some() {
+        let audio = Audio::speech(LOCAL_SPEECH_ANSWER)?;
+        let length = audio.voiced_duration();
+        (audio, length)
+    } else {
+        (Audio::new()?, Duration::from_millis(opts.speech_ms))
+    };
     let plan = CandidatePlan {
         answers: opts.answers,
-        speech: Duration::from_millis(opts.speech_ms),
+        speech,
         reaction: Duration::from_millis(300),
         reply_timeout: Duration::from_secs(20),
     };
