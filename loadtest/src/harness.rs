@@ -434,7 +434,8 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
     let permits = Arc::new(Semaphore::new(concurrency));
     let cpu_before = procstat::cpu_by_group();
     let process_before = procstat::process_cpu_s().unwrap_or(0.0);
-    let children_before = procstat::children_cpu_s().unwrap_or(0.0);
+    let children_before =
+        procstat::children_cpu_s().unwrap_or(0.0) + procstat::living_children_cpu_s();
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(opts.timeout);
     let mut set = JoinSet::new();
@@ -473,7 +474,10 @@ async fn drive(opts: RunOptions, base: String, mode: &str) -> anyhow::Result<Det
     let wall_s = started.elapsed().as_secs_f64();
     let process_cpu = procstat::process_cpu_s().unwrap_or(0.0) - process_before;
     let groups = procstat::cpu_by_group().since(&cpu_before);
-    let children_cpu = (procstat::children_cpu_s().unwrap_or(0.0) - children_before).max(0.0);
+    let children_cpu = (procstat::children_cpu_s().unwrap_or(0.0)
+        + procstat::living_children_cpu_s()
+        - children_before)
+        .max(0.0);
     let outcomes: Vec<Outcome> = outcomes
         .into_iter()
         .enumerate()

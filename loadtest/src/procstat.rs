@@ -66,6 +66,40 @@ pub fn children_cpu_s() -> Option<f64> {
     Some((cutime + cstime) as f64 / ticks_per_second())
 }
 
+/// CPU seconds of the children still running (e.g. the offline recognizer's worker, which
+/// lives as long as the server, so [`children_cpu_s`] never sees it), with what their own
+/// waited-for children used.
+pub fn living_children_cpu_s() -> f64 {
+    let me = std::process::id().to_string();
+    let mut ticks = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(close) = line.rfind(')') else {
+                continue;
+            };
+            let rest: Vec<&str> = line
+                .get(close + 2..)
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            // ppid is field 4; utime, stime, cutime, cstime fields 14 to 17.
+            if rest.get(1) != Some(&me.as_str()) {
+                continue;
+            }
+            ticks += rest
+                .get(11..15)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    ticks as f64 / ticks_per_second()
+}
+
 fn ticks_per_second() -> f64 {
     (rustix::param::clock_ticks_per_second().max(1)) as f64
 }
@@ -126,6 +160,7 @@ mod tests {
     fn reads_this_process() {
         assert!(process_cpu_s().is_some());
         assert!(children_cpu_s().is_some_and(|s| s >= 0.0));
+        assert!(living_children_cpu_s() >= 0.0);
         assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
     }
 }

@@ -85,7 +85,8 @@ pub struct Summary {
     /// Its delays (JSON report only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vendor_profile: Option<crate::harness::VendorProfile>,
-    /// CPU seconds of child processes (espeak-ng), included in `cpu_s` and `server_cpu_s`.
+    /// CPU seconds of child processes (espeak-ng, the offline recognizer's worker), included in
+    /// `cpu_s` and `server_cpu_s`.
     pub child_cpu_s: f64,
     /// Server CPU per live interview, in cores (`server_cpu_s / (interview_min * 60)`): its
     /// inverse is how many interviews one core holds.
