@@ -230,6 +230,16 @@ impl Application {
             "Transcript rows not stored (their interview was erased, or the writer stayed full)",
             writer.dropped,
         );
+        metrics.register(
+            "stt_stalled_sockets",
+            "Deepgram sockets replaced by the stall watchdog (connected, silent while audio was sent)",
+            engine::vendors::deepgram::stalled_sockets_counter(),
+        );
+        metrics.register(
+            "tts_stalled_sockets",
+            "ElevenLabs sockets given up by the stall watchdog (no audio after text; the HTTP stream took over)",
+            engine::vendors::elevenlabs::stalled_sockets_counter(),
+        );
         let lease_gauges = engine.lease_gauges();
         metrics.register(
             "key_leases_live",

@@ -203,6 +203,13 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
         !sample("interviewcraft_usage_rows_dropped_total").is_empty(),
         "dropped usage rows are counted: {text}"
     );
+    // Process-wide counts (other tests of the process may have stalled a socket): present.
+    for counter in [
+        "interviewcraft_stt_stalled_sockets_total",
+        "interviewcraft_tts_stalled_sockets_total",
+    ] {
+        assert!(!sample(counter).is_empty(), "{counter}: {text}");
+    }
     for counter in [
         "interviewcraft_transcript_rows_queued_total",
         "interviewcraft_transcript_rows_written_total",

@@ -462,11 +462,17 @@ impl SpeechToText for DeepgramStt {
 pub const SPEECH_RMS_FLOOR: f64 = 300.0;
 
 /// Stalled sockets detected (and replaced) by the watchdog in this process, every session.
-static STALLED_SOCKETS: AtomicU64 = AtomicU64::new(0);
+static STALLED_SOCKETS: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
 
 /// How many connected-but-silent Deepgram sockets the watchdog has replaced in this process.
 pub fn stalled_sockets() -> u64 {
-    STALLED_SOCKETS.load(Ordering::Relaxed)
+    STALLED_SOCKETS.get()
+}
+
+/// The same count as a counter for the server's `/metrics` registry.
+pub fn stalled_sockets_counter() -> prometheus_client::metrics::counter::Counter {
+    STALLED_SOCKETS.clone()
 }
 
 /// Root mean square of little-endian 16-bit samples.
@@ -642,7 +648,7 @@ impl SessionTask {
                     return Ok(Flow::Continue);
                 }
                 self.stalls += 1;
-                STALLED_SOCKETS.fetch_add(1, Ordering::Relaxed);
+                STALLED_SOCKETS.inc();
                 tracing::warn!(
                     vendor = "deepgram",
                     stalled = true,

@@ -29,12 +29,18 @@ use super::{
 };
 
 /// Stalled `stream-input` sockets detected by the watchdog in this process.
-static STALLED_SOCKETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static STALLED_SOCKETS: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
 
 /// How many connected-but-silent ElevenLabs sockets the watchdog has given up on in this
 /// process (each is then replaced by the failover).
 pub fn stalled_sockets() -> u64 {
-    STALLED_SOCKETS.load(std::sync::atomic::Ordering::Relaxed)
+    STALLED_SOCKETS.get()
+}
+
+/// The same count as a counter for the server's `/metrics` registry.
+pub fn stalled_sockets_counter() -> prometheus_client::metrics::counter::Counter {
+    STALLED_SOCKETS.clone()
 }
 
 /// PCM output formats (the engine plays PCM; MP3/Opus are not requested).
@@ -570,7 +576,7 @@ impl WsTask {
                     }
                 }
                 _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
-                    STALLED_SOCKETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    STALLED_SOCKETS.inc();
                     tracing::warn!(vendor = "elevenlabs", stalled = true, "no audio after text was flushed: the socket is stalled");
                     return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the stall timeout")).await;
                 }
