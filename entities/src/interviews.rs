@@ -77,3 +77,51 @@ impl Related<super::transcript_segments::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// What a new interview is created with. [`NewInterview::row`] is the one place a `created`
+/// interview row is built (`POST /api/v1/interviews` and the test set-ups).
+#[derive(Debug, Clone)]
+pub struct NewInterview {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub kind: InterviewKind,
+    pub target_role: Option<String>,
+    pub company: Option<String>,
+    pub planned_minutes: i32,
+    pub focus_skill: Option<String>,
+}
+
+impl NewInterview {
+    /// A behavioral interview of 20 minutes with no role, company or focus.
+    pub fn behavioral(id: Uuid, account_id: Uuid) -> Self {
+        Self {
+            id,
+            account_id,
+            kind: InterviewKind::Behavioral,
+            target_role: None,
+            company: None,
+            planned_minutes: 20,
+            focus_skill: None,
+        }
+    }
+
+    /// The row to insert: `created`, on no node, not started.
+    pub fn row(self, now: DateTimeUtc) -> ActiveModel {
+        use sea_orm::ActiveValue::Set;
+        ActiveModel {
+            id: Set(self.id),
+            account_id: Set(self.account_id),
+            kind: Set(self.kind),
+            target_role: Set(self.target_role),
+            company: Set(self.company),
+            planned_minutes: Set(self.planned_minutes),
+            status: Set(InterviewStatus::Created),
+            node_id: Set(None),
+            created_at: Set(now),
+            started_at: Set(None),
+            ended_at: Set(None),
+            end_reason: Set(None),
+            focus_skill: Set(self.focus_skill),
+        }
+    }
+}

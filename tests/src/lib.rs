@@ -551,3 +551,19 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Stri
     );
     code
 }
+
+/// `POST /api/v1/interviews/{id}/offer` with `offer` (an SDP offer as JSON) as `session`.
+pub async fn post_offer(
+    app: &TestApp,
+    session: &Session,
+    id: uuid::Uuid,
+    offer: &Value,
+) -> reqwest::Response {
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/v1/interviews/{id}/offer"),
+        Some(&session.access_token),
+        Some(offer),
+    )
+    .await
+}

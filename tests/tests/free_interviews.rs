@@ -6,6 +6,7 @@
 //! counts; with the account's own Anthropic key it runs on BYOK and local fakes and is free.
 
 use std::time::{Duration, Instant};
+use tests::post_offer;
 
 use engine::transport::{MediaSession, SessionDescription, WebRtcClient, WebRtcConfig};
 use fakes::FakeVendors;
@@ -58,21 +59,6 @@ async fn client_offer() -> (engine::transport::PendingClient, Value) {
         .await
         .expect("the client offers");
     (pending, serde_json::to_value(&offer).expect("offer json"))
-}
-
-async fn post_offer(
-    app: &TestApp,
-    session: &Session,
-    id: Uuid,
-    offer: &Value,
-) -> reqwest::Response {
-    app.call(
-        Method::POST,
-        &format!("/api/v1/interviews/{id}/offer"),
-        Some(&session.access_token),
-        Some(offer),
-    )
-    .await
 }
 
 async fn end(app: &TestApp, session: &Session, id: Uuid) {

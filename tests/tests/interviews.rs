@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tests::post_offer;
 
 use engine::transport::{
     ConnectionState, MediaSession, SdpType, SessionDescription, ToneGenerator, WebRtcClient,
@@ -46,21 +47,6 @@ async fn created_id(app: &TestApp, session: &Session) -> Uuid {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.expect("json");
     body["id"].as_str().expect("id").parse().expect("uuid")
-}
-
-async fn post_offer(
-    app: &TestApp,
-    session: &Session,
-    id: Uuid,
-    offer: &Value,
-) -> reqwest::Response {
-    app.call(
-        Method::POST,
-        &format!("/api/v1/interviews/{id}/offer"),
-        Some(&session.access_token),
-        Some(offer),
-    )
-    .await
 }
 
 async fn create_list_get_and_end(backend: Backend) {

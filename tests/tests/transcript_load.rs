@@ -14,10 +14,9 @@ use engine::actors::interview::InterviewEvent;
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::media::{InboundFrame, MemoryPeer, memory_transport};
 use entities::accounts::Role;
-use entities::interviews::{InterviewKind as StoredKind, InterviewStatus};
+use entities::interviews::InterviewStatus;
 use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
 use fakes::{FakeVendors, FakeVendorsConfig};
-use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
 };
@@ -64,24 +63,11 @@ async fn create_interview(db: &DatabaseConnection) -> (Uuid, Uuid) {
     .await
     .expect("account");
     let interview_id = Uuid::now_v7();
-    interviews::ActiveModel {
-        id: Set(interview_id),
-        account_id: Set(account_id),
-        kind: Set(StoredKind::Behavioral),
-        target_role: Set(None),
-        company: Set(None),
-        planned_minutes: Set(20),
-        status: Set(InterviewStatus::Created),
-        node_id: Set(None),
-        created_at: Set(now),
-        started_at: Set(None),
-        ended_at: Set(None),
-        end_reason: Set(None),
-        focus_skill: Set(None),
-    }
-    .insert(db)
-    .await
-    .expect("interview");
+    interviews::NewInterview::behavioral(interview_id, account_id)
+        .row(now)
+        .insert(db)
+        .await
+        .expect("interview");
     (account_id, interview_id)
 }
 

@@ -8,7 +8,6 @@ use engine::interview_store;
 use engine::transport::{SessionDescription, accept_offer};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::{transcript_segments, turn_metrics};
-use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -107,21 +106,16 @@ pub async fn create(
             "focus_skill: one of the 24 microskills (see GET /api/v1/skills)".into(),
         ));
     }
-    let interview = interviews::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        account_id: Set(caller.id),
-        kind: Set(body.kind),
-        target_role: Set(target_role),
-        company: Set(company),
-        planned_minutes: Set(length),
-        status: Set(InterviewStatus::Created),
-        node_id: Set(None),
-        created_at: Set(Utc::now()),
-        started_at: Set(None),
-        ended_at: Set(None),
-        end_reason: Set(None),
-        focus_skill: Set(body.focus_skill),
+    let interview = interviews::NewInterview {
+        id: Uuid::now_v7(),
+        account_id: caller.id,
+        kind: body.kind,
+        target_role,
+        company,
+        planned_minutes: length,
+        focus_skill: body.focus_skill,
     }
+    .row(Utc::now())
     .insert(&state.db)
     .await?;
     Ok(HttpResponse::Created().json(view(&state, interview)))

@@ -444,9 +444,8 @@ mod tests {
 
     // The writer against a real (SQLite file) database.
     use entities::accounts::Role;
-    use entities::interviews::{InterviewKind, InterviewStatus};
+    use entities::interviews::InterviewStatus;
     use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
-    use sea_orm::ActiveValue::Set;
     use sea_orm::{
         ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, EntityTrait,
         PaginatorTrait, QueryFilter, TransactionTrait,
@@ -488,24 +487,11 @@ mod tests {
         .await
         .expect("account");
         let interview_id = Uuid::now_v7();
-        interviews::ActiveModel {
-            id: Set(interview_id),
-            account_id: Set(account_id),
-            kind: Set(InterviewKind::Behavioral),
-            target_role: Set(None),
-            company: Set(None),
-            planned_minutes: Set(20),
-            status: Set(InterviewStatus::Created),
-            node_id: Set(None),
-            created_at: Set(now),
-            started_at: Set(None),
-            ended_at: Set(None),
-            end_reason: Set(None),
-            focus_skill: Set(None),
-        }
-        .insert(db)
-        .await
-        .expect("interview");
+        interviews::NewInterview::behavioral(interview_id, account_id)
+            .row(now)
+            .insert(db)
+            .await
+            .expect("interview");
         interview_id
     }
 

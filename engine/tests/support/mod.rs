@@ -15,7 +15,6 @@ use engine::media::{InboundFrame, MemoryPeer, memory_transport};
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
 use entities::accounts::Role;
-use entities::interviews::{InterviewKind as StoredKind, InterviewStatus};
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, Database, DatabaseConnection};
@@ -140,24 +139,11 @@ impl Harness {
         .await
         .expect("account");
         let interview_id = Uuid::now_v7();
-        entities::interviews::ActiveModel {
-            id: Set(interview_id),
-            account_id: Set(account_id),
-            kind: Set(StoredKind::Behavioral),
-            target_role: Set(None),
-            company: Set(None),
-            planned_minutes: Set(20),
-            status: Set(InterviewStatus::Created),
-            node_id: Set(None),
-            created_at: Set(now),
-            started_at: Set(None),
-            ended_at: Set(None),
-            end_reason: Set(None),
-            focus_skill: Set(None),
-        }
-        .insert(&self.db)
-        .await
-        .expect("interview");
+        entities::interviews::NewInterview::behavioral(interview_id, account_id)
+            .row(now)
+            .insert(&self.db)
+            .await
+            .expect("interview");
         (account_id, interview_id)
     }
 
