@@ -114,7 +114,8 @@ fn words_of(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
             w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                // '%' stays: Whisper writes "thirty percent" as "30%" ([`normalize`] spells it).
+                .filter(|c| c.is_alphanumeric() || *c == '\'' || *c == '%')
                 .collect::<String>()
                 .to_lowercase()
         })
@@ -219,11 +220,13 @@ async fn spoken_answer_comes_back_as_final_words_with_timings_and_an_endpoint() 
         heard.interims >= 1,
         "no interim transcript while the answer was spoken"
     );
-    let said: Vec<String> = heard
-        .finals
-        .iter()
-        .flat_map(|t| words_of(&t.text))
-        .collect();
+    let said: Vec<String> = normalize(
+        heard
+            .finals
+            .iter()
+            .flat_map(|t| words_of(&t.text))
+            .collect(),
+    );
     let found = CONTENT
         .iter()
         .filter(|w| said.iter().any(|s| s == *w))
@@ -358,6 +361,7 @@ fn normalize(words: Vec<String>) -> Vec<String> {
     // Whisper writes some numbers as digits; compare words as spoken.
     let spoken = |w: &str| -> Vec<String> {
         match w {
+            "30" => vec!["thirty".into()],
             "40" => vec!["forty".into()],
             "60" => vec!["sixty".into()],
             "90" => vec!["ninety".into()],
