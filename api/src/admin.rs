@@ -42,7 +42,7 @@ pub async fn create_admin(
     let hash = crate::auth::password_hash::hash(&password, bcrypt_cost)
         .await
         .map_err(|error| anyhow::anyhow!("hashing the password: {error}"))?;
-    let txn = db.begin().await?;
+    let txn = engine::database::begin_write(db).await?;
     let registration = crate::accounts::Registration {
         email: email.clone(),
         display_name: None,
@@ -75,7 +75,7 @@ pub async fn rotate_keys(
     use engine::byok_cipher::EncryptedKey;
     use entities::byok_keys;
 
-    let txn = db.begin().await?;
+    let txn = engine::database::begin_write(db).await?;
     let mut report = RotationReport::default();
     for row in byok_keys::Entity::find().all(&txn).await? {
         if row.key_id == ring.current_key_id() {

@@ -156,7 +156,7 @@ pub async fn run_once(
     // The lock lives as long as this transaction; the claims and reads use the pool, so each
     // claim is committed before its e-mail goes out.
     let lock = if db.get_database_backend() == DbBackend::Postgres {
-        let txn = db.begin().await?;
+        let txn = engine::database::begin_write(db).await?;
         if !try_lock(&txn).await? {
             return Ok(None);
         }

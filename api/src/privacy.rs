@@ -74,7 +74,7 @@ pub async fn erase_account(
     db: &DatabaseConnection,
     account_id: Uuid,
 ) -> Result<ErasureReport, ApiError> {
-    let txn = db.begin().await?;
+    let txn = engine::database::begin_write(db).await?;
     let report = erase_in(&txn, account_id).await?;
     txn.commit().await?;
     crate::startup::scrub_after_erasure(db, &erased_tables(&report)).await;

@@ -116,7 +116,7 @@ pub async fn write_ops<C>(db: &C, ops: &[StoreOp]) -> Result<OpsWritten, DbErr>
 where
     C: TransactionTrait,
 {
-    let txn = db.begin().await?;
+    let txn = crate::database::begin_write(db).await?;
     let mut segments = Vec::new();
     let mut words = Vec::new();
     let mut turns = Vec::new();

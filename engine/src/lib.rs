@@ -89,6 +89,7 @@ pub mod audio;
 pub mod barge_in;
 pub mod byok_cipher;
 pub mod conversation;
+pub mod database;
 pub mod engine;
 pub mod feedback;
 pub mod interview_core;

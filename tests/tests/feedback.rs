@@ -15,7 +15,7 @@ use entities::{scoring_jobs, skill_history};
 use futures_util::StreamExt;
 use reqwest::Method;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tests::feedback::{
     STRONG_ANSWER, VAGUE_ANSWER, ended_interview_with_transcript, rescore, wait_scored,
@@ -528,7 +528,7 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
     // The interview and its interrupted job are written in one transaction: the first server's
     // own start-up sweep runs concurrently and must see both or neither (seeing the interview
     // alone, it would score it as a fresh job and race the row written below).
-    let txn = app.db.begin().await.unwrap();
+    let txn = engine::database::begin_write(&app.db).await.unwrap();
     let id = tests::feedback::ended_interview_in(
         &txn,
         account,

@@ -307,7 +307,7 @@ pub async fn score_interview(
         .await?
         .is_none_or(|s| s.skill_tracking);
     let answers = scored.len();
-    let txn = db.begin().await?;
+    let txn = engine::database::begin_write(db).await?;
     answer_feedback::Entity::delete_many()
         .filter(answer_feedback::Column::InterviewId.eq(interview_id))
         .exec(&txn)

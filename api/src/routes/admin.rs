@@ -248,7 +248,7 @@ pub async fn erase_user(
     )
     .await;
     // The audit row commits with the erasure or not at all.
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     let report = privacy::erase_in(&txn, *id).await?;
     audit::record(&txn, admin.id, action::USER_ERASE, Some(*id)).await?;
     txn.commit().await?;
@@ -270,7 +270,7 @@ async fn set_disabled(
     }
     find_account(state, id).await?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     accounts::Entity::update_many()
         .col_expr(
             accounts::Column::DisabledAt,
@@ -368,7 +368,7 @@ pub async fn publish_policy(
     body: web::Json<PublishPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     let published = policy::publish(
         &txn,
         NewPolicy {

@@ -99,7 +99,7 @@ pub async fn register(
     let password_hash = password_hash::hash(&password, state.settings.bcrypt_cost).await?;
 
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     // A second account behind the same mailbox gets no free interviews: quota abuse.
     let reused_canonical = accounts::Entity::find()
         .filter(accounts::Column::EmailCanonical.eq(email.canonical()))
@@ -421,7 +421,7 @@ pub async fn refresh(
         ));
     };
 
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     // Only one exchange of a token can win, even when two requests race with it.
     let rotated = refresh_tokens::Entity::update_many()
         .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(Some(now)))

@@ -149,7 +149,7 @@ pub async fn patch_me(
     };
 
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     let mut row: accounts::ActiveModel = account.clone().into();
     if let Some(display_name) = display_name {
         row.display_name = Set(parse_display_name(Some(display_name))?);

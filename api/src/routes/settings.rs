@@ -116,7 +116,7 @@ pub async fn patch_settings(
         .into());
     }
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     let current = load_settings(&txn, caller.id).await?;
     let mut row: account_settings::ActiveModel = current.clone().into();
     let mut changes: Vec<(&'static str, bool)> = Vec::new();
@@ -242,7 +242,7 @@ pub async fn put_key(
         .encrypt(caller.id, provider.as_str(), key.secret())
         .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("encrypting a key: {error}")))?;
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = engine::database::begin_write(&state.db).await?;
     let existing = byok_keys::Entity::find()
         .filter(byok_keys::Column::AccountId.eq(caller.id))
         .filter(byok_keys::Column::Provider.eq(provider.as_str()))

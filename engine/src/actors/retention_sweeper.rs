@@ -38,7 +38,9 @@ pub async fn sweep_once(
     policy: &RetentionPolicy,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<SweepReport>, String> {
-    let txn = db.begin().await.map_err(|e| e.to_string())?;
+    let txn = crate::database::begin_write(db)
+        .await
+        .map_err(|e| e.to_string())?;
     if !retention::try_lock(&txn).await.map_err(|e| e.to_string())? {
         return Ok(None);
     }
