@@ -9,7 +9,6 @@ use entities::prelude::*;
 use entities::{accounts, admin_audit, policy_acceptances, policy_versions};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 use uuid::Uuid;

@@ -12,7 +12,7 @@ use entities::{abuse_signals, refresh_tokens};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    SqlErr, TransactionTrait,
+    SqlErr,
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@ use entities::accounts::{self, Role};
 use entities::refresh_tokens;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 use crate::retention::{self, RetentionPolicy, SweepReport};
 
