@@ -25,7 +25,14 @@ pub async fn ended_interview_with_transcript(
     kind: InterviewKind,
     turns: &[(Speaker, &str)],
 ) -> Uuid {
-    ended_interview_in(&app.db, account_id, kind, turns).await
+    // One transaction: the server's scoring sweep runs concurrently and must never see the
+    // ended interview without its whole transcript (it would score a partial answer).
+    let txn = engine::database::begin_write(&app.db)
+        .await
+        .expect("begin");
+    let id = ended_interview_in(&txn, account_id, kind, turns).await;
+    txn.commit().await.expect("commit");
+    id
 }
 
 /// [`ended_interview_with_transcript`] on any connection, e.g. a transaction that also writes
