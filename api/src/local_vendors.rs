@@ -97,6 +97,10 @@ impl SpeechToText for PreparingStt {
             None => self.simulated.start().await,
         }
     }
+
+    fn is_simulated(&self) -> bool {
+        self.ready.get().is_none()
+    }
 }
 
 fn simulated_note(unavailable: &Unavailable) -> LocalNote {

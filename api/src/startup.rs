@@ -271,6 +271,7 @@ impl Application {
                 engine.clone(),
                 Some(engine.usage_meter()),
             ),
+            settings.node_id.clone(),
         );
         engine.on_interview_ended(scoring.listener());
         crate::digest::start(db.clone(), &settings).map_err(|error| anyhow::anyhow!(error))?;

@@ -30,6 +30,7 @@ function renderSettings(settings) {
   form.elements.training_opt_in.checked = settings.training_opt_in;
   form.elements.skill_tracking.checked = settings.skill_tracking;
   form.elements.interviewer_voice.value = settings.interviewer_voice || 'default';
+  form.elements.target_interview_date.value = settings.target_interview_date || '';
   for (const field of ['digest_opt_in', 'training_opt_in', 'skill_tracking']) {
     const slot = $(`[data-changed="${field}"]`, form);
     const when = settings[field + '_changed_at'];
@@ -102,6 +103,8 @@ export function setup({ onProfileChanged, onAccountGone }) {
       training_opt_in: consent.elements.training_opt_in.checked,
       skill_tracking: consent.elements.skill_tracking.checked,
       interviewer_voice: consent.elements.interviewer_voice.value,
+      // An empty date field clears the date.
+      target_interview_date: consent.elements.target_interview_date.value || null,
     };
     const ok = await busy(consent, async () => renderSettings(await api.request('PATCH', '/api/v1/settings', patch)));
     if (ok) saved(consent, 'Saved.');

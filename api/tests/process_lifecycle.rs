@@ -480,6 +480,10 @@ fn first_start_prepares_the_recognizer_in_the_background_and_switches_to_it() {
             "{before}"
         );
         assert!(server.log_contains("being prepared"));
+        assert_eq!(
+            before["vendors"]["stt"], "fake",
+            "simulated, not local: {before}"
+        );
 
         std::fs::write(&release, b"go").expect("release the set-up");
         let deadline = Instant::now() + Duration::from_secs(120);

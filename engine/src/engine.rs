@@ -344,7 +344,11 @@ impl EngineHandle {
         VendorModes {
             stt: mode(
                 &platform.deepgram,
-                config.local.stt.is_some(),
+                config
+                    .local
+                    .stt
+                    .as_ref()
+                    .is_some_and(|stt| !stt.is_simulated()),
                 Provider::Deepgram.as_str(),
             ),
             llm: mode(

@@ -23,6 +23,11 @@ pub struct Model {
     pub requested_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The token of the run that holds the job (`running`); a run writes its result only while
+    /// its token is still here.
+    pub claim: Option<Uuid>,
+    /// The node whose run holds the job (its `NODE_ID`).
+    pub claimed_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -216,6 +216,8 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         requested_at: Set(now),
         started_at: Set(Some(now)),
         finished_at: Set(Some(now)),
+        claim: Set(None),
+        claimed_by: Set(None),
     }
     .insert(db)
     .await

@@ -242,6 +242,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let state = application.state();
     let db = state.db.clone();
     actix_web::rt::spawn(application.run_until_stopped());
+    // A test's own rows must never race the server's start-up scoring sweep (it would score an
+    // interview the test is still writing, or claim a job the test drives itself).
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        state.scoring.start_up_sweep_done(),
+    )
+    .await
+    .expect("the scoring sweep runs at start");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

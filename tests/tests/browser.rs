@@ -365,6 +365,11 @@ async fn browser_settings_change_consent_and_store_a_key_showing_only_last_four(
     browser.click("#consent-digest").await.unwrap();
     browser.click("#consent-skills").await.unwrap();
     browser.select("#voice", "warm").await.unwrap();
+    // The date of the real interview paces the drill plan (set as the date picker would).
+    browser
+        .eval("document.querySelector('#target-date').value = '2030-01-15'; return true")
+        .await
+        .unwrap();
     browser
         .click("#consent-form button[type=submit]")
         .await
@@ -381,6 +386,15 @@ async fn browser_settings_change_consent_and_store_a_key_showing_only_last_four(
     assert_eq!(settings["training_opt_in"], false);
     assert_eq!(settings["skill_tracking"], false);
     assert_eq!(settings["interviewer_voice"], "warm");
+    assert_eq!(settings["target_interview_date"], "2030-01-15");
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#target-date').value")
+            .await
+            .unwrap(),
+        "2030-01-15",
+        "the saved date is shown back"
+    );
 
     // A key the server refuses: its message and code are shown.
     browser

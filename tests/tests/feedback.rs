@@ -33,6 +33,9 @@ db_tests!(
     an_objection_to_skill_tracking_keeps_scores_but_no_levels,
     feedback_routes_refuse_bad_input_with_clear_errors,
     claude_scores_on_the_accounts_own_key_else_the_platform_key_and_is_metered,
+    a_rescore_asked_for_during_a_run_is_not_lost,
+    two_nodes_never_score_one_interview_at_once,
+    a_rescore_after_the_word_timestamps_were_deleted_is_refused,
 );
 
 fn spawn_event_reader(url: String) -> mpsc::UnboundedReceiver<Value> {
@@ -552,6 +555,8 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         requested_at: Set(Utc::now()),
         started_at: Set(Some(Utc::now())),
         finished_at: Set(None),
+        claim: Set(Some(Uuid::new_v4())),
+        claimed_by: Set(Some(app.settings.node_id.clone())),
     };
     scoring_jobs::Entity::insert(interrupted)
         .exec(&txn)
@@ -571,10 +576,9 @@ async fn a_job_interrupted_by_a_restart_is_picked_up_at_start(backend: Backend) 
         .await
         .unwrap()
         .unwrap();
-    // Picked up again, not scored as new: the interrupted attempt counts. (If the first server's
-    // start-up sweep was slow enough to see the committed job, it is the one that resumes it,
-    // and the restarted server may resume it once more: at least 2.)
-    assert!(job.attempts >= 2, "attempts {}", job.attempts);
+    // Picked up again, not scored as new: the interrupted attempt counts.
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.claim, None, "a finished job holds no claim");
 }
 
 async fn an_objection_to_skill_tracking_keeps_scores_but_no_levels(backend: Backend) {
@@ -817,4 +821,227 @@ async fn claude_scores_on_the_accounts_own_key_else_the_platform_key_and_is_mete
             assert!(row.cost_micro_usd > 0, "{row:?}");
         }
     }
+}
+
+/// A scorer that waits to be let through, so a test can act while a run is scoring.
+struct Gated {
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl engine::feedback::scorer::AnswerScorer for Gated {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+
+    async fn score(
+        &self,
+        kind: engine::feedback::AnswerKind,
+        segment: &engine::feedback::segments::Segment,
+    ) -> Result<engine::feedback::AnswerScore, engine::feedback::scorer::ScoreError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        engine::feedback::scorer::LocalScorer::default()
+            .score(kind, segment)
+            .await
+    }
+}
+
+async fn interview_row(app: &TestApp, id: Uuid) -> entities::interviews::Model {
+    entities::interviews::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("the interview")
+}
+
+async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.signed_in_user().await;
+    let account = app.account_id(&alice).await;
+    let id = ended_interview_with_transcript(
+        &app,
+        account,
+        InterviewKind::Behavioral,
+        &[
+            (Speaker::Interviewer, "Tell me about a project."),
+            (Speaker::Candidate, STRONG_ANSWER),
+        ],
+    )
+    .await;
+    // A run on another node is scoring the interview...
+    let gate = Gated {
+        entered: Arc::default(),
+        release: Arc::default(),
+    };
+    let (entered, release) = (gate.entered.clone(), gate.release.clone());
+    let db = app.db.clone();
+    let config = app.settings.feedback.clone();
+    let run = tokio::spawn(async move {
+        api::feedback::store::score_interview(&db, &config, &gate, id, "node-2", 3).await
+    });
+    entered.notified().await;
+    // ...when the candidate asks for a re-score (say, after adding their own Claude key).
+    let response = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/interviews/{id}/score"),
+            Some(&alice.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    release.notify_one();
+    let outcome = run.await.unwrap().expect("the older run ends cleanly");
+    assert_eq!(
+        outcome,
+        api::feedback::store::Outcome::Superseded,
+        "the older run does not write over the request"
+    );
+    // The request is honoured: this server's own run scores the interview.
+    let scores = wait_scored(&app, &alice, id).await;
+    assert_eq!(scores["state"], "done");
+    assert_eq!(scores["answers"].as_array().unwrap().len(), 1);
+    assert_eq!(scores["scorer"], "local_rules");
+    let job = scoring_jobs::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        job.claimed_by.as_deref(),
+        Some(app.settings.node_id.as_str())
+    );
+    assert_eq!(counts(&app, id).await.0, 1, "one set of rows");
+}
+
+async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
+    use api::feedback::store::{self, Outcome};
+    let app = spawn_app(backend).await;
+    let alice = app.signed_in_user().await;
+    let account = app.account_id(&alice).await;
+    let id = ended_interview_with_transcript(
+        &app,
+        account,
+        InterviewKind::Behavioral,
+        &[
+            (Speaker::Interviewer, "Tell me about a project."),
+            (Speaker::Candidate, VAGUE_ANSWER),
+        ],
+    )
+    .await;
+    let interview = interview_row(&app, id).await;
+    let now = Utc::now();
+    let a = store::claim(&app.db, &interview, "node-a", 3, now)
+        .await
+        .unwrap()
+        .expect("the first claim takes the new job");
+    assert_eq!(
+        store::claim(&app.db, &interview, "node-b", 3, now)
+            .await
+            .unwrap(),
+        Err(Outcome::Busy),
+        "a second node's sweep leaves a running job alone"
+    );
+    // Node A died and never came back: its claim goes stale, and node B takes the job over.
+    scoring_jobs::Entity::update(scoring_jobs::ActiveModel {
+        interview_id: Set(id),
+        started_at: Set(Some(
+            now - store::STALE_CLAIM - chrono::Duration::seconds(1),
+        )),
+        ..Default::default()
+    })
+    .exec(&app.db)
+    .await
+    .unwrap();
+    let b = store::claim(&app.db, &interview, "node-b", 3, now)
+        .await
+        .unwrap()
+        .expect("a stale claim is taken over");
+    assert_ne!(a, b);
+    // A's late failure report does not touch B's run.
+    let error =
+        store::StoreError::Scorer(engine::feedback::scorer::ScoreError::Task("late".into()));
+    store::mark_failed(&app.db, id, a, &error).await.unwrap();
+    let job = scoring_jobs::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.state.as_str(), job.claim), ("running", Some(b)));
+    assert_eq!(job.attempts, 2);
+    // At its start a node releases only the jobs it held itself.
+    assert_eq!(
+        store::release_own_claims(&app.db, "node-a").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store::release_own_claims(&app.db, "node-b").await.unwrap(),
+        1
+    );
+    let job = scoring_jobs::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.state.as_str(), job.claim), ("pending", None));
+}
+
+async fn a_rescore_after_the_word_timestamps_were_deleted_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.signed_in_user().await;
+    let account = app.account_id(&alice).await;
+    let id = ended_interview_with_transcript(
+        &app,
+        account,
+        InterviewKind::Behavioral,
+        &[
+            (Speaker::Interviewer, "Tell me about a project."),
+            (Speaker::Candidate, STRONG_ANSWER),
+        ],
+    )
+    .await;
+    let scored = rescore(&app, &alice, id).await;
+    assert!(scored["delivery"]["words_per_minute"].as_f64().is_some());
+    // The retention sweep deletes word timestamps after 14 days.
+    entities::transcript_words::Entity::delete_many()
+        .filter(entities::transcript_words::Column::InterviewId.eq(id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let response = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/interviews/{id}/score"),
+            Some(&alice.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(assert_json_error(response, 409).await, "word_times_expired");
+    // A job that reaches the scorer anyway (queued before the sweep) keeps the stored scores.
+    api::feedback::store::request(&app.db, &interview_row(&app, id).await)
+        .await
+        .unwrap();
+    let outcome = api::feedback::store::score_interview(
+        &app.db,
+        &app.settings.feedback,
+        &engine::feedback::scorer::LocalScorer::default(),
+        id,
+        &app.settings.node_id,
+        3,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, api::feedback::store::Outcome::WordTimesExpired);
+    let after = wait_scored(&app, &alice, id).await;
+    assert_eq!(after["state"], "done");
+    assert_eq!(
+        after["delivery"], scored["delivery"],
+        "delivery metrics outlive the words"
+    );
+    assert_eq!(
+        after["answers"], scored["answers"],
+        "evidence keeps its real times"
+    );
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use engine::actors::interview::InterviewEvent;
 use engine::conversation::{InterviewKind, InterviewPlan};
+use engine::interview_core::Phase;
 use engine::media::{InboundFrame, MemoryPeer, memory_transport};
 use entities::accounts::Role;
 use entities::interviews::InterviewStatus;
@@ -82,10 +83,16 @@ fn plan() -> InterviewPlan {
     }
 }
 
-/// A candidate that answers after the interviewer has been quiet for a while: 20 ms frames in
-/// real time, a tone while answering, silence otherwise; after its last answer it waits for the
-/// interviewer's reply and hangs up.
-async fn candidate(mut peer: MemoryPeer, answers: usize) {
+/// A candidate that answers once the interviewer has finished (the interview says it listens,
+/// and its audio has been quiet for a while; on a saturated machine a reply's audio can pause
+/// mid-sentence, so silence alone is not enough): 20 ms frames in real time, a tone while
+/// answering, silence otherwise; after its last answer it waits for the interviewer's reply
+/// and hangs up.
+async fn candidate(
+    mut peer: MemoryPeer,
+    answers: usize,
+    mut events: broadcast::Receiver<InterviewEvent>,
+) {
     const REACTION: Duration = Duration::from_millis(700);
     const SPEECH: Duration = Duration::from_millis(800);
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
@@ -96,6 +103,7 @@ async fn candidate(mut peer: MemoryPeer, answers: usize) {
     let mut speaking_until: Option<Instant> = None;
     let mut answered = 0;
     let mut phase = 0.0f64;
+    let mut listening = false;
     while started.elapsed() < RUN_TIMEOUT {
         ticker.tick().await;
         let now = Instant::now();
@@ -103,10 +111,18 @@ async fn candidate(mut peer: MemoryPeer, answers: usize) {
             heard_since_answer = true;
             last_heard = now;
         }
+        loop {
+            match events.try_recv() {
+                Ok(InterviewEvent::State { phase }) => listening = phase == Phase::Listening,
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
         if speaking_until.is_some_and(|until| now >= until) {
             speaking_until = None;
         }
-        let interviewer_done = heard_since_answer && now.duration_since(last_heard) >= REACTION;
+        let interviewer_done =
+            heard_since_answer && listening && now.duration_since(last_heard) >= REACTION;
         if speaking_until.is_none() && answered == answers && interviewer_done {
             if let Some(hang_up) = peer.hang_up.take() {
                 let _ = hang_up.send("the candidate hung up".into());
@@ -193,7 +209,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
             .start_interview(interview_id, account_id, plan(), link)
             .await
             .expect("the interview starts");
-        side.spawn(candidate(peer, ANSWERS.len()));
+        side.spawn(candidate(peer, ANSWERS.len(), events.resubscribe()));
         runs.push((interview_id, tokio::spawn(watch(events))));
     }
     // The stall: every pooled connection held until a write of the engine has waited out the

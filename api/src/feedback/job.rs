@@ -107,6 +107,7 @@ impl ScorerSource {
             return Ok(only_local(local));
         };
         let key_source = key.source();
+        let usage_key = key.clone();
         let mut anthropic = engine::vendors::anthropic::AnthropicConfig::new(
             self.anthropic_url.clone(),
             key,
@@ -127,6 +128,7 @@ impl ScorerSource {
                                     interview_id: Some(interview.id),
                                     key_source,
                                 },
+                                key: Some(usage_key.clone()),
                             }
                         }),
                     }),
@@ -146,17 +148,34 @@ impl ScorerSource {
 #[derive(Clone)]
 pub struct ScoringQueue {
     tx: mpsc::Sender<Uuid>,
+    /// Becomes true once the start-up sweep has queued what it found.
+    swept: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ScoringQueue {
     /// Starts the worker (call inside the server's runtime) and the sweep, which runs once at
-    /// once (jobs a restart interrupted) and then every [`SWEEP_INTERVAL`].
-    pub fn start(db: DatabaseConnection, config: FeedbackConfig, scorers: ScorerSource) -> Self {
+    /// once (jobs a restart interrupted) and then every [`SWEEP_INTERVAL`]. Runs are claimed as
+    /// `node`'s; the jobs `node` held when it last stopped are released first, so they are
+    /// picked up at once (another node's are taken over only when their claim is stale).
+    pub fn start(
+        db: DatabaseConnection,
+        config: FeedbackConfig,
+        scorers: ScorerSource,
+        node: String,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(worker(db.clone(), config, scorers, rx));
-        let queue = Self { tx };
+        tokio::spawn(worker(db.clone(), config, scorers, rx, node.clone()));
+        let (swept_tx, swept) = tokio::sync::watch::channel(false);
+        let queue = Self { tx, swept };
         let sweeper = queue.clone();
         tokio::spawn(async move {
+            match store::release_own_claims(&db, &node).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "scoring: resuming the jobs this node held"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "scoring: releasing this node's jobs failed")
+                }
+            }
             let mut tick = tokio::time::interval(SWEEP_INTERVAL);
             loop {
                 tick.tick().await;
@@ -174,12 +193,21 @@ impl ScoringQueue {
                     }
                     Err(error) => tracing::warn!(error = %error, "scoring: sweep failed"),
                 }
+                swept_tx.send_replace(true);
                 if sweeper.tx.is_closed() {
                     break;
                 }
             }
         });
         queue
+    }
+
+    /// Waits until the start-up sweep has queued the unfinished jobs it found (the jobs a
+    /// restart interrupted, and ended interviews never scored).
+    pub async fn start_up_sweep_done(&self) {
+        let mut swept = self.swept.clone();
+        // An error means the sweep task is gone (the runtime is stopping): nothing to wait for.
+        let _ = swept.wait_for(|swept| *swept).await;
     }
 
     /// Asks for an interview to be scored; never blocks.
@@ -202,6 +230,7 @@ async fn worker(
     config: FeedbackConfig,
     scorers: ScorerSource,
     mut rx: mpsc::Receiver<Uuid>,
+    node: String,
 ) {
     while let Some(interview_id) = rx.recv().await {
         let scored = match scorers.for_interview(&db, interview_id).await {
@@ -211,6 +240,7 @@ async fn worker(
                     &config,
                     leased.scorer.as_ref(),
                     interview_id,
+                    &node,
                     MAX_ATTEMPTS,
                 )
                 .await
@@ -218,13 +248,10 @@ async fn worker(
             Err(error) => Err(error.into()),
         };
         match scored {
+            // Asked again while this run scored: the newer request is this worker's next job
+            // (queued by the request) or the sweep's.
             Ok(outcome) => tracing::info!(%interview_id, ?outcome, "scoring finished"),
-            Err(error) => {
-                tracing::warn!(%interview_id, error = %error, "scoring failed");
-                if let Err(error) = store::mark_failed(&db, interview_id, &error).await {
-                    tracing::warn!(%interview_id, error = %error, "recording a failed scoring job failed");
-                }
-            }
+            Err(error) => tracing::warn!(%interview_id, error = %error, "scoring failed"),
         }
     }
 }

@@ -61,6 +61,14 @@ pub enum Outcome {
     NotEnded,
     /// Already scored (or given up on); ask again with [`request`] to re-score.
     AlreadyFinished,
+    /// Another run holds the job (this node's earlier run, or another node's).
+    Busy,
+    /// A re-score was asked for, or another run took the job over, while this run scored: its
+    /// result was not written (the newer run's will be).
+    Superseded,
+    /// The word timestamps this re-score needs were deleted after their retention period; the
+    /// stored scores stand.
+    WordTimesExpired,
     /// No answer of at least the minimum length.
     Skipped,
     Scored {
@@ -119,17 +127,106 @@ pub async fn request(db: &DatabaseConnection, interview: &interviews::Model) -> 
     scoring_jobs::Entity::insert(new_job(interview, PENDING, 0, Utc::now()))
         .on_conflict(
             OnConflict::column(scoring_jobs::Column::InterviewId)
+                // The claim goes too: a run still scoring loses it and does not write its
+                // result over this request (the new run's will be written).
                 .update_columns([
                     scoring_jobs::Column::State,
                     scoring_jobs::Column::Attempts,
                     scoring_jobs::Column::Error,
                     scoring_jobs::Column::RequestedAt,
+                    scoring_jobs::Column::Claim,
                 ])
                 .to_owned(),
         )
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// How long a run may hold a job before another node's sweep takes it over (its node died and
+/// did not come back). Well above the time a scoring may hold its key lease.
+pub const STALE_CLAIM: Duration = Duration::minutes(15);
+
+/// Takes the interview's job for one run, atomically: a job that does not exist yet, or one
+/// that is `pending`, `failed` with attempts left, or `running` under a claim older than
+/// [`STALE_CLAIM`]. Returns the run's token, or what holds the job instead.
+pub async fn claim(
+    db: &DatabaseConnection,
+    interview: &interviews::Model,
+    node: &str,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> Result<Result<Uuid, Outcome>, DbErr> {
+    let token = Uuid::new_v4();
+    let mut job = new_job(interview, RUNNING, 1, now);
+    job.started_at = Set(Some(now));
+    job.claim = Set(Some(token));
+    job.claimed_by = Set(Some(node.to_owned()));
+    let inserted = scoring_jobs::Entity::insert(job)
+        .on_conflict_do_nothing_on([scoring_jobs::Column::InterviewId])
+        .exec_without_returning(db)
+        .await?;
+    if matches!(inserted, sea_orm::TryInsertResult::Inserted(rows) if rows > 0) {
+        return Ok(Ok(token));
+    }
+    use sea_orm::sea_query::Expr;
+    let claimable = scoring_jobs::Column::State
+        .eq(PENDING)
+        .or(scoring_jobs::Column::State
+            .eq(FAILED)
+            .and(scoring_jobs::Column::Attempts.lt(max_attempts)))
+        .or(scoring_jobs::Column::State
+            .eq(RUNNING)
+            .and(scoring_jobs::Column::StartedAt.lt(now - STALE_CLAIM)));
+    let taken = scoring_jobs::Entity::update_many()
+        .col_expr(scoring_jobs::Column::State, Expr::value(RUNNING))
+        .col_expr(
+            scoring_jobs::Column::Attempts,
+            Expr::col(scoring_jobs::Column::Attempts).add(1),
+        )
+        .col_expr(scoring_jobs::Column::StartedAt, Expr::value(Some(now)))
+        .col_expr(scoring_jobs::Column::Claim, Expr::value(Some(token)))
+        .col_expr(
+            scoring_jobs::Column::ClaimedBy,
+            Expr::value(Some(node.to_owned())),
+        )
+        .filter(scoring_jobs::Column::InterviewId.eq(interview.id))
+        .filter(claimable)
+        .exec(db)
+        .await?;
+    if taken.rows_affected == 1 {
+        return Ok(Ok(token));
+    }
+    let state = scoring_jobs::Entity::find_by_id(interview.id)
+        .one(db)
+        .await?
+        .map(|job| job.state);
+    Ok(Err(match state.as_deref() {
+        Some(RUNNING) => Outcome::Busy,
+        _ => Outcome::AlreadyFinished,
+    }))
+}
+
+/// At start: the jobs this node was running when it stopped (crash, kill) are nobody's now, so
+/// they go back to `pending` at once instead of waiting out [`STALE_CLAIM`]. Jobs claimed
+/// before claims carried a node are treated alike. Returns how many.
+pub async fn release_own_claims(db: &DatabaseConnection, node: &str) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let released = scoring_jobs::Entity::update_many()
+        .col_expr(scoring_jobs::Column::State, Expr::value(PENDING))
+        .col_expr(
+            scoring_jobs::Column::Claim,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(scoring_jobs::Column::State.eq(RUNNING))
+        .filter(
+            scoring_jobs::Column::ClaimedBy
+                .eq(node)
+                .or(scoring_jobs::Column::ClaimedBy.is_null()),
+        )
+        .exec(db)
+        .await?;
+    Ok(released.rows_affected)
 }
 
 fn new_job(
@@ -150,25 +247,39 @@ fn new_job(
         requested_at: Set(now),
         started_at: Set(None),
         finished_at: Set(None),
+        claim: Set(None),
+        claimed_by: Set(None),
     }
 }
 
-/// Records a failed attempt (the sweep retries while attempts are left).
+/// Records a failed attempt of the run holding `claim` (the sweep retries while attempts are
+/// left); nothing when the run lost its claim meanwhile.
 pub async fn mark_failed(
     db: &DatabaseConnection,
     interview_id: Uuid,
+    claim: Uuid,
     error: &StoreError,
 ) -> Result<(), DbErr> {
-    if let Some(job) = scoring_jobs::Entity::find_by_id(interview_id)
-        .one(db)
-        .await?
-    {
-        let mut job = job.into_active_model();
-        job.state = Set(FAILED.into());
-        job.error = Set(Some(error.category().into()));
-        job.finished_at = Set(Some(Utc::now()));
-        job.update(db).await?;
-    }
+    use sea_orm::sea_query::Expr;
+    scoring_jobs::Entity::update_many()
+        .col_expr(scoring_jobs::Column::State, Expr::value(FAILED))
+        .col_expr(
+            scoring_jobs::Column::Error,
+            Expr::value(Some(error.category().to_owned())),
+        )
+        .col_expr(
+            scoring_jobs::Column::FinishedAt,
+            Expr::value(Some(Utc::now())),
+        )
+        .col_expr(
+            scoring_jobs::Column::Claim,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::State.eq(RUNNING))
+        .filter(scoring_jobs::Column::Claim.eq(claim))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -237,12 +348,15 @@ fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
-/// Scores one ended interview and writes the result (see the module doc).
+/// Scores one ended interview and writes the result (see the module doc), as the run of
+/// `node` that claims its job; a failure is recorded on the job (the sweep retries while
+/// attempts are left).
 pub async fn score_interview(
     db: &DatabaseConnection,
     config: &FeedbackConfig,
     scorer: &dyn AnswerScorer,
     interview_id: Uuid,
+    node: &str,
     max_attempts: i32,
 ) -> Result<Outcome, StoreError> {
     let Some(interview) = interviews::Entity::find_by_id(interview_id).one(db).await? else {
@@ -252,45 +366,42 @@ pub async fn score_interview(
         return Ok(Outcome::NotEnded);
     }
     let now = Utc::now();
-    match scoring_jobs::Entity::find_by_id(interview_id)
-        .one(db)
-        .await?
-    {
-        Some(job)
-            if job.state == DONE
-                || job.state == SKIPPED
-                || (job.state == FAILED && job.attempts >= max_attempts) =>
-        {
-            return Ok(Outcome::AlreadyFinished);
-        }
-        Some(job) => {
-            let attempts = job.attempts + 1;
-            let mut job = job.into_active_model();
-            job.state = Set(RUNNING.into());
-            job.attempts = Set(attempts);
-            job.started_at = Set(Some(now));
-            job.update(db).await?;
-        }
-        None => {
-            let mut job = new_job(&interview, RUNNING, 1, now);
-            job.started_at = Set(Some(now));
-            // A re-score request may create the row at the same moment: this run is that job.
-            scoring_jobs::Entity::insert(job)
-                .on_conflict(
-                    sea_orm::sea_query::OnConflict::column(scoring_jobs::Column::InterviewId)
-                        .update_columns([
-                            scoring_jobs::Column::State,
-                            scoring_jobs::Column::Attempts,
-                            scoring_jobs::Column::StartedAt,
-                        ])
-                        .to_owned(),
-                )
-                .exec(db)
-                .await?;
+    let claim = match claim(db, &interview, node, max_attempts, now).await? {
+        Ok(claim) => claim,
+        Err(outcome) => return Ok(outcome),
+    };
+    match run(db, config, scorer, &interview, claim, now).await {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => {
+            mark_failed(db, interview_id, claim, &error).await?;
+            Err(error)
         }
     }
+}
 
+/// One claimed run of [`score_interview`].
+async fn run(
+    db: &DatabaseConnection,
+    config: &FeedbackConfig,
+    scorer: &dyn AnswerScorer,
+    interview: &interviews::Model,
+    claim: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Outcome, StoreError> {
+    let interview_id = interview.id;
     let turns = load_turns(db, interview_id).await?;
+    if words_expired(&turns)
+        && answer_feedback::Entity::find()
+            .filter(answer_feedback::Column::InterviewId.eq(interview_id))
+            .one(db)
+            .await?
+            .is_some()
+    {
+        // A re-score after the 14-day deletion of word timestamps would lose the delivery
+        // metrics and put the evidence on guessed times: the stored scores stand.
+        restore_done(db, interview_id, claim).await?;
+        return Ok(Outcome::WordTimesExpired);
+    }
     let prepare_config = config.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare(&prepare_config, &turns))
         .await
@@ -308,6 +419,19 @@ pub async fn score_interview(
         .is_none_or(|s| s.skill_tracking);
     let answers = scored.len();
     let txn = engine::database::begin_write(db).await?;
+    // First the job, under this run's claim: if a re-score was asked for or another run took
+    // the job over meanwhile, nothing of this run is written (the transaction is dropped).
+    let finished = finish(
+        &txn,
+        interview_id,
+        claim,
+        &scored,
+        prepared.overall.as_ref(),
+    )
+    .await?;
+    if !finished {
+        return Ok(Outcome::Superseded);
+    }
     answer_feedback::Entity::delete_many()
         .filter(answer_feedback::Column::InterviewId.eq(interview_id))
         .exec(&txn)
@@ -332,7 +456,7 @@ pub async fn score_interview(
             findings: Set(json(&score.findings)),
             improved_answer: Set(score.improved_answer.clone()),
             delivery: Set(delivery.as_ref().map(json)),
-            scorer: Set(scorer.name().into()),
+            scorer: Set(score.scorer.into()),
             created_at: Set(now),
         }
         .insert(&txn)
@@ -375,27 +499,110 @@ pub async fn score_interview(
         )
         .await?;
     }
-    // The row exists: it was claimed above, and erasure would have removed the interview too.
-    let Some(job) = scoring_jobs::Entity::find_by_id(interview_id)
-        .one(&txn)
-        .await?
-    else {
-        return Ok(Outcome::NotEnded);
-    };
-    let mut job = job.into_active_model();
-    job.state = Set(if answers == 0 { SKIPPED } else { DONE }.into());
-    job.scorer = Set(Some(scorer.name().into()));
-    job.error = Set(None);
-    job.answers = Set(i32::try_from(answers).unwrap_or(i32::MAX));
-    job.delivery = Set(prepared.overall.as_ref().map(json));
-    job.finished_at = Set(Some(Utc::now()));
-    job.update(&txn).await?;
     txn.commit().await?;
     Ok(if answers == 0 {
         Outcome::Skipped
     } else {
         Outcome::Scored { answers }
     })
+}
+
+/// Whether a re-score of this interview would run on deleted word timestamps: it was scored,
+/// and its candidate's words are gone (the 14-day retention sweep). The stored scores, with
+/// their delivery metrics and evidence times, then stand.
+pub async fn rescore_needs_expired_words(
+    db: &DatabaseConnection,
+    interview_id: Uuid,
+) -> Result<bool, DbErr> {
+    let scored = answer_feedback::Entity::find()
+        .filter(answer_feedback::Column::InterviewId.eq(interview_id))
+        .one(db)
+        .await?
+        .is_some();
+    Ok(scored && words_expired(&load_turns(db, interview_id).await?))
+}
+
+/// Whether the candidate's words lost their timestamps (the retention sweep deletes them after
+/// 14 days): candidate turns with text, none with words.
+fn words_expired(turns: &[Turn]) -> bool {
+    let mut candidate = turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Candidate && !t.text.trim().is_empty())
+        .peekable();
+    candidate.peek().is_some() && candidate.all(|t| t.words.is_empty())
+}
+
+/// Gives a claimed job back as `done` without touching its stored result.
+async fn restore_done(
+    db: &DatabaseConnection,
+    interview_id: Uuid,
+    claim: Uuid,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::Expr;
+    scoring_jobs::Entity::update_many()
+        .col_expr(scoring_jobs::Column::State, Expr::value(DONE))
+        .col_expr(
+            scoring_jobs::Column::Claim,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::Claim.eq(claim))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks the job finished with this run's result, if the run still holds its claim.
+async fn finish(
+    txn: &impl ConnectionTrait,
+    interview_id: Uuid,
+    claim: Uuid,
+    scored: &[(Segment, Option<DeliveryMetrics>, AnswerScore)],
+    overall: Option<&DeliveryMetrics>,
+) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let answers = scored.len();
+    // The scorers that produced the answers, in order of first use (`claude+local_rules` when
+    // the local rules took over an answer from Claude).
+    let mut scorers: Vec<&str> = Vec::new();
+    for (_, _, score) in scored {
+        if !scorers.contains(&score.scorer) {
+            scorers.push(score.scorer);
+        }
+    }
+    let scorer = (!scorers.is_empty()).then(|| scorers.join("+"));
+    let updated = scoring_jobs::Entity::update_many()
+        .col_expr(
+            scoring_jobs::Column::State,
+            Expr::value(if answers == 0 { SKIPPED } else { DONE }),
+        )
+        .col_expr(scoring_jobs::Column::Scorer, Expr::value(scorer))
+        .col_expr(
+            scoring_jobs::Column::Error,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            scoring_jobs::Column::Answers,
+            Expr::value(i32::try_from(answers).unwrap_or(i32::MAX)),
+        )
+        .col_expr(
+            scoring_jobs::Column::Delivery,
+            Expr::value(overall.map(json)),
+        )
+        .col_expr(
+            scoring_jobs::Column::FinishedAt,
+            Expr::value(Some(Utc::now())),
+        )
+        .col_expr(
+            scoring_jobs::Column::Claim,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::State.eq(RUNNING))
+        .filter(scoring_jobs::Column::Claim.eq(claim))
+        .exec(txn)
+        .await?;
+    Ok(updated.rows_affected == 1)
 }
 
 /// Replaces the interview's skill history rows with `signals` and replays every touched skill.

@@ -110,7 +110,7 @@ pub async fn scores(
     params(("id" = Uuid, Path)),
     responses((status = 202, description = "Queued: `{interview_id, state: \"pending\"}`", body = Object),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The interview has not ended", body = ErrorBody)))]
+        (status = 409, description = "The interview has not ended (`interview_not_ended`), or its word timestamps, which a re-score needs, were deleted after 14 days (`word_times_expired`)", body = ErrorBody)))]
 pub async fn rescore(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
@@ -121,6 +121,12 @@ pub async fn rescore(
         return Err(ApiError::Conflict {
             code: "interview_not_ended",
             message: "an interview is scored once it has ended",
+        });
+    }
+    if store::rescore_needs_expired_words(&state.db, interview.id).await? {
+        return Err(ApiError::Conflict {
+            code: "word_times_expired",
+            message: "the word timestamps a re-score needs were deleted after 14 days; the stored scores stand",
         });
     }
     store::request(&state.db, &interview).await?;

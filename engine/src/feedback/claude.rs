@@ -30,6 +30,9 @@ const MAX_IMPROVED_CHARS: usize = 1200;
 /// The name of the tool whose input is an answer's score.
 pub const SCORE_TOOL: &str = "record_answer_score";
 
+/// This scorer's name, as stored with its scores.
+pub const CLAUDE: &str = "claude";
+
 /// Most findings one reply may propose (one per rubric rule).
 const MAX_FINDINGS: usize = Rule::ALL.len();
 
@@ -46,6 +49,9 @@ pub struct ClaudeScorer {
 pub struct ScorerUsage {
     pub meter: actix::Recipient<crate::actors::usage_meter::Record>,
     pub context: crate::metering::UsageContext,
+    /// The key the calls run on: whose key paid is read from it at each row, since a revoked
+    /// BYOK lease fails over to the platform key mid-scoring.
+    pub key: Option<crate::vendors::key::KeyHandle>,
 }
 
 impl ClaudeScorer {
@@ -54,8 +60,12 @@ impl ClaudeScorer {
         let (Some(usage), Some(report)) = (&self.usage, report) else {
             return;
         };
+        let mut context = usage.context;
+        if let Some(key) = &usage.key {
+            context.key_source = key.source();
+        }
         usage.meter.do_send(crate::actors::usage_meter::Record(
-            crate::metering::UsageRecord::llm(usage.context, "anthropic", report),
+            crate::metering::UsageRecord::llm(context, "anthropic", report),
         ));
     }
 }
@@ -178,7 +188,7 @@ fn parse_reply(input: Option<String>, stop_reason: &StopReason) -> Result<Reply,
 #[async_trait::async_trait]
 impl AnswerScorer for ClaudeScorer {
     fn name(&self) -> &'static str {
-        "claude"
+        CLAUDE
     }
 
     async fn score(&self, kind: AnswerKind, segment: &Segment) -> Result<AnswerScore, ScoreError> {
@@ -234,6 +244,7 @@ impl AnswerScorer for ClaudeScorer {
             categories,
             overall,
             improved_answer,
+            scorer: CLAUDE,
         })
     }
 }

@@ -34,6 +34,17 @@ pub struct FeedbackConfig {
     /// Hesitation: a gap between words of at least this long (1500 ms); long pause: 3000 ms.
     pub hesitation_ms: i64,
     pub long_pause_ms: i64,
+    /// Delivery score: fillers above these shares of words cost 25, 12 or 4 points
+    /// (0.10, 0.05, 0.02).
+    pub filler_rate_high: f64,
+    pub filler_rate_medium: f64,
+    pub filler_rate_low: f64,
+    /// Delivery score: slower than `slow_wpm` (110) costs 10 points, faster than `fast_wpm`
+    /// (180) costs 8.
+    pub slow_wpm: f64,
+    pub fast_wpm: f64,
+    /// Delivery score: more long pauses than this (3) cost 3 points each, at most 15.
+    pub long_pauses_allowed: u32,
     /// Skill levels start here before their first signal (50).
     pub initial_level: f64,
     /// A primary skill no rule touched gets a positive signal at or above this overall (60),
@@ -63,6 +74,12 @@ impl Default for FeedbackConfig {
             weak_share: 0.5,
             hesitation_ms: 1500,
             long_pause_ms: 3000,
+            filler_rate_high: 0.10,
+            filler_rate_medium: 0.05,
+            filler_rate_low: 0.02,
+            slow_wpm: 110.0,
+            fast_wpm: 180.0,
+            long_pauses_allowed: 3,
             initial_level: 50.0,
             positive_overall: 60.0,
             trend_window: 3,
@@ -124,6 +141,21 @@ impl FeedbackConfig {
         }
         if self.long_pause_ms < self.hesitation_ms {
             return fail("long_pause_ms", "must be at least hesitation_ms");
+        }
+        if !(self.filler_rate_low.is_finite()
+            && self.filler_rate_low > 0.0
+            && self.filler_rate_low <= self.filler_rate_medium
+            && self.filler_rate_medium <= self.filler_rate_high
+            && self.filler_rate_high < 1.0)
+        {
+            return fail(
+                "filler_rate_low",
+                "must be above 0, with low ≤ medium ≤ high < 1",
+            );
+        }
+        if !(positive(self.slow_wpm) && self.fast_wpm.is_finite() && self.fast_wpm > self.slow_wpm)
+        {
+            return fail("fast_wpm", "must be above slow_wpm, both positive");
         }
         for (field, value) in [
             ("initial_level", self.initial_level),
@@ -190,6 +222,20 @@ mod tests {
                     ..FeedbackConfig::default()
                 },
                 "feedback.initial_level",
+            ),
+            (
+                FeedbackConfig {
+                    filler_rate_low: 0.2,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.filler_rate_low",
+            ),
+            (
+                FeedbackConfig {
+                    fast_wpm: 100.0,
+                    ..FeedbackConfig::default()
+                },
+                "feedback.fast_wpm",
             ),
             (
                 FeedbackConfig {

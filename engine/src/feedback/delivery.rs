@@ -60,26 +60,31 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// The delivery score from 100: filler rate over 10 % −25, over 5 % −12, over 2 % −4; under 110
-/// words per minute −10, over 180 −8; more than 3 long pauses −3 for each long pause, at most
-/// −15.
-pub fn delivery_score(filler_rate: f64, words_per_minute: f64, long_pauses: u32) -> f64 {
+/// The delivery score from 100 (FEEDBACK.md §6, thresholds from `config`): filler rate over
+/// 10 % −25, over 5 % −12, over 2 % −4; under 110 words per minute −10, over 180 −8; more than
+/// 3 long pauses −3 for each long pause, at most −15.
+pub fn delivery_score(
+    config: &FeedbackConfig,
+    filler_rate: f64,
+    words_per_minute: f64,
+    long_pauses: u32,
+) -> f64 {
     let mut score = 100.0;
-    score -= if filler_rate > 0.10 {
+    score -= if filler_rate > config.filler_rate_high {
         25.0
-    } else if filler_rate > 0.05 {
+    } else if filler_rate > config.filler_rate_medium {
         12.0
-    } else if filler_rate > 0.02 {
+    } else if filler_rate > config.filler_rate_low {
         4.0
     } else {
         0.0
     };
-    if words_per_minute < 110.0 {
+    if words_per_minute < config.slow_wpm {
         score -= 10.0;
-    } else if words_per_minute > 180.0 {
+    } else if words_per_minute > config.fast_wpm {
         score -= 8.0;
     }
-    if long_pauses > 3 {
+    if long_pauses > config.long_pauses_allowed {
         score -= (3.0 * f64::from(long_pauses)).min(15.0);
     }
     score
@@ -129,7 +134,7 @@ pub fn delivery(config: &FeedbackConfig, segments: &[&Segment]) -> Option<Delive
     let speaking_secs = speaking_ms as f64 / 1000.0;
     let words_per_minute = words as f64 / (speaking_secs / 60.0);
     let filler_rate = f64::from(filler_count) / words.max(1) as f64;
-    let score = delivery_score(filler_rate, words_per_minute, long_pauses);
+    let score = delivery_score(config, filler_rate, words_per_minute, long_pauses);
     Some(DeliveryMetrics {
         words,
         speaking_secs: round1(speaking_secs),
@@ -207,12 +212,24 @@ mod tests {
 
     #[test]
     fn the_score_follows_the_documented_deductions() {
-        assert_eq!(delivery_score(0.0, 150.0, 0), 100.0);
-        assert_eq!(delivery_score(0.11, 150.0, 0), 75.0);
-        assert_eq!(delivery_score(0.03, 190.0, 0), 88.0);
-        assert_eq!(delivery_score(0.0, 150.0, 3), 100.0);
-        assert_eq!(delivery_score(0.0, 150.0, 4), 88.0);
-        assert_eq!(delivery_score(0.0, 150.0, 9), 85.0, "at most −15");
+        let c = FeedbackConfig::default();
+        assert_eq!(delivery_score(&c, 0.0, 150.0, 0), 100.0);
+        assert_eq!(delivery_score(&c, 0.11, 150.0, 0), 75.0);
+        assert_eq!(delivery_score(&c, 0.03, 190.0, 0), 88.0);
+        assert_eq!(delivery_score(&c, 0.0, 150.0, 3), 100.0);
+        assert_eq!(delivery_score(&c, 0.0, 150.0, 4), 88.0);
+        assert_eq!(delivery_score(&c, 0.0, 150.0, 9), 85.0, "at most −15");
+        let strict = FeedbackConfig {
+            slow_wpm: 160.0,
+            fast_wpm: 200.0,
+            filler_rate_low: 0.01,
+            ..FeedbackConfig::default()
+        };
+        assert_eq!(
+            delivery_score(&strict, 0.015, 150.0, 0),
+            86.0,
+            "the thresholds come from the configuration"
+        );
         assert_eq!(Grade::of(59.9), Grade::NeedsWork);
         assert_eq!(Grade::of(60.0), Grade::Fair);
         assert_eq!(Grade::of(90.0), Grade::Excellent);

@@ -147,4 +147,8 @@ pub struct AnswerScore {
     pub confidence: f64,
     /// A short improved version of the answer.
     pub improved_answer: String,
+    /// Which scorer produced it (`local_rules`, `claude`): stored per answer, so a fallback of
+    /// one answer to the local rules is visible.
+    #[serde(skip)]
+    pub scorer: &'static str,
 }

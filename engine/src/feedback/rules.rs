@@ -531,8 +531,12 @@ pub fn score_segment(config: &FeedbackConfig, kind: AnswerKind, segment: &Segmen
         overall,
         confidence,
         improved_answer,
+        scorer: LOCAL_RULES,
     }
 }
+
+/// The local scorer's name, as stored with its scores.
+pub const LOCAL_RULES: &str = "local_rules";
 
 /// Points a finding takes off.
 pub fn impact(config: &FeedbackConfig, rule: Rule, confidence: Confidence) -> u32 {

@@ -39,7 +39,7 @@ pub struct LocalScorer {
 #[async_trait::async_trait]
 impl AnswerScorer for LocalScorer {
     fn name(&self) -> &'static str {
-        "local_rules"
+        rules::LOCAL_RULES
     }
 
     async fn score(&self, kind: AnswerKind, segment: &Segment) -> Result<AnswerScore, ScoreError> {
@@ -61,7 +61,7 @@ pub struct FallbackScorer {
 
 #[async_trait::async_trait]
 impl AnswerScorer for FallbackScorer {
-    /// Which of the two scored an answer is in the log, not in the rows.
+    /// The chain; each answer's score names the one that produced it.
     fn name(&self) -> &'static str {
         "claude+local_rules"
     }
@@ -239,6 +239,10 @@ mod tests {
                 .findings
                 .iter()
                 .any(|f| f.rule == Rule::ResultNotSpecific)
+        );
+        assert_eq!(
+            score.scorer, "local_rules",
+            "the answer names who scored it"
         );
     }
 

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conversation::Cue;
+use crate::vendors::local_drills::{self, Drill};
 use crate::vendors::{
     ChatMessage, EVENT_QUEUE, ErrorCategory, LanguageModel, LlmEvent, LlmReport, LlmRequest,
     LlmStream, LlmTiming, Role, StopReason, Vendor, VendorError,
@@ -37,6 +38,9 @@ const TURN_OVERHEAD_SECONDS: f64 = 2.5;
 /// Planned seconds per main question (follow-ups included).
 const SECONDS_PER_MAIN_QUESTION: u64 = 240;
 
+/// How the system prompt announces a drill (see [`crate::conversation::system_prompt`]).
+const DRILL_LINE: &str = "This is a drill focused on one skill: ";
+
 /// The note the interview actor appends when the model waited too often in a row.
 const RESPOND_NOW: &str = "(Please respond to the candidate now; do not wait.)";
 
@@ -57,6 +61,9 @@ pub struct PromptPlan {
     pub minutes: u64,
     pub current_role: Option<String>,
     pub skills: Vec<String>,
+    /// A drill's microskill (the drill plan's "practise this"): its questions and probe replace
+    /// the general bank.
+    pub focus: Option<&'static Drill>,
 }
 
 impl PromptPlan {
@@ -110,7 +117,13 @@ impl PromptPlan {
                     .collect()
             })
             .unwrap_or_default();
+        // "This is a drill focused on one skill: tradeoff analysis. ..."
+        let focus = system
+            .split_once(DRILL_LINE)
+            .and_then(|(_, rest)| rest.split('.').next())
+            .and_then(|skill| local_drills::drill(&skill.trim().replace(' ', "_")));
         Self {
+            focus,
             kind,
             role: role.filter(|r| !r.is_empty()),
             company: company.filter(|c| !c.is_empty()),
@@ -137,6 +150,9 @@ impl PromptPlan {
 
 /// The main questions of an interview, in order.
 pub fn question_bank(plan: &PromptPlan) -> Vec<String> {
+    if let Some(drill) = plan.focus {
+        return drill.questions.iter().map(|q| (*q).to_owned()).collect();
+    }
     let company = plan.company.as_deref();
     let skill = |i: usize| plan.skills.get(i).map(String::as_str);
     match plan.kind {
@@ -232,6 +248,8 @@ pub enum FollowUp {
     Outcome,
     /// No numbers: ask to quantify.
     Quantify,
+    /// A drill's answer shows no sign of its skill: ask the drill's probe.
+    Skill,
 }
 
 /// The shape of an answer, as the follow-up rules see it.
@@ -351,6 +369,8 @@ fn follow_up_text(kind: Kind, follow_up: FollowUp) -> &'static str {
         (_, FollowUp::Quantify) => {
             "Can you put a number on that? How much time, money, or how many people did it affect?"
         }
+        // Only asked in a drill, which says its own probe (see `say`).
+        (_, FollowUp::Skill) => "How does that show the skill we are practising?",
     }
 }
 
@@ -454,6 +474,14 @@ fn decide(plan: &PromptPlan, bank: usize, progress: &Progress, turn: &UserTurn) 
     if progress.elapsed >= planned {
         return Decision::Close;
     }
+    // A drill first probes its own skill, once per question.
+    if let Some(drill) = plan.focus
+        && progress.follow_ups.len() < MAX_FOLLOW_UPS
+        && !progress.follow_ups.contains(&FollowUp::Skill)
+        && !drill.shows_skill(&turn.answer)
+    {
+        return Decision::FollowUp(FollowUp::Skill);
+    }
     let shape = answer_shape(&turn.answer);
     if let Some(follow_up) = choose_follow_up(plan.kind, &shape, &progress.follow_ups) {
         return Decision::FollowUp(follow_up);
@@ -501,6 +529,9 @@ fn say(plan: &PromptPlan, bank: &[String], progress: &Progress, decision: &Decis
             if let Some(company) = &plan.company {
                 about.push_str(&format!(" at {company}"));
             }
+            if let Some(drill) = plan.focus {
+                about.push_str(&format!(", a drill on {}", drill.skill.replace('_', " ")));
+            }
             format!(
                 "Hello, and welcome to your practice interview. I am a rule-based program on this \
                  computer, not an AI model: I ask from a question bank and follow up on the shape \
@@ -513,6 +544,10 @@ fn say(plan: &PromptPlan, bank: &[String], progress: &Progress, decision: &Decis
             "Take your time. The question was: {}",
             question(progress.main_asked.saturating_sub(1))
         ),
+        Decision::FollowUp(FollowUp::Skill) => match plan.focus {
+            Some(drill) => drill.probe.to_owned(),
+            None => follow_up_text(plan.kind, FollowUp::Skill).to_owned(),
+        },
         Decision::FollowUp(follow_up) => follow_up_text(plan.kind, *follow_up).to_owned(),
         Decision::NextMain => {
             let index = progress.main_asked;
@@ -728,6 +763,50 @@ mod tests {
         assert_eq!(parsed.role.as_deref(), Some("Data Scientist"));
         assert_eq!(parsed.company, None);
         assert!(parsed.skills.is_empty());
+    }
+
+    #[test]
+    fn a_drill_asks_its_skills_questions_and_probes_an_answer_without_it() {
+        let drill = InterviewPlan {
+            focus_skill: Some("tradeoff_analysis".into()),
+            ..plan(InterviewKind::Behavioral, 20)
+        };
+        let parsed = PromptPlan::parse(&system_prompt(&drill));
+        assert_eq!(parsed.focus.map(|d| d.skill), Some("tradeoff_analysis"));
+        let mut conversation = Conversation::new(&drill);
+        let greeting = conversation.start();
+        assert!(
+            greeting.contains("a drill on tradeoff analysis"),
+            "{greeting}"
+        );
+        assert!(
+            greeting.contains("relational database or in a cache"),
+            "the drill's first question: {greeting}"
+        );
+        // An answer that weighs nothing gets the drill's probe...
+        let probe = conversation.reply_to(
+            "I would put the sessions in Redis because it is fast, and I have used it before \
+             on three projects where it worked well for us.",
+        );
+        assert_eq!(
+            probe,
+            local_drills::drill("tradeoff_analysis").unwrap().probe
+        );
+        // ...and one that weighs an alternative moves on to the drill's next question.
+        let next = conversation.reply_to(
+            "Instead of Postgres I chose Redis: the downside is losing sessions on a restart, \
+             which I accepted because users can sign in again. As a result latency improved \
+             by 30 percent.",
+        );
+        assert!(next.contains("ship in two weeks"), "{next}");
+        // Without a drill, the general bank.
+        let general = Conversation::new(&plan(InterviewKind::Behavioral, 20)).start();
+        assert!(!general.contains("drill"), "{general}");
+        assert!(
+            PromptPlan::parse(&system_prompt(&plan(InterviewKind::Behavioral, 20)))
+                .focus
+                .is_none()
+        );
     }
 
     #[test]

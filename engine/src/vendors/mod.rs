@@ -27,6 +27,7 @@ pub mod elevenlabs;
 pub mod error;
 pub mod espeak;
 pub mod key;
+pub mod local_drills;
 pub mod local_interviewer;
 pub mod local_stt;
 pub mod retry;
@@ -71,6 +72,12 @@ pub trait SpeechToText: Send + Sync {
     /// Opens a streaming session. Handshake failures (bad key, quota, rate limit) come back
     /// here; later failures arrive as [`SttEvent::Failed`].
     async fn start(&self) -> Result<SttSession, VendorError>;
+
+    /// Whether sessions opened now are simulated (a stand-in while the real recognizer is not
+    /// ready yet), so `/health` reports `fake`, not `local`, until it is.
+    fn is_simulated(&self) -> bool {
+        false
+    }
 }
 
 /// One open STT stream: push audio through `input`, read transcripts from `events`.
