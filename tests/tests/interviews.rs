@@ -593,7 +593,7 @@ async fn rust_webrtc_client_holds_an_interview_through_the_http_api(backend: Bac
         |e| e["type"] == "hello",
     )
     .await;
-    wait_event(
+    let greeting = wait_event(
         &mut events,
         &mut seen,
         Duration::from_secs(30),
@@ -755,6 +755,49 @@ async fn rust_webrtc_client_holds_an_interview_through_the_http_api(backend: Bac
         started.elapsed(),
         speaker.frames.load(Ordering::SeqCst),
     );
+
+    // Nothing of the conversation reached the logs (every target at TRACE through the
+    // production filter): not the candidate's words, not the interviewer's, no audio.
+    let logs = tests::captured_logs();
+    for (what, text) in [
+        ("the candidate's transcript", final_text["text"].as_str()),
+        ("the interviewer's words", greeting["text"].as_str()),
+    ] {
+        let text = text.expect("event text");
+        assert!(!text.is_empty());
+        assert!(!logs.contains(text), "{what} reached the logs");
+    }
+    assert!(
+        !has_a_run_of_numbers(&logs),
+        "something like an audio buffer (a long run of numbers) reached the logs"
+    );
+}
+
+/// Whether `text` holds what a dumped audio buffer looks like in a log line (`Debug` of PCM
+/// samples or of Opus/RTP bytes): 32 or more comma-separated numbers in a row.
+fn has_a_run_of_numbers(text: &str) -> bool {
+    let mut run = 0;
+    for token in text.split([',', '[', ']', '\n']) {
+        if token.trim().parse::<i64>().is_ok() {
+            run += 1;
+            if run >= 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_dumped_buffer_is_recognized_and_ordinary_lines_are_not() {
+    let samples: Vec<i16> = (0..64).map(|i| i * 37 - 900).collect();
+    assert!(has_a_run_of_numbers(&format!("frame {samples:?} sent")));
+    assert!(has_a_run_of_numbers(&format!("{:?}", vec![0u8; 40])));
+    assert!(!has_a_run_of_numbers(
+        "turn: v2v 433 ms, parts [0, 240, 160, 0, 154, 16, 152, 0]"
+    ));
 }
 
 /// Closing the events socket does not end the interview.
