@@ -561,6 +561,15 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Stri
 }
 
 /// `POST /api/v1/interviews/{id}/offer` with `offer` (an SDP offer as JSON) as `session`.
+/// A real offer from the Rust WebRTC client (host candidates on 127.0.0.1), as JSON.
+pub async fn client_offer() -> (engine::transport::PendingClient, Value) {
+    let (pending, offer) =
+        engine::transport::WebRtcClient::offer(&engine::transport::WebRtcConfig::loopback())
+            .await
+            .expect("the client offers");
+    (pending, serde_json::to_value(&offer).expect("offer json"))
+}
+
 pub async fn post_offer(
     app: &TestApp,
     session: &Session,

@@ -6,7 +6,7 @@
 //! counts; with the account's own Anthropic key it runs on BYOK and local fakes and is free.
 
 use std::time::{Duration, Instant};
-use tests::post_offer;
+use tests::{client_offer, post_offer};
 
 use engine::transport::{MediaSession, SessionDescription, WebRtcClient, WebRtcConfig};
 use fakes::FakeVendors;
@@ -52,13 +52,6 @@ async fn create(app: &TestApp, session: &Session) -> Uuid {
     );
     let body: Value = response.json().await.expect("json");
     body["id"].as_str().expect("id").parse().expect("uuid")
-}
-
-async fn client_offer() -> (engine::transport::PendingClient, Value) {
-    let (pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
-        .await
-        .expect("the client offers");
-    (pending, serde_json::to_value(&offer).expect("offer json"))
 }
 
 async fn end(app: &TestApp, session: &Session, id: Uuid) {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tests::post_offer;
+use tests::{client_offer, post_offer};
 
 use engine::transport::{
     ConnectionState, MediaSession, SdpType, SessionDescription, ToneGenerator, WebRtcClient,
@@ -173,15 +173,6 @@ async fn create_list_get_and_end(backend: Backend) {
         .unwrap();
     assert_eq!(detail["interview"]["status"], "ended");
     assert!(detail["interview"]["ended_at"].is_string());
-}
-
-/// A real offer from the Rust client (host candidates on 127.0.0.1), as JSON.
-async fn client_offer() -> (engine::transport::PendingClient, Value) {
-    let (pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
-        .await
-        .expect("the client offers");
-    let value = serde_json::to_value(&offer).expect("offer json");
-    (pending, value)
 }
 
 async fn offers_that_cannot_start_an_interview_get_a_clear_4xx(backend: Backend) {
