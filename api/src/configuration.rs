@@ -176,6 +176,10 @@ pub struct Settings {
     /// `LOCAL_SPEECH_AUTO_SETUP`: in keyless local mode, prepare the offline recognizer in the
     /// background when it is missing (first start; PyPI only), and switch to it when ready.
     pub local_speech_auto_setup: bool,
+    /// `MIGRATE_ON_START`: apply pending migrations when the server starts. Off for a server
+    /// that runs as a least-privilege database role: the schema owner runs `interviewcraft
+    /// migrate`, and the server only checks that nothing is pending.
+    pub migrate_on_start: bool,
     /// `RESUME_WORKER_PATH`: the executable that extracts resume text in a sandboxed child
     /// process; default this server's own binary (its hidden `resume-worker` command).
     pub resume_worker_path: Option<PathBuf>,
@@ -256,6 +260,7 @@ impl Default for Settings {
             espeak_ng_program: PathBuf::from("espeak-ng"),
             local_speech_dir: None,
             local_speech_auto_setup: true,
+            migrate_on_start: true,
             resume_worker_path: None,
             resume_worker_args: vec![crate::resume::worker::WORKER_COMMAND.to_owned()],
             resume_worker_memory_bytes: 512 * 1024 * 1024,
@@ -496,6 +501,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "LOCAL_SPEECH_AUTO_SETUP", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_speech_auto_setup: Option<bool>,
+    /// Apply pending migrations at start; false for a least-privilege database role (the
+    /// owner runs `interviewcraft migrate`; the server refuses to start while any is pending)
+    /// [default: true].
+    #[arg(long, env = "MIGRATE_ON_START", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_on_start: Option<bool>,
     /// Executable extracting resume text in a sandboxed child [default: this binary].
     #[arg(long, env = "RESUME_WORKER_PATH", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

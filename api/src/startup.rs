@@ -146,12 +146,33 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
         .context("running database migrations")
 }
 
+/// For a server that does not migrate (`MIGRATE_ON_START=false`, a least-privilege role):
+/// checks, reading only, that the schema is current.
+pub async fn check_migrated(db: &DatabaseConnection) -> anyhow::Result<()> {
+    let pending = migrations::Migrator::get_pending_migrations_read_only(db)
+        .await
+        .context("reading the applied migrations (MIGRATE_ON_START=false)")?;
+    if let Some(first) = pending.first() {
+        anyhow::bail!(
+            "{} database migrations are pending (first: {}); with MIGRATE_ON_START=false the \
+             schema owner applies them: run `interviewcraft migrate` as the owner role",
+            pending.len(),
+            first.name()
+        );
+    }
+    Ok(())
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let secrets = settings.resolve_secrets()?;
         let db = connect_database(&settings).await?;
-        migrate(&db).await?;
+        if settings.migrate_on_start {
+            migrate(&db).await?;
+        } else {
+            check_migrated(&db).await?;
+        }
         crate::policy::seed(&db)
             .await
             .map_err(|error| anyhow::anyhow!("seeding the privacy policy: {error}"))?;

@@ -115,6 +115,9 @@ pub struct TestApp {
     /// The server's shared state: the engine, and in keyless local mode the in-process fake
     /// vendors (`state.local_vendors`, with `counters()` on each fake).
     pub state: actix_web::web::Data<api::state::AppState>,
+    /// A connection as the schema's owner, for what the server's role may not do (DDL such as
+    /// a test trigger). On SQLite, the same database as `db`.
+    pub owner_db: DatabaseConnection,
     _data_dir: tempfile::TempDir,
     cleanup: Option<PostgresCleanup>,
 }
@@ -212,6 +215,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let data_dir = tempfile::tempdir().expect("temp dir for the test server");
     let mut settings = test_settings(data_dir.path());
     let mut cleanup = None;
+    let mut owner_url = None;
     settings.database_url = Some(match &backend {
         Backend::Sqlite => format!(
             "sqlite://{}?mode=rwc",
@@ -231,7 +235,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
                 admin_url: admin_url.clone(),
                 database: database.clone(),
             });
-            with_database_name(admin_url, &database)
+            // As in production: the owner migrates, the server runs as a role that can only
+            // read and write rows (README "PostgreSQL role for production").
+            let owner = with_database_name(admin_url, &database);
+            let role = least_privilege_role(admin_url).await;
+            grant_rows_only(&owner, role).await;
+            settings.migrate_on_start = false;
+            owner_url = Some(owner.clone());
+            with_user(&owner, role)
         }
     });
     configure(&mut settings);
@@ -241,6 +252,12 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let port = application.port();
     let state = application.state();
     let db = state.db.clone();
+    let owner_db = match owner_url {
+        Some(url) => Database::connect(url.as_str())
+            .await
+            .expect("the owner connects to the test database"),
+        None => db.clone(),
+    };
     actix_web::rt::spawn(application.run_until_stopped());
     // A test's own rows must never race the server's start-up scoring sweep (it would score an
     // interview the test is still writing, or claim a job the test drives itself).
@@ -261,9 +278,61 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         db,
         settings,
         state,
+        owner_db,
         _data_dir: data_dir,
         cleanup,
     }
+}
+
+/// The role test servers run as on PostgreSQL: it may log in, and nothing else until a
+/// database grants it rows (created once per cluster; concurrent test processes may race).
+pub const APP_ROLE: &str = "interviewcraft_test_app";
+
+async fn least_privilege_role(admin_url: &str) -> &'static str {
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("TEST_DATABASE_URL must point at a reachable PostgreSQL");
+    admin
+        .execute_unprepared(&format!(
+            "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ))
+        .await
+        .expect("creating the least-privilege role");
+    let _ = admin.close().await;
+    APP_ROLE
+}
+
+/// Migrates the database at `owner_url` as its owner, then grants `role` rows only: read and
+/// write every table, nothing on the schema (no CREATE, DROP or ALTER).
+async fn grant_rows_only(owner_url: &str, role: &str) {
+    use sea_orm_migration::MigratorTrait;
+    let owner = Database::connect(owner_url)
+        .await
+        .expect("the owner connects to the test database");
+    migrations::Migrator::up(&owner, None)
+        .await
+        .expect("the owner migrates the test database");
+    for grant in [
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+    ] {
+        owner
+            .execute_unprepared(&grant)
+            .await
+            .unwrap_or_else(|error| panic!("{grant}: {error}"));
+    }
+    let _ = owner.close().await;
+}
+
+/// The URL with its user replaced by `user` (no password: the test cluster trusts loopback).
+pub fn with_user(url: &str, user: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{}{user}@{host}", &url[..scheme_end])
 }
 
 /// Replaces the database name (the last path segment) of a PostgreSQL URL.

@@ -109,8 +109,9 @@ async fn an_erasure_whose_audit_row_cannot_be_written_is_rolled_back(backend: Ba
             "CREATE TRIGGER refuse_audit BEFORE INSERT ON admin_audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
         ],
     };
+    // DDL: as the schema's owner (the server's own role may only read and write rows).
     for statement in refuse {
-        app.db
+        app.owner_db
             .execute_unprepared(statement)
             .await
             .expect("install the trigger");

@@ -27,8 +27,9 @@ async fn table_names(app: &TestApp) -> Vec<String> {
             "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'"
         }
     };
+    // As the owner: the server's role sees only the tables it was granted.
     let rows = app
-        .db
+        .owner_db
         .query_all_raw(Statement::from_string(backend, sql))
         .await
         .expect("list tables");
@@ -120,18 +121,83 @@ async fn usage_log_has_no_column_that_could_hold_text(backend: Backend) {
 
 async fn migrations_roll_back_and_apply_again(backend: Backend) {
     let app = spawn_app(backend).await;
-    migrations::Migrator::down(&app.db, None)
+    migrations::Migrator::down(&app.owner_db, None)
         .await
         .expect("roll back every migration");
     assert!(
         table_names(&app).await.is_empty(),
         "down removes every table"
     );
-    migrations::Migrator::up(&app.db, None)
+    migrations::Migrator::up(&app.owner_db, None)
         .await
         .expect("apply again");
     assert_eq!(
         table_names(&app).await.len(),
         api::accounts::tables::names().len()
+    );
+}
+
+/// The server runs on PostgreSQL as a role that reads and writes rows and nothing else (the
+/// test servers do, as README's production role does): it cannot drop, alter or create tables.
+#[actix_web::test]
+async fn the_servers_database_role_cannot_drop_alter_or_create_tables() {
+    let Some(backend) = Backend::postgres() else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    let app = spawn_app(backend).await;
+    let role = app
+        .db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT current_user AS name",
+        ))
+        .await
+        .expect("current_user")
+        .expect("a row")
+        .try_get::<String>("", "name")
+        .expect("name");
+    assert_eq!(
+        role,
+        tests::APP_ROLE,
+        "the server connects as the least-privilege role"
+    );
+    for statement in [
+        "DROP TABLE usage_log",
+        "ALTER TABLE accounts ADD COLUMN smuggled TEXT",
+        "ALTER TABLE accounts DROP COLUMN email",
+        "TRUNCATE admin_audit",
+        "CREATE TABLE smuggled (id INT)",
+    ] {
+        let refused = app.db.execute_unprepared(statement).await;
+        assert!(
+            refused.is_err(),
+            "the server's role may not run `{statement}`"
+        );
+    }
+    // Rows are its job.
+    let alice = app.signed_in_user().await;
+    assert_eq!(app.me(&alice.access_token).await.status(), 200);
+}
+
+/// A server that does not migrate (a least-privilege role) refuses to start on a schema with a
+/// pending migration, with one line saying who applies it, instead of failing at some query.
+#[actix_web::test]
+async fn a_server_that_does_not_migrate_refuses_a_schema_with_pending_migrations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = tests::test_settings(dir.path());
+    settings.database_url = Some(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("never-migrated.db").display()
+    ));
+    settings.migrate_on_start = false;
+    let error = api::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("the server refuses to start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("migrations are pending") && message.contains("interviewcraft migrate"),
+        "{message}"
     );
 }
