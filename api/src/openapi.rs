@@ -32,7 +32,7 @@ use crate::routes::{
         usage::account_usage, usage::platform_usage,
         health::health, metrics::metrics,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "auth", description = "Sign-up and sign-in; refresh tokens travel in an HttpOnly cookie"),
         (name = "account", description = "The signed-in account: profile, rectification, erasure"),
@@ -62,6 +62,84 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents the error answers that come from how a request is read, not from what a handler
+/// decides, on every operation they can reach, so the document and the server agree
+/// (schemathesis checks both in CI: `.ci/schemathesis`): with a request body, 400 (malformed
+/// JSON or multipart), 413 (too large), 415 (wrong content type) and 422 (fields that break a
+/// rule); with path or query parameters, 422 (a value that does not parse); with the bearer
+/// scheme, 401. A handler's own description of a status wins.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let add = |operation: &mut Operation| {
+            let mut statuses: Vec<(&str, &str)> = Vec::new();
+            if operation.request_body.is_some() {
+                statuses.extend([
+                    ("400", "The body is not well-formed JSON (or multipart)"),
+                    ("413", "The body is larger than the limit"),
+                    ("415", "The body has the wrong content type"),
+                    (
+                        "422",
+                        "A field is missing, unknown, of the wrong type or breaks a rule",
+                    ),
+                ]);
+            }
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            if parameters
+                .iter()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query))
+            {
+                statuses.push((
+                    "422",
+                    "A path or query parameter does not parse or is out of range",
+                ));
+            }
+            if operation
+                .security
+                .as_ref()
+                .is_some_and(|requirements| !requirements.is_empty())
+            {
+                statuses.push(("401", "Missing, expired or invalid access token"));
+            }
+            for (status, description) in statuses {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add(operation);
+            }
+        }
     }
 }
 

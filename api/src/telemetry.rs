@@ -55,13 +55,16 @@ pub fn filter(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new(format!("info,{QUIET_CRATES}")))
 }
 
-/// Warnings that a normal, healthy WebRTC session makes dependencies print, and why each means
-/// nothing is wrong: `(target, how the message starts, why)`. They are dropped like the
-/// dependencies' DEBUG lines, so a WARN in the log is worth reading. Checked by
+/// Lines dependencies print at WARN or ERROR that mean nothing is wrong with the server: the
+/// warnings a normal, healthy WebRTC session makes its stack print, and the client's own
+/// malformed requests (answered 400, the client's fault). `(target, level, how the message
+/// starts, why)`. They are dropped like the dependencies' DEBUG lines, so a WARN or ERROR in
+/// the log is worth reading (and a client cannot fill the log with errors). Checked by
 /// `tests/tests/quiet_logs.rs` (a whole interview logs no WARN or ERROR line).
-pub const EXPECTED_WARNINGS: &[(&str, &str, &str)] = &[
+pub const EXPECTED_WARNINGS: &[(&str, Level, &str, &str)] = &[
     (
         "rtc_dtls::config",
+        Level::WARN,
         "conn.remote_addr is empty, please set explicitly server_name",
         "as the answerer the server is the DTLS client; WebRTC authenticates the peer by the \
          certificate fingerprint in the SDP, not by a server name, and the stack offers no way \
@@ -69,24 +72,33 @@ pub const EXPECTED_WARNINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "rtc_ice::agent",
+        Level::WARN,
         "[controlled]: pingAllCandidates called with no candidate pairs",
         "the ICE agent's first check fires before its host candidates are gathered (the answer \
          waits for gathering); the next check pairs them",
     ),
     (
         "rtc::peer_connection::handler",
+        Level::WARN,
         "IceHandler.handle_read got error: password is empty",
         "a connectivity check that arrives before the remote description (a peer that checks \
          as soon as it has answered); ICE retransmits it and the next one is answered",
+    ),
+    (
+        "actix_http::h1::dispatcher",
+        Level::ERROR,
+        "stream error: request parse error",
+        "a client sent a request head that does not parse (a bad header, request line or \
+         size); it is answered 400 and the connection closed: the client's fault, not the \
+         server's",
     ),
 ];
 
 /// Whether a dependency's event is one of [`EXPECTED_WARNINGS`].
 pub fn is_expected_warning(target: &str, level: &Level, message: &str) -> bool {
-    *level == Level::WARN
-        && EXPECTED_WARNINGS
-            .iter()
-            .any(|(t, start, _)| *t == target && message.starts_with(start))
+    EXPECTED_WARNINGS
+        .iter()
+        .any(|(t, l, start, _)| *t == target && l == level && message.starts_with(start))
 }
 
 /// Drops [`EXPECTED_WARNINGS`] (the message is only read for WARN events of those targets).
@@ -105,10 +117,9 @@ impl<S> tracing_subscriber::layer::Filter<S> for ExpectedWarnings {
         use tracing_log::NormalizeEvent;
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        if *metadata.level() != Level::WARN
-            || !EXPECTED_WARNINGS
-                .iter()
-                .any(|(target, ..)| *target == metadata.target())
+        if !EXPECTED_WARNINGS
+            .iter()
+            .any(|(target, level, ..)| *target == metadata.target() && level == metadata.level())
         {
             return true;
         }
@@ -166,7 +177,8 @@ mod tests {
 
     #[test]
     fn only_the_named_warnings_of_the_named_targets_are_expected() {
-        let (target, start, _) = EXPECTED_WARNINGS[0];
+        let (target, level, start, _) = EXPECTED_WARNINGS[0];
+        assert_eq!(level, Level::WARN);
         assert!(is_expected_warning(
             target,
             &Level::WARN,
@@ -174,10 +186,15 @@ mod tests {
         ));
         assert!(
             !is_expected_warning(target, &Level::ERROR, start),
-            "errors always show"
+            "only at its level"
         );
         assert!(!is_expected_warning(target, &Level::WARN, "a new warning"));
         assert!(!is_expected_warning("rtc_ice::agent", &Level::WARN, start));
+        assert!(is_expected_warning(
+            "actix_http::h1::dispatcher",
+            &Level::ERROR,
+            "stream error: request parse error: invalid Header provided"
+        ));
     }
 
     #[test]

@@ -27,11 +27,16 @@ use crate::state::AppState;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     email: String,
+    /// At least 10 characters, at most 72 bytes, not the e-mail.
+    #[schema(min_length = 10, max_length = 72)]
     password: String,
     /// The service is for people aged 16 and over; this must be `true`.
+    #[schema(value_type = bool, example = true)]
     age_confirmed: bool,
     #[serde(default)]
+    #[schema(max_length = 100)]
     display_name: Option<String>,
 }
 

@@ -229,7 +229,9 @@ pub struct TicketQuery {
 #[utoipa::path(get, path = "/api/v1/interviews/{id}/events", tag = "interviews",
     params(("id" = Uuid, Path), ("ticket" = String, Query, description = "From `POST …/events-ticket`")),
     responses((status = 101, description = "WebSocket of interview events (JSON text frames)"),
-        (status = 401, description = "Missing, used, expired or mismatched ticket", body = ErrorBody)))]
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 401, description = "Missing, used, expired or mismatched ticket", body = ErrorBody),
+        (status = 404, description = "No such route (an id that is not one path segment)", body = ErrorBody)))]
 pub async fn events(
     state: web::Data<AppState>,
     request: HttpRequest,

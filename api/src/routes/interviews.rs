@@ -21,15 +21,18 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateInterview {
     /// `behavioral`, `system_design` or `technical`.
-    #[schema(value_type = String, example = "behavioral")]
+    #[schema(value_type = String, example = "behavioral", pattern = "^(behavioral|system_design|technical)$")]
     kind: InterviewKind,
+    #[schema(max_length = 100)]
     target_role: Option<String>,
+    #[schema(max_length = 100)]
     company: Option<String>,
     /// 5 to 60 minutes; 20 by default.
+    #[schema(minimum = 5, maximum = 60)]
     length_minutes: Option<i32>,
     /// A drill: the microskill to practise (see `GET /api/v1/drills`); the interviewer's prompt
     /// names it.
-    #[schema(example = "star_structure")]
+    #[schema(example = "star_structure", value_type = Option<String>, pattern = "^(capacity_estimation|tradeoff_analysis|component_design|api_design|scalability_thinking|failure_modes|star_structure|quantifiable_results|ownership_signal|conflict_resolution|leadership_stories|mentoring_signal|conciseness|filler_word_control|pacing|confidence_under_pressure|complexity_analysis|edge_cases|testing_approach|code_review_reasoning|anchoring|value_articulation|counter_strategy|emotional_control)$")]
     focus_skill: Option<String>,
 }
 

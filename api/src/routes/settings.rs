@@ -221,12 +221,14 @@ pub async fn list_keys(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutKey {
+    /// 20 to 512 printable ASCII characters without spaces.
+    #[schema(min_length = 20, max_length = 512, pattern = "^[!-~]{20,512}$")]
     api_key: String,
 }
 
 /// `PUT /api/v1/settings/keys/{provider}`: stores (or replaces) the key, encrypted.
 #[utoipa::path(put, path = "/api/v1/settings/keys/{provider}", tag = "settings", security(("bearer" = [])), request_body = PutKey,
-    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs")),
+    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs", pattern = "^(anthropic|deepgram|elevenlabs)$")),
     responses((status = 200, body = KeyView), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 422, description = "Unknown provider or implausible key", body = ErrorBody)))]
 pub async fn put_key(
     state: web::Data<AppState>,
@@ -285,7 +287,7 @@ pub async fn put_key(
 
 /// `DELETE /api/v1/settings/keys/{provider}`.
 #[utoipa::path(delete, path = "/api/v1/settings/keys/{provider}", tag = "settings", security(("bearer" = [])),
-    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs")),
+    params(("provider" = String, Path, description = "anthropic, deepgram or elevenlabs", pattern = "^(anthropic|deepgram|elevenlabs)$")),
     responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 404, description = "No key for this provider", body = ErrorBody)))]
 pub async fn delete_key(
     state: web::Data<AppState>,
