@@ -24,7 +24,7 @@ const ANSWER: &str = "I led the migration of our billing service to a new databa
 
 /// 48 kHz mono PCM of `text` spoken by espeak-ng, through pipes only (nothing on disk).
 fn speech(text: &str) -> Vec<i16> {
-    let espeak = Command::new("espeak-ng")
+    let mut espeak = Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "--stdout", text])
         .stdout(Stdio::piped())
         .spawn()
@@ -34,9 +34,13 @@ fn speech(text: &str) -> Vec<i16> {
             "-t", "wav", "-", "-t", "raw", "-r", "48000", "-c", "1", "-b", "16",
         ])
         .args(["-e", "signed-integer", "-", "pad", "0.3", "0.2"])
-        .stdin(espeak.stdout.expect("espeak's stdout"))
+        .stdin(espeak.stdout.take().expect("espeak's stdout"))
         .output()
         .expect("sox (apt-get install sox)");
+    assert!(
+        espeak.wait().expect("espeak-ng ends").success(),
+        "espeak-ng failed"
+    );
     assert!(sox.status.success(), "sox failed");
     sox.stdout
         .chunks_exact(2)

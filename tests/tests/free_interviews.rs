@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 use tests::{client_offer, post_offer};
 
-use engine::transport::{MediaSession, SessionDescription, WebRtcClient, WebRtcConfig};
+use engine::transport::{MediaSession, SessionDescription};
 use fakes::FakeVendors;
 use reqwest::Method;
 use serde_json::{Value, json};

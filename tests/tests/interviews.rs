@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use tests::{client_offer, post_offer};
 
 use engine::transport::{
-    ConnectionState, MediaSession, SdpType, SessionDescription, ToneGenerator, WebRtcClient,
-    WebRtcConfig,
+    ConnectionState, MediaSession, SdpType, SessionDescription, ToneGenerator,
 };
 use futures_util::StreamExt;
 use reqwest::Method;
