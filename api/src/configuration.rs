@@ -193,6 +193,8 @@ pub struct Settings {
     pub resume_worker_timeout_secs: u64,
     /// `RESUME_WORKER_CONCURRENCY`: resume workers running at once on this node.
     pub resume_worker_concurrency: usize,
+    /// `RESUME_WORKER_QUEUE_SECS`: how long an upload waits for a free worker before 503.
+    pub resume_worker_queue_secs: u64,
     /// `REQUEST_HEADER_TIMEOUT_SECS`: time a client has to send a request's head (slow-loris).
     pub request_header_timeout_secs: u64,
     /// `REQUEST_BODY_TIMEOUT_SECS`: time a client has to send a whole request body.
@@ -267,6 +269,7 @@ impl Default for Settings {
             resume_worker_cpu_secs: 10,
             resume_worker_timeout_secs: 15,
             resume_worker_concurrency: 2,
+            resume_worker_queue_secs: 15,
             request_header_timeout_secs: 10,
             request_body_timeout_secs: 60,
             smtp_url: None,
@@ -527,6 +530,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "RESUME_WORKER_CONCURRENCY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_worker_concurrency: Option<usize>,
+    /// Seconds an upload waits for a free resume worker before 503 [default: 15].
+    #[arg(long, env = "RESUME_WORKER_QUEUE_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_worker_queue_secs: Option<u64>,
     /// Seconds a client has to send a request's head [default: 10].
     #[arg(long, env = "REQUEST_HEADER_TIMEOUT_SECS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -605,6 +612,7 @@ impl Settings {
         if self.resume_worker_cpu_secs == 0
             || self.resume_worker_timeout_secs == 0
             || self.resume_worker_concurrency == 0
+            || self.resume_worker_queue_secs == 0
             || self.resume_worker_memory_bytes < 16 * 1024 * 1024
             || self.request_header_timeout_secs == 0
             || self.request_body_timeout_secs == 0
@@ -682,6 +690,7 @@ impl Settings {
             cpu_secs: self.resume_worker_cpu_secs,
             wall: std::time::Duration::from_secs(self.resume_worker_timeout_secs),
             concurrency: self.resume_worker_concurrency,
+            queue: std::time::Duration::from_secs(self.resume_worker_queue_secs),
         }
     }
 

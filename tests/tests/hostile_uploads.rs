@@ -23,6 +23,7 @@ db_tests!(
     a_worker_over_its_cpu_time_is_stopped,
     a_worker_past_its_wall_clock_deadline_is_killed,
     one_account_has_one_extraction_in_flight,
+    the_node_runs_a_bounded_number_of_workers_at_a_lower_priority,
 );
 
 /// The most resident memory the server (this test process) may ever reach. The bombs below
@@ -428,5 +429,80 @@ async fn one_account_has_one_extraction_in_flight(backend: Backend) {
     assert_eq!(
         (other.0, other.1.as_deref()),
         (422, Some("resume_too_complex"))
+    );
+}
+
+/// The nice values of the `/bin/sleep` workers this process started (their parent is us).
+fn sleeping_workers_nice() -> Vec<i64> {
+    let me = std::process::id().to_string();
+    let mut nice = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("procfs").flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ... : fields after the command name, which may hold spaces.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if head.ends_with("(sleep") && fields.get(1) == Some(&me.as_str()) {
+            // Field 19 of the whole line (nice) is index 16 after the state field.
+            if let Some(value) = fields.get(16).and_then(|v| v.parse().ok()) {
+                nice.push(value);
+            }
+        }
+    }
+    nice
+}
+
+/// With every worker busy, an upload waits at most `RESUME_WORKER_QUEUE_SECS` and is refused
+/// with 503, whoever else it belongs to; workers run below the server's priority, so hostile
+/// uploads leave the cores to live interviews first.
+async fn the_node_runs_a_bounded_number_of_workers_at_a_lower_priority(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| {
+        settings.resume_worker_path = Some("/bin/sleep".into());
+        settings.resume_worker_args = vec!["600".into()];
+        settings.resume_worker_concurrency = 1;
+        settings.resume_worker_queue_secs = 1;
+        settings.resume_worker_timeout_secs = 10;
+    })
+    .await;
+    let first = app.signed_in_user().await;
+    let second = app.signed_in_user().await;
+    let text = RESUME_TEXT.as_bytes();
+    let watch_priority = async {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        loop {
+            let nice = sleeping_workers_nice();
+            if !nice.is_empty() {
+                return nice;
+            }
+            assert!(Instant::now() < deadline, "a worker started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (a, b, nice) = tokio::join!(
+        upload(&app, &first.access_token, "cv.txt", "text/plain", text),
+        upload(&app, &second.access_token, "cv.txt", "text/plain", text),
+        watch_priority,
+    );
+    assert_eq!(nice, vec![i64::from(api::resume::worker::WORKER_NICENESS)]);
+    let mut outcomes = [
+        (a.0, a.1.unwrap_or_default()),
+        (b.0, b.1.unwrap_or_default()),
+    ];
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            (422, "resume_too_complex".to_owned()),
+            (503, "unavailable".to_owned())
+        ],
+        "one ran into its deadline, the other found no free worker"
+    );
+    let refused = if a.0 == 503 { a.2 } else { b.2 };
+    assert!(
+        refused < Duration::from_secs(8),
+        "the busy answer took {refused:?}"
     );
 }

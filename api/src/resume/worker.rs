@@ -71,6 +71,13 @@ pub struct WorkerLimits {
     /// Workers running at once, server-wide.
     #[serde(skip, default = "default_concurrency")]
     pub concurrency: usize,
+    /// How long an extraction waits for a free worker before it is refused (busy).
+    #[serde(skip, default = "default_queue")]
+    pub queue: Duration,
+}
+
+fn default_queue() -> Duration {
+    WorkerLimits::default().queue
 }
 
 fn default_wall() -> Duration {
@@ -88,9 +95,14 @@ impl Default for WorkerLimits {
             cpu_secs: 10,
             wall: Duration::from_secs(15),
             concurrency: 2,
+            queue: Duration::from_secs(15),
         }
     }
 }
+
+/// The scheduling priority (nice value) of a worker: below the server's, so that workers busy
+/// with hostile uploads (up to their CPU limit each) leave the cores to live interviews first.
+pub const WORKER_NICENESS: i32 = 10;
 
 /// The header line the server sends before the upload's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +209,7 @@ impl ExtractionSandbox {
                 set: self.in_flight.clone(),
             }
         };
-        let _slot = tokio::time::timeout(self.limits.wall, self.slots.clone().acquire_owned())
+        let _slot = tokio::time::timeout(self.limits.queue, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| ExtractionError::Busy)?
             .map_err(|_| ExtractionError::Failed("worker slots closed".into()))?;
@@ -396,6 +408,7 @@ fn cap_child(id: Option<u32>, limits: &WorkerLimits) -> std::io::Result<()> {
     for (resource, current, maximum) in fixed_limits(limits) {
         rustix::process::prlimit(Some(pid), resource, rlimit(current, maximum))?;
     }
+    rustix::process::setpriority_process(Some(pid), WORKER_NICENESS)?;
     Ok(())
 }
 
@@ -408,6 +421,7 @@ fn cap_child(_id: Option<u32>, _limits: &WorkerLimits) -> std::io::Result<()> {
 /// Caps this process: address space, CPU time, no files, no core dumps.
 fn apply_limits(limits: &WorkerLimits) -> std::io::Result<()> {
     use rustix::process::{Resource, setrlimit};
+    rustix::process::setpriority_process(None, WORKER_NICENESS)?;
     let set = |resource, value: u64, hard: u64| setrlimit(resource, rlimit(value, hard));
     for (resource, current, maximum) in fixed_limits(limits) {
         set(resource, current, maximum)?;
