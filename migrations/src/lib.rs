@@ -19,6 +19,7 @@ mod m20261126_000005_turn_wait;
 mod m20261201_000010_feedback;
 mod m20261201_000020_digest_marks;
 mod m20261201_000030_turn_parts;
+mod m20261215_000040_abuse_ledger;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_feedback::Migration),
             Box::new(m20261201_000020_digest_marks::Migration),
             Box::new(m20261201_000030_turn_parts::Migration),
+            Box::new(m20261215_000040_abuse_ledger::Migration),
         ]
     }
 }

@@ -138,6 +138,11 @@ fn admin_routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
             format!("/api/v1/admin/users/{target}/enable"),
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{target}/abuse-decision"),
+            Some(json!({"decision": "allow", "note": "looks fine"})),
+        ),
         (Method::GET, "/api/v1/admin/audit".into(), None),
         (Method::GET, "/api/v1/admin/usage?days=7".into(), None),
         (
