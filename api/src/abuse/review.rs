@@ -146,7 +146,7 @@ pub async fn decide(
             quota
                 .col_expr(
                     interview_quotas::Column::FreeInterviewsGranted,
-                    Expr::col(interview_quotas::Column::FreeInterviewsUsed).into(),
+                    Expr::col(interview_quotas::Column::FreeInterviewsUsed),
                 )
                 .filter(
                     Expr::col(interview_quotas::Column::FreeInterviewsGranted)
