@@ -245,6 +245,8 @@ pub async fn verify_email_link(
         return Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
+            // The page's URL holds the (now used) token: never pass it on.
+            .insert_header((header::REFERRER_POLICY, "no-referrer"))
             .body(VERIFIED_PAGE));
     }
     Ok(HttpResponse::Ok().json(Verified { verified: true }))
@@ -255,7 +257,7 @@ const VERIFIED_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta char
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>E-mail address confirmed - InterviewCraft</title></head>\
 <body><main><h1>Your e-mail address is confirmed</h1>\
-<p>Your free interviews are ready. <a href=\"/\">Open InterviewCraft</a>.</p></main></body></html>\n";
+<p>Thank you. <a href=\"/\">Open InterviewCraft</a>.</p></main></body></html>\n";
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VerificationSent {
