@@ -21,6 +21,9 @@ pub mod action {
     pub const AUDIT_VIEW: &str = "audit.view";
     pub const POLICY_PUBLISH: &str = "policy.publish";
     pub const USAGE_VIEW: &str = "usage.view";
+    /// An abuse review's decision, one code per decision (the note is never audited).
+    pub const ABUSE_ALLOW: &str = "abuse.allow";
+    pub const ABUSE_DENY: &str = "abuse.deny";
 }
 
 /// Appends one audit row.

@@ -3,8 +3,9 @@
 //! environment variables (and command-line flags, which clap reads together with the environment).
 //!
 //! Secrets are [`SecretString`]s and are never printed. In the embedded default (development),
-//! a missing `JWT_SECRET` or `KEY_ENCRYPTION_KEY` is generated once and persisted under the data
-//! directory, so a newcomer needs no set-up; with `APP_ENV=production` both must be given.
+//! a missing `JWT_SECRET`, `KEY_ENCRYPTION_KEY` or `ABUSE_LEDGER_KEY` is generated once and
+//! persisted under the data directory, so a newcomer needs no set-up; with
+//! `APP_ENV=production` all three must be given.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +118,18 @@ pub struct Settings {
     pub node_id: String,
     /// `FREE_INTERVIEWS`: free interviews granted to a new account.
     pub free_interviews: u32,
+    /// `ABUSE_LEDGER_KEY`: HMAC key of the abuse ledger's mailbox hashes and the sign-up
+    /// counts' address hashes (at least 32 bytes). Changing it forgets the ledger.
+    pub abuse_ledger_key: Option<SecretString>,
+    /// `ABUSE_LEDGER_DAYS`: how long a mailbox stays in the abuse ledger after it was last
+    /// recorded (sign-up, e-mail change, erasure), so its free interviews are granted once.
+    pub abuse_ledger_days: u32,
+    /// `SIGNUPS_PER_IP_PER_DAY`: sign-ups from one client address (IPv6: its /64) in one UTC
+    /// day; later ones are flagged for an admin's review.
+    pub signups_per_ip_per_day: u32,
+    /// `PUBLIC_URL`: the address users reach this server at (`https://interviewcraft.example`),
+    /// for links in e-mails; default the listener's own address.
+    pub public_url: Option<String>,
     /// `ANTHROPIC_API_KEY`.
     pub anthropic_api_key: Option<SecretString>,
     /// `ANTHROPIC_BASE_URL`.
@@ -237,6 +250,10 @@ impl Default for Settings {
             workers: None,
             node_id: "node-1".to_owned(),
             free_interviews: 3,
+            abuse_ledger_key: None,
+            abuse_ledger_days: 365,
+            signups_per_ip_per_day: 10,
+            public_url: None,
             anthropic_api_key: None,
             anthropic_base_url: "https://api.anthropic.com".to_owned(),
             anthropic_model: "claude-haiku-4-5".to_owned(),
@@ -411,6 +428,23 @@ pub struct SettingsArgs {
     #[arg(long, env = "FREE_INTERVIEWS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub free_interviews: Option<u32>,
+    /// HMAC key (at least 32 bytes) of the abuse ledger's mailbox hashes and the sign-up counts'
+    /// address hashes [default: generated in DATA_DIR].
+    #[arg(long, env = "ABUSE_LEDGER_KEY", global = true, hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuse_ledger_key: Option<String>,
+    /// Days a mailbox stays in the abuse ledger after it was last recorded [default: 365].
+    #[arg(long, env = "ABUSE_LEDGER_DAYS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abuse_ledger_days: Option<u32>,
+    /// Sign-ups from one client address per UTC day before later ones are flagged [default: 10].
+    #[arg(long, env = "SIGNUPS_PER_IP_PER_DAY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signups_per_ip_per_day: Option<u32>,
+    /// The address users reach this server at, for links in e-mails [default: the listener's].
+    #[arg(long, env = "PUBLIC_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Platform Anthropic API key (users may bring their own) [default: none: keyless local mode].
     #[arg(long, env = "ANTHROPIC_API_KEY", global = true, hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -624,6 +658,24 @@ impl Settings {
                     .into(),
             ));
         }
+        if !(1..=3650).contains(&self.abuse_ledger_days) {
+            return Err(SettingsError::Invalid(
+                "ABUSE_LEDGER_DAYS must be between 1 and 3650".into(),
+            ));
+        }
+        if self.signups_per_ip_per_day == 0 {
+            return Err(SettingsError::Invalid(
+                "SIGNUPS_PER_IP_PER_DAY must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !valid_public_url(url)
+        {
+            return Err(SettingsError::Invalid(
+                "PUBLIC_URL must be an http:// or https:// address without a query or fragment"
+                    .into(),
+            ));
+        }
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
             return Err(SettingsError::Invalid(
                 "token lifetimes must be positive".into(),
@@ -635,6 +687,15 @@ impl Settings {
             }
             if self.key_encryption_key.is_none() {
                 return Err(SettingsError::MissingInProduction("KEY_ENCRYPTION_KEY"));
+            }
+            if self.abuse_ledger_key.is_none() {
+                return Err(SettingsError::MissingInProduction("ABUSE_LEDGER_KEY"));
+            }
+            // Links in e-mails must point where users reach the server, not at the listener.
+            if self.smtp_url.is_some() && self.public_url.is_none() {
+                return Err(SettingsError::MissingInProduction(
+                    "PUBLIC_URL (with SMTP_URL)",
+                ));
             }
             if self.bcrypt_cost < 12 {
                 return Err(SettingsError::Invalid(
@@ -748,9 +809,19 @@ impl Settings {
                 .collect::<Result<Vec<_>, _>>()?,
             None => Vec::new(),
         };
+        let ledger = match &self.abuse_ledger_key {
+            Some(secret) => secret.clone(),
+            None => SecretString::from(self.persisted_secret("abuse_ledger_key", 32)?),
+        };
+        if ledger.expose_secret().len() < 32 {
+            return Err(SettingsError::Invalid(
+                "ABUSE_LEDGER_KEY must be at least 32 bytes".into(),
+            ));
+        }
         Ok(Secrets {
             jwt_secret: jwt,
             key_ring: KeyRing::new(current, previous),
+            ledger_key: crate::abuse::LedgerKey::new(ledger),
         })
     }
 
@@ -773,6 +844,19 @@ impl Settings {
         tracing::info!(file = %path.display(), "generated a development secret");
         Ok(encoded)
     }
+}
+
+/// An absolute http(s) address with a host and without a query or fragment.
+fn valid_public_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with('/')
+            && !rest.contains(['?', '#'])
+            && !rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
 }
 
 /// Creates the data directory (owner-only, 0700, when this creates it).
@@ -810,6 +894,8 @@ pub struct Secrets {
     pub jwt_secret: SecretString,
     /// The BYOK master key (and earlier ones during a rotation).
     pub key_ring: KeyRing,
+    /// The abuse ledger's HMAC key.
+    pub ledger_key: crate::abuse::LedgerKey,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -821,6 +907,64 @@ impl std::fmt::Debug for Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_requires_the_ledger_key_and_with_smtp_a_public_url() {
+        let base = Settings {
+            environment: Environment::Production,
+            jwt_secret: Some(SecretString::from("x".repeat(40))),
+            key_encryption_key: Some(SecretString::from(BASE64.encode([3u8; 32]))),
+            ..Settings::default()
+        };
+        assert!(matches!(
+            base.validate(),
+            Err(SettingsError::MissingInProduction("ABUSE_LEDGER_KEY"))
+        ));
+        let keyed = Settings {
+            abuse_ledger_key: Some(SecretString::from("l".repeat(40))),
+            ..base
+        };
+        assert!(keyed.validate().is_ok());
+        let with_smtp = Settings {
+            smtp_url: Some(SecretString::from("smtp://127.0.0.1:2525".to_owned())),
+            ..keyed.clone()
+        };
+        assert!(matches!(
+            with_smtp.validate(),
+            Err(SettingsError::MissingInProduction(_))
+        ));
+        let with_url = Settings {
+            public_url: Some("https://interviewcraft.example".into()),
+            ..with_smtp
+        };
+        assert!(with_url.validate().is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a/?q=1",
+            "https://a b",
+            "interviewcraft",
+        ] {
+            let settings = Settings {
+                public_url: Some(bad.into()),
+                ..keyed.clone()
+            };
+            assert!(settings.validate().is_err(), "{bad}");
+        }
+        let short = Settings {
+            abuse_ledger_key: Some(SecretString::from("short".to_owned())),
+            ..keyed.clone()
+        };
+        assert!(short.resolve_secrets().is_err());
+        for (days, per_ip) in [(0, 10), (3651, 10), (365, 0)] {
+            let settings = Settings {
+                abuse_ledger_days: days,
+                signups_per_ip_per_day: per_ip,
+                ..keyed.clone()
+            };
+            assert!(settings.validate().is_err(), "{days} {per_ip}");
+        }
+    }
 
     #[test]
     fn production_requires_both_secrets() {
@@ -852,6 +996,12 @@ mod tests {
         };
         let first = settings.resolve_secrets().expect("generated");
         let second = settings.resolve_secrets().expect("read back");
+        let email = crate::domain::Email::parse("ada@example.com").expect("valid");
+        assert_eq!(
+            first.ledger_key.mailbox(&email),
+            second.ledger_key.mailbox(&email),
+            "the ledger key is generated once and kept"
+        );
         assert_eq!(
             first.jwt_secret.expose_secret(),
             second.jwt_secret.expose_secret()
@@ -891,6 +1041,9 @@ mod tests {
         let secrets = Secrets {
             jwt_secret: SecretString::from("super-secret-value-that-is-long-enough".to_owned()),
             key_ring: KeyRing::new(kek, vec![]),
+            ledger_key: crate::abuse::LedgerKey::new(SecretString::from(
+                "super-secret-ledger-key-long-enough".to_owned(),
+            )),
         };
         let printed = format!("{secrets:?} {:?}", secrets.key_ring);
         assert!(!printed.contains("super-secret"));

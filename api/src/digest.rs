@@ -373,33 +373,41 @@ pub async fn compose(
 
 /// Sends one digest; the error is a kind, never the server's text.
 async fn send(mailer: &Mailer, to: &str, text: String) -> Result<(), String> {
-    let to: Mailbox = to
-        .parse()
-        .map_err(|_| "the account's address is not a mailbox".to_owned())?;
-    // Short ASCII lines go as they are; anything else lettre encodes (quoted-printable).
-    let body =
-        Body::new_with_encoding(text, ContentTransferEncoding::SevenBit).unwrap_or_else(Body::new);
-    let message = Message::builder()
-        .from(mailer.from.clone())
-        .to(to)
-        .subject("Your InterviewCraft week")
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|_| "building the message failed".to_owned())?;
-    mailer
-        .transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|error| {
-            if error.is_permanent() {
-                "permanent SMTP error".to_owned()
-            } else if error.is_transient() {
-                "transient SMTP error".to_owned()
-            } else if error.is_timeout() {
-                "SMTP timeout".to_owned()
-            } else {
-                "SMTP connection or protocol error".to_owned()
-            }
-        })
+    mailer.send_text(to, "Your InterviewCraft week", text).await
+}
+
+impl Mailer {
+    /// Sends a plain-text message from `DIGEST_FROM` to `to` (the digest, and the mailbox
+    /// verification links); the error is a kind, never the server's text (which can quote the
+    /// recipient).
+    pub async fn send_text(&self, to: &str, subject: &str, text: String) -> Result<(), String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|_| "the account's address is not a mailbox".to_owned())?;
+        // Short ASCII lines go as they are; anything else lettre encodes (quoted-printable).
+        let body = Body::new_with_encoding(text, ContentTransferEncoding::SevenBit)
+            .unwrap_or_else(Body::new);
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|_| "building the message failed".to_owned())?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|error| {
+                if error.is_permanent() {
+                    "permanent SMTP error".to_owned()
+                } else if error.is_transient() {
+                    "transient SMTP error".to_owned()
+                } else if error.is_timeout() {
+                    "SMTP timeout".to_owned()
+                } else {
+                    "SMTP connection or protocol error".to_owned()
+                }
+            })
+    }
 }

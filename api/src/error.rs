@@ -32,10 +32,22 @@ pub enum ApiError {
     },
     #[error("forbidden")]
     Forbidden(&'static str),
+    /// 403 with a code of its own (for refusals clients handle specifically).
+    #[error("forbidden")]
+    ForbiddenWith {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("not found")]
     NotFound,
     #[error("conflict")]
     Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// 410: something that existed and no longer works (a used or expired link).
+    #[error("gone")]
+    Gone {
         code: &'static str,
         message: &'static str,
     },
@@ -134,6 +146,20 @@ impl From<engine::engine::EngineError> for ApiError {
                 code: "already_live",
                 message: "you already have a live interview",
             },
+            EngineError::Refused(crate::free_interviews::EMAIL_NOT_VERIFIED) => {
+                ApiError::ForbiddenWith {
+                    code: crate::free_interviews::EMAIL_NOT_VERIFIED,
+                    message: "confirm your e-mail address first: follow the link we sent you \
+                              (or ask for a new one), or add your own vendor keys in the settings",
+                }
+            }
+            EngineError::Refused(crate::free_interviews::UNDER_REVIEW) => {
+                ApiError::PaymentRequired {
+                    code: crate::free_interviews::UNDER_REVIEW,
+                    message: "this account's free interviews are waiting for a review; add your \
+                              own vendor keys in the settings to practise meanwhile",
+                }
+            }
             EngineError::Refused(code) => ApiError::PaymentRequired {
                 code,
                 message: "no free interviews left on this account; add your own vendor keys in \
@@ -197,8 +223,10 @@ impl ApiError {
             ApiError::Unauthorized { code, .. } => code,
             ApiError::PaymentRequired { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::ForbiddenWith { code, .. } => code,
             ApiError::NotFound => "not_found",
             ApiError::Conflict { code, .. } => code,
+            ApiError::Gone { code, .. } => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeWith(_) => {
                 "unsupported_media_type"
@@ -219,6 +247,8 @@ impl ApiError {
             | ApiError::Unprocessable { message, .. } => message.clone(),
             ApiError::Unauthorized { message, .. }
             | ApiError::Conflict { message, .. }
+            | ApiError::Gone { message, .. }
+            | ApiError::ForbiddenWith { message, .. }
             | ApiError::PaymentRequired { message, .. } => (*message).to_owned(),
             ApiError::Forbidden(message) | ApiError::Unavailable(message) => (*message).to_owned(),
             ApiError::NotFound => "not found".to_owned(),
@@ -238,7 +268,8 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenWith { .. } => StatusCode::FORBIDDEN,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

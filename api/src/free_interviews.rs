@@ -10,7 +10,10 @@
 //!   interview, before anything of it runs, by one conditional statement
 //!   (`UPDATE … SET used = used + 1 WHERE account_id = … AND used < granted`, checked by rows
 //!   affected): two concurrent starts, on one node or several, cannot both take the last one.
-//!   Out of allocation, the offer is refused with `402 free_interviews_exhausted`.
+//!   Out of allocation, the offer is refused with `402 free_interviews_exhausted` (or
+//!   `402 free_interviews_under_review` while a flagged account waits for an admin's decision:
+//!   see `crate::abuse`). When the server sends mail (`SMTP_URL`), an account whose mailbox is
+//!   not verified yet is refused first, with `403 email_not_verified` (`crate::verification`).
 //! - **Given back**: when the interview never started. Precisely: the start was refused after
 //!   the charge, or the interview ended (any reason: the candidate ended it, the peer left,
 //!   ICE/DTLS never connected, a vendor failed) before the server received the first RTP audio
@@ -25,7 +28,7 @@ use engine::engine::{EngineError, StartGate};
 use engine::metering::KeySource;
 use engine::transport::TransportStats;
 use engine::vendor_set::KeySources;
-use entities::interview_quotas;
+use entities::{accounts, interview_quotas};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde::Serialize;
@@ -35,6 +38,10 @@ use crate::state::AppState;
 
 /// The refusal code of the start gate (mapped to `402 free_interviews_exhausted`).
 pub const EXHAUSTED: &str = "free_interviews_exhausted";
+/// The refusal of a flagged account waiting for an admin's decision (402).
+pub const UNDER_REVIEW: &str = "free_interviews_under_review";
+/// The refusal of an account whose mailbox is not verified, when verification is on (403).
+pub const EMAIL_NOT_VERIFIED: &str = "email_not_verified";
 
 /// Whether an interview with these key sources runs on the platform's keys.
 pub fn uses_platform_keys(sources: KeySources) -> bool {
@@ -113,21 +120,40 @@ impl Charge {
     }
 }
 
-/// The engine's start gate for one interview of `account_id`: charges a free interview when
-/// the interview runs on platform keys, refuses the start when none is left.
+/// Whether the account's mailbox is verified.
+async fn mailbox_verified(db: &impl ConnectionTrait, account_id: Uuid) -> Result<bool, DbErr> {
+    Ok(accounts::Entity::find_by_id(account_id)
+        .one(db)
+        .await?
+        .is_some_and(|account| account.email_verified_at.is_some()))
+}
+
+/// The engine's start gate for one interview of `account_id`: when the interview runs on
+/// platform keys, refuses an unverified mailbox (if verification is on), then charges a free
+/// interview, or refuses the start when none is left.
 pub fn gate(state: &AppState, account_id: Uuid, charge: Charge) -> StartGate {
     let db = state.db.clone();
+    let verification_required = state.verification_required();
     Box::new(move |sources| {
         Box::pin(async move {
             if !uses_platform_keys(sources) {
                 return Ok(());
             }
+            if verification_required && !mailbox_verified(&db, account_id).await? {
+                return Err(EngineError::Refused(EMAIL_NOT_VERIFIED));
+            }
             if take(&db, account_id).await? {
                 charge.0.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok(())
-            } else {
-                Err(EngineError::Refused(EXHAUSTED))
+                return Ok(());
             }
+            let review = crate::abuse::review::state_of(&db, account_id).await?;
+            Err(EngineError::Refused(
+                if review == crate::abuse::review::ReviewState::Pending {
+                    UNDER_REVIEW
+                } else {
+                    EXHAUSTED
+                },
+            ))
         })
     })
 }

@@ -26,7 +26,10 @@ pub fn engine_config(
         max_live: settings.max_live_interviews,
         interview: settings.interview.clone(),
         prices: settings.prices.clone(),
-        retention: RetentionPolicy::default(),
+        retention: RetentionPolicy {
+            abuse_ledger: chrono::Duration::days(i64::from(settings.abuse_ledger_days)),
+            ..RetentionPolicy::default()
+        },
         retention_interval: Duration::from_secs(3600),
         key_lease: settings.key_lease,
         vendors: VendorEndpoints {

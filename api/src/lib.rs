@@ -6,6 +6,7 @@
 //! [`error::ApiError`] mapped to HTTP in one place, and [`telemetry`] for logs that never carry
 //! personal data.
 
+pub mod abuse;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
@@ -30,6 +31,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod verification;
 
 /// Installs the process-wide rustls crypto provider (ring). Call once before any TLS use; a second
 /// call is harmless.

@@ -19,6 +19,7 @@ use crate::routes::{
     ),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout,
+        auth::verify_email, auth::verify_email_link, auth::resend_verification,
         me::get_me, me::patch_me, me::delete_me,
         settings::get_settings, settings::patch_settings,
         settings::list_keys, settings::put_key, settings::delete_key,
@@ -28,7 +29,8 @@ use crate::routes::{
         interview_events::ticket, interview_events::events,
         feedback::scores, feedback::rescore, feedback::skills, feedback::history, feedback::drills,
         admin::search_users, admin::get_user, admin::export_user, admin::erase_user,
-        admin::disable_user, admin::enable_user, admin::list_audit, admin::publish_policy,
+        admin::disable_user, admin::enable_user, admin::abuse_decision, admin::list_audit,
+        admin::publish_policy,
         usage::account_usage, usage::platform_usage,
         health::health, metrics::metrics,
     ),

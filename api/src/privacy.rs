@@ -68,13 +68,16 @@ pub type ErasureReport = Vec<(&'static str, u64)>;
 
 /// Deletes every row of an account in one transaction, children first (the foreign keys would
 /// cascade too; deleting explicitly keeps erasure correct even where a cascade is missing).
-/// The admin audit keeps its id-only rows: they hold no personal data.
+/// The admin audit keeps its id-only rows: they hold no personal data. The account's mailbox is
+/// recorded in the abuse ledger (a keyed hash, no account id) so that it stays there for the
+/// stated period after the erasure (`crate::abuse`).
 pub async fn erase_account(
     db: &DatabaseConnection,
     account_id: Uuid,
+    ledger_key: &crate::abuse::LedgerKey,
 ) -> Result<ErasureReport, ApiError> {
     let txn = engine::database::begin_write(db).await?;
-    let report = erase_in(&txn, account_id).await?;
+    let report = erase_in(&txn, account_id, ledger_key).await?;
     txn.commit().await?;
     crate::startup::scrub_after_erasure(db, &erased_tables(&report)).await;
     Ok(report)
@@ -93,9 +96,13 @@ pub(crate) fn erased_tables(report: &ErasureReport) -> Vec<&'static str> {
 pub(crate) async fn erase_in(
     db: &impl ConnectionTrait,
     account_id: Uuid,
+    ledger_key: &crate::abuse::LedgerKey,
 ) -> Result<ErasureReport, ApiError> {
-    if Accounts::find_by_id(account_id).one(db).await?.is_none() {
+    let Some(account) = Accounts::find_by_id(account_id).one(db).await? else {
         return Err(ApiError::NotFound);
+    };
+    if let Ok(email) = crate::domain::Email::parse(&account.email) {
+        crate::abuse::ledger::record(db, &ledger_key.mailbox(&email), chrono::Utc::now()).await?;
     }
     let mut report = erase_owned(db, account_id).await?;
     let deleted = Accounts::delete_many()

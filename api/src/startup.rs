@@ -296,7 +296,27 @@ impl Application {
         );
         engine.on_interview_ended(scoring.listener());
         crate::digest::start(db.clone(), &settings).map_err(|error| anyhow::anyhow!(error))?;
+        let mailer = crate::digest::Mailer::from_settings(&settings)
+            .map_err(|error| anyhow::anyhow!(error))?;
+        if mailer.is_some() {
+            tracing::info!(
+                "SMTP_URL is set: a new mailbox is verified by e-mail link before its first free interview"
+            );
+        }
+        let listener = TcpListener::bind(settings.listen_addr)
+            .with_context(|| format!("binding {}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+        let tls = settings.tls_cert_path.is_some();
+        let public_url = match &settings.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => open_address(settings.listen_addr, port, tls)
+                .trim_end_matches('/')
+                .to_owned(),
+        };
         let state = web::Data::new(AppState {
+            mailer,
+            public_url,
+            ledger_key: secrets.ledger_key,
             scoring,
             engine,
             local_vendors,
@@ -320,11 +340,7 @@ impl Application {
             settings: Arc::new(settings),
         });
 
-        let listener = TcpListener::bind(state.settings.listen_addr)
-            .with_context(|| format!("binding {}", state.settings.listen_addr))?;
-        let port = listener.local_addr()?.port();
         let modes = state.engine.modes();
-        let tls = state.settings.tls_cert_path.is_some();
         tracing::info!(
             address = %open_address(state.settings.listen_addr, port, tls),
             stt = modes.stt,

@@ -38,4 +38,26 @@ pub struct AppState {
     pub resume_sandbox: crate::resume::worker::ExtractionSandbox,
     /// The feedback job (scores ended interviews off the live path).
     pub scoring: crate::feedback::job::ScoringQueue,
+    /// Where mail goes (`SMTP_URL`); `None`: no mail, and no mailbox verification required.
+    pub mailer: Option<crate::digest::Mailer>,
+    /// The address users reach the server at (`PUBLIC_URL`, else the listener's), no trailing
+    /// slash: the base of links in e-mails.
+    pub public_url: String,
+    /// The abuse ledger's HMAC key.
+    pub ledger_key: crate::abuse::LedgerKey,
+}
+
+impl AppState {
+    /// Whether a mailbox must be verified before a free interview: only when mail can be sent.
+    pub fn verification_required(&self) -> bool {
+        self.mailer.is_some()
+    }
+
+    /// The sign-up rules of the settings.
+    pub fn signup_rules(&self) -> crate::abuse::SignupRules {
+        crate::abuse::SignupRules {
+            free_interviews: i32::try_from(self.settings.free_interviews).unwrap_or(i32::MAX),
+            signups_per_address_per_day: self.settings.signups_per_ip_per_day,
+        }
+    }
 }

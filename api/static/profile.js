@@ -1,4 +1,6 @@
-// The profile screen: GET /api/v1/me, and the privacy-policy notices with their accept buttons.
+// The profile screen: GET /api/v1/me, the e-mail confirmation notice (when the server mails
+// links and the address is not confirmed yet), and the privacy-policy notices with their accept
+// buttons.
 
 import * as api from './api.js';
 import { $, busy, el, formError, formatDate } from './ui.js';
@@ -33,6 +35,10 @@ function render(me) {
     ? `Version ${policy.current_version}` + (policy.accepted_current ? ', accepted' : ', not yet accepted')
     : 'None in effect';
 
+  const verification = $('#verification-notice');
+  verification.replaceChildren();
+  if (me.email_verification_required) verification.append(verificationNotice(me.email));
+
   const notices = $('#policy-notices');
   notices.replaceChildren();
   if (policy.current_version && !policy.accepted_current && !acceptedHere.has(policy.current_version)) {
@@ -53,6 +59,30 @@ function render(me) {
       ),
     );
   }
+}
+
+/** Asks to confirm the address, with a button that mails a new link. */
+function verificationNotice(email) {
+  const title = 'Confirm your e-mail address';
+  const box = el('section', { className: 'card verification-notice', attrs: { 'aria-label': title } });
+  box.append(
+    el('h2', { text: title }),
+    el('p', {
+      text:
+        `We sent a link to ${email}. Your free interviews start once you open it ` +
+        '(interviews on your own API keys work already).',
+    }),
+    el('p', { className: 'form-error', attrs: { role: 'alert' } }),
+  );
+  $('.form-error', box).hidden = true;
+  const send = el('button', { text: 'Send the link again', attrs: { type: 'button' } });
+  const done = el('span', { className: 'saved', attrs: { role: 'status', 'aria-live': 'polite' } });
+  send.addEventListener('click', async () => {
+    const ok = await busy(box, () => api.request('POST', '/api/v1/auth/verification'));
+    if (ok) done.textContent = 'A new link is on its way.';
+  });
+  box.append(el('div', { className: 'actions' }, [send, done]));
+  return box;
 }
 
 function notice(version, title, text) {

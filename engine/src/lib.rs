@@ -12,8 +12,10 @@
 //!  ├─ UsageMeter        batches usage rows (tokens, audio seconds, characters, latency, cost)
 //!  ├─ TranscriptWriter  a task behind a bounded queue: every interview's segments, words,
 //!  │                    turns and live/ended marks, batched, retried, drained at shutdown
-//!  ├─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90 (batched;
-//!  │                    a PostgreSQL advisory lock makes it one sweeper per cluster)
+//!  ├─ RetentionSweeper  deletes word timestamps after 14 days, usage rows after 90, abuse-ledger
+//!  │                    hashes after ABUSE_LEDGER_DAYS, a day's sign-up counts per address
+//!  │                    once it is over and expired verification links (batched; a PostgreSQL
+//!  │                    advisory lock makes it one sweeper per cluster; first sweep at start)
 //!  └─ KeyLeaser         the only owner of decrypted BYOK keys (over the sans-IO LeaseBook):
 //!                       leased to one interview's vendor clients as key handles, zeroized at
 //!                       its end, at the lease deadline, or at once when revoked

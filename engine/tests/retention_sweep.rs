@@ -1,10 +1,15 @@
 //! Protects the retention promises with a fake clock: word-level timestamps older than 14 days
-//! and usage rows older than 90 days are deleted, in batches, and nothing younger is touched.
+//! and usage rows older than 90 days are deleted, in batches, and nothing younger is touched;
+//! so are abuse-ledger hashes past their period, sign-up counts of days that are over, and
+//! expired verification links.
 
 mod support;
 
 use chrono::{Duration, Utc};
-use entities::{transcript_segments, transcript_words, usage_log};
+use entities::{
+    abuse_ledger, email_verifications, signup_ip_counts, transcript_segments, transcript_words,
+    usage_log,
+};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{EntityTrait, PaginatorTrait};
 use support::Harness;
@@ -190,4 +195,110 @@ async fn the_first_sweep_runs_when_the_sweeper_starts() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+#[actix::test]
+async fn ledger_hashes_day_counts_and_expired_links_go_exactly_when_their_time_is_over() {
+    let harness = Harness::start_with(&[], &["Hi."], |_, config| {
+        config.retention.batch_size = 3;
+        config.retention.abuse_ledger = Duration::days(30);
+    })
+    .await;
+    let (account_id, _) = harness.create_interview().await;
+    let now = Utc::now();
+    let _ = harness.engine.sweep_now(now).await;
+    // 4 ledger rows each at: 31 days, 30 days + 1 minute (expired), 29 days, now.
+    let mut n = 0u32;
+    for age in [
+        Duration::days(31),
+        Duration::days(30) + Duration::minutes(1),
+        Duration::days(29),
+        Duration::zero(),
+    ] {
+        for _ in 0..4 {
+            n += 1;
+            abuse_ledger::Entity::insert(abuse_ledger::ActiveModel {
+                mailbox_hash: Set(format!("{n:064x}")),
+                recorded_at: Set(now - age),
+            })
+            .exec_without_returning(&harness.db)
+            .await
+            .expect("ledger row");
+        }
+    }
+    // Sign-up counts of a day that began 25 hours ago (over) and 23 hours ago (still counting).
+    for (hash, age) in [("a", 25), ("b", 23)] {
+        signup_ip_counts::Entity::insert(signup_ip_counts::ActiveModel {
+            ip_hash: Set(hash.repeat(64)),
+            day_start: Set(now - Duration::hours(age)),
+            signups: Set(2),
+        })
+        .exec_without_returning(&harness.db)
+        .await
+        .expect("count");
+    }
+    // One expired link, one still valid.
+    for (hash, expires) in [("c", -1), ("d", 1)] {
+        email_verifications::Entity::insert(email_verifications::ActiveModel {
+            token_hash: Set(hash.repeat(64)),
+            account_id: Set(account_id),
+            created_at: Set(now - Duration::hours(23)),
+            expires_at: Set(now + Duration::minutes(expires)),
+            used_at: Set(None),
+        })
+        .exec_without_returning(&harness.db)
+        .await
+        .expect("link");
+    }
+    let report = harness
+        .engine
+        .sweep_now(now)
+        .await
+        .expect("sweep")
+        .expect("lock");
+    assert_eq!(
+        (
+            report.ledger_rows,
+            report.signup_ip_rows,
+            report.verification_links
+        ),
+        (8, 1, 1)
+    );
+    assert_eq!(report.rows(), 10);
+    assert_eq!(
+        abuse_ledger::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        8
+    );
+    assert_eq!(
+        signup_ip_counts::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        email_verifications::Entity::find()
+            .count(&harness.db)
+            .await
+            .expect("count"),
+        1
+    );
+    // A day and a half later the 29-day rows have gone too, and the other day's count.
+    let later = harness
+        .engine
+        .sweep_now(now + Duration::hours(36))
+        .await
+        .expect("sweep")
+        .expect("lock");
+    assert_eq!(
+        (
+            later.ledger_rows,
+            later.signup_ip_rows,
+            later.verification_links
+        ),
+        (4, 1, 1)
+    );
 }

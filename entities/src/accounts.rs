@@ -36,6 +36,9 @@ pub struct Model {
     pub password_changed_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When the account followed a verification link sent to its current address; `None`
+    /// until then, and again after an e-mail change.
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -76,7 +79,8 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    /// The row to insert: not locked, not disabled, age confirmed and password set at `now`.
+    /// The row to insert: not locked, not disabled, mailbox not verified, age confirmed and
+    /// password set at `now`.
     pub fn row(self, now: DateTimeUtc) -> ActiveModel {
         use sea_orm::ActiveValue::Set;
         ActiveModel {
@@ -93,6 +97,7 @@ impl NewAccount {
             password_changed_at: Set(now),
             created_at: Set(now),
             updated_at: Set(now),
+            email_verified_at: Set(None),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! Columns that hold personal data are documented as such; no table has a column for audio, and
 //! `usage_log` has no text column by design.
 
+pub mod abuse_ledger;
+pub mod abuse_reviews;
 pub mod abuse_signals;
 pub mod account_settings;
 pub mod accounts;
@@ -15,6 +17,7 @@ pub mod answer_scores;
 pub mod byok_keys;
 pub mod consent_events;
 pub mod digest_marks;
+pub mod email_verifications;
 pub mod interview_quotas;
 pub mod interviews;
 pub mod policy_acceptances;
@@ -22,6 +25,7 @@ pub mod policy_versions;
 pub mod refresh_tokens;
 pub mod resume_profiles;
 pub mod scoring_jobs;
+pub mod signup_ip_counts;
 pub mod skill_history;
 pub mod skill_levels;
 pub mod transcript_segments;

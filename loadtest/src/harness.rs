@@ -306,6 +306,8 @@ fn spawn_settings(
         max_live_interviews: concurrency.saturating_mul(2).max(10),
         free_interviews: 10,
         auth_rate_limit_per_minute: 1_000_000,
+        // Every candidate signs up from loopback.
+        signups_per_ip_per_day: u32::MAX,
         workers: opts.workers,
         log_level: "warn".into(),
         // Platform keys make the server use "real" vendors: the load-tuned fakes below.

@@ -20,6 +20,7 @@ mod m20261201_000010_feedback;
 mod m20261201_000020_digest_marks;
 mod m20261201_000030_turn_parts;
 mod m20261205_000040_scoring_claims;
+mod m20261205_000050_abuse_ledger;
 
 /// All migrations, in the order they apply.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000020_digest_marks::Migration),
             Box::new(m20261201_000030_turn_parts::Migration),
             Box::new(m20261205_000040_scoring_claims::Migration),
+            Box::new(m20261205_000050_abuse_ledger::Migration),
         ]
     }
 }

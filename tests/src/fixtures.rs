@@ -302,6 +302,43 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     .insert(db)
     .await
     .expect("digest mark");
+    abuse_reviews::ActiveModel {
+        account_id: Set(account_id),
+        decision: Set("allow".into()),
+        note: Set(Some("checked by the fixture".into())),
+        decided_by: Set(Uuid::now_v7()),
+        decided_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .expect("abuse review");
+    email_verifications::ActiveModel {
+        token_hash: Set(format!("{:064x}", account_id.as_u128())),
+        account_id: Set(account_id),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::Duration::hours(24)),
+        used_at: Set(None),
+    }
+    .insert(db)
+    .await
+    .expect("verification link");
+    // Retained, unlinked tables: rows that name no account (a hash derived from the id here,
+    // so two fixtures never collide).
+    abuse_ledger::ActiveModel {
+        mailbox_hash: Set(format!("{:064x}", account_id.as_u128() ^ 0x5a5a)),
+        recorded_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .expect("ledger row");
+    signup_ip_counts::ActiveModel {
+        ip_hash: Set(format!("{:064x}", account_id.as_u128() ^ 0xa5a5)),
+        day_start: Set(now),
+        signups: Set(1),
+    }
+    .insert(db)
+    .await
+    .expect("sign-up count");
     admin_audit::ActiveModel {
         id: Set(Uuid::now_v7()),
         admin_id: Set(Uuid::now_v7()),

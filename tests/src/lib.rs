@@ -183,6 +183,9 @@ pub fn test_settings(data_dir: &std::path::Path) -> Settings {
         database_max_connections: 5,
         resume_worker_path: Some(resume_worker_executable()),
         resume_worker_args: Vec::new(),
+        // Every test signs up from loopback, many times a day: the per-address limit is tested
+        // on its own (`abuse`), with its own low value.
+        signups_per_ip_per_day: 1_000_000,
         ..Settings::default()
     }
 }

@@ -47,6 +47,40 @@ impl ReceivedMail {
             .split_once("\r\n\r\n")
             .map_or("", |(_, body)| body)
     }
+
+    /// The body as the reader sees it: a quoted-printable body (what lettre picks for lines
+    /// over 76 characters, such as a link) decoded, any other as it is. Hand-written: soft
+    /// line breaks and `=XX` escapes are all there is to it (RFC 2045, 6.7).
+    pub fn text(&self) -> String {
+        let quoted = self
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|value| value.eq_ignore_ascii_case("quoted-printable"));
+        if !quoted {
+            return self.body().to_owned();
+        }
+        let joined = self.body().replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'=')
+                .then(|| bytes.get(i + 1..i + 3))
+                .flatten()
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match escaped {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
 
 /// A running sink; stops when dropped.

@@ -664,6 +664,7 @@ async fn production_marks_the_refresh_cookie_secure(backend: Backend) {
     let app = spawn_app_with(backend, |settings| {
         settings.environment = api::configuration::Environment::Production;
         settings.bcrypt_cost = 12;
+        settings.abuse_ledger_key = Some("test-ledger-key-of-at-least-32-bytes".to_owned().into());
     })
     .await;
     let email = unique_email();

@@ -1,5 +1,5 @@
 //! The web page in a real headless Chromium (see `tests::browser`): sign-up and sign-in, the
-//! profile and its policy notice, the privacy settings, the session across reloads (refresh
+//! profile and its policy and e-mail confirmation notices, the privacy settings, the session across reloads (refresh
 //! cookie only; nothing in storage), account deletion, and spoken interviews over loopback
 //! WebRTC with a fake microphone playing an espeak-ng WAV (a whole interview, and barge-in).
 //!
@@ -688,6 +688,71 @@ async fn browser_profile_announces_an_upcoming_policy_and_accepts_it() {
         "browser_profile_announces_an_upcoming_policy_and_accepts_it: {:?}",
         started.elapsed()
     );
+}
+
+/// With `SMTP_URL` the profile asks to confirm the address until the link is followed, and its
+/// button mails a new link (refused, and said, within a minute of the last).
+#[actix_web::test]
+async fn browser_profile_asks_to_confirm_the_email_and_sends_the_link_again() {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let sink = tests::smtp_sink::SmtpSink::start().await.expect("sink");
+    let url = sink.url();
+    let app = spawn_app_with(Backend::Sqlite, move |settings| {
+        settings.smtp_url = Some(url.into());
+    })
+    .await;
+    let Some(browser) = open_page(&app).await else {
+        return;
+    };
+    let email = registered(&app).await;
+    sign_in(&browser, &email, PASSWORD).await;
+    let css = "#verification-notice .verification-notice";
+    browser.wait_visible(css, DEFAULT_TIMEOUT).await.unwrap();
+    assert!(text_of(&browser, css).await.contains(&email));
+
+    // The sign-up's link went out just now: another within the minute is refused, and said.
+    browser.click(&format!("{css} button")).await.unwrap();
+    assert!(
+        form_error(&browser, css)
+            .await
+            .contains("verification_resend_limited")
+    );
+    // Once the last link is over a minute old, the button mails a new one.
+    entities::email_verifications::Entity::update_many()
+        .col_expr(
+            entities::email_verifications::Column::CreatedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(2)),
+        )
+        .filter(entities::email_verifications::Column::UsedAt.is_null())
+        .exec(&app.db)
+        .await
+        .expect("age the link");
+    browser.click(&format!("{css} button")).await.unwrap();
+    assert!(saved_message(&browser, css).await.contains("on its way"));
+    sink.wait_for(2, Duration::from_secs(30)).await;
+    let mails = sink.mails_to(&email);
+    assert_eq!(mails.len(), 2);
+
+    // Following the newest link, the profile stops asking.
+    let text = mails[1].text();
+    let link = text
+        .lines()
+        .find(|line| line.contains("/api/v1/auth/verify-email?token="))
+        .expect("a link")
+        .trim();
+    let response = app.client.get(link).send().await.expect("the link");
+    assert_eq!(response.status(), 200);
+    browser.reload().await.unwrap();
+    wait_view(&browser, "profile").await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#verification-notice').children.length;")
+            .await
+            .unwrap(),
+        0
+    );
+    browser.close().await.unwrap();
 }
 
 #[actix_web::test]

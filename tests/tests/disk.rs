@@ -43,6 +43,12 @@ async fn the_data_directory_is_0700_and_the_database_files_0600() {
             assert_eq!(mode(&path), 0o600, "{secret}");
         }
     }
+    // Not set by the test settings: generated on first start, owner-only.
+    assert_eq!(
+        mode(&data_dir.join("abuse_ledger_key")),
+        0o600,
+        "abuse_ledger_key"
+    );
 }
 
 /// Every SQLite file of the test database (main file, WAL, shared memory), as raw bytes.

@@ -31,6 +31,13 @@ async fn a_fresh_server_has_a_policy_in_force_and_sign_up_accepts_it(backend: Ba
             .expect("body")
             .contains("14 days")
     );
+    // The policy says that a keyed hash of the mailbox outlives an erasure, and why.
+    assert!(
+        policy["current"]["body"]
+            .as_str()
+            .expect("body")
+            .contains("Preventing abuse of the free interviews")
+    );
     assert_eq!(policy["notice_days"], 14);
     let session = app.signed_in_user().await;
     let me: Value = app
@@ -137,6 +144,11 @@ fn admin_routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
             Method::POST,
             format!("/api/v1/admin/users/{target}/enable"),
             None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{target}/abuse-decision"),
+            Some(json!({"decision": "allow", "note": "looks fine"})),
         ),
         (Method::GET, "/api/v1/admin/audit".into(), None),
         (Method::GET, "/api/v1/admin/usage?days=7".into(), None),

@@ -23,6 +23,9 @@ pub struct Registration {
     pub role: Role,
     /// Free interviews on platform keys granted at sign-up.
     pub free_interviews: i32,
+    /// Whether the mailbox counts as verified from the start (an account an operator creates
+    /// with `create-admin`); a sign-up's is verified by e-mail link.
+    pub email_verified: bool,
 }
 
 /// Creates an account in the caller's transaction: its row, its default settings (digest and
@@ -33,7 +36,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<accounts::Model, DbErr> {
     let id = Uuid::now_v7();
-    let account = NewAccount {
+    let mut row = NewAccount {
         id,
         email: registration.email.as_str().to_owned(),
         email_canonical: registration.email.canonical(),
@@ -41,9 +44,11 @@ pub async fn create(
         password_hash: registration.password_hash,
         role: registration.role,
     }
-    .row(now)
-    .insert(db)
-    .await?;
+    .row(now);
+    if registration.email_verified {
+        row.email_verified_at = Set(Some(now));
+    }
+    let account = row.insert(db).await?;
     account_settings::ActiveModel {
         account_id: Set(id),
         digest_opt_in: Set(false),

@@ -60,6 +60,14 @@ impl Email {
         &self.0
     }
 
+    /// The domain (after the last `@`).
+    pub fn domain(&self) -> &str {
+        self.0
+            .rsplit_once('@')
+            .map(|(_, domain)| domain)
+            .expect("invariant: a parsed Email contains @")
+    }
+
     /// The address with `+tags` removed, and for Gmail the dots of the local part too: two
     /// accounts with one canonical address are one person claiming free interviews twice.
     pub fn canonical(&self) -> String {

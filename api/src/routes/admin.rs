@@ -170,13 +170,20 @@ pub async fn get_user(
         .into_iter()
         .map(|key| key.provider)
         .collect();
-    let abuse_signals: Vec<String> = entities::abuse_signals::Entity::find()
-        .filter(entities::abuse_signals::Column::AccountId.eq(account.id))
-        .all(db)
+    let abuse_signals = crate::abuse::review::signals_of(db, account.id).await?;
+    let review_state = crate::abuse::review::state_of(db, account.id).await?;
+    let review = entities::abuse_reviews::Entity::find_by_id(account.id)
+        .one(db)
         .await?
-        .into_iter()
-        .map(|signal| signal.kind)
-        .collect();
+        .map(|review| {
+            json!({
+                "decision": review.decision,
+                "note": review.note,
+                "decided_by": review.decided_by,
+                "decided_at": review.decided_at,
+            })
+        });
+    let free_interviews = crate::free_interviews::allocation(db, account.id).await?;
     let live_interviews = state
         .engine
         .live()
@@ -204,6 +211,14 @@ pub async fn get_user(
         "byok_providers": providers,
         "has_resume": has_resume,
         "abuse_signals": abuse_signals,
+        // Flagged accounts get no free interviews until an admin decides (`abuse-decision`).
+        "abuse_review": {
+            "state": review_state,
+            "flagged": !abuse_signals.is_empty(),
+            "decision": review,
+        },
+        "free_interviews": free_interviews,
+        "email_verified": account.email_verified_at.is_some(),
         "live_interviews": live_interviews,
         // Whether a live interview holds a key lease, and whether it still holds one of the
         // account's own keys; never any key material.
@@ -246,7 +261,7 @@ pub async fn erase_user(
     .await;
     // The audit row commits with the erasure or not at all.
     let txn = engine::database::begin_write(&state.db).await?;
-    let report = privacy::erase_in(&txn, *id).await?;
+    let report = privacy::erase_in(&txn, *id, &state.ledger_key).await?;
     audit::record(&txn, admin.id, action::USER_ERASE, Some(*id)).await?;
     txn.commit().await?;
     crate::startup::scrub_after_erasure(&state.db, &privacy::erased_tables(&report)).await;
@@ -381,4 +396,66 @@ pub async fn publish_policy(
     audit::record(&txn, admin.id, action::POLICY_PUBLISH, Some(published.id)).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(PolicyView::from(published)))
+}
+
+/// `POST /api/v1/admin/users/{id}/abuse-decision`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbuseDecisionRequest {
+    /// `allow` (grant the free allocation) or `deny` (keep it at zero).
+    #[schema(example = "allow")]
+    decision: String,
+    /// Why, for other admins (at most 500 characters); kept with the account, never audited.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AbuseDecisionView {
+    id: Uuid,
+    #[schema(example = "allow")]
+    decision: &'static str,
+    free_interviews: crate::free_interviews::FreeInterviews,
+}
+
+/// Decides on an account flagged for free-interview abuse (a reused mailbox, a disposable
+/// domain, too many sign-ups from one address): `allow` grants the free allocation (never
+/// more than one: it is raised to `FREE_INTERVIEWS` only if lower), `deny` keeps it at zero
+/// (interviews already used stay counted). The decision, the allocation and the audit row (ids
+/// and `abuse.allow`/`abuse.deny` only) commit together.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/abuse-decision", tag = "admin", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = AbuseDecisionRequest,
+    responses((status = 200, body = AbuseDecisionView), (status = 404, body = ErrorBody), (status = 422, description = "Unknown decision, a note too long, or the admin's own account", body = ErrorBody),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody), (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub async fn abuse_decision(
+    state: web::Data<AppState>,
+    admin: AdminAccount,
+    id: web::Path<Uuid>,
+    body: web::Json<AbuseDecisionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    use crate::abuse::review::{self, Decision};
+    let AbuseDecisionRequest { decision, note } = body.into_inner();
+    let decision = Decision::parse(&decision)?;
+    let note = review::parse_note(note)?;
+    if *id == admin.id {
+        return Err(ApiError::Validation(
+            "id: admins do not decide on their own account".into(),
+        ));
+    }
+    find_account(&state, *id).await?;
+    let free = i32::try_from(state.settings.free_interviews).unwrap_or(i32::MAX);
+    let txn = engine::database::begin_write(&state.db).await?;
+    review::decide(&txn, *id, admin.id, decision, note, free, Utc::now()).await?;
+    let code = match decision {
+        Decision::Allow => action::ABUSE_ALLOW,
+        Decision::Deny => action::ABUSE_DENY,
+    };
+    audit::record(&txn, admin.id, code, Some(*id)).await?;
+    txn.commit().await?;
+    let free_interviews = crate::free_interviews::allocation(&state.db, *id).await?;
+    Ok(HttpResponse::Ok().json(AbuseDecisionView {
+        id: *id,
+        decision: decision.as_str(),
+        free_interviews,
+    }))
 }

@@ -1,4 +1,5 @@
-//! `/api/v1/auth/*`: register, login, refresh (rotation with reuse detection) and logout.
+//! `/api/v1/auth/*`: register, login, refresh (rotation with reuse detection), logout, and
+//! mailbox verification (following the e-mailed link, asking for a new one).
 //!
 //! The access token travels only in JSON bodies; the refresh token only in the `refresh_token`
 //! cookie (HttpOnly, SameSite=Lax, scoped to this path, Secure over TLS and in production).
@@ -8,7 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use entities::accounts::{self, Role};
-use entities::{abuse_signals, refresh_tokens};
+use entities::refresh_tokens;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
@@ -70,11 +71,16 @@ pub fn parse_display_name(raw: Option<String>) -> Result<Option<String>, Validat
     Ok(Some(trimmed.to_owned()))
 }
 
+/// Sign-up. The free allocation is decided in the sign-up's transaction (`crate::abuse`): only
+/// a sign-up that is its mailbox's first in the abuse ledger, from a client address under the
+/// day's limit and at a non-disposable domain gets `FREE_INTERVIEWS`; a flagged one gets none
+/// until an admin decides. With `SMTP_URL` set, a verification link is mailed.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = RegisteredAccount), (status = 409, description = "E-mail taken", body = ErrorBody),
         (status = 422, description = "Invalid input", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn register(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let RegisterRequest {
@@ -104,24 +110,24 @@ pub async fn register(
     let password_hash = password_hash::hash(&password, state.settings.bcrypt_cost).await?;
 
     let now = Utc::now();
+    let client = client_of(&request, &state);
     let txn = engine::database::begin_write(&state.db).await?;
-    // A second account behind the same mailbox gets no free interviews: quota abuse.
-    let reused_canonical = accounts::Entity::find()
-        .filter(accounts::Column::EmailCanonical.eq(email.canonical()))
-        .one(&txn)
-        .await?
-        .is_some();
-    let free_interviews = if reused_canonical {
-        0
-    } else {
-        i32::try_from(state.settings.free_interviews).unwrap_or(i32::MAX)
-    };
+    let decision = crate::abuse::ledger::screen_signup(
+        &txn,
+        &state.ledger_key,
+        state.signup_rules(),
+        &email,
+        client,
+        now,
+    )
+    .await?;
     let registration = crate::accounts::Registration {
         email,
         display_name,
         password_hash,
         role: Role::User,
-        free_interviews,
+        free_interviews: decision.free_interviews,
+        email_verified: false,
     };
     let account = crate::accounts::create(&txn, registration, now)
         .await
@@ -130,22 +136,31 @@ pub async fn register(
             _ => error.into(),
         })?;
     let id = account.id;
-    if reused_canonical {
-        abuse_signals::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            account_id: Set(id),
-            kind: Set("canonical_email_reuse".to_owned()),
-            created_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-    }
+    crate::abuse::ledger::store_signals(&txn, id, &decision.signals, now).await?;
     // Signing up accepts the policy in force.
     if let Some(version) = crate::policy::current(&txn, now).await? {
         crate::policy::accept(&txn, id, &version).await?;
     }
+    let link = match &state.mailer {
+        Some(_) => Some(crate::verification::issue(&txn, id, now).await?),
+        None => None,
+    };
     txn.commit().await?;
-    tracing::info!(account_id = %id, "account registered");
+    if decision.signals.is_empty() {
+        tracing::info!(account_id = %id, "account registered");
+    } else {
+        let signals: Vec<&str> = decision.signals.iter().map(|s| s.code()).collect();
+        tracing::info!(account_id = %id, ?signals, "account registered, flagged for review");
+    }
+    if let (Some(mailer), Some(token)) = (state.mailer.clone(), link) {
+        crate::verification::send_in_background(
+            mailer,
+            &state.public_url,
+            id,
+            account.email.clone(),
+            token,
+        );
+    }
 
     Ok(HttpResponse::Created().json(RegisteredAccount {
         id: account.id,
@@ -153,6 +168,152 @@ pub async fn register(
         display_name: account.display_name,
         created_at: account.created_at,
     }))
+}
+
+/// `POST /api/v1/auth/verify-email`, and the `GET` of the e-mailed link.
+#[derive(Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VerifyEmail {
+    /// The token of the e-mailed link.
+    token: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    verified: bool,
+}
+
+/// Follows a link's token: the account's mailbox is verified, or the 410 of why not.
+async fn follow_link(state: &AppState, token: &str) -> Result<(), ApiError> {
+    // Tokens are 43 URL-safe characters; anything else cannot be one (and is not looked up).
+    let plausible = (20..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let outcome = if plausible {
+        let txn = engine::database::begin_write(&state.db).await?;
+        let outcome = crate::verification::follow(&txn, token, Utc::now()).await?;
+        txn.commit().await?;
+        outcome
+    } else {
+        crate::verification::Outcome::Unknown
+    };
+    match outcome {
+        crate::verification::Outcome::Verified { account_id } => {
+            tracing::info!(%account_id, "mailbox verified");
+            Ok(())
+        }
+        crate::verification::Outcome::Used | crate::verification::Outcome::Expired => {
+            Err(ApiError::Gone {
+                code: "verification_link_expired",
+                message: "this link was already used or has expired; sign in and ask for a new one",
+            })
+        }
+        crate::verification::Outcome::Unknown => Err(ApiError::Gone {
+            code: "verification_link_invalid",
+            message: "this link is not valid (a newer one may have replaced it); sign in and ask for a new one",
+        }),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmail,
+    responses((status = 200, description = "The mailbox is verified", body = Verified),
+        (status = 410, description = "The link was used, has expired (`verification_link_expired`) or is not valid (`verification_link_invalid`)", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    body: web::Json<VerifyEmail>,
+) -> Result<HttpResponse, ApiError> {
+    follow_link(&state, &body.token).await?;
+    Ok(HttpResponse::Ok().json(Verified { verified: true }))
+}
+
+/// The link in the e-mail: answers a short page to a browser (`Accept: text/html`), JSON
+/// otherwise; a used, expired or unknown link is a 410 JSON error either way.
+#[utoipa::path(get, path = "/api/v1/auth/verify-email", tag = "auth", params(VerifyEmail),
+    responses((status = 200, description = "The mailbox is verified (an HTML page for browsers)", body = Verified),
+        (status = 410, description = "The link was used, has expired (`verification_link_expired`) or is not valid (`verification_link_invalid`)", body = ErrorBody),
+        (status = 422, description = "No token", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+pub async fn verify_email_link(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<VerifyEmail>,
+) -> Result<HttpResponse, ApiError> {
+    follow_link(&state, &query.token).await?;
+    let browser = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if browser {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            // The page's URL holds the (now used) token: never pass it on.
+            .insert_header((header::REFERRER_POLICY, "no-referrer"))
+            .body(VERIFIED_PAGE));
+    }
+    Ok(HttpResponse::Ok().json(Verified { verified: true }))
+}
+
+/// The page a browser gets after following a link.
+const VERIFIED_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>E-mail address confirmed - InterviewCraft</title></head>\
+<body><main><h1>Your e-mail address is confirmed</h1>\
+<p>Thank you. <a href=\"/\">Open InterviewCraft</a>.</p></main></body></html>\n";
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerificationSent {
+    sent: bool,
+}
+
+/// `POST /api/v1/auth/verification`: mails a new link to the signed-in account's address.
+#[utoipa::path(post, path = "/api/v1/auth/verification", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, description = "A new link is on its way", body = VerificationSent),
+        (status = 401, description = "Missing or invalid access token", body = ErrorBody),
+        (status = 409, description = "Already verified (`email_already_verified`), or this server sends no mail (`email_verification_off`)", body = ErrorBody),
+        (status = 429, description = "One link a minute, five a day (`verification_resend_limited`); see Retry-After", body = ErrorBody)))]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    caller: crate::auth::AuthenticatedAccount,
+) -> Result<HttpResponse, ApiError> {
+    let Some(mailer) = state.mailer.clone() else {
+        return Err(ApiError::Conflict {
+            code: "email_verification_off",
+            message: "this server sends no e-mail, so no verification is needed",
+        });
+    };
+    let now = Utc::now();
+    let txn = engine::database::begin_write(&state.db).await?;
+    let account = accounts::Entity::find_by_id(caller.id)
+        .one(&txn)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    if account.email_verified_at.is_some() {
+        return Err(ApiError::Conflict {
+            code: "email_already_verified",
+            message: "this e-mail address is already verified",
+        });
+    }
+    let sent = crate::verification::recent_links(&txn, account.id, now).await?;
+    if let Some(wait) = crate::verification::resend_wait(&sent, now) {
+        return Err(ApiError::TooManyRequests {
+            code: "verification_resend_limited",
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let token = crate::verification::issue(&txn, account.id, now).await?;
+    txn.commit().await?;
+    crate::verification::send_in_background(
+        mailer,
+        &state.public_url,
+        account.id,
+        account.email,
+        token,
+    );
+    Ok(HttpResponse::Accepted().json(VerificationSent { sent: true }))
 }
 
 fn email_taken() -> ApiError {

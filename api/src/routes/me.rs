@@ -34,6 +34,14 @@ pub struct Profile {
     /// The free allocation: interviews on platform keys count against it, BYOK and keyless
     /// local-mode interviews do not.
     pub free_interviews: crate::free_interviews::FreeInterviews,
+    /// Whether the account has followed the verification link sent to its current address.
+    pub email_verified: bool,
+    /// Whether an interview on platform keys waits for that: the server sends mail
+    /// (`SMTP_URL`) and the address is not verified yet. Never with keyless local mode.
+    pub email_verification_required: bool,
+    /// Whether the account's free interviews wait for, or got, an admin's review
+    /// (`not_flagged`, `pending`, `allowed`, `denied`).
+    pub free_interviews_review: crate::abuse::review::ReviewState,
 }
 
 /// Where the account stands with the privacy policy; `upcoming` announces every published
@@ -67,8 +75,13 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
         .map(PolicyView::from)
         .collect();
     let free_interviews = crate::free_interviews::allocation(&state.db, account.id).await?;
+    let free_interviews_review = crate::abuse::review::state_of(&state.db, account.id).await?;
+    let email_verified = account.email_verified_at.is_some();
     Ok(Profile {
         free_interviews,
+        free_interviews_review,
+        email_verified,
+        email_verification_required: state.verification_required() && !email_verified,
         id: account.id,
         email: account.email,
         display_name: account.display_name,
@@ -94,7 +107,10 @@ pub async fn get_me(
 }
 
 /// `PATCH /api/v1/me`: rectification. Changing the e-mail or the password needs the current
-/// password; a password change signs out every session (all refresh tokens are revoked).
+/// password; a password change signs out every session (all refresh tokens are revoked). A
+/// new e-mail address is unverified until its link is followed (sent when the server sends
+/// mail), and both mailboxes stay in the abuse ledger: changing the address never frees the
+/// old one for another account's free interviews.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
@@ -154,9 +170,19 @@ pub async fn patch_me(
     if let Some(display_name) = display_name {
         row.display_name = Set(parse_display_name(Some(display_name))?);
     }
+    let mut link = None;
     if let Some(email) = &new_email {
         row.email = Set(email.as_str().to_owned());
         row.email_canonical = Set(email.canonical());
+        row.email_verified_at = Set(None);
+        crate::abuse::ledger::record(&txn, &state.ledger_key.mailbox(email), now).await?;
+        if let Ok(old) = Email::parse(&account.email) {
+            crate::abuse::ledger::record(&txn, &state.ledger_key.mailbox(&old), now).await?;
+        }
+        crate::verification::withdraw(&txn, account.id).await?;
+        if state.mailer.is_some() {
+            link = Some(crate::verification::issue(&txn, account.id, now).await?);
+        }
     }
     if let Some(hash) = new_hash {
         row.password_hash = Set(hash);
@@ -180,6 +206,15 @@ pub async fn patch_me(
             _ => error.into(),
         })?;
     txn.commit().await?;
+    if let (Some(mailer), Some(token)) = (state.mailer.clone(), link) {
+        crate::verification::send_in_background(
+            mailer,
+            &state.public_url,
+            account.id,
+            updated.email.clone(),
+            token,
+        );
+    }
     if new_password.is_some() {
         // A password change also withdraws the account's own keys from live interviews.
         state.engine.revoke_keys(account.id).await;
@@ -247,7 +282,7 @@ pub async fn delete_me(
         engine::actors::interview::EndReason::AccountErased,
     )
     .await;
-    let report = privacy::erase_account(&state.db, account.id).await?;
+    let report = privacy::erase_account(&state.db, account.id, &state.ledger_key).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     tracing::info!(account_id = %account.id, rows, "account erased at the user's request");
     Ok(HttpResponse::Ok()

@@ -39,7 +39,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .service(web::resource("/register").post(auth::register))
                         .service(web::resource("/login").post(auth::login))
                         .service(web::resource("/refresh").post(auth::refresh))
-                        .service(web::resource("/logout").post(auth::logout)),
+                        .service(web::resource("/logout").post(auth::logout))
+                        .service(
+                            web::resource("/verify-email")
+                                .get(auth::verify_email_link)
+                                .post(auth::verify_email),
+                        )
+                        .service(web::resource("/verification").post(auth::resend_verification)),
                 )
                 .service(
                     web::resource("/me")
@@ -98,6 +104,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .service(web::resource("/users/{id}/export").get(admin::export_user))
                         .service(web::resource("/users/{id}/disable").post(admin::disable_user))
                         .service(web::resource("/users/{id}/enable").post(admin::enable_user))
+                        .service(
+                            web::resource("/users/{id}/abuse-decision").post(admin::abuse_decision),
+                        )
                         .service(web::resource("/audit").get(admin::list_audit))
                         .service(web::resource("/usage").get(usage::platform_usage))
                         .service(web::resource("/policies").post(admin::publish_policy)),

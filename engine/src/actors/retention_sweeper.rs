@@ -72,10 +72,13 @@ impl RetentionSweeper {
         let policy = self.policy;
         async move {
             match sweep_once(&db, &policy, chrono::Utc::now()).await {
-                Ok(Some(report)) if report.transcript_words + report.usage_rows > 0 => {
+                Ok(Some(report)) if report.rows() > 0 => {
                     tracing::info!(
                         words = report.transcript_words,
                         usage_rows = report.usage_rows,
+                        ledger_rows = report.ledger_rows,
+                        signup_ip_rows = report.signup_ip_rows,
+                        verification_links = report.verification_links,
                         "retention sweep"
                     );
                 }
