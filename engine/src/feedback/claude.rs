@@ -120,6 +120,25 @@ pub fn score_tool() -> ToolDefinition {
 }
 
 /// The rubric as a system prompt (stable across calls, so the vendor can cache it).
+/// How to read the rules, after them. With the rules' definitions the rubric is long enough to
+/// be cached on the models whose minimum prefix is 1,024 tokens (Sonnet 4.x); Haiku 4.5 caches
+/// only from 4,096 tokens, so on it the cache marker costs nothing and saves nothing (see
+/// `shared/docs/providers.md`, prompt caching).
+const RUBRIC_GUIDANCE: &str = "\nHow to apply the rules:\n\
+- Judge only what the answer says. Do not reward what the candidate might have meant, and do \
+  not fault them for what the question did not ask.\n\
+- Report a rule only for the kinds of interview the user message lists as applying.\n\
+- \"strong\": the problem is plain and runs through the answer. \"weak\": it is there but \
+  partly offset (one number in an otherwise vague answer, one \"I\" among many \"we\").\n\
+- Each quote is the shortest run of the candidate's own words (at most 20) that shows the \
+  problem, copied exactly, in the same order, without ellipses or paraphrase. For a rule about \
+  something missing, quote the words where it should have been (for a missing result, the \
+  last sentence of the story).\n\
+- Report each rule at most once per answer, and no rule for which you cannot quote words.\n\
+- The improved answer keeps the candidate's facts and invents none: where a fact is missing, \
+  leave a bracketed placeholder such as [the metric] for the candidate to fill in. Keep it \
+  under 150 words, in the first person, as the candidate would say it.\n";
+
 pub fn rubric_prompt() -> String {
     let mut prompt = format!(
         "You score one answer from a mock job interview against a fixed rubric, by calling the \
@@ -132,12 +151,14 @@ pub fn rubric_prompt() -> String {
     for rule in Rule::ALL {
         let _ = writeln!(
             prompt,
-            "- {} ({:?}): {}",
+            "- {} ({:?}): {} Fix: {}",
             rule.id(),
             rule.category(),
+            rule.definition(),
             rule.fix()
         );
     }
+    prompt.push_str(RUBRIC_GUIDANCE);
     prompt
 }
 
@@ -246,5 +267,23 @@ impl AnswerScorer for ClaudeScorer {
             improved_answer,
             scorer: CLAUDE,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rubric_defines_every_rule_and_is_long_enough_to_cache_on_sonnet() {
+        let rubric = rubric_prompt();
+        for rule in Rule::ALL {
+            assert!(rubric.contains(rule.id()), "{}", rule.id());
+            assert!(rubric.contains(rule.definition()), "{}", rule.id());
+        }
+        // About 0.75 words per token in English prose: well over Sonnet's 1,024-token minimum
+        // prefix (the tool definition after it adds more).
+        let words = rubric.split_whitespace().count();
+        assert!(words >= 1000, "{words} words");
     }
 }

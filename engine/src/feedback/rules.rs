@@ -129,6 +129,89 @@ impl Rule {
         }
     }
 
+    /// When the rule fires and when it does not, for a scorer that reads the answer (the
+    /// language model's rubric); the local rules implement the same judgement with cues.
+    pub fn definition(self) -> &'static str {
+        match self {
+            Rule::NoStarStructure => {
+                "The story has no recognisable shape: the listener cannot tell the situation, \
+                 the candidate's task, what they did and how it ended. Fires when two or more of \
+                 the four parts are missing. Does not fire for a short, complete story that \
+                 merges situation and task in one sentence."
+            }
+            Rule::MissingResult => {
+                "The answer never says how things turned out: no outcome, no 'so', no 'in the \
+                 end', the story stops at the actions. Does not fire when any outcome is stated, \
+                 even a failure ('it did not work, and I learned...')."
+            }
+            Rule::ResultNotSpecific => {
+                "An outcome is stated but only as a vague judgement ('it went well', 'everyone \
+                 was happy', 'it was a success') with nothing observable. Does not fire when the \
+                 outcome names something checkable (a number, a date met, a decision taken)."
+            }
+            Rule::MissingMetrics => {
+                "No quantity anywhere in the answer: no number of users, requests, money, time, \
+                 percentage, size or count. Number words count ('twice', 'a dozen', 'half'). \
+                 Does not fire for an answer with any concrete quantity."
+            }
+            Rule::NoTradeoff => {
+                "The candidate presents a choice as the only option: no alternative considered, \
+                 no cost accepted, no 'instead of', 'rather than', 'the downside was'. Does not \
+                 fire when at least one alternative or cost is named."
+            }
+            Rule::NoAssumptions => {
+                "A design answer dives into components without stating what it assumes: no \
+                 scale, traffic, data size, read/write mix or requirement is named or estimated. \
+                 Does not fire when one assumption or estimate is stated, even roughly."
+            }
+            Rule::ShallowFollowup => {
+                "The question was a follow-up asking for more depth and the answer stays at the \
+                 level it was at: it restates, generalises or is very short, with no new detail, \
+                 example or mechanism. Only for answers to follow-up questions."
+            }
+            Rule::Rambling => {
+                "The answer runs far past two minutes of speech, repeats itself or wanders to \
+                 other topics before making its point. Does not fire for a long answer that stays \
+                 on one line of argument."
+            }
+            Rule::FillerSpike => {
+                "Filler words (um, uh, like, you know, basically, literally, so, actually, kind \
+                 of, sort of) come more than about three a minute, enough to distract. A few \
+                 fillers in a long answer do not fire it."
+            }
+            Rule::NoOwnership => {
+                "The candidate says 'we' throughout and never says what they personally did or \
+                 decided. Does not fire when at least one action or decision is clearly theirs \
+                 ('I wrote', 'I proposed', 'my part was')."
+            }
+            Rule::NoScaleThinking => {
+                "A design or technical answer never considers growth: nothing on what happens at \
+                 ten times the load, where the bottleneck is, how to shard, cache or replicate. \
+                 Does not fire when growth or a bottleneck is discussed at all."
+            }
+            Rule::NoStakeholderMgmt => {
+                "A story about work that clearly involved other people (a manager, another team, \
+                 customers) says nothing about how the candidate involved, convinced or kept them \
+                 informed. Does not fire for a solo task or when anyone else's buy-in is handled."
+            }
+            Rule::NoMentoringSignal => {
+                "A story of senior work gives no sign the candidate helped anyone else grow: no \
+                 teaching, reviewing, pairing, onboarding or delegating. A weak signal: flag it \
+                 only when the story had a natural place for it."
+            }
+            Rule::WeakAnchor => {
+                "In a negotiation the first number is missing, hedged ('I don't know, maybe...'), \
+                 below the market or given as a wide range starting low. Does not fire for a \
+                 specific, confident number with a reason."
+            }
+            Rule::EarlyConcession => {
+                "In a negotiation the candidate gives ground before hearing the offer or without \
+                 getting anything in return ('whatever works for you', 'I can go lower'). Does \
+                 not fire for a trade ('I can do that if...')."
+            }
+        }
+    }
+
     /// What to do instead.
     pub fn fix(self) -> &'static str {
         match self {
