@@ -34,8 +34,6 @@ use crate::report::{
 };
 use crate::server::{self, BargeInServer, ChildServer, MetricsReading};
 
-/// The leak check compares the server's RSS after this many interviews with the end's.
-pub const LEAK_CHECK_AFTER: usize = 100;
 /// How often the server's RSS is sampled during a run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// Longest wait after the run for the server's live actors to return to zero.
@@ -51,6 +49,10 @@ pub struct RunOptions {
     /// harness, and measure its own CPU and memory.
     #[arg(long, value_name = "PATH", conflicts_with = "url")]
     pub server_bin: Option<PathBuf>,
+    /// With `--server-bin`: more of the server's environment, `KEY=VALUE` (repeatable; wins
+    /// over the harness's), e.g. `VENDORS__TTS_FLUSH=false`.
+    #[arg(long = "server-env", value_name = "KEY=VALUE", requires = "server_bin")]
+    pub server_env_extra: Vec<String>,
     /// Target an already running server instead (http://127.0.0.1:PORT; loopback only).
     /// Its vendors should be fakes, and its auth rate limit must allow 2 requests per interview.
     #[arg(long)]
@@ -71,6 +73,10 @@ pub struct RunOptions {
     /// as each ends: a soak. The report has the RSS over time (`rss_timeline`, `soak`).
     #[arg(long, value_parser = parse_duration, requires = "concurrency")]
     pub duration: Option<Duration>,
+    /// The leak check: the server's RSS when this many interviews have completed vs at the end
+    /// (reported when the run has more interviews than this).
+    #[arg(long, default_value_t = 100)]
+    pub leak_check_after: usize,
     /// Answers per interview (1..=20).
     #[arg(long, default_value_t = 3)]
     pub answers: usize,
@@ -257,6 +263,7 @@ impl RunOptions {
             "--interviews: 1 to 1000"
         );
         ensure!((1..=20).contains(&self.answers), "--answers: 1 to 20");
+        ensure!(self.leak_check_after >= 1, "--leak-check-after: at least 1");
         ensure!(
             self.concurrency.is_none_or(|c| (1..=1000).contains(&c)),
             "--concurrency: 1 to 1000"
@@ -287,6 +294,13 @@ impl RunOptions {
                 && self.pause_max_ms <= 10_000,
             "--pause-min-ms, --pause-max-ms: 20 ≤ min ≤ max ≤ 10000"
         );
+        for pair in &self.server_env_extra {
+            ensure!(
+                pair.split_once('=').is_some_and(|(k, _)| !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+                "--server-env: KEY=VALUE, not {pair:?}"
+            );
+        }
         if let Some(levels) = &self.sweep {
             ensure!(
                 !levels.is_empty() && levels.iter().all(|l| (1..=1000).contains(l)),
@@ -467,6 +481,8 @@ pub fn server_env(
         ),
         ("FREE_INTERVIEWS", "10".into()),
         ("AUTH_RATE_LIMIT_PER_MINUTE", "1000000".into()),
+        // Every candidate signs up from loopback (a server without this setting ignores it).
+        ("SIGNUPS_PER_IP_PER_DAY", u32::MAX.to_string()),
         // JSON lines; warnings, and the line that tells the port.
         ("LOG_FORMAT", "json".into()),
         ("LOG_LEVEL", "warn,api::cli=info".into()),
@@ -480,6 +496,12 @@ pub fn server_env(
     if let Some(workers) = opts.workers {
         env.push(("WORKERS", workers.to_string()));
     }
+    let extra: Vec<(&str, String)> = opts
+        .server_env_extra
+        .iter()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect();
     if !opts.local {
         env.push(("ANTHROPIC_API_KEY", "loadtest-key".into()));
         env.push(("ELEVENLABS_API_KEY", "loadtest-key".into()));
@@ -488,6 +510,8 @@ pub fn server_env(
         Some(dir) => env.push(("LOCAL_SPEECH_DIR", dir.display().to_string())),
         None => env.push(("DEEPGRAM_API_KEY", "loadtest-key".into())),
     }
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    env.extend(extra);
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
@@ -751,7 +775,13 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
         summary.vendors = profile.label();
         summary.vendor_profile = Some(profile);
     }
-    // The whole process (spawn mode: with the server in it).
+    // This process (spawn mode: with the server in it). With the server as a child process,
+    // its CPU is the server's figure, not this process's children's.
+    let children_cpu = if target.probe == Probe::InProcess {
+        children_cpu
+    } else {
+        0.0
+    };
     summary.child_cpu_s = children_cpu;
     summary.cpu_s = process_cpu.max(groups.total_s()) + children_cpu;
     summary.rss_mb = procstat::peak_rss_mb();
@@ -800,6 +830,9 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
     }
     // The summary line's older figures, from the same numbers.
     summary.server_cpu_s = server.cpu_seconds;
+    if let Some(child) = server.child_cpu_seconds {
+        summary.child_cpu_s = child;
+    }
     if summary.interview_min > 0.0 {
         summary.server_cores_per_interview = summary
             .server_cpu_s
@@ -818,8 +851,8 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
             )
         });
     let leak_check = match (scheduled.rss_after_leak_mark, end_rss) {
-        (Some(after), Some(end)) => Some(LeakCheck::new(
-            (LEAK_CHECK_AFTER, after),
+        (Some(after), Some(end)) if outcomes.len() > opts.leak_check_after => Some(LeakCheck::new(
+            (opts.leak_check_after, after),
             (outcomes.len(), end),
         )),
         _ => None,
@@ -966,7 +999,7 @@ async fn settle(http: &reqwest::Client, base: &str) -> Option<MetricsReading> {
 struct Scheduled {
     started: usize,
     outcomes: Vec<Outcome>,
-    /// The server's RSS when the [`LEAK_CHECK_AFTER`]-th interview completed.
+    /// The server's RSS when the `--leak-check-after`-th interview completed.
     rss_after_leak_mark: Option<f64>,
 }
 
@@ -1020,7 +1053,7 @@ async fn schedule(
         match tokio::time::timeout_at(hard_deadline, set.join_next()).await {
             Ok(Some(Ok(outcome))) => {
                 completed += 1;
-                if completed == LEAK_CHECK_AFTER {
+                if completed == opts.leak_check_after {
                     rss_after_leak_mark = rss_mib(probe);
                 }
                 let index = outcome.index;
@@ -1288,6 +1321,29 @@ mod tests {
         assert_eq!(get("LOCAL_SPEECH_AUTO_SETUP"), "false");
         assert_eq!(get("ANTHROPIC_BASE_URL"), fakes.anthropic.base_url());
         assert!(get("DATABASE_URL").starts_with("sqlite:///tmp/lt-data/"));
+        let extra = options(&[
+            "--server-bin",
+            "/bin/true",
+            "--server-env",
+            "VENDORS__TTS_FLUSH=false",
+            "--server-env",
+            "BCRYPT_COST=5",
+        ]);
+        assert!(extra.validate().is_ok());
+        let env = server_env(&extra, dir, &fakes);
+        let values = |key: &str| {
+            env.iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values("VENDORS__TTS_FLUSH"), ["false"]);
+        assert_eq!(values("BCRYPT_COST"), ["5"], "the extra wins, once");
+        assert!(
+            options(&["--server-bin", "x", "--server-env", "=1"])
+                .validate()
+                .is_err()
+        );
         let local = server_env(&options(&["--local"]), dir, &fakes);
         assert!(
             !local

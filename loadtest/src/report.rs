@@ -102,7 +102,8 @@ pub struct Report {
     pub client: ClientFigures,
     /// `interviewcraft_live_actors` summed over kinds once the run is over (must be 0).
     pub live_actors_after: Option<i64>,
-    /// With more than 100 interviews: the server's RSS after the 100th and at the end.
+    /// With more interviews than `--leak-check-after` (100): the server's RSS after that many
+    /// and at the end.
     pub leak_check: Option<LeakCheck>,
     /// `--duration`: the soak's RSS trend.
     pub soak: Option<Soak>,
