@@ -35,9 +35,17 @@ pub fn barge_in_histogram() -> &'static Histogram {
     HISTOGRAM.get_or_init(|| Histogram::new(barge_in_buckets()))
 }
 
+static BARGE_INS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Records one barge-in: from its decision to the reply's audio stopped.
 pub fn observe_barge_in(reaction: std::time::Duration) {
     barge_in_histogram().observe(reaction.as_secs_f64());
+    BARGE_INS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Barge-ins observed by this process (the histogram's count; for tests).
+pub fn barge_ins_observed() -> u64 {
+    BARGE_INS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What each part's histogram says (`turn_<part>_seconds`), in [`TurnBreakdown::parts`] order.

@@ -620,7 +620,10 @@ pub fn run(opts: &RunOptions) -> anyhow::Result<Report> {
 fn raise_open_file_limit() {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    if limit.maximum.is_some_and(|max| limit.current.is_none_or(|cur| cur < max)) {
+    if limit
+        .maximum
+        .is_some_and(|max| limit.current.is_none_or(|cur| cur < max))
+    {
         let raised = rustix::process::Rlimit {
             current: limit.maximum,
             maximum: limit.maximum,
