@@ -326,3 +326,81 @@ fn the_server_binary_as_a_child_reports_its_own_cpu_memory_and_barge_ins() {
     let log = server["log"].as_str().expect("the log's path");
     assert!(std::path::Path::new(log).is_file());
 }
+
+#[test]
+fn a_soak_starts_a_new_interview_as_each_ends_until_its_duration() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("soak.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args([
+            "run",
+            "--duration",
+            "8s",
+            "--concurrency",
+            "1",
+            "--answers",
+            "1",
+            "--timeout",
+            "60",
+        ])
+        .arg("--json")
+        .arg(&json_path)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the harness runs");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    assert_stable_keys(&report);
+    assert_eq!(report["candidates"]["duration_s"], 8.0);
+    let started = report["interviews"]["started"].as_u64().expect("started");
+    assert!(
+        started >= 2,
+        "a second interview replaced the first: {started}"
+    );
+    assert_eq!(report["interviews"]["completed"], started);
+    assert!(
+        report["server"]["peak_live"].as_u64() == Some(1),
+        "one at a time"
+    );
+    assert!(
+        report["rss_timeline"]
+            .as_array()
+            .is_some_and(|t| t.len() > 5)
+    );
+}
+
+#[test]
+fn a_sweep_writes_its_chart_table_and_reports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["run", "--sweep", "1", "--answers", "1", "--timeout", "60"])
+        .arg("--out")
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the harness runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 1, "one summary line per level");
+    for name in ["sweep.svg", "sweep.md", "sweep.json", "level-1.json"] {
+        assert!(dir.path().join(name).is_file(), "{name}");
+    }
+    let table = std::fs::read_to_string(dir.path().join("sweep.md")).expect("the table");
+    assert!(table.contains("| 1 | 3 / 3 |"), "{table}");
+    let svg = std::fs::read_to_string(dir.path().join("sweep.svg")).expect("the chart");
+    assert!(svg.contains("concurrent interviews"));
+    let level: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("level-1.json")).expect("read"))
+            .expect("JSON");
+    assert_stable_keys(&level);
+}
