@@ -493,9 +493,11 @@ pub enum Command {
     FinishText {
         utterance_id: u64,
     },
-    /// Stop speaking now.
+    /// Stop speaking now. `barge_in_at`: when the candidate's barge-in was decided (`None`
+    /// for an end); the playback measures from it to the moment it stopped sending.
     Interrupt {
         utterance_id: u64,
+        barge_in_at: Option<Instant>,
     },
     StopIngress,
     /// Close the STT stream gracefully (its last finals still arrive).
@@ -1090,6 +1092,7 @@ impl InterviewCore {
         };
         self.out.push(Command::Interrupt {
             utterance_id: playing,
+            barge_in_at: Some(now),
         });
         if let Some(reply) = self.reply.as_ref()
             && reply.id == playing
@@ -1645,6 +1648,7 @@ impl InterviewCore {
         if let Some((playing, since)) = self.playing.take() {
             self.out.push(Command::Interrupt {
                 utterance_id: playing,
+                barge_in_at: None,
             });
             self.barge_in.stop_playback();
             self.cut_off(now, now.saturating_duration_since(since));
@@ -1707,6 +1711,7 @@ impl InterviewCore {
             // The closing line, cut off by the drain's deadline.
             self.out.push(Command::Interrupt {
                 utterance_id: playing,
+                barge_in_at: None,
             });
             self.transcript
                 .interviewer_end(now, now.saturating_duration_since(since), true);
@@ -2101,6 +2106,64 @@ mod tests {
     }
 
     #[test]
+    fn a_barge_in_interrupt_carries_the_instant_of_its_decision_and_an_end_none() {
+        let mut sim = Sim::new();
+        sim.feed(Input::Start);
+        let id = sim.last_generated();
+        sim.reply(
+            id,
+            "Hello and welcome. Tell me about a system you designed and why.",
+        );
+        let at = sim.now;
+        sim.feed(Input::PlaybackFirstFrame {
+            utterance_id: id,
+            at,
+        });
+        sim.now += Duration::from_secs(1);
+        // The candidate talks over the reply until the detector decides, frame by frame.
+        let mut decided = None;
+        for _ in 0..100 {
+            sim.now += 20 * MS;
+            let at = sim.now;
+            let out = sim.feed(Input::Voice { at, voiced: true });
+            if let Some(barge_in_at) = out.iter().find_map(|c| match c {
+                Command::Interrupt {
+                    utterance_id,
+                    barge_in_at,
+                } if *utterance_id == id => Some(*barge_in_at),
+                _ => None,
+            }) {
+                decided = Some((barge_in_at, sim.now));
+                break;
+            }
+        }
+        let (barge_in_at, now) = decided.expect("the barge-in was decided");
+        assert_eq!(barge_in_at, Some(now), "the decision's own instant");
+
+        // An end that cuts a reply off is not a barge-in: nothing to measure.
+        let mut sim = Sim::new();
+        sim.feed(Input::Start);
+        let id = sim.last_generated();
+        sim.reply(id, "Hello and welcome.");
+        let at = sim.now;
+        sim.feed(Input::PlaybackFirstFrame {
+            utterance_id: id,
+            at,
+        });
+        let out = sim.feed(Input::End {
+            reason: EndReason::CandidateEnded,
+            mode: StopMode::CancelNow,
+        });
+        assert!(has(&out, |c| matches!(
+            c,
+            Command::Interrupt {
+                barge_in_at: None,
+                ..
+            }
+        )));
+    }
+
+    #[test]
     fn after_a_barge_in_the_history_keeps_only_what_was_heard() {
         let mut sim = Sim::new();
         sim.feed(Input::Start);
@@ -2124,7 +2187,7 @@ mod tests {
         assert!(
             has(
                 &out,
-                |c| matches!(c, Command::Interrupt { utterance_id } if *utterance_id == id)
+                |c| matches!(c, Command::Interrupt { utterance_id, .. } if *utterance_id == id)
             ),
             "{out:?}"
         );
@@ -2650,7 +2713,7 @@ mod tests {
         });
         assert!(has(
             &out,
-            |c| matches!(c, Command::Interrupt { utterance_id } if *utterance_id == id)
+            |c| matches!(c, Command::Interrupt { utterance_id, .. } if *utterance_id == id)
         ));
         let stored = out
             .iter()

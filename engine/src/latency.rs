@@ -19,6 +19,35 @@ pub fn buckets() -> Vec<f64> {
     fine.into_iter().chain(steps).chain(tail).collect()
 }
 
+/// Bucket upper bounds of the barge-in reaction, in seconds: fine up to the 20 ms target, then
+/// coarser up to a second (a reaction that slow means the playback actor was starved).
+pub fn barge_in_buckets() -> Vec<f64> {
+    vec![
+        0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02,
+        0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0,
+    ]
+}
+
+/// The process's barge-in reaction histogram: per barge-in, the interview core's decision to
+/// the playback actor having stopped sending the reply (no reply frame leaves after that).
+pub fn barge_in_histogram() -> &'static Histogram {
+    static HISTOGRAM: OnceLock<Histogram> = OnceLock::new();
+    HISTOGRAM.get_or_init(|| Histogram::new(barge_in_buckets()))
+}
+
+static BARGE_INS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records one barge-in: from its decision to the reply's audio stopped.
+pub fn observe_barge_in(reaction: std::time::Duration) {
+    barge_in_histogram().observe(reaction.as_secs_f64());
+    BARGE_INS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Barge-ins observed by this process (the histogram's count; for tests).
+pub fn barge_ins_observed() -> u64 {
+    BARGE_INS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What each part's histogram says (`turn_<part>_seconds`), in [`TurnBreakdown::parts`] order.
 const PART_HELP: [&str; 8] = [
     "Per-turn ingress (ours): last voiced frame received to the conductor seeing it.",
@@ -80,6 +109,12 @@ pub fn register(registry: &mut Registry) {
         "Per-turn latency that is the engine's own: ingress + dispatch + TTS buffering + egress.",
         h.engine_overhead.clone(),
     );
+    registry.register(
+        "barge_in_seconds",
+        "Per barge-in: the decision to interrupt to the playback having stopped sending the reply \
+         (the server's part of the reaction; the last reply frame left before that).",
+        barge_in_histogram().clone(),
+    );
     let names = TurnBreakdown::default().parts().map(|(name, _)| name);
     for ((name, help), histogram) in names.iter().zip(PART_HELP).zip(&h.parts) {
         registry.register(format!("turn_{name}_seconds"), help, histogram.clone());
@@ -88,7 +123,7 @@ pub fn register(registry: &mut Registry) {
 
 #[cfg(test)]
 mod tests {
-    use super::buckets;
+    use super::{barge_in_buckets, buckets};
 
     #[test]
     fn buckets_resolve_25_ms_up_to_two_seconds() {
@@ -105,5 +140,14 @@ mod tests {
             buckets[0] <= 0.001,
             "engine overhead resolves single milliseconds"
         );
+    }
+
+    #[test]
+    fn barge_in_buckets_resolve_the_20_ms_target() {
+        let buckets = barge_in_buckets();
+        assert!(buckets.windows(2).all(|w| w[0] < w[1]), "ascending");
+        let under_target = buckets.iter().filter(|b| **b <= 0.02).count();
+        assert!(under_target >= 10, "{under_target} bounds up to 20 ms");
+        assert!(buckets.iter().any(|b| (b - 0.02).abs() < 1e-12));
     }
 }

@@ -1,5 +1,5 @@
-//! Protects the interview's resilience and limits: barge-in stops the interviewer and keeps only
-//! what was heard; an STT socket drop and an LLM overload mid-stream are survived; a TTS that
+//! Protects the interview's resilience and limits: barge-in stops the interviewer, keeps only
+//! what was heard and is measured (decision → playback stopped); an STT socket drop and an LLM overload mid-stream are survived; a TTS that
 //! rejects its key ends the interview with a clear recorded reason; a vanished peer and a silent
 //! candidate end it; admission control refuses a second interview per account and beyond
 //! capacity. A child actor (ingress, STT, LLM, playback) that panics is restarted; one that
@@ -52,6 +52,7 @@ async fn barge_in_stops_the_interviewer_and_keeps_only_the_heard_part() {
     .await;
     let mut candidate = Candidate::answers(1);
     candidate.barge_in_on_reply = Some((1, Duration::from_millis(800)));
+    let barge_ins_before = engine::latency::barge_ins_observed();
     let (id, mut run) = harness.start_interview(candidate).await;
     assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
     let report = run.candidate_task.await.expect("candidate");
@@ -77,6 +78,9 @@ async fn barge_in_stops_the_interviewer_and_keeps_only_the_heard_part() {
         after > 0 && after <= 60,
         "frames heard after talking over: {after}"
     );
+    // The playback observed the server's part of the reaction (other tests of this binary
+    // may add theirs).
+    assert!(engine::latency::barge_ins_observed() > barge_ins_before);
     harness.assert_engine_idle().await;
 }
 

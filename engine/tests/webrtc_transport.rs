@@ -462,7 +462,7 @@ async fn pre_encoded_opus_replayed_by_the_client_arrives_like_live_audio() {
             assert!(client.outbound.send_opus(p).expect("send opus"));
         }
         // Not a 20 ms Opus packet: refused, nothing sent.
-        assert!(client.outbound.send_opus(&[]).is_err());
+        assert!(client.outbound.send_opus(&bytes::Bytes::new()).is_err());
     };
     let recv = collect_audio(&mut server.inbound, MAX_WAIT, IDLE_GAP, VOICED_FLOOR);
     let ((), got) = tokio::join!(send, recv);
@@ -743,4 +743,67 @@ async fn an_offered_data_channel_is_rejected_cleanly_and_audio_still_flows() {
         })
         .collect();
     assert!(sctp.is_empty(), "no SCTP ran, so none failed: {sctp:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_asks_for_packets_gets_the_servers_audio_undecoded() {
+    let config = WebRtcConfig::loopback();
+    let (mut pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
+    let mut packets = pending.receive_packets();
+    let (mut server, answer) = accept_offer(&config, &offer).await.expect("server answer");
+    let mut client = pending
+        .accept_answer(&answer)
+        .await
+        .expect("client applies");
+    client
+        .control
+        .wait_connected(CONNECT)
+        .await
+        .expect("client");
+    server
+        .control
+        .wait_connected(CONNECT)
+        .await
+        .expect("server");
+    // 25 frames of tone, then 10 of digital silence: 35 packets either way.
+    let mut tone = ToneGenerator::new(440.0, 0.3);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..35 {
+        tick.tick().await;
+        let frame = if i < 25 {
+            tone.next_frame()
+        } else {
+            vec![0; FRAME_SAMPLES]
+        };
+        server.outbound.send_frame(&frame).expect("send");
+    }
+    let mut got = Vec::new();
+    while got.len() < 35 {
+        match tokio::time::timeout(MAX_WAIT, packets.recv()).await {
+            Ok(Some(packet)) => got.push(packet),
+            _ => break,
+        }
+    }
+    assert!(got.len() >= 30, "{} of 35 packets", got.len());
+    for pair in got.windows(2) {
+        let seq = pair[1]
+            .sequence_number
+            .wrapping_sub(pair[0].sequence_number);
+        let ts = pair[1].timestamp.wrapping_sub(pair[0].timestamp);
+        assert!(
+            seq >= 1 && ts == u32::from(seq) * 960,
+            "in order, 20 ms apart"
+        );
+        assert!(pair[1].received_at >= pair[0].received_at);
+    }
+    assert!(got.iter().all(|p| !p.payload.is_empty()), "Opus payloads");
+    // The decoded channel is not fed in this mode.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), client.inbound.recv())
+            .await
+            .expect("the frame channel ends at once")
+            .is_none()
+    );
+    client.close().await;
+    server.close().await;
 }

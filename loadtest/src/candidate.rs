@@ -1,11 +1,19 @@
 //! One simulated candidate: signs up, creates an interview, joins it over WebRTC (loopback
-//! only), answers `answers` times with a voiced tone paced in real time (20 ms frames) after
-//! each interviewer reply ends, ends the interview and reads its per-turn latency breakdown.
+//! only), holds the conversation its [`Plan`] says (answers after each reply, over a reply, or
+//! with a pause; see [`crate::conversation`]) with pre-encoded Opus paced in real time (20 ms
+//! frames), ends the interview and reads its per-turn latency breakdown.
+//!
+//! Cheap by design, so one harness can drive hundreds of interviews: the audio is encoded once
+//! for all candidates and sent as shared buffers (no allocation per frame), and the
+//! interviewer's audio is received as undecoded RTP packets (no Opus decode per frame): the
+//! server sends packets only while it speaks, so their arrival is all the candidate needs.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
 use engine::transport::client::encode_opus_frames;
 use engine::transport::{
     MediaSession, SdpType, SessionDescription, ToneGenerator, WebRtcClient, WebRtcConfig,
@@ -14,34 +22,18 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::error::TryRecvError;
 
-/// A received frame at or above this RMS (full scale 1.0) is reply audio.
+use crate::conversation::{Conversation, LossCounter, Measured, Plan, Step};
+
+/// An espeak-ng frame below this RMS (full scale 1.0) ends the spoken answer.
 const VOICED_FLOOR: f64 = 0.01;
-/// No reply audio for this long: the interviewer has stopped speaking. Generous, because a
-/// loaded server can stall its playback for a few hundred ms mid-reply (counted as
-/// [`Outcome::reply_stalls`]); a shorter gap would make the candidate talk over the reply.
-const REPLY_END_GAP: Duration = Duration::from_millis(800);
-/// Reply audio resuming after a silence longer than this (within one reply) is a stall.
-const STALL_GAP: Duration = Duration::from_millis(100);
 const FRAME: Duration = Duration::from_millis(20);
 const PASSWORD: &str = "loadtest correct horse battery";
-
-/// What each candidate does.
-#[derive(Debug, Clone)]
-pub struct CandidatePlan {
-    pub answers: usize,
-    /// How long each answer is voiced.
-    pub speech: Duration,
-    /// Silence after the interviewer stops before answering.
-    pub reaction: Duration,
-    /// Longest wait for the greeting or for a reply after an answer.
-    pub reply_timeout: Duration,
-}
 
 /// The candidate's audio, Opus-encoded once for all candidates.
 #[derive(Debug)]
 pub struct Audio {
-    voiced: Vec<Vec<u8>>,
-    silence: Vec<u8>,
+    voiced: Vec<Bytes>,
+    silence: Bytes,
 }
 
 impl Audio {
@@ -153,19 +145,16 @@ pub struct Outcome {
     pub end_reason: Option<String>,
     /// Server-side breakdown of every recorded turn.
     pub turns: Vec<TurnRecord>,
-    /// Client-observed, per answer: last voiced frame sent → first reply audio received.
-    pub gaps_ms: Vec<f64>,
-    pub replies_heard: usize,
-    /// Times reply audio paused for more than 100 ms and then resumed within the same reply
-    /// (playback underruns seen by the candidate).
-    pub reply_stalls: u32,
-    /// Times reply audio arrived while the candidate was answering (it took a stalled reply
-    /// for finished and answered over it: the server then hears a barge-in).
-    pub talked_over: u32,
+    /// What the candidate measured: client-observed gaps (last voiced frame sent → first reply
+    /// audio received), stalls, barge-in reactions, pauses and turn cuts.
+    #[serde(flatten)]
+    pub measured: Measured,
     pub frames_sent: u64,
     pub frames_send_dropped: u64,
+    /// Reply packets received.
     pub frames_received: u64,
     pub packets_in: u64,
+    /// From the reply packets' sequence numbers.
     pub packets_lost: u64,
     /// Offer → end request.
     pub joined_s: f64,
@@ -182,6 +171,24 @@ pub struct Api {
     /// Bounds concurrent sign-up/login/create sequences (`--setup-concurrency`): the run
     /// measures live interviews, not a sign-up storm against SQLite.
     pub setup_gate: Arc<tokio::sync::Semaphore>,
+    /// Interviews joined and not yet ended (for memory per live interview).
+    pub live: Arc<AtomicUsize>,
+}
+
+/// Counts an interview live from its join to its end (whatever happens in between).
+struct LiveMark(Arc<AtomicUsize>);
+
+impl LiveMark {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Self(live.clone())
+    }
+}
+
+impl Drop for LiveMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An API call that did not succeed.
@@ -267,7 +274,7 @@ impl Api {
 }
 
 /// Runs one candidate from sign-up to the read-back; never panics, failures are in the outcome.
-pub async fn run(api: Api, index: usize, plan: CandidatePlan, audio: Arc<Audio>) -> Outcome {
+pub async fn run(api: Api, index: usize, plan: Plan, audio: Arc<Audio>) -> Outcome {
     let mut outcome = Outcome {
         index,
         ..Outcome::default()
@@ -281,7 +288,7 @@ pub async fn run(api: Api, index: usize, plan: CandidatePlan, audio: Arc<Audio>)
 
 async fn run_inner(
     api: &Api,
-    plan: &CandidatePlan,
+    plan: &Plan,
     audio: &Audio,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
@@ -335,10 +342,12 @@ async fn run_inner(
     outcome.interview_id = Some(id.clone());
     drop(setup_permit);
 
-    let (pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
+    let (mut pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
         .await
         .map_err(|e| anyhow!("webrtc offer: {e}"))?;
+    let packets = pending.receive_packets();
     let joined = Instant::now();
+    let live = LiveMark::new(&api.live);
     let answer = match api
         .call(
             Method::POST,
@@ -370,7 +379,7 @@ async fn run_inner(
         .wait_connected(Duration::from_secs(15))
         .await
     {
-        Ok(()) => converse(&mut session, plan, audio, outcome).await,
+        Ok(()) => converse(&mut session, packets, plan, audio, outcome).await,
         Err(e) => Err(anyhow!("connect: {e}")),
     };
     // End the interview whatever happened, so the server persists and frees it.
@@ -386,10 +395,10 @@ async fn run_inner(
         .context("end");
     outcome.setup_retries = retries;
     outcome.joined_s = joined.elapsed().as_secs_f64();
+    drop(live);
     let stats = session.stats().snapshot();
     outcome.frames_send_dropped = stats.frames_send_dropped;
     outcome.packets_in = stats.packets_in;
-    outcome.packets_lost = stats.packets_lost;
     // `MediaSession` is not `Sync`: close through (a clone of) its control handle.
     let control = session.control.clone();
     drop(session);
@@ -453,127 +462,66 @@ async fn run_inner(
             "turns: {recorded} of {} answers have a recorded engine overhead \
              (talked over the interviewer {} times, {} reply stalls over 100 ms)",
             plan.answers,
-            outcome.talked_over,
-            outcome.reply_stalls
+            outcome.measured.talked_over,
+            outcome.measured.reply_stalls
         );
     }
     outcome.ok = true;
     Ok(())
 }
 
-/// The real-time conversation: silence, except `plan.speech` of tone after each reply.
+/// The real-time conversation: one frame every 20 ms, voiced or silent as the
+/// [`Conversation`] says, after telling it when each reply packet arrived.
 async fn converse(
     session: &mut MediaSession,
-    plan: &CandidatePlan,
+    mut packets: tokio::sync::mpsc::Receiver<engine::transport::InboundPacket>,
+    plan: &Plan,
     audio: &Audio,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(FRAME);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut hearing = false;
-    let mut last_heard: Option<Instant> = None;
-    let mut answered = 0usize;
-    let mut speaking_until: Option<Instant> = None;
-    let mut last_voiced_sent: Option<Instant> = None;
-    let mut awaiting_reply_since: Option<Instant> = None;
-    let mut voiced_index = 0usize;
-    loop {
+    let mut conversation = Conversation::new(plan.clone(), Instant::now());
+    let mut loss = LossCounter::default();
+    let result = loop {
         ticker.tick().await;
-        let now = Instant::now();
-        loop {
-            match session.inbound.try_recv() {
-                Ok(frame) => {
-                    outcome.frames_received += 1;
-                    if frame.rms() < VOICED_FLOOR {
-                        continue;
-                    }
-                    if hearing
-                        && last_heard.is_some_and(|t| {
-                            frame.received_at.saturating_duration_since(t) > STALL_GAP
-                        })
-                    {
-                        outcome.reply_stalls += 1;
-                    }
-                    if speaking_until.is_some() && !hearing {
-                        outcome.talked_over += 1;
-                    }
-                    if !hearing {
-                        hearing = true;
-                        outcome.replies_heard += 1;
-                        if awaiting_reply_since.take().is_some()
-                            && let Some(sent) = last_voiced_sent
-                        {
-                            let gap = frame.received_at.saturating_duration_since(sent);
-                            outcome.gaps_ms.push(gap.as_secs_f64() * 1000.0);
-                        }
-                    }
-                    last_heard = Some(
-                        frame
-                            .received_at
-                            .max(last_heard.unwrap_or(frame.received_at)),
-                    );
+        let closed = loop {
+            match packets.try_recv() {
+                Ok(packet) => {
+                    loss.packet(packet.sequence_number);
+                    conversation.hear(packet.received_at);
                 }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    bail!(
-                        "media: the session ended ({:?}) after {answered} answers, {} replies",
-                        session.state(),
-                        outcome.replies_heard
-                    )
-                }
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
+        };
+        if closed {
+            break Err(anyhow!(
+                "media: the session ended ({:?}) after {} answers, {} replies",
+                session.state(),
+                conversation.answered(),
+                conversation.measured().replies_heard
+            ));
         }
-        if hearing && last_heard.is_some_and(|t| now.saturating_duration_since(t) > REPLY_END_GAP) {
-            hearing = false;
-        }
-        if speaking_until.is_some_and(|until| now >= until) {
-            speaking_until = None;
-            awaiting_reply_since = Some(now);
-        }
-        if !hearing
-            && speaking_until.is_none()
-            && answered == plan.answers
-            && outcome.replies_heard > plan.answers
-        {
-            return Ok(());
-        }
-        // Deadlines: the greeting, then each reply.
-        if outcome.replies_heard == 0 && now.duration_since(started) > plan.reply_timeout {
-            bail!("greeting: no audio within {:?}", plan.reply_timeout);
-        }
-        if let Some(since) = awaiting_reply_since
-            && now.duration_since(since) > plan.reply_timeout
-        {
-            bail!(
-                "reply {answered}: no audio within {:?} of the answer",
-                plan.reply_timeout
-            );
-        }
-        let can_answer = !hearing
-            && speaking_until.is_none()
-            && awaiting_reply_since.is_none()
-            && answered < plan.answers
-            && outcome.replies_heard > answered
-            && last_heard.is_some_and(|t| now.saturating_duration_since(t) >= plan.reaction);
-        if can_answer {
-            speaking_until = Some(now + plan.speech);
-            answered += 1;
-            // Each answer plays the signal from its start (a spoken sentence, or the tone).
-            voiced_index = 0;
-        }
-        let packet = if speaking_until.is_some() {
-            last_voiced_sent = Some(Instant::now());
-            let packet = &audio.voiced[voiced_index % audio.voiced.len()];
-            voiced_index += 1;
-            packet
-        } else {
-            &audio.silence
+        let packet = match conversation.tick(Instant::now()) {
+            Ok(Step::Done) => break Ok(()),
+            Ok(Step::Voiced { index }) => &audio.voiced[index % audio.voiced.len()],
+            Ok(Step::Silence) => &audio.silence,
+            Err(e) => break Err(e.into()),
         };
         match session.outbound.send_opus(packet) {
             Ok(true) => outcome.frames_sent += 1,
             Ok(false) => {}
-            Err(e) => bail!("media: sending failed after {answered} answers: {e}"),
+            Err(e) => {
+                break Err(anyhow!(
+                    "media: sending failed after {} answers: {e}",
+                    conversation.answered()
+                ));
+            }
         }
-    }
+    };
+    outcome.measured = conversation.measured().clone();
+    outcome.frames_received = loss.received();
+    outcome.packets_lost = loss.lost();
+    result
 }

@@ -2,16 +2,17 @@
 //! other processes can use them (`fakes`).
 //!
 //! ```text
-//! loadtest run [--spawn | --url http://127.0.0.1:PORT] [--interviews N] [--concurrency C]
-//!              [--answers K] [--ramp-up SECS] [--timeout SECS] [--fail-over-p99-ms X]
-//!              [--json PATH] [--database-url URL] [--workers W] [--speech-ms MS]
-//!              [--setup-concurrency S]
+//! loadtest run [--spawn | --server-bin PATH | --url http://127.0.0.1:PORT [--server-pid PID]]
+//!              [--interviews N] [--concurrency C] [--duration 30m] [--answers K]
+//!              [--ramp-up SECS] [--timeout SECS] [--barge-in [MS]] [--pauses]
+//!              [--vendors load|realistic] [--json PATH] [--sweep 1,50,100 --out DIR] …
+//!              (`loadtest run --help` lists every option)
 //! loadtest fakes [--listen ADDR]... [--speed F] [--script TEXT]... [--reply TEXT]...
 //! ```
 //!
-//! `run` prints one summary line on stdout (see `loadtest::report`) and exits 0 when every
-//! interview completed (and the overhead p99 is under `--fail-over-p99-ms`), 1 otherwise,
-//! 2 when it could not start.
+//! `run` prints one summary line on stdout (see `loadtest::report`; one per level with
+//! `--sweep`) and exits 0 when every interview completed, no actor was left live and the
+//! overhead p99 is under `--fail-over-p99-ms`, 1 otherwise, 2 when it could not start.
 //!
 //! `--listen` is given once (its IP, and its port as the first of three consecutive ports;
 //! port 0 picks free ports) or three times (Deepgram, Anthropic, ElevenLabs, in that order).
@@ -53,7 +54,7 @@ enum Command {
         reply: Vec<String>,
     },
     /// Run N concurrent interviews against a server with fake vendors; print one summary line.
-    Run(loadtest::harness::RunOptions),
+    Run(Box<loadtest::harness::RunOptions>),
 }
 
 fn listen_addrs(listen: &[SocketAddr]) -> anyhow::Result<[SocketAddr; 3]> {
@@ -150,14 +151,24 @@ fn main() -> ExitCode {
 }
 
 fn run(opts: &loadtest::harness::RunOptions) -> ExitCode {
-    let details = match loadtest::harness::run(opts) {
-        Ok(details) => details,
+    if opts.sweep.is_some() {
+        return match loadtest::harness::sweep(opts) {
+            Ok(reports) if reports.iter().all(|r| r.verdict == "pass") => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("loadtest run: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let report = match loadtest::harness::run(opts) {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("loadtest run: {e:#}");
             return ExitCode::from(2);
         }
     };
-    for outcome in details.interviews.iter().filter(|o| !o.ok) {
+    for outcome in report.outcomes.iter().filter(|o| !o.ok) {
         eprintln!(
             "loadtest: interview #{} failed: {}",
             outcome.index,
@@ -165,17 +176,17 @@ fn run(opts: &loadtest::harness::RunOptions) -> ExitCode {
         );
     }
     if let Some(path) = &opts.json {
-        let written = serde_json::to_vec_pretty(&details)
+        let written = serde_json::to_vec_pretty(&report)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| std::fs::write(path, bytes).map_err(anyhow::Error::from));
         if let Err(e) = written {
             eprintln!("loadtest run: writing {}: {e:#}", path.display());
-            println!("{}", details.summary.line());
+            println!("{}", report.summary.line());
             return ExitCode::from(2);
         }
     }
-    println!("{}", details.summary.line());
-    if details.summary.verdict == "pass" {
+    println!("{}", report.summary.line());
+    if report.verdict == "pass" {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,8 +1,12 @@
-//! Process CPU time and peak memory from `/proc/self` (Linux), no `unsafe`.
+//! Process CPU time and memory from `/proc` (Linux), no `unsafe`.
 //!
-//! CPU time is read per thread (`/proc/self/task/*/stat`, user + system ticks) so the harness
-//! can tell the server's share from its own: the simulated candidates run on threads named
-//! [`CLIENT_THREAD`], the fake vendors on [`FAKES_THREAD`], everything else is the server.
+//! - The server as another process (`--server-bin`, or `--url` with `--server-pid`):
+//!   [`ProcessSample::of`] reads its own CPU time, its children's (espeak-ng, the recognizer's
+//!   worker) and its resident memory, so the server's figures are its own.
+//! - The server in process (`--spawn`): CPU time is read per thread (`/proc/self/task/*/stat`,
+//!   user + system ticks) so the harness can tell the server's share from its own: the
+//!   simulated candidates run on threads named [`CLIENT_THREAD`], the fake vendors on
+//!   [`FAKES_THREAD`], everything else is the server. Memory is the whole process's.
 
 use std::collections::BTreeMap;
 
@@ -70,7 +74,12 @@ pub fn children_cpu_s() -> Option<f64> {
 /// lives as long as the server, so [`children_cpu_s`] never sees it), with what their own
 /// waited-for children used.
 pub fn living_children_cpu_s() -> f64 {
-    let me = std::process::id().to_string();
+    living_children_cpu_s_of(std::process::id())
+}
+
+/// [`living_children_cpu_s`] of process `pid`.
+pub fn living_children_cpu_s_of(pid: u32) -> f64 {
+    let me = pid.to_string();
     let mut ticks = 0u64;
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
@@ -138,9 +147,57 @@ pub fn cpu_by_group() -> CpuTimes {
 /// Peak resident set size (`VmHWM`) in MiB.
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    status_kib(&status, "VmHWM:").map(|kib| kib / 1024.0)
+}
+
+/// A `kB` field of `/proc/*/status`.
+fn status_kib(status: &str, field: &str) -> Option<f64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One reading of a process: CPU time so far and memory now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessSample {
+    /// User + system seconds of the process itself (all its threads, living and ended).
+    pub cpu_s: f64,
+    /// Of its ended and waited-for children, and of those still running.
+    pub children_cpu_s: f64,
+    /// Resident set size now (`VmRSS`), MiB.
+    pub rss_mib: f64,
+    /// Its peak (`VmHWM`), MiB.
+    pub peak_rss_mib: f64,
+}
+
+impl ProcessSample {
+    /// Reads process `pid`; `None` once it is gone.
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let close = stat.rfind(')')?;
+        let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+        // utime, stime, cutime, cstime: fields 14 to 17.
+        let field =
+            |i: usize| -> Option<f64> { rest.get(i)?.parse::<u64>().ok().map(|t| t as f64) };
+        let hz = ticks_per_second();
+        Some(Self {
+            cpu_s: (field(11)? + field(12)?) / hz,
+            children_cpu_s: (field(13)? + field(14)?) / hz + living_children_cpu_s_of(pid),
+            rss_mib: status_kib(&status, "VmRSS:")? / 1024.0,
+            peak_rss_mib: status_kib(&status, "VmHWM:")? / 1024.0,
+        })
+    }
+
+    /// CPU seconds of the process and its children.
+    pub fn total_cpu_s(&self) -> f64 {
+        self.cpu_s + self.children_cpu_s
+    }
+}
+
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux ≥ 4.0), so a run's
+/// peak is its own when several runs share the process (a sweep in spawn mode). Best effort.
+pub fn reset_own_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 #[cfg(test)]
@@ -162,5 +219,9 @@ mod tests {
         assert!(children_cpu_s().is_some_and(|s| s >= 0.0));
         assert!(living_children_cpu_s() >= 0.0);
         assert!(peak_rss_mb().is_some_and(|mb| mb > 0.0));
+        let me = ProcessSample::of(std::process::id()).expect("this process");
+        assert!(me.rss_mib > 0.0 && me.peak_rss_mib >= me.rss_mib * 0.5);
+        assert!(me.cpu_s >= 0.0 && me.children_cpu_s >= 0.0);
+        assert!(ProcessSample::of(u32::MAX).is_none(), "no such process");
     }
 }

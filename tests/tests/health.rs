@@ -183,6 +183,15 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
             );
         }
     }
+    // The barge-in reaction (decision → playback stopped), resolving its 20 ms target.
+    let name = "interviewcraft_barge_in_seconds";
+    let Some(prometheus_parse::Value::Histogram(buckets)) =
+        sample(name).first().map(|s| s.value.clone())
+    else {
+        panic!("{name} is a histogram: {text}");
+    };
+    let under_target = buckets.iter().filter(|b| b.less_than <= 0.02).count();
+    assert!(under_target >= 10, "{name} resolves 20 ms: {buckets:?}");
     // Live actors by type and live interviews, as gauges of the same registry.
     let actors = sample("interviewcraft_live_actors");
     for kind in ["interview", "ingress", "stt", "llm", "playback"] {

@@ -325,9 +325,15 @@ impl InterviewActor {
                     playback.do_send(FinishText { utterance_id });
                 }
             }
-            Command::Interrupt { utterance_id } => {
+            Command::Interrupt {
+                utterance_id,
+                barge_in_at,
+            } => {
                 if let Some(playback) = &self.playback {
-                    playback.do_send(Interrupt { utterance_id });
+                    playback.do_send(Interrupt {
+                        utterance_id,
+                        barge_in_at,
+                    });
                 }
             }
             Command::StopIngress => {

@@ -42,6 +42,9 @@ pub struct FinishText {
 #[rtype(result = "()")]
 pub struct Interrupt {
     pub utterance_id: u64,
+    /// A barge-in's decision instant: the reaction up to the stop is observed
+    /// ([`crate::latency::observe_barge_in`]).
+    pub barge_in_at: Option<Instant>,
 }
 
 /// Stop the actor. Sender: the interview actor.
@@ -477,6 +480,10 @@ impl Handler<Interrupt> for PlaybackActor {
         self.pacer.flush();
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
+        }
+        // From here on no frame of the reply is sent: the server's part of the reaction.
+        if let Some(decided) = msg.barge_in_at {
+            crate::latency::observe_barge_in(decided.elapsed());
         }
         if let Some(utterance) = self.utterance.take() {
             if let Some(input) = utterance.input {

@@ -266,6 +266,18 @@ pub enum FrameOrigin {
     Concealed,
 }
 
+/// One inbound RTP packet, undecoded (a client that asked for packets:
+/// [`PendingClient::receive_packets`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundPacket {
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The Opus payload (shares the received buffer).
+    pub payload: bytes::Bytes,
+    pub received_at: Instant,
+}
+
 /// One 20 ms frame of inbound 48 kHz mono PCM.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioFrame {

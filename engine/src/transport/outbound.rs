@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rtc::rtp;
 use tokio::sync::mpsc;
 
@@ -103,18 +104,19 @@ impl OutboundAudio {
             .encoder
             .encode(pcm, &mut self.buf)
             .map_err(|e| TransportError::Internal(format!("opus encode: {e}")))?;
-        let packet = self.next_packet(self.buf[..len].to_vec());
+        let packet = self.next_packet(Bytes::copy_from_slice(&self.buf[..len]));
         Ok(packet)
     }
 
     /// Wraps one already-encoded 20 ms Opus packet into the next RTP packet (replay of
-    /// pre-encoded audio, e.g. by the load harness). Refused unless it decodes as 20 ms.
-    pub fn packetize_encoded(&mut self, opus: &[u8]) -> Result<rtp::Packet, TransportError> {
+    /// pre-encoded audio, e.g. by the load harness). Refused unless it decodes as 20 ms. The
+    /// payload is shared, not copied: replaying costs no allocation per frame.
+    pub fn packetize_encoded(&mut self, opus: &Bytes) -> Result<rtp::Packet, TransportError> {
         let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
         if opus.is_empty() || opus.len() > MAX_OPUS_PAYLOAD || samples != FRAME_SAMPLES {
             return Err(TransportError::InvalidFrame { samples });
         }
-        Ok(self.next_packet(opus.to_vec()))
+        Ok(self.next_packet(opus.clone()))
     }
 
     /// RTP payload type used (the one negotiated for Opus).
@@ -134,7 +136,7 @@ impl OutboundAudio {
         self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
     }
 
-    fn next_packet(&mut self, payload: Vec<u8>) -> rtp::Packet {
+    fn next_packet(&mut self, payload: Bytes) -> rtp::Packet {
         let header = rtp::header::Header {
             version: 2,
             marker: std::mem::take(&mut self.marker_next),
@@ -145,10 +147,7 @@ impl OutboundAudio {
             ..Default::default()
         };
         self.skip_frame();
-        rtp::Packet {
-            header,
-            payload: payload.into(),
-        }
+        rtp::Packet { header, payload }
     }
 }
 
@@ -225,8 +224,9 @@ impl AudioSender {
     /// Like [`Self::send_frame`] for one already-encoded 20 ms Opus packet (replaying
     /// pre-encoded audio costs no encoding; see
     /// [`encode_opus_frames`](super::client::encode_opus_frames)). A packet that is not 20 ms
-    /// of Opus is [`TransportError::InvalidFrame`].
-    pub fn send_opus(&mut self, opus: &[u8]) -> Result<bool, TransportError> {
+    /// of Opus is [`TransportError::InvalidFrame`]. The payload is shared with the caller's
+    /// copy (a reference count, no allocation per frame).
+    pub fn send_opus(&mut self, opus: &Bytes) -> Result<bool, TransportError> {
         let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
         if opus.is_empty() || samples != FRAME_SAMPLES {
             return Err(TransportError::InvalidFrame { samples });
@@ -363,6 +363,23 @@ mod tests {
             b.header.marker,
             "the first packet after a pause starts a talkspurt"
         );
+    }
+
+    #[test]
+    fn a_pre_encoded_packet_is_sent_without_copying_its_payload() {
+        let frames = crate::transport::client::encode_opus_frames(&[vec![0i16; FRAME_SAMPLES]])
+            .expect("encode");
+        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        let packet = out.packetize_encoded(&frames[0]).expect("a 20 ms packet");
+        assert_eq!(
+            packet.payload.as_ptr(),
+            frames[0].as_ptr(),
+            "the RTP payload is the caller's buffer"
+        );
+        assert!(matches!(
+            out.packetize_encoded(&Bytes::new()),
+            Err(TransportError::InvalidFrame { .. })
+        ));
     }
 
     #[test]

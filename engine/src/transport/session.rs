@@ -30,7 +30,7 @@ use super::inbound::InboundAudio;
 use super::outbound::{AudioSender, OUTBOUND_QUEUE_CAPACITY, OutboundAudio, Queued};
 use super::stats::{TransportStats, bump};
 use super::{
-    AudioFrame, ConnectionState, EndReason, INBOUND_FRAME_CAPACITY, IceCandidate,
+    AudioFrame, ConnectionState, EndReason, INBOUND_FRAME_CAPACITY, IceCandidate, InboundPacket,
     LOCAL_CANDIDATE_CAPACITY, SdpType, SessionDescription, TransportError, WebRtcConfig, sdp,
 };
 
@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     gathered: watch::Sender<bool>,
     candidates: mpsc::Sender<IceCandidate>,
     inbound: Mutex<Option<mpsc::Sender<AudioFrame>>>,
+    /// Set when the caller asked for undecoded packets instead of frames.
+    packets: Mutex<Option<mpsc::Sender<InboundPacket>>>,
     stats: Arc<TransportStats>,
     ended: Arc<AtomicBool>,
     /// Last ICE connection state, as one of the `ICE_*` codes below.
@@ -78,6 +80,9 @@ impl Shared {
             // If no remote track ever opened, nobody else will drop the inbound sender: do it
             // here so the inbound channel ends with the session either way.
             if let Ok(mut slot) = self.inbound.lock() {
+                slot.take();
+            }
+            if let Ok(mut slot) = self.packets.lock() {
                 slot.take();
             }
         }
@@ -158,6 +163,11 @@ impl PeerConnectionEventHandler for Handler {
             tracing::warn!("a second remote audio track is ignored");
             return;
         };
+        if let Some(packets) = self.0.packets.lock().ok().and_then(|mut slot| slot.take()) {
+            // Undecoded: the frame channel ends here (its sender is dropped).
+            tokio::spawn(packet_task(track, packets, self.0.stats.clone()));
+            return;
+        }
         match InboundAudio::new(self.0.stats.clone()) {
             Ok(core) => {
                 tokio::spawn(inbound_task(track, core, tx, self.0.stats.clone()));
@@ -215,6 +225,35 @@ async fn inbound_task(
         }
         if done {
             break;
+        }
+    }
+}
+
+/// Forwards every inbound RTP packet undecoded (dropping on a full channel).
+async fn packet_task(
+    track: Arc<dyn TrackRemote>,
+    tx: mpsc::Sender<InboundPacket>,
+    stats: Arc<TransportStats>,
+) {
+    loop {
+        match track.poll().await {
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                bump(&stats.packets_in, 1);
+                bump(&stats.bytes_in, packet.payload.len() as u64);
+                let packet = InboundPacket {
+                    sequence_number: packet.header.sequence_number,
+                    timestamp: packet.header.timestamp,
+                    marker: packet.header.marker,
+                    payload: packet.payload,
+                    received_at: Instant::now(),
+                };
+                match tx.try_send(packet) {
+                    Ok(()) => bump(&stats.frames_delivered, 1),
+                    Err(_) => bump(&stats.frames_dropped, 1),
+                }
+            }
+            Some(TrackRemoteEvent::OnEnded) | None => break,
+            Some(_) => {}
         }
     }
 }
@@ -356,6 +395,7 @@ impl Peer {
             gathered: gathered_tx,
             candidates,
             inbound: Mutex::new(Some(inbound_tx)),
+            packets: Mutex::new(None),
             stats: Arc::new(TransportStats::default()),
             ended: Arc::new(AtomicBool::new(false)),
             ice: AtomicU8::new(ICE_OTHER),
@@ -429,6 +469,16 @@ impl Peer {
 
     pub(crate) fn config(&self) -> &WebRtcConfig {
         &self.config
+    }
+
+    /// Inbound audio as undecoded packets from now on (see
+    /// [`super::PendingClient::receive_packets`]).
+    pub(crate) fn undecoded_inbound(&self) -> mpsc::Receiver<InboundPacket> {
+        let (tx, rx) = mpsc::channel(INBOUND_FRAME_CAPACITY);
+        if let Ok(mut slot) = self.shared.packets.lock() {
+            *slot = Some(tx);
+        }
+        rx
     }
 
     /// Waits (bounded) for candidate gathering, then returns the local description.
