@@ -12,13 +12,16 @@
 //!   ./target/release/examples/codec_bench run /tmp/voice
 //! ```
 //!
-//! This version measures the pipeline before the codec resampled: decode at 48 kHz, then the
-//! hand-written 31-tap FIR down to 16 kHz; TTS PCM at 16 kHz linearly upsampled ×3, then
-//! encoded at 48 kHz.
+//! The pipeline measured is the engine's: the decoder produces the STT's 16 kHz directly and the
+//! encoder takes the TTS's 16 kHz as it comes. (The version of this file before the resampling
+//! change, in the commit that added it, measured the old pipeline: decode at 48 kHz, then a
+//! hand-written 31-tap FIR down to 16 kHz; TTS PCM linearly upsampled ×3, then encoded at
+//! 48 kHz.)
 
 use std::io::{Read, Write};
 
-use engine::audio::{Downsampler48To16, Upsampler};
+use engine::media::INBOUND_RATE;
+use engine::transport::OpusRate;
 use engine::transport::codec::{VoiceDecoder, VoiceEncoder};
 
 /// A voiced, speech-like signal: a 120–180 Hz glottal pitch with harmonics to 4 kHz under a
@@ -50,7 +53,7 @@ const TTS_RATE: u32 = 16_000;
 /// them) and `PATH.pcm` (the TTS's PCM), so `run` spends its instructions on the codec path only.
 fn prepare(path: &str, seconds: u32) {
     let pcm = voice(48_000, seconds);
-    let mut encoder = VoiceEncoder::new(48_000, 5).expect("encoder");
+    let mut encoder = VoiceEncoder::new(OpusRate::Hz48000, 5).expect("encoder");
     let mut packet = vec![0u8; 1_275];
     let mut file = std::fs::File::create(format!("{path}.opus")).expect("create the packet file");
     for frame in pcm.chunks_exact(960) {
@@ -90,15 +93,14 @@ fn run(path: &str) {
     let packets = read_packets(path);
     let seconds = packets.len() as u32 / 50;
 
-    // Inbound: packets → 16 kHz for the STT.
-    let mut decoder = VoiceDecoder::new(48_000).expect("decoder");
-    let mut downsampler = Downsampler48To16::new();
+    // Inbound: packets → 16 kHz for the STT, straight from the decoder.
+    let mut decoder = VoiceDecoder::new(INBOUND_RATE).expect("decoder");
     let mut pcm = vec![0i16; 5_760];
     let mut stt_samples = 0usize;
     let mut energy = 0f64;
     for packet in &packets {
         let n = decoder.decode(packet, &mut pcm, false).expect("decode");
-        let out = downsampler.process(&pcm[..n]);
+        let out = &pcm[..n];
         stt_samples += out.len();
         energy += out.iter().map(|&s| f64::from(s).abs()).sum::<f64>();
     }
@@ -108,13 +110,12 @@ fn run(path: &str) {
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
-    let mut upsampler = Upsampler::to_48k(TTS_RATE).expect("whole ratio");
-    let mut encoder = VoiceEncoder::new(48_000, 5).expect("encoder");
+    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
+    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
     let mut packet = vec![0u8; 1_275];
     let mut sent_bytes = 0usize;
-    for chunk in tts.chunks_exact(320) {
-        let frame = upsampler.process(chunk);
-        sent_bytes += encoder.encode(&frame, &mut packet).expect("encode");
+    for frame in tts.chunks_exact(rate.frame_samples()) {
+        sent_bytes += encoder.encode(frame, &mut packet).expect("encode");
     }
     println!(
         "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes}",

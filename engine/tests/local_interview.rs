@@ -213,4 +213,14 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
         usage.iter().all(|u| u.model == "espeak-ng:en-us+m3"),
         "brisk is espeak-ng's en-us+m3: {usage:#?}"
     );
+    // espeak-ng speaks at 22.05 kHz, which the encoder does not take: the playback converts
+    // it to 24 kHz, and the candidate hears it at its own duration. The greeting (the longest
+    // utterance) is heard whole before the answer; the reply to the answer at most whole.
+    let longest = usage.iter().map(|u| u.audio_seconds).fold(0.0, f64::max);
+    let synthesized: f64 = usage.iter().map(|u| u.audio_seconds).sum();
+    let heard = report.heard.as_secs_f64();
+    assert!(
+        heard >= longest - 0.1 && heard <= synthesized + 0.1,
+        "heard {heard:.2} s of {synthesized:.2} s synthesized (greeting {longest:.2} s)"
+    );
 }

@@ -27,9 +27,7 @@ pub async fn ended_interview_with_transcript(
 ) -> Uuid {
     // One transaction: the server's scoring sweep runs concurrently and must never see the
     // ended interview without its whole transcript (it would score a partial answer).
-    let txn = engine::database::begin_write(&app.db)
-        .await
-        .expect("begin");
+    let txn = engine::database::begin_write(&app.db).await.expect("begin");
     let id = ended_interview_in(&txn, account_id, kind, turns).await;
     txn.commit().await.expect("commit");
     id

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use engine::actors::interview::InterviewEvent;
 use engine::conversation::{InterviewKind, InterviewPlan};
-use engine::media::{InboundFrame, MemoryPeer, memory_transport};
+use engine::media::{
+    INBOUND_FRAME_SAMPLES, INBOUND_RATE, InboundFrame, MemoryPeer, memory_transport,
+};
 use entities::accounts::Role;
 use entities::interviews::InterviewStatus;
 use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
@@ -119,14 +121,14 @@ async fn candidate(mut peer: MemoryPeer, answers: usize) {
             heard_since_answer = false;
         }
         let pcm = if speaking_until.is_some() {
-            (0..960)
+            (0..INBOUND_FRAME_SAMPLES)
                 .map(|_| {
-                    phase += 2.0 * std::f64::consts::PI * 180.0 / 48_000.0;
+                    phase += 2.0 * std::f64::consts::PI * 180.0 / f64::from(INBOUND_RATE.hz());
                     (6000.0 * phase.sin()) as i16
                 })
                 .collect()
         } else {
-            vec![0i16; 960]
+            vec![0i16; INBOUND_FRAME_SAMPLES]
         };
         if peer
             .to_engine

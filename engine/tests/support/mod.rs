@@ -11,7 +11,9 @@ use engine::byok_cipher::{KeyRing, MasterKey};
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::engine::{EngineConfig, EngineHandle, VendorEndpoints};
 use engine::key_lease::PlatformKeys;
-use engine::media::{InboundFrame, MemoryPeer, memory_transport};
+use engine::media::{
+    INBOUND_FRAME_SAMPLES, INBOUND_RATE, InboundFrame, MemoryPeer, memory_transport,
+};
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
 use entities::accounts::Role;
@@ -301,6 +303,8 @@ impl Candidate {
 pub struct CandidateReport {
     pub frames_sent: u64,
     pub frames_received: u64,
+    /// How long the frames received play, from their samples and rates.
+    pub heard: Duration,
     pub replies_heard: usize,
     /// Time from the candidate's last voiced frame to the first reply frame, per answer.
     pub gaps: Vec<Duration>,
@@ -311,7 +315,7 @@ pub struct CandidateReport {
 fn tone(samples: usize, phase: &mut f64) -> Vec<i16> {
     (0..samples)
         .map(|_| {
-            *phase += 2.0 * std::f64::consts::PI * 180.0 / 48_000.0;
+            *phase += 2.0 * std::f64::consts::PI * 180.0 / f64::from(INBOUND_RATE.hz());
             (6000.0 * phase.sin()) as i16
         })
         .collect()
@@ -335,8 +339,9 @@ impl Candidate {
         while started.elapsed() < Duration::from_secs(120) {
             ticker.tick().await;
             let now = Instant::now();
-            while let Ok((_, _frame)) = peer.from_engine.try_recv() {
+            while let Ok(frame) = peer.from_engine.try_recv() {
                 report.frames_received += 1;
+                report.heard += frame.duration();
                 if !hearing {
                     hearing = true;
                     report.replies_heard += 1;
@@ -392,9 +397,9 @@ impl Candidate {
             }
             let pcm = if voiced {
                 last_voiced = Some(now);
-                tone(960, &mut phase)
+                tone(INBOUND_FRAME_SAMPLES, &mut phase)
             } else {
-                vec![0i16; 960]
+                vec![0i16; INBOUND_FRAME_SAMPLES]
             };
             if self
                 .hang_up_after
