@@ -166,18 +166,9 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
     })
     .await;
     let (account_id, interview_id) = harness.create_interview().await;
-    let now = chrono::Utc::now();
     entities::account_settings::ActiveModel {
-        account_id: Set(account_id),
-        digest_opt_in: Set(false),
-        digest_opt_in_changed_at: Set(now),
-        training_opt_in: Set(false),
-        training_opt_in_changed_at: Set(now),
-        skill_tracking: Set(true),
-        skill_tracking_changed_at: Set(now),
         interviewer_voice: Set(Some("brisk".into())),
-        target_interview_date: Set(None),
-        updated_at: Set(now),
+        ..entities::account_settings::defaults(account_id, chrono::Utc::now())
     }
     .insert(&harness.db)
     .await

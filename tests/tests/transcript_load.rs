@@ -9,19 +9,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use engine::actors::interview::InterviewEvent;
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::media::{
     INBOUND_FRAME_SAMPLES, INBOUND_RATE, InboundFrame, MemoryPeer, memory_transport,
 };
-use entities::accounts::Role;
 use entities::interviews::InterviewStatus;
 use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
 use fakes::{FakeVendors, FakeVendorsConfig};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 use tests::{Backend, db_tests, spawn_app_with};
 use tokio::sync::broadcast;
@@ -50,27 +46,9 @@ fn fakes_config() -> FakeVendorsConfig {
 }
 
 async fn create_interview(db: &DatabaseConnection) -> (Uuid, Uuid) {
-    let now = Utc::now();
-    let account_id = Uuid::now_v7();
-    entities::accounts::NewAccount {
-        id: account_id,
-        email: format!("{account_id}@example.com"),
-        email_canonical: format!("{account_id}@example.com"),
-        display_name: None,
-        password_hash: "x".into(),
-        role: Role::User,
-    }
-    .row(now)
-    .insert(db)
-    .await
-    .expect("account");
-    let interview_id = Uuid::now_v7();
-    interviews::NewInterview::behavioral(interview_id, account_id)
-        .row(now)
-        .insert(db)
+    entities::fixtures::account_with_interview(db)
         .await
-        .expect("interview");
-    (account_id, interview_id)
+        .expect("account and interview")
 }
 
 fn plan() -> InterviewPlan {

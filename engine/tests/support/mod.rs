@@ -16,7 +16,6 @@ use engine::media::{
 };
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
-use entities::accounts::Role;
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, Database, DatabaseConnection};
@@ -126,27 +125,9 @@ impl Harness {
 
     /// An account and an interview row, as the API would create them.
     pub async fn create_interview(&self) -> (Uuid, Uuid) {
-        let now = Utc::now();
-        let account_id = Uuid::now_v7();
-        entities::accounts::NewAccount {
-            id: account_id,
-            email: format!("{account_id}@example.com"),
-            email_canonical: format!("{account_id}@example.com"),
-            display_name: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        }
-        .row(now)
-        .insert(&self.db)
-        .await
-        .expect("account");
-        let interview_id = Uuid::now_v7();
-        entities::interviews::NewInterview::behavioral(interview_id, account_id)
-            .row(now)
-            .insert(&self.db)
+        entities::fixtures::account_with_interview(&self.db)
             .await
-            .expect("interview");
-        (account_id, interview_id)
+            .expect("account and interview")
     }
 
     pub fn plan() -> InterviewPlan {
