@@ -55,7 +55,11 @@ impl ClaudeScorer {
             return;
         };
         usage.meter.do_send(crate::actors::usage_meter::Record(
-            crate::metering::UsageRecord::llm(usage.context, "anthropic", report),
+            crate::metering::UsageRecord::llm(
+                usage.context,
+                crate::vendors::Vendor::Anthropic,
+                report,
+            ),
         ));
     }
 }
