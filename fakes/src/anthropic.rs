@@ -172,12 +172,7 @@ impl FakeAnthropic {
             cache: Mutex::new(HashMap::new()),
             recorded: Mutex::new(VecDeque::new()),
         });
-        let served = Arc::clone(&inner);
-        let listener = Listener::bind(inner.config.listen, move |stream| {
-            let inner = Arc::clone(&served);
-            async move { handle(inner, stream).await }
-        })
-        .await?;
+        let listener = Listener::serve(inner.config.listen, &inner, handle).await?;
         Ok(Self { listener, inner })
     }
 
@@ -230,6 +225,22 @@ fn rate_limit_headers(remaining: u64) -> Vec<(&'static str, String)> {
         ("anthropic-ratelimit-tokens-remaining", "96000".to_string()),
         ("anthropic-ratelimit-tokens-reset", reset),
     ]
+}
+
+/// 429 `rate_limit_error` with the rate-limit headers at zero and `retry-after` when given.
+async fn reply_rate_limited(
+    inner: &Inner,
+    stream: &mut TcpStream,
+    message: &str,
+    request_id: &str,
+    retry_after: Option<String>,
+) {
+    let mut headers = rate_limit_headers(0);
+    if let Some(seconds) = retry_after {
+        headers.push(("retry-after", seconds));
+    }
+    let kind = "rate_limit_error";
+    reply_error(inner, stream, 429, kind, message, request_id, headers).await;
 }
 
 async fn reply_error(
@@ -332,21 +343,9 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     };
     match fault {
         Fault::RateLimited { retry_after } => {
-            let mut headers = rate_limit_headers(0);
-            if let Some(s) = retry_after {
-                headers.push(("retry-after", s.to_string()));
-            }
             let msg = "Number of request tokens has exceeded your per-minute rate limit";
-            return reply_error(
-                &inner,
-                &mut stream,
-                429,
-                "rate_limit_error",
-                msg,
-                &request_id,
-                headers,
-            )
-            .await;
+            let retry_after = retry_after.map(|s| s.to_string());
+            return reply_rate_limited(&inner, &mut stream, msg, &request_id, retry_after).await;
         }
         Fault::QuotaExceeded => {
             let msg = "Your credit balance is too low to access the Anthropic API.";
@@ -393,19 +392,9 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     }
     let served = inner.served.fetch_add(1, Ordering::SeqCst);
     if served >= inner.config.request_limit {
-        let mut headers = rate_limit_headers(0);
-        headers.push(("retry-after", "60".to_string()));
         let msg = "Number of requests has exceeded your per-minute rate limit";
-        return reply_error(
-            &inner,
-            &mut stream,
-            429,
-            "rate_limit_error",
-            msg,
-            &request_id,
-            headers,
-        )
-        .await;
+        let retry_after = Some("60".to_string());
+        return reply_rate_limited(&inner, &mut stream, msg, &request_id, retry_after).await;
     }
     let remaining = inner.config.request_limit.saturating_sub(served + 1);
     let body: Value = match serde_json::from_slice(&req.body) {

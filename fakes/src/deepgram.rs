@@ -199,12 +199,7 @@ impl FakeDeepgram {
             active: Mutex::new(HashMap::new()),
             scripts: Mutex::new(HashMap::new()),
         });
-        let served = Arc::clone(&inner);
-        let listener = Listener::bind(inner.config.listen, move |stream| {
-            let inner = Arc::clone(&served);
-            async move { handle(inner, stream).await }
-        })
-        .await?;
+        let listener = Listener::serve(inner.config.listen, &inner, handle).await?;
         Ok(Self { listener, inner })
     }
 

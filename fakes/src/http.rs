@@ -344,6 +344,18 @@ impl Listener {
         })
     }
 
+    /// The start-up every fake shares: binds `addr` and serves each connection with
+    /// `handle(inner, stream)` on the fake's shared state.
+    pub async fn serve<I, F, Fut>(addr: SocketAddr, inner: &Arc<I>, handle: F) -> io::Result<Self>
+    where
+        I: Send + Sync + 'static,
+        F: Fn(Arc<I>, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let inner = Arc::clone(inner);
+        Self::bind(addr, move |stream| handle(Arc::clone(&inner), stream)).await
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
