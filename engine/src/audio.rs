@@ -353,15 +353,22 @@ mod tests {
         assert!((at_48 - at_16).abs() / at_48 < 0.01, "{at_48} vs {at_16}");
     }
 
+    /// Pushes `input` in pieces of `piece` samples, then finishes the stream.
+    fn stream(converter: &mut RateConverter, input: &[i16], piece: usize) -> Vec<i16> {
+        let mut out = Vec::new();
+        for chunk in input.chunks(piece) {
+            converter.push(chunk, &mut out);
+        }
+        converter.finish(&mut out);
+        out
+    }
+
     #[test]
     fn the_codec_rates_pass_through_untouched() {
         let input = tone_at(440.0, 24_000, 4_800, 7000.0);
         for (hz, rate) in [(16_000, OpusRate::Hz16000), (24_000, OpusRate::Hz24000)] {
             let mut converter = RateConverter::new(hz, rate).expect("supported");
-            let mut out = Vec::new();
-            converter.push(&input, &mut out);
-            converter.finish(&mut out);
-            assert_eq!(out, input);
+            assert_eq!(stream(&mut converter, &input, 480), input);
         }
     }
 
@@ -388,17 +395,9 @@ mod tests {
         let input = tone_at(700.0, 22_050, 22_050, 9_000.0);
         let whole = RateConverter::convert_all(&input, 22_050, OpusRate::Hz24000).expect("ok");
         let mut converter = RateConverter::new(22_050, OpusRate::Hz24000).expect("ok");
-        let mut pieces = Vec::new();
-        for piece in input.chunks(997) {
-            converter.push(piece, &mut pieces);
-        }
-        converter.finish(&mut pieces);
-        assert_eq!(pieces, whole);
+        assert_eq!(stream(&mut converter, &input, 997), whole);
         // After a finish the converter starts a new stream from scratch.
-        let mut again = Vec::new();
-        converter.push(&input, &mut again);
-        converter.finish(&mut again);
-        assert_eq!(again, whole);
+        assert_eq!(stream(&mut converter, &input, input.len()), whole);
     }
 
     #[test]
