@@ -25,7 +25,9 @@ use tokio::net::TcpStream;
 
 use crate::common::{Pacing, Rng, rfc3339};
 use crate::fault::{Fault, FaultBook, GateAction, UnitGate, key_is_valid};
-use crate::http::{ChunkedBody, Listener, ReadError, Request, read_request, write_response};
+use crate::http::{
+    ChunkedBody, Listener, ReadError, Refusal, Request, read_request, write_response,
+};
 
 /// How the fake Anthropic behaves.
 #[derive(Debug, Clone)]
@@ -248,45 +250,25 @@ async fn reply_error(
     .await;
 }
 
-/// An error answer: status, Anthropic error type, message and extra headers.
-struct Refusal {
-    status: u16,
-    kind: &'static str,
-    message: String,
-    headers: Vec<(&'static str, String)>,
+/// 429 `rate_limit_error` with the rate-limit headers at zero and `retry-after` when given.
+fn rate_limited(message: &str, retry_after: Option<String>) -> Refusal {
+    let mut refusal = Refusal::new(429, "rate_limit_error", message);
+    refusal.headers = rate_limit_headers(0);
+    match retry_after {
+        Some(seconds) => refusal.with_header("retry-after", seconds),
+        None => refusal,
+    }
 }
 
-impl Refusal {
-    fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    /// 429 `rate_limit_error` with the rate-limit headers at zero and `retry-after` when given.
-    fn rate_limited(message: &str, retry_after: Option<String>) -> Self {
-        let mut headers = rate_limit_headers(0);
-        if let Some(seconds) = retry_after {
-            headers.push(("retry-after", seconds));
-        }
-        Self {
-            headers,
-            ..Self::new(429, "rate_limit_error", message)
-        }
-    }
-
-    async fn send(self, inner: &Inner, stream: &mut TcpStream, request_id: &str) {
-        let Self {
-            status,
-            kind,
-            message,
-            headers,
-        } = self;
-        reply_error(inner, stream, status, kind, &message, request_id, headers).await;
-    }
+/// Writes a refusal as Anthropic does (an `error` object with its type and message).
+async fn send(refusal: Refusal, inner: &Inner, stream: &mut TcpStream, request_id: &str) {
+    let Refusal {
+        status,
+        code,
+        message,
+        headers,
+    } = refusal;
+    reply_error(inner, stream, status, code, &message, request_id, headers).await;
 }
 
 /// One connection: one request, in named steps (route, key and fault, headers, quota, body,
@@ -304,18 +286,18 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     let request_id = format!("req_011C{}", inner.rng.base62(20));
     let fault = match admit(&inner, &req).await {
         Ok(admitted) => admitted,
-        Err(refusal) => return refusal.send(&inner, &mut stream, &request_id).await,
+        Err(refusal) => return send(refusal, &inner, &mut stream, &request_id).await,
     };
     let served = inner.served.fetch_add(1, Ordering::SeqCst);
     if served >= inner.config.request_limit {
         let msg = "Number of requests has exceeded your per-minute rate limit";
-        let refusal = Refusal::rate_limited(msg, Some("60".to_string()));
-        return refusal.send(&inner, &mut stream, &request_id).await;
+        let refusal = rate_limited(msg, Some("60".to_string()));
+        return send(refusal, &inner, &mut stream, &request_id).await;
     }
     let remaining = inner.config.request_limit.saturating_sub(served + 1);
     let (body, parsed) = match parse_body(&inner.config, &req.body) {
         Ok(ok) => ok,
-        Err(refusal) => return refusal.send(&inner, &mut stream, &request_id).await,
+        Err(refusal) => return send(refusal, &inner, &mut stream, &request_id).await,
     };
     record(&inner, req.header("anthropic-version"), &body);
     let plan = plan_reply(&inner, &parsed, served);
@@ -386,7 +368,7 @@ async fn admit(inner: &Inner, req: &Request) -> Result<Fault, Refusal> {
 /// The answer of a fault that refuses the request before any reply.
 fn fault_refusal(fault: &Fault) -> Option<Refusal> {
     Some(match fault {
-        Fault::RateLimited { retry_after } => Refusal::rate_limited(
+        Fault::RateLimited { retry_after } => rate_limited(
             "Number of request tokens has exceeded your per-minute rate limit",
             retry_after.map(|s| s.to_string()),
         ),
@@ -396,12 +378,13 @@ fn fault_refusal(fault: &Fault) -> Option<Refusal> {
             "Your credit balance is too low to access the Anthropic API.",
         ),
         Fault::Overloaded => Refusal::new(529, "overloaded_error", "Overloaded"),
-        Fault::ServerError { should_retry } => Refusal {
-            headers: should_retry
-                .map(|b| vec![("x-should-retry", b.to_string())])
-                .unwrap_or_default(),
-            ..Refusal::new(500, "api_error", "Internal server error")
-        },
+        Fault::ServerError { should_retry } => {
+            let refusal = Refusal::new(500, "api_error", "Internal server error");
+            match should_retry {
+                Some(b) => refusal.with_header("x-should-retry", b.to_string()),
+                None => refusal,
+            }
+        }
         _ => return None,
     })
 }

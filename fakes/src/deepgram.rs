@@ -24,7 +24,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::{Pacing, Rng, rfc3339_now};
 use crate::fault::{Fault, FaultBook, GateAction, UnitGate, key_is_valid};
-use crate::http::{Listener, ReadError, Request, accept_websocket, read_request, write_response};
+use crate::http::{
+    Listener, ReadError, Refusal, Request, accept_websocket, read_request, write_response,
+};
 
 /// The exact NET-0001 close reason observed on the real service.
 pub const NET0001_REASON: &str = "Deepgram did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001";
@@ -330,30 +332,6 @@ impl Drop for ActiveGuard<'_> {
         if let Some(n) = active.get_mut(&self.key) {
             *n = n.saturating_sub(1);
         }
-    }
-}
-
-/// A refused upgrade: status, Deepgram error code, message and extra headers.
-struct Refusal {
-    status: u16,
-    code: &'static str,
-    message: String,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
     }
 }
 

@@ -57,6 +57,31 @@ impl Request {
     }
 }
 
+/// An error answer before any reply: status, the vendor's error code or type, its message and
+/// extra headers (each fake writes it in its own vendor's body shape).
+pub(crate) struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
 /// Why a request could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
