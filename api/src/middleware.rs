@@ -117,7 +117,7 @@ pub async fn auth_rate_limit(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(state) = request.app_data::<web::Data<AppState>>()
         && let Some(ip) = client_ip(request.request(), &state.settings)
-        && let Err(retry) = state.auth_rate_limiter.check(ip, Instant::now())
+        && let Err(retry) = state.auth_rate_limiter.check(ip)
     {
         return Err(ApiError::TooManyRequests {
             code: "rate_limited",

@@ -34,10 +34,10 @@ use crate::media::TransportLink;
 use crate::metering::{KeySource, PriceTable};
 use crate::retention::{RetentionPolicy, SweepReport};
 use crate::vendor_set::{KeySources, SourceOf, VendorNames, VendorSet};
+use crate::vendors::Vendor;
 use crate::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
 use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsHttpTts, ElevenLabsTts};
-use crate::vendors::key::Provider;
 use crate::vendors::key::{ApiKey, KeyHandle};
 use crate::vendors::tts_failover::FailoverTts;
 use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
@@ -99,10 +99,10 @@ impl std::fmt::Debug for LocalVendors {
     }
 }
 
-/// Provider name of the in-process local implementations (usage rows, `/health`).
-pub const LOCAL: &str = "local";
-/// Provider name of the protocol fakes.
-pub const FAKE: &str = "fake";
+/// Vendor name of the in-process local implementations (usage rows, `/health`).
+pub const LOCAL: &str = Vendor::Local.as_str();
+/// Vendor name of the protocol fakes.
+pub const FAKE: &str = Vendor::Fake.as_str();
 
 /// A model without a price: its usage is recorded at no cost. The server checks at start
 /// that every configured model has a price, so this is a misconfigured embedding.
@@ -349,17 +349,17 @@ impl EngineHandle {
                     .stt
                     .as_ref()
                     .is_some_and(|stt| !stt.is_simulated()),
-                Provider::Deepgram.as_str(),
+                Vendor::Deepgram.as_str(),
             ),
             llm: mode(
                 &platform.anthropic,
                 config.local.llm.is_some(),
-                Provider::Anthropic.as_str(),
+                Vendor::Anthropic.as_str(),
             ),
             tts: mode(
                 &platform.elevenlabs,
                 config.local.tts.is_some(),
-                Provider::ElevenLabs.as_str(),
+                Vendor::ElevenLabs.as_str(),
             ),
         }
     }
@@ -390,9 +390,9 @@ impl EngineHandle {
                 })
                 .ok_or(EngineError::NoVendor(kind)),
         };
-        let name = |source: KeySource, real: &'static str| match source {
-            KeySource::Fake => FAKE,
-            KeySource::Local => LOCAL,
+        let name = |source: KeySource, real: Vendor| match source {
+            KeySource::Fake => Vendor::Fake,
+            KeySource::Local => Vendor::Local,
             KeySource::Platform | KeySource::Byok => real,
         };
 
@@ -488,9 +488,9 @@ impl EngineHandle {
             llm_fallback,
             tts,
             names: VendorNames {
-                stt: name(stt_source.source(), Provider::Deepgram.as_str()),
-                llm: name(llm_source.source(), Provider::Anthropic.as_str()),
-                tts: name(tts_source.source(), Provider::ElevenLabs.as_str()),
+                stt: name(stt_source.source(), Vendor::Deepgram),
+                llm: name(llm_source.source(), Vendor::Anthropic),
+                tts: name(tts_source.source(), Vendor::ElevenLabs),
             },
             stt_model,
             key_sources: KeySources {
@@ -559,7 +559,7 @@ impl EngineHandle {
             .send(Lease {
                 account: account_id,
                 interview: interview_id,
-                providers: Provider::ALL.to_vec(),
+                providers: Vendor::KEYED.to_vec(),
                 planned: plan.planned,
             })
             .await;
@@ -872,7 +872,7 @@ impl EngineHandle {
         &self,
         account_id: Uuid,
         interview_id: Uuid,
-        providers: Vec<Provider>,
+        providers: Vec<Vendor>,
         planned: Duration,
     ) -> Result<WorkLease, EngineError> {
         let keys = self

@@ -1749,9 +1749,9 @@ mod tests {
             account_id: Uuid::nil(),
             interview_id: Uuid::nil(),
             names: VendorNames {
-                stt: "deepgram",
-                llm: "anthropic",
-                tts: "elevenlabs",
+                stt: crate::vendors::Vendor::Deepgram,
+                llm: crate::vendors::Vendor::Anthropic,
+                tts: crate::vendors::Vendor::ElevenLabs,
             },
             key_sources: KeySources {
                 stt: SourceOf::Fixed(KeySource::Platform),

@@ -14,8 +14,8 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::lease_book::{OwnKey, StoredAccount};
+use crate::vendors::Vendor;
 use crate::vendors::key::ApiKey;
-use crate::vendors::key::Provider;
 
 /// The platform's own keys, from configuration.
 #[derive(Clone, Default)]
@@ -26,17 +26,19 @@ pub struct PlatformKeys {
 }
 
 impl PlatformKeys {
-    pub fn get(&self, provider: Provider) -> Option<&SecretString> {
+    pub fn get(&self, provider: Vendor) -> Option<&SecretString> {
         match provider {
-            Provider::Anthropic => self.anthropic.as_ref(),
-            Provider::Deepgram => self.deepgram.as_ref(),
-            Provider::ElevenLabs => self.elevenlabs.as_ref(),
+            Vendor::Anthropic => self.anthropic.as_ref(),
+            Vendor::Deepgram => self.deepgram.as_ref(),
+            Vendor::ElevenLabs => self.elevenlabs.as_ref(),
+            // Keyless by nature: no key to hold.
+            Vendor::Local | Vendor::Fake => None,
         }
     }
 
     /// The configured keys by provider, as the lease book fails over to them.
-    pub fn by_provider(&self) -> HashMap<Provider, ApiKey> {
-        Provider::ALL
+    pub fn by_provider(&self) -> HashMap<Vendor, ApiKey> {
+        Vendor::KEYED
             .into_iter()
             .filter_map(|p| self.get(p).map(|key| (p, ApiKey::from(key.clone()))))
             .collect()
@@ -90,7 +92,7 @@ impl KeyLeaseConfig {
 /// The account's own keys as decrypted, and its `password_changed_at` (milliseconds) read
 /// with them (`None`: no account row).
 pub struct OwnKeys {
-    pub keys: HashMap<Provider, OwnKey>,
+    pub keys: HashMap<Vendor, OwnKey>,
     pub password_stamp: Option<i64>,
 }
 
@@ -101,7 +103,7 @@ pub async fn decrypt_own_keys(
     db: &impl ConnectionTrait,
     ring: &KeyRing,
     account_id: Uuid,
-    providers: &[Provider],
+    providers: &[Vendor],
 ) -> Result<OwnKeys, DbErr> {
     let password_stamp = accounts::Entity::find_by_id(account_id)
         .one(db)
@@ -170,7 +172,7 @@ pub async fn stored_accounts(
         .all(db)
         .await?;
     for row in rows {
-        let provider = Provider::ALL
+        let provider = Vendor::KEYED
             .into_iter()
             .find(|p| p.as_str() == row.provider);
         if let (Some(account), Some(provider)) = (stored.get_mut(&row.account_id), provider) {

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::metering::KeySource;
-use crate::vendors::key::{ApiKey, KeyHandle, Provider};
+use crate::vendors::Vendor;
+use crate::vendors::key::{ApiKey, KeyHandle};
 
 /// The handles of one lease; `None` for a provider: no key (local implementation or fake).
 #[derive(Debug, Clone, Default)]
@@ -34,19 +35,22 @@ pub struct LeasedKeys {
 }
 
 impl LeasedKeys {
-    pub fn get(&self, provider: Provider) -> Option<&KeyHandle> {
+    pub fn get(&self, provider: Vendor) -> Option<&KeyHandle> {
         match provider {
-            Provider::Anthropic => self.anthropic.as_ref(),
-            Provider::Deepgram => self.deepgram.as_ref(),
-            Provider::ElevenLabs => self.elevenlabs.as_ref(),
+            Vendor::Anthropic => self.anthropic.as_ref(),
+            Vendor::Deepgram => self.deepgram.as_ref(),
+            Vendor::ElevenLabs => self.elevenlabs.as_ref(),
+            Vendor::Local | Vendor::Fake => None,
         }
     }
 
-    fn set(&mut self, provider: Provider, handle: KeyHandle) {
+    fn set(&mut self, provider: Vendor, handle: KeyHandle) {
         match provider {
-            Provider::Anthropic => self.anthropic = Some(handle),
-            Provider::Deepgram => self.deepgram = Some(handle),
-            Provider::ElevenLabs => self.elevenlabs = Some(handle),
+            Vendor::Anthropic => self.anthropic = Some(handle),
+            Vendor::Deepgram => self.deepgram = Some(handle),
+            Vendor::ElevenLabs => self.elevenlabs = Some(handle),
+            // Never leased (only `Vendor::KEYED` are): a key for them has nowhere to go.
+            Vendor::Local | Vendor::Fake => {}
         }
     }
 }
@@ -65,20 +69,20 @@ pub struct StoredAccount {
     pub password_stamp: i64,
     pub disabled: bool,
     /// The stamp of each stored key row.
-    pub keys: HashMap<Provider, Vec<u8>>,
+    pub keys: HashMap<Vendor, Vec<u8>>,
 }
 
 /// What was true of the account when its keys were leased.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeasedState {
     pub password_stamp: Option<i64>,
-    pub keys: HashMap<Provider, Vec<u8>>,
+    pub keys: HashMap<Vendor, Vec<u8>>,
 }
 
 struct Entry {
     account: Uuid,
     deadline: Instant,
-    handles: Vec<(Provider, KeyHandle)>,
+    handles: Vec<(Vendor, KeyHandle)>,
     leased: LeasedState,
 }
 
@@ -98,7 +102,7 @@ impl Entry {
 
 /// The live leases, by interview.
 pub struct LeaseBook {
-    platform: HashMap<Provider, ApiKey>,
+    platform: HashMap<Vendor, ApiKey>,
     leases: HashMap<Uuid, Entry>,
 }
 
@@ -112,7 +116,7 @@ impl std::fmt::Debug for LeaseBook {
 
 impl LeaseBook {
     /// A book that fails over to these platform keys.
-    pub fn new(platform: HashMap<Provider, ApiKey>) -> Self {
+    pub fn new(platform: HashMap<Vendor, ApiKey>) -> Self {
         Self {
             platform,
             leases: HashMap::new(),
@@ -129,8 +133,8 @@ impl LeaseBook {
         &mut self,
         interview: Uuid,
         account: Uuid,
-        providers: &[Provider],
-        own: HashMap<Provider, OwnKey>,
+        providers: &[Vendor],
+        own: HashMap<Vendor, OwnKey>,
         password_stamp: Option<i64>,
         deadline: Instant,
     ) -> LeasedKeys {
@@ -315,7 +319,7 @@ mod tests {
     const OWN: &str = "sk-ant-own-key-of-the-user-OWN1";
     const PLATFORM: &str = "sk-ant-platform-key-000-PLAT";
 
-    fn own(providers: &[Provider]) -> HashMap<Provider, OwnKey> {
+    fn own(providers: &[Vendor]) -> HashMap<Vendor, OwnKey> {
         providers
             .iter()
             .map(|p| {
@@ -330,7 +334,7 @@ mod tests {
             .collect()
     }
 
-    fn book(platform: &[Provider]) -> LeaseBook {
+    fn book(platform: &[Vendor]) -> LeaseBook {
         LeaseBook::new(
             platform
                 .iter()
@@ -349,13 +353,13 @@ mod tests {
 
     #[test]
     fn own_keys_win_then_the_platform_then_nothing() {
-        let mut book = book(&[Provider::Anthropic, Provider::Deepgram]);
+        let mut book = book(&[Vendor::Anthropic, Vendor::Deepgram]);
         let t0 = Instant::now();
         let keys = book.lease(
             Uuid::new_v4(),
             Uuid::new_v4(),
-            &Provider::ALL,
-            own(&[Provider::Anthropic]),
+            &Vendor::KEYED,
+            own(&[Vendor::Anthropic]),
             None,
             t0 + Duration::from_secs(60),
         );
@@ -371,14 +375,14 @@ mod tests {
 
     #[test]
     fn release_revokes_every_handle_and_ends_the_lease() {
-        let mut book = book(&[Provider::Deepgram]);
+        let mut book = book(&[Vendor::Deepgram]);
         let (interview, account) = (Uuid::new_v4(), Uuid::new_v4());
         let t0 = Instant::now();
         let keys = book.lease(
             interview,
             account,
-            &Provider::ALL,
-            own(&[Provider::Anthropic]),
+            &Vendor::KEYED,
+            own(&[Vendor::Anthropic]),
             None,
             t0 + Duration::from_secs(60),
         );
@@ -405,8 +409,8 @@ mod tests {
         let keys = book.lease(
             interview,
             Uuid::new_v4(),
-            &[Provider::Anthropic],
-            own(&[Provider::Anthropic, Provider::Deepgram]),
+            &[Vendor::Anthropic],
+            own(&[Vendor::Anthropic, Vendor::Deepgram]),
             None,
             Instant::now() + Duration::from_secs(60),
         );
@@ -427,7 +431,7 @@ mod tests {
 
     #[test]
     fn expiry_revokes_at_the_deadline_even_without_a_release() {
-        let mut book = book(&[Provider::Anthropic]);
+        let mut book = book(&[Vendor::Anthropic]);
         let t0 = Instant::now();
         let (early, late) = (Uuid::new_v4(), Uuid::new_v4());
         let planned = Duration::from_secs(20 * 60);
@@ -435,16 +439,16 @@ mod tests {
         let early_keys = book.lease(
             early,
             Uuid::new_v4(),
-            &[Provider::Anthropic],
-            own(&[Provider::Anthropic]),
+            &[Vendor::Anthropic],
+            own(&[Vendor::Anthropic]),
             None,
             deadline(t0, planned, grace),
         );
         let late_keys = book.lease(
             late,
             Uuid::new_v4(),
-            &[Provider::Anthropic],
-            own(&[Provider::Anthropic]),
+            &[Vendor::Anthropic],
+            own(&[Vendor::Anthropic]),
             None,
             deadline(t0 + Duration::from_secs(60), planned, grace),
         );
@@ -474,11 +478,11 @@ mod tests {
 
     #[test]
     fn revoking_an_account_fails_over_to_the_platform_key_or_revokes() {
-        let mut book = book(&[Provider::Anthropic]);
+        let mut book = book(&[Vendor::Anthropic]);
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(600);
-        let both = [Provider::Anthropic, Provider::Deepgram];
+        let both = [Vendor::Anthropic, Vendor::Deepgram];
         let alice_keys = book.lease(Uuid::new_v4(), alice, &both, own(&both), None, deadline);
         let bob_keys = book.lease(Uuid::new_v4(), bob, &both, own(&both), None, deadline);
         assert!(book.holds_own_key(alice));
@@ -519,16 +523,16 @@ mod tests {
         let first = book.lease(
             interview,
             Uuid::new_v4(),
-            &[Provider::Anthropic],
-            own(&[Provider::Anthropic]),
+            &[Vendor::Anthropic],
+            own(&[Vendor::Anthropic]),
             None,
             deadline,
         );
         let second = book.lease(
             interview,
             Uuid::new_v4(),
-            &[Provider::Anthropic],
-            own(&[Provider::Anthropic]),
+            &[Vendor::Anthropic],
+            own(&[Vendor::Anthropic]),
             None,
             deadline,
         );
@@ -541,7 +545,7 @@ mod tests {
     fn reconciling_revokes_when_the_stored_account_or_key_changed() {
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(600);
-        let both = [Provider::Anthropic, Provider::Deepgram];
+        let both = [Vendor::Anthropic, Vendor::Deepgram];
         let stored = StoredAccount {
             password_stamp: 42,
             disabled: false,
@@ -562,21 +566,21 @@ mod tests {
             (
                 "key deleted",
                 Box::new(|s| {
-                    s.keys.remove(&Provider::Deepgram);
+                    s.keys.remove(&Vendor::Deepgram);
                 }),
                 true,
             ),
             (
                 "key re-encrypted (replaced or rotated)",
                 Box::new(|s| {
-                    s.keys.insert(Provider::Anthropic, b"new nonce".to_vec());
+                    s.keys.insert(Vendor::Anthropic, b"new nonce".to_vec());
                 }),
                 true,
             ),
             (
                 "a key added that was not leased",
                 Box::new(|s| {
-                    s.keys.insert(Provider::ElevenLabs, b"x".to_vec());
+                    s.keys.insert(Vendor::ElevenLabs, b"x".to_vec());
                 }),
                 false,
             ),
@@ -608,7 +612,7 @@ mod tests {
             assert_eq!(book.holds_own_key(account), !revoked, "{what}");
         }
         // An erased account (no row any more) is revoked too.
-        let mut book = book(&[Provider::Anthropic]);
+        let mut book = book(&[Vendor::Anthropic]);
         let account = Uuid::new_v4();
         let keys = book.lease(
             Uuid::new_v4(),

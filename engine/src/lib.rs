@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! InterviewActor (one per live interview; owns the state machine; supervises)
-//!  ├─ IngressActor    48 kHz frames in → energy VAD → 16 kHz for the STT
+//!  ├─ IngressActor    16 kHz frames in (decoded at that rate) → energy VAD → the STT
 //!  ├─ SttActor        one streaming STT session (Deepgram or its fake); events back up
 //!  ├─ LlmActor        one streamed reply at a time (Claude or its fake), cancellable
-//!  └─ PlaybackActor   streaming TTS → 48 kHz → PlaybackPacer → 20 ms frames to the transport
+//!  └─ PlaybackActor   streaming TTS at its own rate → PlaybackPacer → 20 ms frames to the
+//!                     transport (22.05/44.1 kHz converted to 24/48 kHz by `audio`)
 //! Process-wide (owned by EngineHandle):
 //!  ├─ UsageMeter        batches usage rows (tokens, audio seconds, characters, latency, cost)
 //!  ├─ TranscriptWriter  a task behind a bounded queue: every interview's segments, words,
@@ -41,7 +42,7 @@
 //! [`transcript_assembler::TranscriptAssembler`] (segments, word times, heard part of an
 //! interrupted reply), [`conversation`] (prompt, `[WAIT]`/`[END]`, speakable chunks),
 //! [`metering`] (usage rows and prices), [`retention::RetentionPolicy`], [`audio`] (VAD,
-//! resampling), [`feedback`] (after the call: segments, rule-based scoring with evidence quoted
+//! the one sample-rate conversion the codec cannot do), [`feedback`] (after the call: segments, rule-based scoring with evidence quoted
 //! from the candidate's words, delivery metrics, skill levels, drill plans). Each is unit-tested with simulated time.
 //!
 //! # Message classes

@@ -1,29 +1,54 @@
 //! The seam between an interview and its media transport.
 //!
-//! A transport hands the engine a [`TransportLink`]: inbound 20 ms frames of 48 kHz mono PCM on
-//! a bounded channel, an [`AudioSink`] that takes outbound frames (paced by the engine), and a
-//! way to learn that the peer went away. The WebRTC transport and [`memory_transport`] (for
+//! A transport hands the engine a [`TransportLink`]: inbound 20 ms frames of mono PCM at
+//! [`INBOUND_RATE`] (the speech-to-text's rate; the WebRTC transport's decoder produces it
+//! directly) on a bounded channel, an [`AudioSink`] that takes outbound 20 ms frames at the
+//! rate the synthesizer delivers (paced by the engine), and a way to learn that the peer went
+//! away. The WebRTC transport and [`memory_transport`] (for
 //! tests: whole interviews without sockets for media) both produce one.
 
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::transport::OpusRate;
+
+/// The rate of inbound audio: what the speech-to-text takes (Deepgram's `linear16` at
+/// 16 kHz, the local recognizer's 16 kHz), so it goes from the decoder to the STT untouched.
+pub const INBOUND_RATE: OpusRate = OpusRate::Hz16000;
+/// Samples in one inbound 20 ms frame.
+pub const INBOUND_FRAME_SAMPLES: usize = INBOUND_RATE.frame_samples();
+
 /// Capacity of the inbound frame channel: 50 frames = 1 s of audio. Audio is droppable: a
 /// full channel drops the newest frame and counts it.
 pub const INBOUND_FRAMES: usize = 50;
 
-/// One inbound 20 ms frame of 48 kHz mono PCM and when it arrived.
+/// One inbound 20 ms frame of mono PCM at [`INBOUND_RATE`] and when it arrived.
 #[derive(Debug, Clone)]
 pub struct InboundFrame {
     pub pcm: Vec<i16>,
     pub at: Instant,
 }
 
-/// Where outbound frames go. `send_frame` must not block; it returns `false` once the peer is
-/// gone.
+/// Where outbound frames go: 20 ms of mono PCM at `rate` (`rate.frame_samples()` samples).
+/// `send_frame` must not block; it returns `false` once the peer is gone.
 pub trait AudioSink: Send + 'static {
-    fn send_frame(&mut self, pcm: &[i16]) -> bool;
+    fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool;
+}
+
+/// One outbound frame as a [`MemoryPeer`] receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundFrame {
+    pub at: Instant,
+    pub pcm: Vec<i16>,
+    pub rate: OpusRate,
+}
+
+impl OutboundFrame {
+    /// How long it plays.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.pcm.len() as f64 / f64::from(self.rate.hz()))
+    }
 }
 
 /// A transport, from the engine's side.
@@ -43,16 +68,22 @@ impl std::fmt::Debug for TransportLink {
 /// The far end of an in-memory transport: push candidate audio, read interviewer audio.
 pub struct MemoryPeer {
     pub to_engine: mpsc::Sender<InboundFrame>,
-    pub from_engine: mpsc::UnboundedReceiver<(Instant, Vec<i16>)>,
+    pub from_engine: mpsc::UnboundedReceiver<OutboundFrame>,
     /// Dropping or sending on this tells the engine the peer left.
     pub hang_up: Option<oneshot::Sender<String>>,
 }
 
-struct ChannelSink(mpsc::UnboundedSender<(Instant, Vec<i16>)>);
+struct ChannelSink(mpsc::UnboundedSender<OutboundFrame>);
 
 impl AudioSink for ChannelSink {
-    fn send_frame(&mut self, pcm: &[i16]) -> bool {
-        self.0.send((Instant::now(), pcm.to_vec())).is_ok()
+    fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool {
+        self.0
+            .send(OutboundFrame {
+                at: Instant::now(),
+                pcm: pcm.to_vec(),
+                rate,
+            })
+            .is_ok()
     }
 }
 

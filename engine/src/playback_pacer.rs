@@ -55,6 +55,13 @@ impl PlaybackPacer {
         self.samples_per_frame
     }
 
+    /// Paces `sample_rate` audio from now on: an utterance's first audio sets the rate its
+    /// synthesizer speaks at (frames then go to the encoder at that rate). Meant for when nothing
+    /// is queued; samples already queued are re-framed at the new rate.
+    pub fn set_sample_rate(&mut self, sample_rate: u32) {
+        self.samples_per_frame = (sample_rate as usize * FRAME.as_millis() as usize) / 1000;
+    }
+
     /// Starts a new utterance: counters reset, nothing queued.
     pub fn start_utterance(&mut self) {
         self.queue.clear();

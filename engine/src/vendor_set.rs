@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use crate::metering::KeySource;
 use crate::vendors::key::KeyHandle;
-use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech};
+use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, Vendor};
 
-/// Provider names as recorded in the usage log.
+/// Which vendor serves each kind, as recorded in the usage log (`local` and `fake` included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VendorNames {
-    pub stt: &'static str,
-    pub llm: &'static str,
-    pub tts: &'static str,
+    pub stt: Vendor,
+    pub llm: Vendor,
+    pub tts: Vendor,
 }
 
 /// Whose key pays for one vendor kind: fixed (local implementations, fakes) or read from the

@@ -166,18 +166,9 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
     })
     .await;
     let (account_id, interview_id) = harness.create_interview().await;
-    let now = chrono::Utc::now();
     entities::account_settings::ActiveModel {
-        account_id: Set(account_id),
-        digest_opt_in: Set(false),
-        digest_opt_in_changed_at: Set(now),
-        training_opt_in: Set(false),
-        training_opt_in_changed_at: Set(now),
-        skill_tracking: Set(true),
-        skill_tracking_changed_at: Set(now),
         interviewer_voice: Set(Some("brisk".into())),
-        target_interview_date: Set(None),
-        updated_at: Set(now),
+        ..entities::account_settings::defaults(account_id, chrono::Utc::now())
     }
     .insert(&harness.db)
     .await
@@ -212,5 +203,15 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
     assert!(
         usage.iter().all(|u| u.model == "espeak-ng:en-us+m3"),
         "brisk is espeak-ng's en-us+m3: {usage:#?}"
+    );
+    // espeak-ng speaks at 22.05 kHz, which the encoder does not take: the playback converts
+    // it to 24 kHz, and the candidate hears it at its own duration. The greeting (the longest
+    // utterance) is heard whole before the answer; the reply to the answer at most whole.
+    let longest = usage.iter().map(|u| u.audio_seconds).fold(0.0, f64::max);
+    let synthesized: f64 = usage.iter().map(|u| u.audio_seconds).sum();
+    let heard = report.heard.as_secs_f64();
+    assert!(
+        heard >= longest - 0.1 && heard <= synthesized + 0.1,
+        "heard {heard:.2} s of {synthesized:.2} s synthesized (greeting {longest:.2} s)"
     );
 }

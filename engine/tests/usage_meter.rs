@@ -23,7 +23,7 @@ fn record(account_id: Uuid, interview_id: Uuid, characters: i64) -> UsageRecord 
     UsageRecord {
         account_id: Some(account_id),
         interview_id: Some(interview_id),
-        provider: "fake",
+        provider: engine::vendors::Vendor::Fake,
         model: "m".into(),
         operation: "tts_stream",
         key_source: KeySource::Fake,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use engine::transport::client::{ReceivedAudio, collect_audio, collect_frames};
 use engine::transport::{
-    ConnectionState, EndReason, ErrorCategory, FRAME_SAMPLES, IceCandidate, MediaSession, SdpType,
+    ConnectionState, EndReason, ErrorCategory, IceCandidate, MediaSession, OpusRate, SdpType,
     SessionDescription, ToneGenerator, TransportError, WebRtcClient, WebRtcConfig, accept_offer,
 };
 
@@ -52,13 +52,13 @@ async fn connect_pair() -> (MediaSession, MediaSession, Duration) {
 
 /// Sends `frames` frames of a tone, one every 20 ms (we are the pacer here).
 async fn send_tone(session: &mut MediaSession, freq: f64, frames: usize) {
-    let mut tone = ToneGenerator::new(freq, 0.3);
+    let mut tone = ToneGenerator::new(OpusRate::Hz48000, freq, 0.3);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for _ in 0..frames {
         tick.tick().await;
         session
             .outbound
-            .send_frame(&tone.next_frame())
+            .send_frame(&tone.next_frame(), tone.rate())
             .expect("send frame");
     }
 }
@@ -123,16 +123,16 @@ async fn audio_flows_both_ways_at_once_and_keeps_its_pitch() {
     let (srv_in, cli_in) = (&mut server.inbound, &mut client.inbound);
     let (srv_out, cli_out) = (&mut server.outbound, &mut client.outbound);
     let send_both = async {
-        let mut to_server = ToneGenerator::new(1000.0, 0.3);
-        let mut to_client = ToneGenerator::new(400.0, 0.3);
+        let mut to_server = ToneGenerator::new(OpusRate::Hz48000, 1000.0, 0.3);
+        let mut to_client = ToneGenerator::new(OpusRate::Hz16000, 400.0, 0.3);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for _ in 0..sent {
             tick.tick().await;
             cli_out
-                .send_frame(&to_server.next_frame())
+                .send_frame(&to_server.next_frame(), to_server.rate())
                 .expect("client send");
             srv_out
-                .send_frame(&to_client.next_frame())
+                .send_frame(&to_client.next_frame(), to_client.rate())
                 .expect("server send");
         }
     };
@@ -149,7 +149,12 @@ async fn audio_flows_both_ways_at_once_and_keeps_its_pitch() {
             "{what}: {} frames for {sent} sent",
             frames.len()
         );
-        assert!(frames.iter().all(|f| f.samples.len() == FRAME_SAMPLES));
+        assert!(
+            frames
+                .iter()
+                .all(|f| f.rate == OpusRate::Hz16000 && f.samples.len() == 320),
+            "{what}: decoded at the engine's 16 kHz"
+        );
         // Frame indices are a gap-free timeline.
         for (i, f) in frames.iter().enumerate() {
             assert_eq!(f.index, i as u64, "{what}: timeline index");
@@ -278,7 +283,7 @@ async fn closing_the_client_is_reported_on_the_server_within_seconds() {
         "inbound channel closes when the session ends"
     );
     assert!(matches!(
-        server.outbound.send_frame(&[0; FRAME_SAMPLES]),
+        server.outbound.send_frame(&[0; 320], OpusRate::Hz16000),
         Err(TransportError::Closed)
     ));
 }
@@ -452,9 +457,10 @@ fn a_peer_that_vanishes_without_closing_is_reported_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_encoded_opus_replayed_by_the_client_arrives_like_live_audio() {
     let (mut server, mut client, _) = connect_pair().await;
-    let mut tone = ToneGenerator::new(1000.0, 0.3);
+    let mut tone = ToneGenerator::new(OpusRate::Hz48000, 1000.0, 0.3);
     let pcm: Vec<Vec<i16>> = (0..30).map(|_| tone.next_frame()).collect();
-    let packets = engine::transport::client::encode_opus_frames(&pcm).expect("pre-encode");
+    let packets =
+        engine::transport::client::encode_opus_frames(&pcm, tone.rate()).expect("pre-encode");
     let send = async {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for p in &packets {
@@ -504,17 +510,20 @@ async fn a_session_plugs_into_the_engine_transport_link() {
     let (server, mut client, _) = connect_pair().await;
     let (mut link, control) = server.into_link();
     let sent = 25;
-    let mut to_client = ToneGenerator::new(400.0, 0.3);
+    let mut to_client = ToneGenerator::new(OpusRate::Hz16000, 400.0, 0.3);
     let send_both = async {
-        let mut to_server = ToneGenerator::new(1000.0, 0.3);
+        let mut to_server = ToneGenerator::new(OpusRate::Hz48000, 1000.0, 0.3);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for _ in 0..sent {
             tick.tick().await;
             client
                 .outbound
-                .send_frame(&to_server.next_frame())
+                .send_frame(&to_server.next_frame(), to_server.rate())
                 .expect("client send");
-            assert!(link.outbound.send_frame(&to_client.next_frame()));
+            assert!(
+                link.outbound
+                    .send_frame(&to_client.next_frame(), to_client.rate())
+            );
         }
     };
     let at_engine = async {
@@ -539,7 +548,7 @@ async fn a_session_plugs_into_the_engine_transport_link() {
         at_engine.len()
     );
     let mid = &at_engine[at_engine.len() / 2];
-    assert_eq!(mid.pcm.len(), FRAME_SAMPLES);
+    assert_eq!(mid.pcm.len(), engine::media::INBOUND_FRAME_SAMPLES);
     assert!(engine::transport::rms(&mid.pcm) > 0.1);
     assert_tone_arrived("engine sink → client", at_client, sent);
 
@@ -549,21 +558,21 @@ async fn a_session_plugs_into_the_engine_transport_link() {
         .expect("closed resolves in time")
         .expect("closed carries a reason");
     assert_eq!(reason, EndReason::ClosedByPeer.to_string());
-    assert!(!link.outbound.send_frame(&[0; FRAME_SAMPLES]));
+    assert!(!link.outbound.send_frame(&[0; 320], OpusRate::Hz16000));
     assert!(control.state().is_terminal());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_between_utterances_keeps_rtp_time_real_and_arrives_as_silence() {
     let (mut server, mut client, _) = connect_pair().await;
-    let mut tone = ToneGenerator::new(400.0, 0.3);
+    let mut tone = ToneGenerator::new(OpusRate::Hz16000, 400.0, 0.3);
     let send = async {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for _ in 0..10 {
             tick.tick().await;
             server
                 .outbound
-                .send_frame(&tone.next_frame())
+                .send_frame(&tone.next_frame(), tone.rate())
                 .expect("send");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -574,7 +583,7 @@ async fn a_pause_between_utterances_keeps_rtp_time_real_and_arrives_as_silence()
             tick.tick().await;
             server
                 .outbound
-                .send_frame(&tone.next_frame())
+                .send_frame(&tone.next_frame(), tone.rate())
                 .expect("send");
         }
     };
@@ -766,16 +775,19 @@ async fn a_client_that_asks_for_packets_gets_the_servers_audio_undecoded() {
         .await
         .expect("server");
     // 25 frames of tone, then 10 of digital silence: 35 packets either way.
-    let mut tone = ToneGenerator::new(440.0, 0.3);
+    let mut tone = ToneGenerator::new(OpusRate::Hz24000, 440.0, 0.3);
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for i in 0..35 {
         tick.tick().await;
         let frame = if i < 25 {
             tone.next_frame()
         } else {
-            vec![0; FRAME_SAMPLES]
+            vec![0; tone.rate().frame_samples()]
         };
-        server.outbound.send_frame(&frame).expect("send");
+        server
+            .outbound
+            .send_frame(&frame, tone.rate())
+            .expect("send");
     }
     let mut got = Vec::new();
     while got.len() < 35 {

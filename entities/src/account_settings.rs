@@ -41,3 +41,22 @@ impl Related<super::accounts::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// A new account's settings: digest and training use off, skill tracking on, the default voice,
+/// no interview date, every flag changed at `now`. The one place this row is first built
+/// (sign-up and `create-admin` through `api::accounts`, and test fixtures).
+pub fn defaults(account_id: Uuid, now: DateTimeUtc) -> ActiveModel {
+    use sea_orm::ActiveValue::Set;
+    ActiveModel {
+        account_id: Set(account_id),
+        digest_opt_in: Set(false),
+        digest_opt_in_changed_at: Set(now),
+        training_opt_in: Set(false),
+        training_opt_in_changed_at: Set(now),
+        skill_tracking: Set(true),
+        skill_tracking_changed_at: Set(now),
+        interviewer_voice: Set(None),
+        updated_at: Set(now),
+        target_interview_date: Set(None),
+    }
+}

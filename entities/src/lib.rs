@@ -34,3 +34,7 @@ pub mod turn_metrics;
 pub mod usage_log;
 
 pub mod prelude;
+
+/// Rows the tests of several crates set up the same way (feature `test-fixtures`).
+#[cfg(feature = "test-fixtures")]
+pub mod fixtures;

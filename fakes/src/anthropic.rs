@@ -25,7 +25,9 @@ use tokio::net::TcpStream;
 
 use crate::common::{Pacing, Rng, rfc3339};
 use crate::fault::{Fault, FaultBook, GateAction, UnitGate, key_is_valid};
-use crate::http::{ChunkedBody, Listener, ReadError, Request, read_request, write_response};
+use crate::http::{
+    ChunkedBody, Listener, ReadError, Refusal, Request, read_request, write_response,
+};
 
 /// How the fake Anthropic behaves.
 #[derive(Debug, Clone)]
@@ -172,12 +174,7 @@ impl FakeAnthropic {
             cache: Mutex::new(HashMap::new()),
             recorded: Mutex::new(VecDeque::new()),
         });
-        let served = Arc::clone(&inner);
-        let listener = Listener::bind(inner.config.listen, move |stream| {
-            let inner = Arc::clone(&served);
-            async move { handle(inner, stream).await }
-        })
-        .await?;
+        let listener = Listener::serve(inner.config.listen, &inner, handle).await?;
         Ok(Self { listener, inner })
     }
 
@@ -253,6 +250,29 @@ async fn reply_error(
     .await;
 }
 
+/// 429 `rate_limit_error` with the rate-limit headers at zero and `retry-after` when given.
+fn rate_limited(message: &str, retry_after: Option<String>) -> Refusal {
+    let mut refusal = Refusal::new(429, "rate_limit_error", message);
+    refusal.headers = rate_limit_headers(0);
+    match retry_after {
+        Some(seconds) => refusal.with_header("retry-after", seconds),
+        None => refusal,
+    }
+}
+
+/// Writes a refusal as Anthropic does (an `error` object with its type and message).
+async fn send(refusal: Refusal, inner: &Inner, stream: &mut TcpStream, request_id: &str) {
+    let Refusal {
+        status,
+        code,
+        message,
+        headers,
+    } = refusal;
+    reply_error(inner, stream, status, code, &message, request_id, headers).await;
+}
+
+/// One connection: one request, in named steps (route, key and fault, headers, quota, body,
+/// then the reply, streamed or whole).
 async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     let req = match read_request(&mut stream).await {
         Ok(r) => r,
@@ -264,181 +284,22 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     };
     inner.stats.requests.fetch_add(1, Ordering::SeqCst);
     let request_id = format!("req_011C{}", inner.rng.base62(20));
-    if req.path != "/v1/messages" {
-        let msg = format!("Not found: {}", req.path);
-        return reply_error(
-            &inner,
-            &mut stream,
-            404,
-            "not_found_error",
-            &msg,
-            &request_id,
-            vec![],
-        )
-        .await;
-    }
-    if req.method != "POST" {
-        return reply_error(
-            &inner,
-            &mut stream,
-            405,
-            "invalid_request_error",
-            "Method not allowed",
-            &request_id,
-            vec![],
-        )
-        .await;
-    }
-    let key = req
-        .header("x-api-key")
-        .map(str::to_string)
-        .or_else(|| {
-            req.header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let fault = if key_is_valid(&key) {
-        inner.faults.next(&key)
-    } else {
-        Fault::Unauthorized
+    let fault = match admit(&inner, &req).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return send(refusal, &inner, &mut stream, &request_id).await,
     };
-    if let Fault::SlowFirstByte(d) = fault {
-        tokio::time::sleep(d).await;
-    }
-    if fault == Fault::Unauthorized {
-        return reply_error(
-            &inner,
-            &mut stream,
-            401,
-            "authentication_error",
-            "invalid x-api-key",
-            &request_id,
-            vec![],
-        )
-        .await;
-    }
-    let Some(version) = req.header("anthropic-version").map(str::to_string) else {
-        return reply_error(
-            &inner,
-            &mut stream,
-            400,
-            "invalid_request_error",
-            "anthropic-version: header is required",
-            &request_id,
-            vec![],
-        )
-        .await;
-    };
-    match fault {
-        Fault::RateLimited { retry_after } => {
-            let mut headers = rate_limit_headers(0);
-            if let Some(s) = retry_after {
-                headers.push(("retry-after", s.to_string()));
-            }
-            let msg = "Number of request tokens has exceeded your per-minute rate limit";
-            return reply_error(
-                &inner,
-                &mut stream,
-                429,
-                "rate_limit_error",
-                msg,
-                &request_id,
-                headers,
-            )
-            .await;
-        }
-        Fault::QuotaExceeded => {
-            let msg = "Your credit balance is too low to access the Anthropic API.";
-            return reply_error(
-                &inner,
-                &mut stream,
-                402,
-                "billing_error",
-                msg,
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
-        Fault::Overloaded => {
-            return reply_error(
-                &inner,
-                &mut stream,
-                529,
-                "overloaded_error",
-                "Overloaded",
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
-        Fault::ServerError { should_retry } => {
-            let mut headers = vec![];
-            if let Some(b) = should_retry {
-                headers.push(("x-should-retry", b.to_string()));
-            }
-            return reply_error(
-                &inner,
-                &mut stream,
-                500,
-                "api_error",
-                "Internal server error",
-                &request_id,
-                headers,
-            )
-            .await;
-        }
-        _ => {}
-    }
     let served = inner.served.fetch_add(1, Ordering::SeqCst);
     if served >= inner.config.request_limit {
-        let mut headers = rate_limit_headers(0);
-        headers.push(("retry-after", "60".to_string()));
         let msg = "Number of requests has exceeded your per-minute rate limit";
-        return reply_error(
-            &inner,
-            &mut stream,
-            429,
-            "rate_limit_error",
-            msg,
-            &request_id,
-            headers,
-        )
-        .await;
+        let refusal = rate_limited(msg, Some("60".to_string()));
+        return send(refusal, &inner, &mut stream, &request_id).await;
     }
     let remaining = inner.config.request_limit.saturating_sub(served + 1);
-    let body: Value = match serde_json::from_slice(&req.body) {
-        Ok(v) => v,
-        Err(_) => {
-            return reply_error(
-                &inner,
-                &mut stream,
-                400,
-                "invalid_request_error",
-                "There was an error parsing the body of your request",
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
+    let (body, parsed) = match parse_body(&inner.config, &req.body) {
+        Ok(ok) => ok,
+        Err(refusal) => return send(refusal, &inner, &mut stream, &request_id).await,
     };
-    let parsed = match validate(&inner.config, &body) {
-        Ok(p) => p,
-        Err((status, kind, msg)) => {
-            return reply_error(&inner, &mut stream, status, kind, &msg, &request_id, vec![]).await;
-        }
-    };
-    if inner.config.recorded_requests > 0 {
-        let mut recorded = inner.recorded.lock().unwrap_or_else(|p| p.into_inner());
-        if recorded.len() >= inner.config.recorded_requests {
-            recorded.pop_front();
-        }
-        recorded.push_back(RecordedRequest {
-            anthropic_version: Some(version),
-            body: body.clone(),
-        });
-    }
+    record(&inner, req.header("anthropic-version"), &body);
     let plan = plan_reply(&inner, &parsed, served);
     let mut headers = rate_limit_headers(remaining);
     headers.push(("request-id", request_id.clone()));
@@ -451,23 +312,135 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         stream_reply(&inner, &mut stream, &req, headers, &plan, &fault).await;
     } else {
         headers.push(("content-type", "application/json".to_string()));
-        let text: String = plan.pieces.concat();
-        let content = match &plan.tool {
-            // Input that is not JSON cannot be a non-streamed `input` object; it arrives empty.
-            Some((id, name)) => json!([{"type": "tool_use", "id": id, "name": name,
-                "input": serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({}))}]),
-            None => json!([{"type":"text","text": text}]),
-        };
-        let body = json!({
-            "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
-            "content": content,
-            "stop_reason": plan.stop_reason, "stop_sequence": plan.stop_sequence,
-            "usage": usage_json(&plan.usage, plan.output_tokens),
-        });
-        inner.stats.streams_completed.fetch_add(1, Ordering::SeqCst);
-        count_usage(&inner, &plan);
-        let _ = write_response(&mut stream, 200, &headers, body.to_string().as_bytes()).await;
+        reply_whole(&inner, &mut stream, &headers, &plan).await;
     }
+}
+
+/// The route, the key (and the fault it asks for), the version header and the faults that
+/// refuse the request outright; the fault to apply later otherwise.
+async fn admit(inner: &Inner, req: &Request) -> Result<Fault, Refusal> {
+    if req.path != "/v1/messages" {
+        let msg = format!("Not found: {}", req.path);
+        return Err(Refusal::new(404, "not_found_error", msg));
+    }
+    if req.method != "POST" {
+        return Err(Refusal::new(
+            405,
+            "invalid_request_error",
+            "Method not allowed",
+        ));
+    }
+    let key = req
+        .header("x-api-key")
+        .or_else(|| {
+            req.header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .unwrap_or_default();
+    let fault = if key_is_valid(key) {
+        inner.faults.next(key)
+    } else {
+        Fault::Unauthorized
+    };
+    if let Fault::SlowFirstByte(d) = fault {
+        tokio::time::sleep(d).await;
+    }
+    if fault == Fault::Unauthorized {
+        return Err(Refusal::new(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        ));
+    }
+    if req.header("anthropic-version").is_none() {
+        return Err(Refusal::new(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ));
+    }
+    match fault_refusal(&fault) {
+        Some(refusal) => Err(refusal),
+        None => Ok(fault),
+    }
+}
+
+/// The answer of a fault that refuses the request before any reply.
+fn fault_refusal(fault: &Fault) -> Option<Refusal> {
+    Some(match fault {
+        Fault::RateLimited { retry_after } => rate_limited(
+            "Number of request tokens has exceeded your per-minute rate limit",
+            retry_after.map(|s| s.to_string()),
+        ),
+        Fault::QuotaExceeded => Refusal::new(
+            402,
+            "billing_error",
+            "Your credit balance is too low to access the Anthropic API.",
+        ),
+        Fault::Overloaded => Refusal::new(529, "overloaded_error", "Overloaded"),
+        Fault::ServerError { should_retry } => {
+            let refusal = Refusal::new(500, "api_error", "Internal server error");
+            match should_retry {
+                Some(b) => refusal.with_header("x-should-retry", b.to_string()),
+                None => refusal,
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// The request body as JSON and as a validated Messages request.
+fn parse_body(config: &AnthropicConfig, raw: &[u8]) -> Result<(Value, Parsed), Refusal> {
+    let body: Value = serde_json::from_slice(raw).map_err(|_| {
+        Refusal::new(
+            400,
+            "invalid_request_error",
+            "There was an error parsing the body of your request",
+        )
+    })?;
+    let parsed =
+        validate(config, &body).map_err(|(status, kind, msg)| Refusal::new(status, kind, msg))?;
+    Ok((body, parsed))
+}
+
+/// Keeps the latest well-formed requests for [`FakeAnthropic::requests`].
+fn record(inner: &Inner, version: Option<&str>, body: &Value) {
+    if inner.config.recorded_requests == 0 {
+        return;
+    }
+    let mut recorded = inner.recorded.lock().unwrap_or_else(|p| p.into_inner());
+    if recorded.len() >= inner.config.recorded_requests {
+        recorded.pop_front();
+    }
+    recorded.push_back(RecordedRequest {
+        anthropic_version: version.map(str::to_string),
+        body: body.clone(),
+    });
+}
+
+/// A non-streamed reply: the whole message as one JSON body.
+async fn reply_whole(
+    inner: &Inner,
+    stream: &mut TcpStream,
+    headers: &[(&'static str, String)],
+    plan: &Plan,
+) {
+    let text: String = plan.pieces.concat();
+    let content = match &plan.tool {
+        // Input that is not JSON cannot be a non-streamed `input` object; it arrives empty.
+        Some((id, name)) => json!([{"type": "tool_use", "id": id, "name": name,
+            "input": serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({}))}]),
+        None => json!([{"type":"text","text": text}]),
+    };
+    let body = json!({
+        "id": plan.message_id, "type": "message", "role": "assistant", "model": plan.model,
+        "content": content,
+        "stop_reason": plan.stop_reason, "stop_sequence": plan.stop_sequence,
+        "usage": usage_json(&plan.usage, plan.output_tokens),
+    });
+    inner.stats.streams_completed.fetch_add(1, Ordering::SeqCst);
+    count_usage(inner, plan);
+    let _ = write_response(stream, 200, headers, body.to_string().as_bytes()).await;
 }
 
 struct Parsed {

@@ -1,61 +1,58 @@
 //! Small shared pieces: deterministic ids, pacing, timestamps.
 
 use std::sync::Mutex;
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A deterministic pseudo-random source (splitmix64); fakes must be reproducible.
+/// A deterministic pseudo-random source (`rand`'s `StdRng` from a seed): fakes must be
+/// reproducible. Shared by a fake's connection tasks, hence the lock.
 #[derive(Debug)]
-pub(crate) struct Rng(Mutex<u64>);
+pub(crate) struct Rng(Mutex<StdRng>);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(Mutex::new(seed))
+        Self(Mutex::new(StdRng::seed_from_u64(seed)))
     }
 
-    pub fn next_u64(&self) -> u64 {
-        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    fn with<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// A UUIDv4-shaped string.
+    /// A version-4 UUID as text.
     pub fn uuid(&self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0x0fff,
-            ((b >> 48) & 0x3fff) | 0x8000,
-            b & 0xffff_ffff_ffff
-        )
+        let bytes: [u8; 16] = self.with(|rng| rng.random());
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 
     /// `len` base62 characters.
     pub fn base62(&self, len: usize) -> String {
         const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        (0..len)
-            .map(|_| ALPHABET[(self.next_u64() % 62) as usize] as char)
-            .collect()
+        self.with(|rng| {
+            (0..len)
+                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                .collect()
+        })
     }
 
     /// `len` lower-case hex characters.
     pub fn hex(&self, len: usize) -> String {
-        (0..len)
-            .map(|_| char::from_digit((self.next_u64() % 16) as u32, 16).unwrap_or('0'))
-            .collect()
+        self.with(|rng| {
+            (0..len)
+                .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+                .collect()
+        })
     }
 
-    /// Uniform in `lo..=hi`.
+    /// Uniform in `lo..=hi` (`lo` when the range is empty).
     pub fn range(&self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
             return lo;
         }
-        lo + self.next_u64() % (hi - lo + 1)
+        self.with(|rng| rng.random_range(lo..=hi))
     }
 }
 
@@ -134,5 +131,17 @@ mod tests {
         let id = rng.uuid();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_values() {
+        let (a, b) = (Rng::new(42), Rng::new(42));
+        assert_eq!(a.uuid(), b.uuid());
+        assert_eq!(a.base62(20), b.base62(20));
+        assert_eq!(a.hex(8), b.hex(8));
+        assert_eq!(a.range(1, 1_000), b.range(1, 1_000));
+        assert_ne!(Rng::new(43).base62(20), Rng::new(42).base62(20));
+        assert!(a.hex(64).chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.range(5, 5), 5);
     }
 }

@@ -24,7 +24,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::{Pacing, Rng, rfc3339_now};
 use crate::fault::{Fault, FaultBook, GateAction, UnitGate, key_is_valid};
-use crate::http::{Listener, ReadError, Request, accept_websocket, read_request, write_response};
+use crate::http::{
+    Listener, ReadError, Refusal, Request, accept_websocket, read_request, write_response,
+};
 
 /// The exact NET-0001 close reason observed on the real service.
 pub const NET0001_REASON: &str = "Deepgram did not receive audio data or a text message within the timeout window. See https://dpgr.am/net0001";
@@ -199,12 +201,7 @@ impl FakeDeepgram {
             active: Mutex::new(HashMap::new()),
             scripts: Mutex::new(HashMap::new()),
         });
-        let served = Arc::clone(&inner);
-        let listener = Listener::bind(inner.config.listen, move |stream| {
-            let inner = Arc::clone(&served);
-            async move { handle(inner, stream).await }
-        })
-        .await?;
+        let listener = Listener::serve(inner.config.listen, &inner, handle).await?;
         Ok(Self { listener, inner })
     }
 
@@ -338,6 +335,8 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// One connection: the upgrade request in named steps (route, key and fault, parameters, the
+/// per-key concurrency slot), then the live session.
 async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     let req = match read_request(&mut stream).await {
         Ok(r) => r,
@@ -348,144 +347,27 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
         Err(_) => return,
     };
     let request_id = inner.rng.uuid();
-    if req.path != "/v1/listen" {
-        return refuse(
-            &inner,
-            &mut stream,
-            404,
-            "NOT_FOUND",
-            "Not found",
-            &request_id,
-            vec![],
-        )
-        .await;
-    }
-    if !req.is_websocket_upgrade() {
-        return refuse(
-            &inner,
-            &mut stream,
-            400,
-            "Bad Request",
-            "The fake serves live streaming (WebSocket) only",
-            &request_id,
-            vec![],
-        )
-        .await;
-    }
-    let key = credential(&req).unwrap_or_default();
-    let fault = if key_is_valid(&key) {
-        inner.faults.next(&key)
-    } else {
-        Fault::Unauthorized
-    };
-    if let Fault::SlowFirstByte(d) = fault {
-        tokio::time::sleep(d).await;
-    }
-    match fault {
-        Fault::Unauthorized => {
-            let extra = vec![("www-authenticate", "Token realm=\"Deepgram\"".to_string())];
+    let (key, fault, params) = match admit(&inner, &req).await {
+        Ok(admitted) => admitted,
+        Err(r) => {
+            let Refusal {
+                status,
+                code,
+                message,
+                headers,
+            } = r;
             return refuse(
                 &inner,
                 &mut stream,
-                401,
-                "INVALID_AUTH",
-                "Invalid credentials.",
+                status,
+                code,
+                &message,
                 &request_id,
-                extra,
-            )
-            .await;
-        }
-        Fault::QuotaExceeded => {
-            return refuse(
-                &inner,
-                &mut stream,
-                402,
-                "PAYMENT_REQUIRED",
-                "Project does not have enough credits for this request.",
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
-        Fault::RateLimited { retry_after } => {
-            let extra = retry_after
-                .map(|s| vec![("retry-after", s.to_string())])
-                .unwrap_or_default();
-            return refuse(
-                &inner,
-                &mut stream,
-                429,
-                "RATE_LIMITED",
-                "Too many requests. Please try again later.",
-                &request_id,
-                extra,
-            )
-            .await;
-        }
-        Fault::Overloaded => {
-            return refuse(
-                &inner,
-                &mut stream,
-                503,
-                "SERVICE_UNAVAILABLE",
-                "Service temporarily unavailable.",
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
-        Fault::ServerError { .. } => {
-            return refuse(
-                &inner,
-                &mut stream,
-                500,
-                "INTERNAL_SERVER_ERROR",
-                "Internal server error.",
-                &request_id,
-                vec![],
-            )
-            .await;
-        }
-        _ => {}
-    }
-    let params = match parse_params(&req) {
-        Ok(p) => p,
-        Err(msg) => {
-            return refuse(
-                &inner,
-                &mut stream,
-                400,
-                "INVALID_QUERY_PARAMETER",
-                &msg,
-                &request_id,
-                vec![],
+                headers,
             )
             .await;
         }
     };
-    let over_limit = {
-        let mut active = inner.active.lock().unwrap_or_else(|p| p.into_inner());
-        let n = active.entry(key.clone()).or_insert(0);
-        if *n >= inner.config.max_concurrent_per_key {
-            true
-        } else {
-            *n += 1;
-            false
-        }
-    };
-    if over_limit {
-        let extra = vec![("retry-after", "1".to_string())];
-        return refuse(
-            &inner,
-            &mut stream,
-            429,
-            "RATE_LIMITED",
-            "Too many concurrent requests.",
-            &request_id,
-            extra,
-        )
-        .await;
-    }
     let script = inner.script_for(&key);
     let _guard = ActiveGuard { inner: &inner, key };
     let Ok(ws) = accept_websocket(stream, &req, &[("dg-request-id", request_id.clone())]).await
@@ -494,6 +376,86 @@ async fn handle(inner: Arc<Inner>, mut stream: TcpStream) {
     };
     inner.stats.connections.fetch_add(1, Ordering::SeqCst);
     session(&inner, ws, params, request_id, fault, script).await;
+}
+
+/// The route, the key (and the fault it asks for), the parameters and a concurrency slot for
+/// the key (released by the caller's [`ActiveGuard`]); or why the upgrade is refused.
+async fn admit(inner: &Inner, req: &Request) -> Result<(String, Fault, Params), Refusal> {
+    if req.path != "/v1/listen" {
+        return Err(Refusal::new(404, "NOT_FOUND", "Not found"));
+    }
+    if !req.is_websocket_upgrade() {
+        return Err(Refusal::new(
+            400,
+            "Bad Request",
+            "The fake serves live streaming (WebSocket) only",
+        ));
+    }
+    let key = credential(req).unwrap_or_default();
+    let fault = if key_is_valid(&key) {
+        inner.faults.next(&key)
+    } else {
+        Fault::Unauthorized
+    };
+    if let Fault::SlowFirstByte(d) = fault {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(refusal) = fault_refusal(&fault) {
+        return Err(refusal);
+    }
+    let params =
+        parse_params(req).map_err(|msg| Refusal::new(400, "INVALID_QUERY_PARAMETER", msg))?;
+    if !take_slot(inner, &key) {
+        return Err(
+            Refusal::new(429, "RATE_LIMITED", "Too many concurrent requests.")
+                .with_header("retry-after", "1"),
+        );
+    }
+    Ok((key, fault, params))
+}
+
+/// The answer of a fault that refuses the upgrade.
+fn fault_refusal(fault: &Fault) -> Option<Refusal> {
+    Some(match fault {
+        Fault::Unauthorized => Refusal::new(401, "INVALID_AUTH", "Invalid credentials.")
+            .with_header("www-authenticate", "Token realm=\"Deepgram\""),
+        Fault::QuotaExceeded => Refusal::new(
+            402,
+            "PAYMENT_REQUIRED",
+            "Project does not have enough credits for this request.",
+        ),
+        Fault::RateLimited { retry_after } => {
+            let refusal = Refusal::new(
+                429,
+                "RATE_LIMITED",
+                "Too many requests. Please try again later.",
+            );
+            match retry_after {
+                Some(s) => refusal.with_header("retry-after", s.to_string()),
+                None => refusal,
+            }
+        }
+        Fault::Overloaded => Refusal::new(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "Service temporarily unavailable.",
+        ),
+        Fault::ServerError { .. } => {
+            Refusal::new(500, "INTERNAL_SERVER_ERROR", "Internal server error.")
+        }
+        _ => return None,
+    })
+}
+
+/// Takes one of the key's concurrent-socket slots; `false` when they are all in use.
+fn take_slot(inner: &Inner, key: &str) -> bool {
+    let mut active = inner.active.lock().unwrap_or_else(|p| p.into_inner());
+    let n = active.entry(key.to_string()).or_insert(0);
+    if *n >= inner.config.max_concurrent_per_key {
+        return false;
+    }
+    *n += 1;
+    true
 }
 
 fn round3(x: f64) -> f64 {

@@ -126,12 +126,7 @@ impl FakeElevenLabs {
             faults: FaultBook::default(),
             stats: Stats::default(),
         });
-        let served = Arc::clone(&inner);
-        let listener = Listener::bind(inner.config.listen, move |stream| {
-            let inner = Arc::clone(&served);
-            async move { handle(inner, stream).await }
-        })
-        .await?;
+        let listener = Listener::serve(inner.config.listen, &inner, handle).await?;
         Ok(Self { listener, inner })
     }
 
@@ -182,6 +177,15 @@ fn sample_rate_of(format: &str) -> Option<u32> {
         "pcm_48000" => Some(48000),
         _ => None,
     }
+}
+
+/// 400 `invalid_output_format`: the fake speaks PCM only (WebSocket and HTTP alike).
+async fn refuse_output_format(inner: &Inner, stream: &mut TcpStream) {
+    let why = detail(
+        "invalid_output_format",
+        "The fake serves pcm_* output formats only",
+    );
+    refuse(inner, stream, 400, why, vec![]).await;
 }
 
 async fn refuse(
@@ -379,17 +383,7 @@ async fn ws_session(inner: &Inner, mut stream: TcpStream, req: &Request) {
         }
     }
     let Some(rate) = sample_rate_of(format) else {
-        return refuse(
-            inner,
-            &mut stream,
-            400,
-            detail(
-                "invalid_output_format",
-                "The fake serves pcm_* output formats only",
-            ),
-            vec![],
-        )
-        .await;
+        return refuse_output_format(inner, &mut stream).await;
     };
     let inactivity = req
         .query("inactivity_timeout")
@@ -601,17 +595,7 @@ async fn http_stream(inner: &Inner, mut stream: TcpStream, req: &Request) {
     }
     let format = req.query("output_format").unwrap_or("mp3_44100_128");
     let Some(rate) = sample_rate_of(format) else {
-        return refuse(
-            inner,
-            &mut stream,
-            400,
-            detail(
-                "invalid_output_format",
-                "The fake serves pcm_* output formats only",
-            ),
-            vec![],
-        )
-        .await;
+        return refuse_output_format(inner, &mut stream).await;
     };
     let chars = text.chars().count();
     if chars > 40_000 {

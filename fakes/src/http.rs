@@ -57,6 +57,31 @@ impl Request {
     }
 }
 
+/// An error answer before any reply: status, the vendor's error code or type, its message and
+/// extra headers (each fake writes it in its own vendor's body shape).
+pub(crate) struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
 /// Why a request could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -74,17 +99,16 @@ impl From<io::Error> for ReadError {
     }
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
+/// Most headers accepted in a request head (real clients send about a dozen).
+const MAX_HEADERS: usize = 64;
 
-/// Reads one request head and its `content-length` body.
+/// Reads one request head (parsed by `httparse`) and its `content-length` body.
 pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, ReadError> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(end) = find_head_end(&buf) {
-            break end;
+    let (head, head_end) = loop {
+        if let Some(parsed) = parse_head(&buf)? {
+            break parsed;
         }
         if buf.len() > MAX_HEAD_BYTES {
             return Err(ReadError::Malformed("request head too large"));
@@ -97,44 +121,10 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, Read
             return Err(ReadError::Closed);
         }
         buf.extend_from_slice(&chunk[..n]);
-        // A TLS ClientHello (or any binary) is not HTTP: refuse at once rather than wait.
-        if !buf[0].is_ascii_uppercase() {
-            return Err(ReadError::Malformed("not an HTTP/1.1 request"));
-        }
     };
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().ok_or(ReadError::Malformed("empty request"))?;
-    let mut parts = request_line.split(' ');
-    let method = parts
-        .next()
-        .filter(|m| !m.is_empty())
-        .ok_or(ReadError::Malformed("no method"))?
-        .to_string();
-    let target = parts.next().ok_or(ReadError::Malformed("no target"))?;
-    let version = parts.next().ok_or(ReadError::Malformed("no version"))?;
-    if !version.starts_with("HTTP/1.") {
-        return Err(ReadError::Malformed("unsupported HTTP version"));
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), parse_query(q)),
-        None => (target.to_string(), Vec::new()),
-    };
-    let mut headers = Vec::new();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(ReadError::Malformed("header line without colon"))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
     let mut req = Request {
-        method,
-        path,
-        query,
-        headers,
-        body: Vec::new(),
-        leftover: buf[head_end + 4..].to_vec(),
+        leftover: buf[head_end..].to_vec(),
+        ..head
     };
     if req
         .header("transfer-encoding")
@@ -168,47 +158,53 @@ pub(crate) async fn read_request(stream: &mut TcpStream) -> Result<Request, Read
     Ok(req)
 }
 
-/// Splits and percent-decodes a query string.
-pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(pair), String::new()),
-        })
-        .collect()
+/// The request head in `buf` (without body) and where it ends, once it is complete; `None`
+/// while it is not. Anything that is not an HTTP/1.x request (a TLS ClientHello, binary) is
+/// refused at its first bytes rather than waited for.
+pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut slots);
+    let end = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ReadError::Malformed("too many request headers"));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(ReadError::Malformed("unsupported HTTP version"));
+        }
+        Err(_) => return Err(ReadError::Malformed("not an HTTP/1.1 request")),
+    };
+    let (Some(method), Some(target)) = (parsed.method, parsed.path) else {
+        return Err(ReadError::Malformed("empty request"));
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), parse_query(q)),
+        None => (target.to_string(), Vec::new()),
+    };
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for header in parsed.headers.iter() {
+        let value = std::str::from_utf8(header.value)
+            .map_err(|_| ReadError::Malformed("request head is not UTF-8"))?;
+        headers.push((header.name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let request = Request {
+        method: method.to_string(),
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        leftover: Vec::new(),
+    };
+    Ok(Some((request, end)))
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Splits and percent-decodes a query string (`application/x-www-form-urlencoded`: `+` is a
+/// space; a malformed escape is kept as it is).
+pub(crate) fn parse_query(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -373,6 +369,18 @@ impl Listener {
         })
     }
 
+    /// The start-up every fake shares: binds `addr` and serves each connection with
+    /// `handle(inner, stream)` on the fake's shared state.
+    pub async fn serve<I, F, Fut>(addr: SocketAddr, inner: &Arc<I>, handle: F) -> io::Result<Self>
+    where
+        I: Send + Sync + 'static,
+        F: Fn(Arc<I>, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let inner = Arc::clone(inner);
+        Self::bind(addr, move |stream| handle(Arc::clone(&inner), stream)).await
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -408,9 +416,52 @@ mod tests {
     }
 
     #[test]
-    fn truncated_percent_escape_is_kept_literally() {
-        assert_eq!(percent_decode("a%2"), "a%2");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+    fn truncated_percent_escapes_are_kept_literally() {
+        let q = parse_query("a=a%2&b=%&c=%zz");
+        let values: Vec<&str> = q.iter().map(|(_, v)| v.as_str()).collect();
+        assert_eq!(values, ["a%2", "%", "%zz"]);
+    }
+
+    #[test]
+    fn a_request_head_is_parsed_with_lower_cased_names_and_its_end() {
+        let raw = b"GET /v1/listen?model=nova-3&x=1+2 HTTP/1.1\r\nHost: h\r\nAuthorization: Token k\r\n\r\nrest";
+        let (req, end) = parse_head(raw).expect("valid").expect("complete");
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str()),
+            ("GET", "/v1/listen")
+        );
+        assert_eq!(req.query("x"), Some("1 2"));
+        assert_eq!(req.header("authorization"), Some("Token k"));
+        assert_eq!(req.headers[0].0, "host");
+        assert_eq!(&raw[end..], b"rest");
+    }
+
+    #[test]
+    fn partial_binary_and_foreign_heads_are_told_apart() {
+        assert!(matches!(
+            parse_head(b"POST /v1/messages HTTP/1.1\r\nHo"),
+            Ok(None)
+        ));
+        assert!(matches!(
+            parse_head(b"\x16\x03\x01\x02\x00"),
+            Err(ReadError::Malformed("not an HTTP/1.1 request"))
+        ));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/2.0\r\n\r\n"),
+            Err(ReadError::Malformed(_))
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_are_refused_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)
+        ) {
+            let _ = parse_head(&bytes);
+            let mut head = b"GET /?".to_vec();
+            head.extend_from_slice(&bytes);
+            let _ = parse_head(&head);
+            let _ = parse_query(&String::from_utf8_lossy(&bytes));
+        }
     }
 }

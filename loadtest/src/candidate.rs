@@ -16,7 +16,7 @@ use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use engine::transport::client::encode_opus_frames;
 use engine::transport::{
-    MediaSession, SdpType, SessionDescription, ToneGenerator, WebRtcClient, WebRtcConfig,
+    MediaSession, OpusRate, SdpType, SessionDescription, ToneGenerator, WebRtcClient, WebRtcConfig,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -37,21 +37,20 @@ pub struct Audio {
 }
 
 impl Audio {
-    /// One second of a 180 Hz tone at 0.2 of full scale (well above every VAD threshold) and
-    /// one frame of digital silence.
+    /// One second of a 180 Hz tone at 0.2 of full scale (well above every VAD threshold),
+    /// encoded from 48 kHz as a browser's microphone track is, and one frame of digital silence.
     pub fn new() -> anyhow::Result<Arc<Self>> {
-        let mut tone = ToneGenerator::new(180.0, 0.2);
+        let mut tone = ToneGenerator::new(OpusRate::Hz48000, 180.0, 0.2);
         let pcm: Vec<Vec<i16>> = (0..50).map(|_| tone.next_frame()).collect();
-        let voiced = encode_opus_frames(&pcm).context("encoding the voiced signal")?;
-        let silence = encode_opus_frames(&vec![vec![0i16; engine::transport::FRAME_SAMPLES]; 3])
-            .context("encoding silence")?
-            .pop()
-            .context("no silence frame")?;
-        Ok(Arc::new(Self { voiced, silence }))
+        let voiced = encode_opus_frames(&pcm, tone.rate()).context("encoding the voiced signal")?;
+        Ok(Arc::new(Self {
+            voiced,
+            silence: silence_frame()?,
+        }))
     }
 
-    /// `text` spoken by espeak-ng (at 48 kHz, in 20 ms frames) and one frame of silence: an
-    /// answer the offline recognizer can hear.
+    /// `text` spoken by espeak-ng (its 22.05 kHz converted to 24 kHz, encoded in 20 ms frames)
+    /// and one frame of silence: an answer the offline recognizer can hear.
     pub fn speech(text: &str) -> anyhow::Result<Arc<Self>> {
         let output = std::process::Command::new("espeak-ng")
             .args(["--stdout", "-s", "165", "-v", "en-us", text])
@@ -60,12 +59,14 @@ impl Audio {
         anyhow::ensure!(output.status.success(), "espeak-ng failed");
         let wav = engine::vendors::espeak::parse_wav(&output.stdout)
             .context("espeak-ng's output is not a WAV")?;
-        let pcm = engine::vendors::espeak::resample(&wav.samples, wav.sample_rate, 48_000);
+        let rate = OpusRate::at_least(wav.sample_rate);
+        let pcm = engine::audio::RateConverter::convert_all(&wav.samples, wav.sample_rate, rate)
+            .context("espeak-ng's sample rate")?;
         let mut frames: Vec<Vec<i16>> = pcm
-            .chunks(engine::transport::FRAME_SAMPLES)
+            .chunks(rate.frame_samples())
             .map(|chunk| {
                 let mut frame = chunk.to_vec();
-                frame.resize(engine::transport::FRAME_SAMPLES, 0);
+                frame.resize(rate.frame_samples(), 0);
                 frame
             })
             .collect();
@@ -77,18 +78,26 @@ impl Audio {
             frames.pop();
         }
         anyhow::ensure!(!frames.is_empty(), "espeak-ng produced no audible speech");
-        let voiced = encode_opus_frames(&frames).context("encoding the speech")?;
-        let silence = encode_opus_frames(&vec![vec![0i16; engine::transport::FRAME_SAMPLES]; 3])
-            .context("encoding silence")?
-            .pop()
-            .context("no silence frame")?;
-        Ok(Arc::new(Self { voiced, silence }))
+        let voiced = encode_opus_frames(&frames, rate).context("encoding the speech")?;
+        Ok(Arc::new(Self {
+            voiced,
+            silence: silence_frame()?,
+        }))
     }
 
     /// How long the voiced signal plays once through.
     pub fn voiced_duration(&self) -> Duration {
         FRAME * u32::try_from(self.voiced.len()).unwrap_or(u32::MAX)
     }
+}
+
+/// One 20 ms Opus frame of digital silence (the third of three, past the encoder's start).
+fn silence_frame() -> anyhow::Result<Bytes> {
+    let rate = OpusRate::Hz48000;
+    encode_opus_frames(&vec![vec![0i16; rate.frame_samples()]; 3], rate)
+        .context("encoding silence")?
+        .pop()
+        .context("no silence frame")
 }
 
 /// One turn of the server's breakdown (`GET /api/v1/interviews/{id}` → `turns`).

@@ -592,36 +592,35 @@ pub fn speech_wav(text: &str, path: &Path, lead_in: f32, tail: f32) -> anyhow::R
     Ok(())
 }
 
-/// Duration in seconds of a 16-bit PCM WAV file (as [`speech_wav`] writes), from its header.
+/// Duration in seconds of a PCM WAV file (as [`speech_wav`] writes), from its header (sox
+/// writes honest sizes, so `hound` reads it).
 pub fn wav_duration(path: &Path) -> anyhow::Result<f64> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        bail!("not a WAV file");
-    }
-    let (mut rate, mut channels, mut bits, mut data) = (0u32, 0u16, 0u16, None);
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
-            as usize;
-        let body = at + 8;
-        if id == b"fmt " && body + 16 <= bytes.len() {
-            channels = u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]);
-            rate = u32::from_le_bytes([
-                bytes[body + 4],
-                bytes[body + 5],
-                bytes[body + 6],
-                bytes[body + 7],
-            ]);
-            bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
-        } else if id == b"data" {
-            data = Some(size.min(bytes.len().saturating_sub(body)));
+    let reader =
+        hound::WavReader::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec = reader.spec();
+    anyhow::ensure!(spec.sample_rate > 0, "a WAV with a zero sample rate");
+    Ok(f64::from(reader.duration()) / f64::from(spec.sample_rate))
+}
+
+#[cfg(test)]
+mod wav_tests {
+    #[test]
+    fn wav_duration_reads_the_header_of_a_written_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("half.wav");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(&path, spec).expect("writer");
+        for _ in 0..24_000 {
+            writer.write_sample(0i16).expect("sample");
         }
-        at = body + size + (size & 1);
-    }
-    let bytes_per_second = f64::from(rate) * f64::from(channels) * f64::from(bits / 8);
-    match data {
-        Some(size) if bytes_per_second > 0.0 => Ok(size as f64 / bytes_per_second),
-        _ => bail!("WAV without fmt or data"),
+        writer.finalize().expect("finalize");
+        assert_eq!(super::wav_duration(&path).expect("duration"), 0.5);
+        std::fs::write(&path, b"not a wav").expect("write");
+        assert!(super::wav_duration(&path).is_err());
     }
 }

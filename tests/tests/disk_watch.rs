@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use api::configuration::LocalVendorsMode;
 use engine::actors::interview::InterviewEvent;
 use engine::interview_core::Phase;
-use engine::transport::SessionDescription;
+use engine::transport::{OpusRate, SessionDescription};
 use inotify::{Inotify, WatchMask};
 use serde_json::{Value, json};
 use tests::{Backend, client_offer, post_offer, spawn_app_with};
@@ -194,7 +194,7 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
         }
     });
     let mut outbound = session.outbound;
-    let silence = vec![0i16; engine::transport::FRAME_SAMPLES];
+    let silence = vec![0i16; OpusRate::Hz48000.frame_samples()];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut speaking: Option<std::slice::ChunksExact<'_, i16>> = None;
     let mut answered = false;
@@ -209,7 +209,7 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
             }
         }
         if !answered && phase == Phase::Listening {
-            speaking = Some(answer.chunks_exact(engine::transport::FRAME_SAMPLES));
+            speaking = Some(answer.chunks_exact(OpusRate::Hz48000.frame_samples()));
             answered = true;
         }
         let frame = speaking.as_mut().and_then(Iterator::next);
@@ -217,7 +217,7 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
             break;
         }
         outbound
-            .send_frame(frame.unwrap_or(&silence))
+            .send_frame(frame.unwrap_or(&silence), OpusRate::Hz48000)
             .expect("the call is up");
         assert!(
             Instant::now() < deadline,

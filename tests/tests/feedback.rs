@@ -157,8 +157,8 @@ async fn a_held_interview_is_scored_with_evidence_from_the_candidates_words(back
     let voiced = Arc::new(AtomicBool::new(false));
     let flag = voiced.clone();
     tokio::spawn(async move {
-        let mut tone = ToneGenerator::new(180.0, 0.3);
-        let silence = vec![0i16; engine::transport::FRAME_SAMPLES];
+        let mut tone = ToneGenerator::new(engine::transport::OpusRate::Hz48000, 180.0, 0.3);
+        let silence = vec![0i16; engine::transport::OpusRate::Hz48000.frame_samples()];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         loop {
             tick.tick().await;
@@ -167,7 +167,10 @@ async fn a_held_interview_is_scored_with_evidence_from_the_candidates_words(back
             } else {
                 silence.clone()
             };
-            if outbound.send_frame(&frame).is_err() {
+            if outbound
+                .send_frame(&frame, engine::transport::OpusRate::Hz48000)
+                .is_err()
+            {
                 break;
             }
         }

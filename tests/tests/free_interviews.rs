@@ -153,11 +153,14 @@ async fn an_interview_on_platform_keys_is_charged_when_it_starts_and_keeps_the_c
         .await
         .expect("ICE and DTLS connect over loopback");
     let microphone = tokio::spawn(async move {
-        let silence = vec![0i16; engine::transport::FRAME_SAMPLES];
+        let silence = vec![0i16; engine::transport::OpusRate::Hz48000.frame_samples()];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         loop {
             tick.tick().await;
-            if outbound.send_frame(&silence).is_err() {
+            if outbound
+                .send_frame(&silence, engine::transport::OpusRate::Hz48000)
+                .is_err()
+            {
                 break;
             }
         }

@@ -474,8 +474,8 @@ fn spawn_microphone(mut session_out: engine::transport::AudioSender) -> Micropho
     let (flag, count) = (voiced.clone(), voiced_frames.clone());
     tokio::spawn(async move {
         // A voice-like tone: 180 Hz fundamental, 0.3 of full scale.
-        let mut tone = ToneGenerator::new(180.0, 0.3);
-        let silence = vec![0i16; engine::transport::FRAME_SAMPLES];
+        let mut tone = ToneGenerator::new(engine::transport::OpusRate::Hz48000, 180.0, 0.3);
+        let silence = vec![0i16; engine::transport::OpusRate::Hz48000.frame_samples()];
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         loop {
@@ -486,7 +486,10 @@ fn spawn_microphone(mut session_out: engine::transport::AudioSender) -> Micropho
             } else {
                 silence.clone()
             };
-            if session_out.send_frame(&frame).is_err() {
+            if session_out
+                .send_frame(&frame, engine::transport::OpusRate::Hz48000)
+                .is_err()
+            {
                 break;
             }
         }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use engine::transport::{SessionDescription, ToneGenerator};
+use engine::transport::{OpusRate, SessionDescription, ToneGenerator};
 use serde_json::{Value, json};
 use tests::{Backend, captured_logs, client_offer, post_offer, spawn_app};
 
@@ -42,8 +42,8 @@ async fn a_normal_interview_logs_no_warning_or_error() {
     let mut inbound = session.inbound;
     tokio::spawn(async move { while inbound.recv().await.is_some() {} });
     // The greeting plays; then 1.6 s of voiced tone (the answer), then silence for the reply.
-    let mut tone = ToneGenerator::new(180.0, 0.3);
-    let silence = vec![0i16; engine::transport::FRAME_SAMPLES];
+    let mut tone = ToneGenerator::new(OpusRate::Hz48000, 180.0, 0.3);
+    let silence = vec![0i16; tone.rate().frame_samples()];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for frame in 0..500 {
         tick.tick().await;
@@ -52,7 +52,9 @@ async fn a_normal_interview_logs_no_warning_or_error() {
         } else {
             silence.clone()
         };
-        outbound.send_frame(&pcm).expect("the call is up");
+        outbound
+            .send_frame(&pcm, tone.rate())
+            .expect("the call is up");
     }
     let detail: Value = app
         .get_as(&format!("/api/v1/interviews/{id}"), &alice.access_token)

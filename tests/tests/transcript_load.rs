@@ -9,18 +9,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use engine::actors::interview::InterviewEvent;
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::interview_core::Phase;
-use engine::media::{InboundFrame, MemoryPeer, memory_transport};
-use entities::accounts::Role;
+use engine::media::{
+    INBOUND_FRAME_SAMPLES, INBOUND_RATE, InboundFrame, MemoryPeer, memory_transport,
+};
 use entities::interviews::InterviewStatus;
 use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
 use fakes::{FakeVendors, FakeVendorsConfig};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 use tests::{Backend, db_tests, spawn_app_with};
 use tokio::sync::broadcast;
@@ -49,27 +47,9 @@ fn fakes_config() -> FakeVendorsConfig {
 }
 
 async fn create_interview(db: &DatabaseConnection) -> (Uuid, Uuid) {
-    let now = Utc::now();
-    let account_id = Uuid::now_v7();
-    entities::accounts::NewAccount {
-        id: account_id,
-        email: format!("{account_id}@example.com"),
-        email_canonical: format!("{account_id}@example.com"),
-        display_name: None,
-        password_hash: "x".into(),
-        role: Role::User,
-    }
-    .row(now)
-    .insert(db)
-    .await
-    .expect("account");
-    let interview_id = Uuid::now_v7();
-    interviews::NewInterview::behavioral(interview_id, account_id)
-        .row(now)
-        .insert(db)
+    entities::fixtures::account_with_interview(db)
         .await
-        .expect("interview");
-    (account_id, interview_id)
+        .expect("account and interview")
 }
 
 fn plan() -> InterviewPlan {
@@ -135,14 +115,14 @@ async fn candidate(
             heard_since_answer = false;
         }
         let pcm = if speaking_until.is_some() {
-            (0..960)
+            (0..INBOUND_FRAME_SAMPLES)
                 .map(|_| {
-                    phase += 2.0 * std::f64::consts::PI * 180.0 / 48_000.0;
+                    phase += 2.0 * std::f64::consts::PI * 180.0 / f64::from(INBOUND_RATE.hz());
                     (6000.0 * phase.sin()) as i16
                 })
                 .collect()
         } else {
-            vec![0i16; 960]
+            vec![0i16; INBOUND_FRAME_SAMPLES]
         };
         if peer
             .to_engine

@@ -49,20 +49,7 @@ pub async fn create(
         row.email_verified_at = Set(Some(now));
     }
     let account = row.insert(db).await?;
-    account_settings::ActiveModel {
-        account_id: Set(id),
-        digest_opt_in: Set(false),
-        digest_opt_in_changed_at: Set(now),
-        training_opt_in: Set(false),
-        training_opt_in_changed_at: Set(now),
-        skill_tracking: Set(true),
-        skill_tracking_changed_at: Set(now),
-        interviewer_voice: Set(None),
-        updated_at: Set(now),
-        target_interview_date: Set(None),
-    }
-    .insert(db)
-    .await?;
+    account_settings::defaults(id, now).insert(db).await?;
     interview_quotas::ActiveModel {
         account_id: Set(id),
         free_interviews_granted: Set(registration.free_interviews),

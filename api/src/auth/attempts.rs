@@ -13,6 +13,12 @@
 //! Keys are keyed hashes (a per-process random SipHash key) of the subject with the client
 //! address, so neither the e-mail nor the address is kept in the clear; an entry lives at most
 //! one window after its last failure.
+//!
+//! Hand-written rather than a second `governor` limiter (which [`super::RateLimiter`] is): this
+//! is a lockout counter, not a rate. The failure that reaches the limit starts a wait of a whole
+//! window, and a right password clears the pair at once; a GCRA limiter hands back one attempt
+//! every `window / limit` (a guesser would get a try every few minutes for ever) and has no way
+//! to forget one key on success.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -7,7 +7,7 @@ mod provider;
 
 pub use email::Email;
 pub use password::Password;
-pub use provider::{ApiKey, Provider, parse_provider};
+pub use provider::{ApiKey, Vendor, parse_provider};
 
 /// Why an outside value was rejected; the message is safe to show and to log (no input echoed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,11 +2,11 @@
 
 use super::ValidationError;
 
-pub use engine::vendors::key::Provider;
+pub use engine::vendors::Vendor;
 
 /// The provider named in a request path.
-pub fn parse_provider(raw: &str) -> Result<Provider, ValidationError> {
-    Provider::parse(raw).ok_or_else(|| {
+pub fn parse_provider(raw: &str) -> Result<Vendor, ValidationError> {
+    Vendor::parse_keyed(raw).ok_or_else(|| {
         ValidationError::new("provider", "must be one of anthropic, deepgram, elevenlabs")
     })
 }
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn parses_known_providers_only() {
-        for provider in Provider::ALL {
+        for provider in Vendor::KEYED {
             assert_eq!(parse_provider(provider.as_str()), Ok(provider));
         }
         assert!(parse_provider("openai").is_err());

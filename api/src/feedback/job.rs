@@ -91,7 +91,7 @@ impl ScorerSource {
             .lease_for_work(
                 interview.account_id,
                 interview.id,
-                vec![engine::vendors::key::Provider::Anthropic],
+                vec![engine::vendors::Vendor::Anthropic],
                 SCORING_LEASE,
             )
             .await

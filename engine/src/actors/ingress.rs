@@ -1,5 +1,6 @@
-//! `IngressActor`: candidate audio in. Runs voice-activity detection on each 48 kHz frame,
-//! reports it to the interview, and hands the audio, resampled to 16 kHz, to speech-to-text.
+//! `IngressActor`: candidate audio in. Runs voice-activity detection on each 20 ms frame,
+//! reports it to the interview, and hands the frame to speech-to-text as it is: the transport
+//! decodes at the STT's 16 kHz ([`crate::media::INBOUND_RATE`]), so nothing is resampled here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use crate::actors::{INGRESS_ACTORS, LiveGuard, Supervisor};
-use crate::audio::{Downsampler48To16, EnergyVad, rms};
+use crate::audio::{EnergyVad, rms};
 use crate::media::InboundFrame;
 
 /// Frames queued in the ingress mailbox at most (1.28 s); beyond it frames are dropped.
@@ -49,7 +50,6 @@ pub struct IngressCounters {
 
 pub struct IngressActor {
     vad: EnergyVad,
-    downsampler: Downsampler48To16,
     voice: Recipient<VoiceFrame>,
     stt: Recipient<SttAudio>,
     counters: Arc<IngressCounters>,
@@ -66,7 +66,6 @@ impl IngressActor {
     ) -> Self {
         Self {
             vad,
-            downsampler: Downsampler48To16::new(),
             voice,
             stt,
             counters,
@@ -108,8 +107,7 @@ impl Handler<Frame> for IngressActor {
             voiced,
             rms: rms(&frame.pcm),
         });
-        let pcm16 = self.downsampler.process(&frame.pcm);
-        if self.stt.try_send(SttAudio(pcm16)).is_err() {
+        if self.stt.try_send(SttAudio(frame.pcm)).is_err() {
             self.counters.dropped_to_stt.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::key_lease::{KeyLeaseConfig, PlatformKeys, decrypt_own_keys, stored_accounts};
 use crate::lease_book::{LeaseBook, LeasedKeys, deadline};
-use crate::vendors::key::Provider;
+use crate::vendors::Vendor;
 
 /// Sent by the engine as an interview starts: its keys for `providers`, until its planned
 /// length plus the configured grace.
@@ -31,7 +31,7 @@ use crate::vendors::key::Provider;
 pub struct Lease {
     pub account: Uuid,
     pub interview: Uuid,
-    pub providers: Vec<Provider>,
+    pub providers: Vec<Vendor>,
     pub planned: Duration,
 }
 

@@ -1,5 +1,7 @@
-//! `PlaybackActor`: the interviewer's voice. Streams reply text into a text-to-speech session,
-//! resamples the audio to 48 kHz, and releases it to the transport in 20 ms frames on the wall
+//! `PlaybackActor`: the interviewer's voice. Streams reply text into a text-to-speech session
+//! and releases its audio to the transport in 20 ms frames at the synthesizer's own rate (the
+//! encoder takes 16 and 24 kHz as they come; 22.05/44.1 kHz are converted by
+//! [`UtteranceAudio`]) on the wall
 //! clock through a [`PlaybackPacer`]. An [`Interrupt`] (barge-in) flushes the pacer at once, so
 //! outbound audio stops within one frame, and cancels the synthesis.
 
@@ -9,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::actors::{LiveGuard, PLAYBACK_ACTORS, Supervisor};
-use crate::audio::Upsampler;
-use crate::media::AudioSink;
+use crate::audio::UtteranceAudio;
+use crate::media::{AudioSink, OpusRate};
 use crate::playback_pacer::PlaybackPacer;
 use crate::transcript_assembler::ChunkAlignment;
 use crate::vendors::{TextToSpeech, TtsEvent, TtsInput, TtsReport, TtsSession, VendorError};
@@ -108,7 +110,7 @@ struct Utterance {
     first_audio: bool,
     first_frame: bool,
     tts_done: bool,
-    upsampler: Option<Upsampler>,
+    audio: UtteranceAudio,
 }
 
 pub struct PlaybackActor {
@@ -116,6 +118,8 @@ pub struct PlaybackActor {
     sink: Box<dyn AudioSink>,
     parent: Recipient<PlaybackNotice>,
     pacer: PlaybackPacer,
+    /// The rate of the frames in the pacer (the current utterance's).
+    rate: OpusRate,
     utterance: Option<Utterance>,
     timer: Option<SpawnHandle>,
     peer_gone: bool,
@@ -135,12 +139,12 @@ impl SharedSink {
 }
 
 impl AudioSink for SharedSink {
-    fn send_frame(&mut self, pcm: &[i16]) -> bool {
+    fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool {
         // A panic elsewhere while sending leaves the sink usable: the lock is only the frame.
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .send_frame(pcm)
+            .send_frame(pcm, rate)
     }
 }
 
@@ -164,7 +168,8 @@ impl PlaybackActor {
             tts,
             sink,
             parent,
-            pacer: PlaybackPacer::new(48_000, lead),
+            pacer: PlaybackPacer::new(OpusRate::Hz16000.hz(), lead),
+            rate: OpusRate::Hz16000,
             utterance: None,
             timer: None,
             peer_gone: false,
@@ -232,7 +237,7 @@ impl PlaybackActor {
         }
         let now = Instant::now();
         while let Some(frame) = self.pacer.poll(now) {
-            if !self.sink.send_frame(&frame.pcm) {
+            if !self.sink.send_frame(&frame.pcm, self.rate) {
                 if !self.peer_gone {
                     self.peer_gone = true;
                     self.parent.do_send(PlaybackNotice::PeerGone);
@@ -315,7 +320,7 @@ impl Handler<Speak> for PlaybackActor {
             first_audio: false,
             first_frame: false,
             tts_done: false,
-            upsampler: None,
+            audio: UtteranceAudio::new(),
         });
         let tts = self.tts.clone();
         let me = ctx.address();
@@ -403,15 +408,19 @@ impl Handler<TtsNotice> for PlaybackActor {
                         at: msg.at,
                     });
                 }
-                if utterance.upsampler.is_none() {
-                    utterance.upsampler = Upsampler::to_48k(chunk.sample_rate);
-                }
-                let Some(upsampler) = utterance.upsampler.as_mut() else {
-                    tracing::warn!(rate = chunk.sample_rate, "unsupported TTS sample rate");
-                    return;
+                let mut pcm = Vec::with_capacity(chunk.pcm.len() * 2);
+                let rate = match utterance
+                    .audio
+                    .push(&chunk.pcm, chunk.sample_rate, &mut pcm)
+                {
+                    Ok(rate) => rate,
+                    Err(error) => {
+                        tracing::warn!(%error, "TTS audio dropped");
+                        return;
+                    }
                 };
-                let pcm = upsampler.process(&chunk.pcm);
-                let duration = Duration::from_secs_f64(pcm.len() as f64 / 48_000.0);
+                let duration =
+                    Duration::from_secs_f64(chunk.pcm.len() as f64 / f64::from(chunk.sample_rate));
                 let alignment = chunk.alignment.map(|a| ChunkAlignment {
                     chars: a.chars,
                     start_ms: a.start_ms,
@@ -421,11 +430,18 @@ impl Handler<TtsNotice> for PlaybackActor {
                     duration,
                     alignment,
                 });
+                if rate != self.rate {
+                    self.rate = rate;
+                    self.pacer.set_sample_rate(rate.hz());
+                }
                 self.pacer.push(&pcm);
                 self.pump(ctx);
             }
             TtsEvent::Done(_) => {
                 utterance.tts_done = true;
+                let mut tail = Vec::new();
+                utterance.audio.finish(&mut tail);
+                self.pacer.push(&tail);
                 self.pacer.finish_input();
                 self.pump(ctx);
             }
@@ -519,7 +535,134 @@ impl Handler<crate::actors::InjectPanic> for PlaybackActor {
 
 #[cfg(test)]
 mod tests {
-    use super::ends_sentence;
+    use super::*;
+    use crate::audio::testing::{tone_at, zero_crossing_hz};
+    use crate::media::{OutboundFrame, memory_transport};
+    use crate::vendors::{AudioChunk, EVENT_QUEUE, TTS_COMMAND_QUEUE, TtsCommand};
+    use tokio::sync::mpsc;
+
+    /// A synthesizer that answers `finish` with `seconds` of a 440 Hz tone at `rate`, in chunks
+    /// of 100 ms (the size ElevenLabs' stream has).
+    struct ToneTts {
+        rate: u32,
+        seconds: f64,
+    }
+
+    #[async_trait::async_trait]
+    impl TextToSpeech for ToneTts {
+        async fn start(&self) -> Result<TtsSession, VendorError> {
+            let (commands, mut command_rx) = mpsc::channel(TTS_COMMAND_QUEUE);
+            let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+            let pcm = tone_at(
+                440.0,
+                self.rate,
+                (self.seconds * f64::from(self.rate)) as usize,
+                8_000.0,
+            );
+            let rate = self.rate;
+            tokio::spawn(async move {
+                while let Some(command) = command_rx.recv().await {
+                    if matches!(command, TtsCommand::Finish) {
+                        break;
+                    }
+                }
+                for piece in pcm.chunks(rate as usize / 10) {
+                    let chunk = AudioChunk {
+                        pcm: piece.to_vec(),
+                        sample_rate: rate,
+                        alignment: None,
+                        normalized_alignment: None,
+                    };
+                    let _ = events.send(TtsEvent::Audio(chunk)).await;
+                }
+                let _ = events.send(TtsEvent::Done(TtsReport::default())).await;
+            });
+            Ok(TtsSession {
+                input: TtsInput { commands },
+                events: event_rx,
+            })
+        }
+    }
+
+    /// Forwards the playback's notices to the test.
+    struct Notices(mpsc::UnboundedSender<PlaybackNotice>);
+
+    impl Actor for Notices {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<PlaybackNotice> for Notices {
+        type Result = ();
+
+        fn handle(&mut self, notice: PlaybackNotice, _: &mut Self::Context) {
+            let _ = self.0.send(notice);
+        }
+    }
+
+    /// Plays one utterance from a synthesizer speaking at `rate`; returns what the transport
+    /// got.
+    async fn play(rate: u32, seconds: f64) -> Vec<OutboundFrame> {
+        let (link, mut peer) = memory_transport();
+        let (tx, mut notices) = mpsc::unbounded_channel();
+        let parent = Notices(tx).start().recipient();
+        let tts: Arc<dyn TextToSpeech> = Arc::new(ToneTts { rate, seconds });
+        let playback =
+            PlaybackActor::new(tts, link.outbound, parent, Duration::from_millis(60)).start();
+        playback.do_send(Speak { utterance_id: 1 });
+        playback.do_send(SpeakText {
+            utterance_id: 1,
+            text: "Hello there. ".into(),
+        });
+        playback.do_send(FinishText { utterance_id: 1 });
+        let finished = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(notice) = notices.recv().await {
+                if let PlaybackNotice::Finished { played, .. } = notice {
+                    return played;
+                }
+            }
+            panic!("playback stopped without finishing");
+        })
+        .await
+        .expect("the utterance finishes");
+        let mut frames = Vec::new();
+        while let Ok(frame) = peer.from_engine.try_recv() {
+            frames.push(frame);
+        }
+        assert_eq!(
+            finished,
+            Duration::from_millis(20) * frames.len() as u32,
+            "played time is the frames sent"
+        );
+        frames
+    }
+
+    #[actix::test]
+    async fn speech_at_22_05_and_44_1_khz_is_heard_at_its_own_duration_and_pitch() {
+        for (hz, expected) in [
+            (22_050, OpusRate::Hz24000),
+            (44_100, OpusRate::Hz48000),
+            (16_000, OpusRate::Hz16000),
+            (24_000, OpusRate::Hz24000),
+        ] {
+            let frames = play(hz, 1.5).await;
+            assert!(
+                frames
+                    .iter()
+                    .all(|f| f.rate == expected && f.pcm.len() == expected.frame_samples()),
+                "{hz} Hz is encoded from {expected}"
+            );
+            let heard: Duration = frames.iter().map(OutboundFrame::duration).sum();
+            // 1.5 s of speech, the last frame padded to a whole 20 ms.
+            assert!(
+                heard >= Duration::from_millis(1_500) && heard < Duration::from_millis(1_520),
+                "{hz} Hz: heard {heard:?}"
+            );
+            let pcm: Vec<i16> = frames.iter().flat_map(|f| f.pcm.clone()).collect();
+            let middle = &pcm[pcm.len() / 10..pcm.len() * 9 / 10];
+            let pitch = zero_crossing_hz(middle, expected.hz());
+            assert!((pitch - 440.0).abs() < 2.0, "{hz} Hz: heard at {pitch} Hz");
+        }
+    }
 
     #[test]
     fn sentence_ends_are_flushed_and_clauses_are_not() {

@@ -443,12 +443,11 @@ mod tests {
     }
 
     // The writer against a real (SQLite file) database.
-    use entities::accounts::Role;
     use entities::interviews::InterviewStatus;
     use entities::{interviews, transcript_segments, transcript_words, turn_metrics};
     use sea_orm::{
-        ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, EntityTrait,
-        PaginatorTrait, QueryFilter, TransactionTrait,
+        ColumnTrait, ConnectOptions, ConnectionTrait, Database, EntityTrait, PaginatorTrait,
+        QueryFilter, TransactionTrait,
     };
     use sea_orm_migration::MigratorTrait;
 
@@ -472,27 +471,10 @@ mod tests {
     }
 
     async fn interview(db: &impl ConnectionTrait) -> Uuid {
-        let now = Utc::now();
-        let account_id = Uuid::now_v7();
-        entities::accounts::NewAccount {
-            id: account_id,
-            email: format!("{account_id}@example.com"),
-            email_canonical: format!("{account_id}@example.com"),
-            display_name: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        }
-        .row(now)
-        .insert(db)
-        .await
-        .expect("account");
-        let interview_id = Uuid::now_v7();
-        interviews::NewInterview::behavioral(interview_id, account_id)
-            .row(now)
-            .insert(db)
+        entities::fixtures::account_with_interview(db)
             .await
-            .expect("interview");
-        interview_id
+            .expect("account and interview")
+            .1
     }
 
     /// One segment with two words (3 rows).

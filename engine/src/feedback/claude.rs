@@ -65,7 +65,7 @@ impl ClaudeScorer {
             context.key_source = key.source();
         }
         usage.meter.do_send(crate::actors::usage_meter::Record(
-            crate::metering::UsageRecord::llm(context, "anthropic", report),
+            crate::metering::UsageRecord::llm(context, crate::vendors::Vendor::Anthropic, report),
         ));
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use crate::vendors::Vendor;
 use crate::vendors::usage::{LlmReport, SttReport, TokenPrices, TtsReport};
 
 /// Prices of every vendor, in US dollars, per model: the clients are configured from it (each
@@ -206,7 +207,7 @@ impl KeySource {
 pub struct UsageRecord {
     pub account_id: Option<Uuid>,
     pub interview_id: Option<Uuid>,
-    pub provider: &'static str,
+    pub provider: Vendor,
     pub model: String,
     pub operation: &'static str,
     pub key_source: KeySource,
@@ -237,12 +238,7 @@ pub struct UsageContext {
 }
 
 impl UsageRecord {
-    fn base(
-        ctx: UsageContext,
-        provider: &'static str,
-        model: &str,
-        operation: &'static str,
-    ) -> Self {
+    fn base(ctx: UsageContext, provider: Vendor, model: &str, operation: &'static str) -> Self {
         Self {
             account_id: ctx.account_id,
             interview_id: ctx.interview_id,
@@ -262,7 +258,7 @@ impl UsageRecord {
     }
 
     /// One LLM call; latency is the time to the first text.
-    pub fn llm(ctx: UsageContext, provider: &'static str, report: &LlmReport) -> Self {
+    pub fn llm(ctx: UsageContext, provider: Vendor, report: &LlmReport) -> Self {
         Self {
             input_tokens: count(report.usage.input_tokens),
             output_tokens: count(report.usage.output_tokens),
@@ -275,7 +271,7 @@ impl UsageRecord {
     }
 
     /// One TTS utterance; latency is the time to the first audio.
-    pub fn tts(ctx: UsageContext, provider: &'static str, report: &TtsReport) -> Self {
+    pub fn tts(ctx: UsageContext, provider: Vendor, report: &TtsReport) -> Self {
         Self {
             characters: count(report.usage.characters),
             audio_seconds: report.usage.audio_seconds,
@@ -288,7 +284,7 @@ impl UsageRecord {
     /// One minute (or the final part of a minute) of an STT stream.
     pub fn stt_minute(
         ctx: UsageContext,
-        provider: &'static str,
+        provider: Vendor,
         model: &str,
         audio_seconds: f64,
         prices: &PriceTable,
@@ -311,7 +307,7 @@ impl UsageRecord {
     /// per-minute rows.
     pub fn stt_remainder(
         ctx: UsageContext,
-        provider: &'static str,
+        provider: Vendor,
         report: &SttReport,
         already_recorded: f64,
         prices: &PriceTable,
@@ -510,7 +506,7 @@ mod tests {
             cost_usd: 0.001_900_4,
             request_id: None,
         };
-        let record = UsageRecord::llm(ctx(), "anthropic", &report);
+        let record = UsageRecord::llm(ctx(), Vendor::Anthropic, &report);
         assert_eq!(
             (
                 record.input_tokens,
@@ -540,13 +536,13 @@ mod tests {
             cost_usd: 0.01,
             request_id: None,
         };
-        let record = UsageRecord::tts(ctx(), "elevenlabs", &report);
+        let record = UsageRecord::tts(ctx(), Vendor::ElevenLabs, &report);
         assert_eq!((record.characters, record.cost_micro_usd), (200, 10_000));
         let prices = table();
-        let minute = UsageRecord::stt_minute(ctx(), "deepgram", "nova-3", 60.0, &prices);
+        let minute = UsageRecord::stt_minute(ctx(), Vendor::Deepgram, "nova-3", 60.0, &prices);
         assert_eq!(minute.cost_micro_usd, 7_700);
         assert_eq!(minute.audio_seconds, 60.0);
-        let other = UsageRecord::stt_minute(ctx(), "deepgram", "nova-2", 60.0, &prices);
+        let other = UsageRecord::stt_minute(ctx(), Vendor::Deepgram, "nova-2", 60.0, &prices);
         assert_eq!(other.cost_micro_usd, 5_800, "priced by the row's own model");
     }
 
@@ -557,11 +553,11 @@ mod tests {
             ..ctx()
         };
         let prices = table();
-        let minute = UsageRecord::stt_minute(local, "local", "nova-3", 60.0, &prices);
+        let minute = UsageRecord::stt_minute(local, Vendor::Local, "nova-3", 60.0, &prices);
         assert_eq!(minute.cost_micro_usd, 0);
         assert_eq!(minute.audio_seconds, 60.0);
         assert_eq!(minute.key_source.as_str(), "local");
-        assert_eq!(minute.provider, "local");
+        assert_eq!(minute.provider, Vendor::Local);
     }
 
     #[test]
@@ -579,7 +575,7 @@ mod tests {
         let mut batcher = UsageBatcher::new(3, Duration::from_secs(2));
         let record = |n: i64| UsageRecord {
             characters: n,
-            ..UsageRecord::base(ctx(), "x", "m", "op")
+            ..UsageRecord::base(ctx(), Vendor::Fake, "m", "op")
         };
         batcher.push(start, record(1));
         batcher.push(start, record(2));

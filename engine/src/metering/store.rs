@@ -21,7 +21,7 @@ pub async fn insert_batch(
         id: Set(Uuid::now_v7()),
         account_id: Set(record.account_id),
         interview_id: Set(record.interview_id),
-        provider: Set(record.provider.to_owned()),
+        provider: Set(record.provider.as_str().to_owned()),
         model: Set(record.model.clone()),
         operation: Set(record.operation.to_owned()),
         key_source: Set(record.key_source.as_str().to_owned()),

@@ -10,11 +10,11 @@
 //! let answer = signal(offer); // POST /api/v1/interviews/{id}/offer
 //! let mut session = pending.accept_answer(&answer).await?;
 //! session.control.wait_connected(std::time::Duration::from_secs(5)).await?;
-//! let mut tone = ToneGenerator::new(1000.0, 0.3);
+//! let mut tone = ToneGenerator::new(engine::transport::OpusRate::Hz48000, 1000.0, 0.3);
 //! let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
 //! for _ in 0..50 {
 //!     tick.tick().await;
-//!     session.outbound.send_frame(&tone.next_frame())?;
+//!     session.outbound.send_frame(&tone.next_frame(), tone.rate())?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -25,7 +25,9 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use tokio::sync::mpsc;
 
 use super::session::{MediaSession, Peer};
-use super::{AudioFrame, FrameOrigin, SdpType, SessionDescription, TransportError, WebRtcConfig};
+use super::{
+    AudioFrame, FrameOrigin, OpusRate, SdpType, SessionDescription, TransportError, WebRtcConfig,
+};
 
 /// Entry point of the client: see [`WebRtcClient::offer`].
 #[derive(Debug, Clone, Copy)]
@@ -160,15 +162,17 @@ impl PendingClient {
     }
 }
 
-/// Opus-encodes 20 ms frames once, for replay with
+/// Opus-encodes 20 ms frames of PCM at `rate` once, for replay with
 /// [`AudioSender::send_opus`](super::AudioSender::send_opus) (the load harness sends many
 /// calls' worth of audio without encoding each).
-pub fn encode_opus_frames(frames: &[Vec<i16>]) -> Result<Vec<bytes::Bytes>, TransportError> {
-    let mut encoder = super::outbound::OutboundAudio::new(0, 0)
-        .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
+pub fn encode_opus_frames(
+    frames: &[Vec<i16>],
+    rate: OpusRate,
+) -> Result<Vec<bytes::Bytes>, TransportError> {
+    let mut encoder = super::outbound::OutboundAudio::new(0, 0);
     frames
         .iter()
-        .map(|f| encoder.packetize(f).map(|p| p.payload))
+        .map(|f| encoder.packetize(f, rate).map(|p| p.payload))
         .collect()
 }
 
@@ -185,6 +189,8 @@ pub struct ReceivedAudio {
     pub rms: f64,
     /// Highest per-frame RMS.
     pub peak_frame_rms: f64,
+    /// How long the received frames play, from their samples and rates.
+    pub seconds: f64,
 }
 
 /// Receives frames until none has arrived for `idle_gap` (once at least one has), or until
@@ -241,6 +247,7 @@ pub fn measure(frames: &[AudioFrame], voiced_floor: f64) -> ReceivedAudio {
         summary.peak_frame_rms = summary.peak_frame_rms.max(rms);
         sum_sq += rms * rms * frame.samples.len() as f64;
         samples += frame.samples.len();
+        summary.seconds += frame.samples.len() as f64 / f64::from(frame.rate.hz());
     }
     if samples > 0 {
         summary.rms = (sum_sq / samples as f64).sqrt();

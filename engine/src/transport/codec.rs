@@ -1,5 +1,10 @@
-//! Opus for the transport: a mono 48 kHz encoder and decoder with 16-bit PCM in and out, and a
-//! packet-duration parser.
+//! Opus for the transport: a mono encoder and decoder with 16-bit PCM in and out at any of the
+//! codec's own rates ([`OpusRate`]), and a packet-duration parser.
+//!
+//! The codec resamples for us: a decoder made at 16 kHz hands the speech-to-text its 16 kHz
+//! directly, and an encoder made at the text-to-speech's rate takes its PCM as it comes, so the
+//! engine has no resampler of its own on either path (the RTP clock stays 48 kHz whatever the
+//! PCM rate, RFC 7587 §4.1).
 //!
 //! The codec is `opus-rs`, a pure-Rust port of libopus 1.6: no C library, no cmake, nothing to
 //! install, so `cargo run` works on a machine with only the Rust toolchain (issue 10). The
@@ -24,6 +29,68 @@ pub struct OpusError(pub &'static str);
 /// Bit rate of the voice we send: ample for wideband speech.
 const VOICE_BITRATE_BPS: i32 = 32_000;
 
+/// A PCM sample rate the Opus encoder takes and the decoder produces (RFC 6716 §2: 8, 12, 16,
+/// 24 or 48 kHz). Every frame of PCM in the transport and the engine is at one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpusRate {
+    Hz8000,
+    Hz12000,
+    Hz16000,
+    Hz24000,
+    Hz48000,
+}
+
+impl OpusRate {
+    pub const ALL: [OpusRate; 5] = [
+        OpusRate::Hz8000,
+        OpusRate::Hz12000,
+        OpusRate::Hz16000,
+        OpusRate::Hz24000,
+        OpusRate::Hz48000,
+    ];
+
+    /// Samples per second.
+    pub const fn hz(self) -> u32 {
+        match self {
+            OpusRate::Hz8000 => 8_000,
+            OpusRate::Hz12000 => 12_000,
+            OpusRate::Hz16000 => 16_000,
+            OpusRate::Hz24000 => 24_000,
+            OpusRate::Hz48000 => 48_000,
+        }
+    }
+
+    /// The Opus rate of exactly `hz`; `None` for any other rate.
+    pub fn new(hz: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.hz() == hz)
+    }
+
+    /// The lowest Opus rate at or above `hz`, so nothing of a `hz` source is lost (22.05 kHz →
+    /// 24 kHz, 44.1 kHz → 48 kHz); 48 kHz for anything above.
+    pub fn at_least(hz: u32) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.hz() >= hz)
+            .unwrap_or(OpusRate::Hz48000)
+    }
+
+    /// Samples in one 20 ms frame.
+    pub const fn frame_samples(self) -> usize {
+        (self.hz() / 50) as usize
+    }
+
+    /// RTP clock ticks (48 kHz for Opus, RFC 7587 §4.1) per sample at this rate.
+    pub const fn rtp_ticks_per_sample(self) -> u32 {
+        48_000 / self.hz()
+    }
+}
+
+impl std::fmt::Display for OpusRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} Hz", self.hz())
+    }
+}
+
 /// Mono VoIP encoder with 16-bit PCM input.
 pub struct VoiceEncoder {
     #[cfg(not(feature = "libopus"))]
@@ -39,12 +106,12 @@ impl std::fmt::Debug for VoiceEncoder {
 }
 
 impl VoiceEncoder {
-    /// A mono VoIP encoder at `sample_rate` (8, 12, 16, 24 or 48 kHz) with in-band FEC for
-    /// `expected_loss_percent` packet loss.
-    pub fn new(sample_rate: u32, expected_loss_percent: u8) -> Result<Self, OpusError> {
+    /// A mono VoIP encoder taking PCM at `rate`, with in-band FEC for `expected_loss_percent`
+    /// packet loss.
+    pub fn new(rate: OpusRate, expected_loss_percent: u8) -> Result<Self, OpusError> {
         #[cfg(not(feature = "libopus"))]
         {
-            let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
+            let rate = rate.hz() as i32;
             let mut inner = OpusEncoder::new(rate, 1, Application::Voip).map_err(OpusError)?;
             inner.bitrate_bps = VOICE_BITRATE_BPS;
             inner.use_inband_fec = expected_loss_percent > 0;
@@ -55,7 +122,7 @@ impl VoiceEncoder {
         {
             let c = |_: opus::Error| OpusError("libopus refused the encoder settings");
             let mut inner =
-                opus::Encoder::new(sample_rate, opus::Channels::Mono, opus::Application::Voip)
+                opus::Encoder::new(rate.hz(), opus::Channels::Mono, opus::Application::Voip)
                     .map_err(c)?;
             inner
                 .set_bitrate(opus::Bitrate::Bits(VOICE_BITRATE_BPS))
@@ -100,15 +167,12 @@ impl std::fmt::Debug for VoiceDecoder {
 }
 
 impl VoiceDecoder {
-    /// A mono decoder at `sample_rate` (8, 12, 16, 24 or 48 kHz).
-    pub fn new(sample_rate: u32) -> Result<Self, OpusError> {
+    /// A mono decoder producing PCM at `rate` (the codec band-limits and resamples itself).
+    pub fn new(rate: OpusRate) -> Result<Self, OpusError> {
         #[cfg(not(feature = "libopus"))]
-        let inner = {
-            let rate = i32::try_from(sample_rate).map_err(|_| OpusError("invalid sample rate"))?;
-            OpusDecoder::new(rate, 1).map_err(OpusError)?
-        };
+        let inner = OpusDecoder::new(rate.hz() as i32, 1).map_err(OpusError)?;
         #[cfg(feature = "libopus")]
-        let inner = opus::Decoder::new(sample_rate, opus::Channels::Mono)
+        let inner = opus::Decoder::new(rate.hz(), opus::Channels::Mono)
             .map_err(|_| OpusError("libopus refused the decoder settings"))?;
         Ok(Self {
             inner,
@@ -189,6 +253,7 @@ mod tests {
     use super::*;
 
     const RATE: u32 = 48_000;
+    const OPUS_48K: OpusRate = OpusRate::Hz48000;
 
     fn tone(samples: usize, start: usize) -> Vec<i16> {
         (start..start + samples)
@@ -205,8 +270,8 @@ mod tests {
 
     #[test]
     fn a_tone_survives_encode_and_decode() {
-        let mut enc = VoiceEncoder::new(RATE, 5).expect("encoder");
-        let mut dec = VoiceDecoder::new(RATE).expect("decoder");
+        let mut enc = VoiceEncoder::new(OPUS_48K, 5).expect("encoder");
+        let mut dec = VoiceDecoder::new(OPUS_48K).expect("decoder");
         let mut packet = vec![0u8; 1_275];
         let mut out = vec![0i16; 5_760];
         let mut decoded = Vec::new();
@@ -226,9 +291,76 @@ mod tests {
         );
     }
 
+    /// One second of a `freq` tone encoded from `sent` and decoded at `heard`, 20 ms a packet:
+    /// the steady part's pitch and level must be the input's.
+    fn assert_tone_survives(sent: OpusRate, heard: OpusRate, freq: f64) {
+        use crate::audio::testing::{tone_at, zero_crossing_hz};
+        let mut enc = VoiceEncoder::new(sent, 5).expect("encoder");
+        let mut dec = VoiceDecoder::new(heard).expect("decoder");
+        let input = tone_at(freq, sent.hz(), sent.hz() as usize, 9_000.0);
+        let mut packet = vec![0u8; 1_275];
+        let mut out = vec![0i16; 5_760];
+        let mut decoded = Vec::new();
+        for frame in input.chunks_exact(sent.frame_samples()) {
+            let len = enc.encode(frame, &mut packet).expect("encode");
+            assert_eq!(
+                packet_samples(&packet[..len], RATE),
+                Some(960),
+                "{sent}: 20 ms"
+            );
+            let n = dec.decode(&packet[..len], &mut out, false).expect("decode");
+            assert_eq!(n, heard.frame_samples(), "{sent} → {heard}");
+            decoded.extend_from_slice(&out[..n]);
+        }
+        assert_eq!(
+            decoded.len(),
+            heard.hz() as usize,
+            "{sent} → {heard}: one second"
+        );
+        let steady = &decoded[decoded.len() / 5..];
+        let hz = zero_crossing_hz(steady, heard.hz());
+        assert!(
+            (hz - freq).abs() < freq / 100.0,
+            "{sent} → {heard}: at {hz:.1} Hz"
+        );
+        let ratio = rms(steady) / rms(&input);
+        assert!(
+            (ratio - 1.0).abs() < 0.2,
+            "{sent} → {heard}: level ratio {ratio:.2}"
+        );
+    }
+
+    /// What the engine does with a browser's voice: encoded from 48 kHz, decoded straight at
+    /// the speech-to-text's 16 kHz. The codec's own resampling keeps the tone's pitch and level.
+    #[test]
+    fn a_tone_sent_at_48_khz_decodes_at_16_khz_with_its_frequency_and_level() {
+        assert_tone_survives(OPUS_48K, OpusRate::Hz16000, 1_000.0);
+    }
+
+    /// What the engine does with the interviewer's voice: the encoder takes the synthesizer's
+    /// 16 or 24 kHz as they come and a 48 kHz listener (a browser) hears the same tone.
+    #[test]
+    fn pcm_encoded_at_the_tts_rate_is_heard_at_48_khz_with_its_frequency_and_level() {
+        assert_tone_survives(OpusRate::Hz16000, OPUS_48K, 440.0);
+        assert_tone_survives(OpusRate::Hz24000, OPUS_48K, 440.0);
+    }
+
+    #[test]
+    fn opus_rates_map_sources_to_the_lowest_rate_that_keeps_them() {
+        assert_eq!(OpusRate::new(16_000), Some(OpusRate::Hz16000));
+        assert_eq!(OpusRate::new(22_050), None);
+        assert_eq!(OpusRate::at_least(16_000), OpusRate::Hz16000);
+        assert_eq!(OpusRate::at_least(22_050), OpusRate::Hz24000);
+        assert_eq!(OpusRate::at_least(44_100), OpusRate::Hz48000);
+        assert_eq!(OpusRate::at_least(96_000), OpusRate::Hz48000);
+        assert_eq!(OpusRate::at_least(11_025), OpusRate::Hz12000);
+        assert_eq!(OpusRate::Hz16000.frame_samples(), 320);
+        assert_eq!(OpusRate::Hz24000.rtp_ticks_per_sample(), 2);
+    }
+
     #[test]
     fn an_empty_packet_is_concealed_to_the_asked_length() {
-        let mut dec = VoiceDecoder::new(RATE).expect("decoder");
+        let mut dec = VoiceDecoder::new(OPUS_48K).expect("decoder");
         let mut out = vec![0i16; 960];
         assert_eq!(dec.decode(&[], &mut out, false).expect("plc"), 960);
     }
@@ -255,8 +387,8 @@ mod tests {
     #[test]
     #[ignore = "a measurement; run by hand"]
     fn measure_encode_and_decode_cost_per_frame() {
-        let mut enc = VoiceEncoder::new(RATE, 5).expect("encoder");
-        let mut dec = VoiceDecoder::new(RATE).expect("decoder");
+        let mut enc = VoiceEncoder::new(OPUS_48K, 5).expect("encoder");
+        let mut dec = VoiceDecoder::new(OPUS_48K).expect("decoder");
         let frames: Vec<Vec<i16>> = (0..500).map(|i| tone(960, i * 960)).collect();
         let mut packet = vec![0u8; 1_275];
         let mut packets = Vec::new();

@@ -3,14 +3,14 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::stats::bump;
-use super::{AudioSender, ConnectionState, MediaSession, SessionControl, TransportError};
-use crate::media::{AudioSink, INBOUND_FRAMES, InboundFrame, TransportLink};
+use super::{AudioSender, ConnectionState, MediaSession, OpusRate, SessionControl, TransportError};
+use crate::media::{AudioSink, INBOUND_FRAMES, INBOUND_RATE, InboundFrame, TransportLink};
 
 impl AudioSink for AudioSender {
     /// `false` only once the session has ended. A frame dropped on a full queue still counts as
     /// sent (it is counted in `frames_send_dropped`); a wrong-length frame is logged and skipped.
-    fn send_frame(&mut self, pcm: &[i16]) -> bool {
-        match AudioSender::send_frame(self, pcm) {
+    fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool {
+        match AudioSender::send_frame(self, pcm, rate) {
             Ok(_) => true,
             Err(TransportError::Closed) => false,
             Err(e) => {
@@ -22,7 +22,9 @@ impl AudioSink for AudioSender {
 }
 
 impl MediaSession {
-    /// Hands the audio to the engine: inbound frames (forwarded into a channel of
+    /// Hands the audio to the engine: inbound frames at [`INBOUND_RATE`] (the session must have
+    /// been made with that [`super::WebRtcConfig::inbound_rate`], the default; frames at another
+    /// rate are dropped and counted), forwarded into a channel of
     /// [`INBOUND_FRAMES`], dropping and counting in `frames_dropped` when full), the sender as
     /// the [`AudioSink`], and `closed` resolving with the [`super::EndReason`] when the session
     /// ends. The returned [`SessionControl`] keeps state, trickle ICE, counters and `close()`.
@@ -40,6 +42,12 @@ impl MediaSession {
         let (tx, rx) = mpsc::channel(INBOUND_FRAMES);
         tokio::spawn(async move {
             while let Some(frame) = inbound.recv().await {
+                // The engine takes INBOUND_RATE only (the default `inbound_rate`); a session
+                // configured otherwise is a programming error, not audio to misread.
+                if frame.rate != INBOUND_RATE {
+                    bump(&stats.frames_dropped, 1);
+                    continue;
+                }
                 let frame = InboundFrame {
                     pcm: frame.samples,
                     at: frame.received_at,

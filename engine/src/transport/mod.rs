@@ -11,7 +11,11 @@
 //!
 //! # What it does
 //!
-//! One peer connection per interview, audio only, Opus at 48 kHz (the only codec registered).
+//! One peer connection per interview, audio only, Opus (the only codec registered; its RTP clock
+//! is 48 kHz, RFC 7587). The PCM on either side of the codec is at whatever [`OpusRate`] suits
+//! it: inbound audio is decoded at [`WebRtcConfig::inbound_rate`] (16 kHz, the speech-to-text's
+//! rate, by default), and outbound frames are encoded from the rate they come at (the
+//! text-to-speech's), so no resampler of ours sits on either path.
 //! The server side is [`accept_offer`]: it checks the browser's offer ([`sdp::check_offer`],
 //! before any socket is bound), builds a peer connection, answers, waits (at most
 //! [`WebRtcConfig::gather_timeout`]) for candidate gathering so the answer SDP carries the host
@@ -42,7 +46,8 @@
 //!   `try_send` / `watch` updates and never awaits anything slow.
 //! - **Inbound task** (one per session, started when the remote audio track's first packet
 //!   arrives): polls the track's RTP packets, runs them through [`inbound::InboundAudio`]
-//!   (reorder → Opus decode → 20 ms frames) and `try_send`s frames to [`MediaSession::inbound`].
+//!   (reorder → Opus decode at the inbound rate → 20 ms frames) and `try_send`s frames to
+//!   [`MediaSession::inbound`].
 //! - **Writer task** (one per session): hands the RTP packets [`AudioSender::send_frame`]
 //!   encoded on the caller's thread to the driver.
 //! - **Supervisor task** (one per session): ends the session as `Ended(ConnectTimeout)` if it is
@@ -79,8 +84,10 @@
 //!
 //! # Outbound timestamps
 //!
-//! [`AudioSender::send_frame`] encodes exactly one 20 ms frame (Opus VoIP, mono, in-band FEC)
-//! into one RTP packet: sequence number +1 and timestamp +960 per frame from random initial
+//! [`AudioSender::send_frame`] encodes exactly one 20 ms frame at the frame's [`OpusRate`] (Opus
+//! VoIP, mono, in-band FEC; a frame at another rate than the previous one gets a fresh encoder,
+//! which happens between utterances) into one RTP packet: sequence number +1 and timestamp +960
+//! (20 ms of the 48 kHz RTP clock) per frame from random initial
 //! values, the negotiated payload type (111 for Chromium, 109 for Firefox). It never sleeps and
 //! never blocks; the caller paces (every 20 ms). While frames keep coming the timestamps are
 //! strictly continuous (+960, whatever the scheduling jitter). After a pause, i.e. a gap over
@@ -141,14 +148,16 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use client::{PendingClient, WebRtcClient};
+pub use codec::OpusRate;
 pub use outbound::AudioSender;
 pub use session::{MediaSession, SessionControl, accept_offer};
 pub use stats::{StatsSnapshot, TransportStats};
 
-/// Sample rate of all audio crossing this module.
-pub const SAMPLE_RATE: u32 = 48_000;
-/// Samples in one 20 ms frame of 48 kHz mono audio.
-pub const FRAME_SAMPLES: usize = 960;
+/// The RTP clock rate of Opus: 48 kHz whatever the PCM rate on either side of the codec
+/// (RFC 7587 §4.1); timestamps count in it.
+pub const RTP_CLOCK_RATE: u32 = 48_000;
+/// RTP timestamp ticks in one 20 ms frame.
+pub const RTP_FRAME_TICKS: u32 = RTP_CLOCK_RATE / 50;
 /// Capacity of the inbound frame channel: 50 frames = 1 s of audio.
 pub const INBOUND_FRAME_CAPACITY: usize = 50;
 /// Capacity of the local ICE candidate channel.
@@ -190,6 +199,9 @@ pub struct WebRtcConfig {
     /// loopback interface. Set by [`WebRtcConfig::loopback`] (tests); bind loopback addresses
     /// only in [`WebRtcConfig::udp_addrs`] with it.
     pub loopback_only: bool,
+    /// The rate inbound audio is decoded at (the decoder resamples). Default 16 kHz: what the
+    /// engine's speech-to-text takes ([`crate::media::INBOUND_RATE`]).
+    pub inbound_rate: OpusRate,
 }
 
 impl Default for WebRtcConfig {
@@ -207,6 +219,7 @@ impl Default for WebRtcConfig {
             ice_failed_timeout: Duration::from_secs(4),
             ice_keepalive_interval: Duration::from_secs(1),
             loopback_only: false,
+            inbound_rate: crate::media::INBOUND_RATE,
         }
     }
 }
@@ -278,11 +291,12 @@ pub struct InboundPacket {
     pub received_at: Instant,
 }
 
-/// One 20 ms frame of inbound 48 kHz mono PCM.
+/// One 20 ms frame of inbound mono PCM at the session's [`WebRtcConfig::inbound_rate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioFrame {
-    /// Exactly [`FRAME_SAMPLES`] samples.
+    /// Exactly `rate.frame_samples()` samples.
     pub samples: Vec<i16>,
+    pub rate: OpusRate,
     pub origin: FrameOrigin,
     /// Position on the session's inbound timeline, in frames from the first (gaps filled, so
     /// `index * 20 ms` is stream time until a discontinuity).
@@ -316,24 +330,31 @@ pub fn rms(samples: &[i16]) -> f64 {
 /// Generates a continuous sine tone in 20 ms frames (test and load signal).
 #[derive(Debug, Clone)]
 pub struct ToneGenerator {
+    rate: OpusRate,
     phase: f64,
     step: f64,
     amplitude: f64,
 }
 
 impl ToneGenerator {
-    /// A tone of `freq_hz` at `amplitude` (0.0..=1.0 of full scale).
-    pub fn new(freq_hz: f64, amplitude: f64) -> Self {
+    /// A tone of `freq_hz` at `amplitude` (0.0..=1.0 of full scale), sampled at `rate`.
+    pub fn new(rate: OpusRate, freq_hz: f64, amplitude: f64) -> Self {
         Self {
+            rate,
             phase: 0.0,
-            step: 2.0 * std::f64::consts::PI * freq_hz / f64::from(SAMPLE_RATE),
+            step: 2.0 * std::f64::consts::PI * freq_hz / f64::from(rate.hz()),
             amplitude: amplitude.clamp(0.0, 1.0),
         }
     }
 
-    /// The next [`FRAME_SAMPLES`] samples.
+    /// The rate of its frames.
+    pub fn rate(&self) -> OpusRate {
+        self.rate
+    }
+
+    /// The next 20 ms of samples.
     pub fn next_frame(&mut self) -> Vec<i16> {
-        (0..FRAME_SAMPLES)
+        (0..self.rate.frame_samples())
             .map(|_| {
                 let v = self.phase.sin() * self.amplitude * 32767.0;
                 self.phase = (self.phase + self.step) % (2.0 * std::f64::consts::PI);
@@ -423,8 +444,8 @@ pub enum TransportError {
     AnswerRejected(String),
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
-    #[error("a frame must have {FRAME_SAMPLES} samples, got {samples}")]
-    InvalidFrame { samples: usize },
+    #[error("a 20 ms frame at {rate} has {} samples, got {samples}", rate.frame_samples())]
+    InvalidFrame { samples: usize, rate: OpusRate },
     #[error("the media session is closed")]
     Closed,
     #[error("media transport failure: {0}")]

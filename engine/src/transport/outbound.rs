@@ -1,4 +1,5 @@
-//! Outbound audio: one 20 ms PCM frame in, one Opus RTP packet out.
+//! Outbound audio: one 20 ms PCM frame in (at any [`OpusRate`]: the encoder takes the
+//! synthesizer's rate as it comes), one Opus RTP packet out.
 //!
 //! [`OutboundAudio`] is the sans-IO part (Opus encoder + RTP sequence/timestamp state);
 //! [`AudioSender`] is what the playback side holds: it encodes on the caller's thread and hands
@@ -12,9 +13,9 @@ use bytes::Bytes;
 use rtc::rtp;
 use tokio::sync::mpsc;
 
-use super::codec::{OpusError, VoiceEncoder, packet_samples};
+use super::codec::{OpusRate, VoiceEncoder, packet_samples};
 use super::stats::{TransportStats, bump};
-use super::{FRAME_SAMPLES, SAMPLE_RATE, TransportError};
+use super::{RTP_CLOCK_RATE, RTP_FRAME_TICKS, TransportError};
 
 /// Encoded packets queued between [`AudioSender::send_frame`] and the writer task (500 ms).
 /// Normally empty (the writer drains at once); it fills only while the runtime or the stack
@@ -43,7 +44,8 @@ const MAX_OPUS_PAYLOAD: usize = 1_275;
 
 /// Opus encoder and RTP header state of one outbound stream.
 pub struct OutboundAudio {
-    encoder: VoiceEncoder,
+    /// The encoder of the rate frames came at last; a frame at another rate replaces it.
+    encoder: Option<(OpusRate, VoiceEncoder)>,
     ssrc: u32,
     payload_type: u8,
     seq: u16,
@@ -64,28 +66,26 @@ impl std::fmt::Debug for OutboundAudio {
 }
 
 impl OutboundAudio {
-    /// A mono 48 kHz VoIP encoder (in-band FEC on) writing RTP with `ssrc` and `payload_type`.
-    /// Sequence number and timestamp start at random values (RFC 3550 §5.1).
-    pub fn new(ssrc: u32, payload_type: u8) -> Result<Self, OpusError> {
-        let encoder = VoiceEncoder::new(SAMPLE_RATE, EXPECTED_LOSS_PERCENT)?;
-        Ok(Self {
-            encoder,
+    /// A mono VoIP stream (in-band FEC on) writing RTP with `ssrc` and `payload_type`; its
+    /// encoder is made at the rate of the first frame. Sequence number and timestamp start at
+    /// random values (RFC 3550 §5.1).
+    pub fn new(ssrc: u32, payload_type: u8) -> Self {
+        Self {
+            encoder: None,
             ssrc,
             payload_type,
             seq: rand::random(),
             ts: rand::random(),
             marker_next: true,
             buf: vec![0; MAX_OPUS_PAYLOAD],
-        })
+        }
     }
 
     /// A pause in sending: the timestamp (not the sequence number) skips `frames` frames of
     /// silence and the next packet starts a talkspurt (RFC 3551 §4.1), so the receiver's
     /// jitter buffer sees timestamps that follow real time.
     pub fn skip_silence(&mut self, frames: u32) {
-        self.ts = self
-            .ts
-            .wrapping_add(frames.wrapping_mul(FRAME_SAMPLES as u32));
+        self.ts = self.ts.wrapping_add(frames.wrapping_mul(RTP_FRAME_TICKS));
         self.marker_next = true;
     }
 
@@ -94,14 +94,30 @@ impl OutboundAudio {
         self.marker_next = true;
     }
 
-    /// Encodes one frame of exactly [`FRAME_SAMPLES`] samples into the next RTP packet.
-    /// Sequence number +1 and timestamp +960 per call, whatever happens to the packet later.
-    pub fn packetize(&mut self, pcm: &[i16]) -> Result<rtp::Packet, TransportError> {
-        if pcm.len() != FRAME_SAMPLES {
-            return Err(TransportError::InvalidFrame { samples: pcm.len() });
+    /// Encodes one 20 ms frame of PCM at `rate` (exactly `rate.frame_samples()` samples) into
+    /// the next RTP packet. Sequence number +1 and timestamp +960 per call, whatever happens to
+    /// the packet later. A frame at another rate than the previous one starts a fresh encoder
+    /// at its rate (the synthesizer changed; in practice between utterances).
+    pub fn packetize(
+        &mut self,
+        pcm: &[i16],
+        rate: OpusRate,
+    ) -> Result<rtp::Packet, TransportError> {
+        if pcm.len() != rate.frame_samples() {
+            return Err(TransportError::InvalidFrame {
+                samples: pcm.len(),
+                rate,
+            });
         }
-        let len = self
-            .encoder
+        let encoder = match &mut self.encoder {
+            Some((current, encoder)) if *current == rate => encoder,
+            slot => {
+                let encoder = VoiceEncoder::new(rate, EXPECTED_LOSS_PERCENT)
+                    .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
+                &mut slot.insert((rate, encoder)).1
+            }
+        };
+        let len = encoder
             .encode(pcm, &mut self.buf)
             .map_err(|e| TransportError::Internal(format!("opus encode: {e}")))?;
         let packet = self.next_packet(Bytes::copy_from_slice(&self.buf[..len]));
@@ -112,9 +128,12 @@ impl OutboundAudio {
     /// pre-encoded audio, e.g. by the load harness). Refused unless it decodes as 20 ms. The
     /// payload is shared, not copied: replaying costs no allocation per frame.
     pub fn packetize_encoded(&mut self, opus: &Bytes) -> Result<rtp::Packet, TransportError> {
-        let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
-        if opus.is_empty() || opus.len() > MAX_OPUS_PAYLOAD || samples != FRAME_SAMPLES {
-            return Err(TransportError::InvalidFrame { samples });
+        let ticks = packet_samples(opus, RTP_CLOCK_RATE).unwrap_or(0);
+        if opus.is_empty() || opus.len() > MAX_OPUS_PAYLOAD || ticks != RTP_FRAME_TICKS as usize {
+            return Err(TransportError::InvalidFrame {
+                samples: ticks,
+                rate: OpusRate::Hz48000,
+            });
         }
         Ok(self.next_packet(opus.clone()))
     }
@@ -133,7 +152,7 @@ impl OutboundAudio {
     /// (a frame dropped before encoding: the receiver sees it as a lost packet).
     pub fn skip_frame(&mut self) {
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(FRAME_SAMPLES as u32);
+        self.ts = self.ts.wrapping_add(RTP_FRAME_TICKS);
     }
 
     fn next_packet(&mut self, payload: Bytes) -> rtp::Packet {
@@ -193,9 +212,9 @@ impl AudioSender {
         self
     }
 
-    /// Sends one 20 ms frame of 48 kHz mono PCM ([`FRAME_SAMPLES`] samples): Opus-encodes it
-    /// and queues one RTP packet (timestamp +960 per frame). Never blocks and never sleeps:
-    /// pacing is the caller's job (call it every 20 ms).
+    /// Sends one 20 ms frame of mono PCM at `rate` (`rate.frame_samples()` samples): Opus-encodes
+    /// it from that rate and queues one RTP packet (timestamp +960 per frame). Never blocks and
+    /// never sleeps: pacing is the caller's job (call it every 20 ms).
     ///
     /// - a frame of the wrong length → [`TransportError::InvalidFrame`] (nothing advances);
     /// - the session has ended → [`TransportError::Closed`];
@@ -203,14 +222,17 @@ impl AudioSender {
     ///   and `Ok(false)` is returned; the RTP clock still advances, so the peer conceals it.
     ///
     /// Returns `Ok(true)` when the packet was queued.
-    pub fn send_frame(&mut self, pcm: &[i16]) -> Result<bool, TransportError> {
-        if pcm.len() != FRAME_SAMPLES {
-            return Err(TransportError::InvalidFrame { samples: pcm.len() });
+    pub fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> Result<bool, TransportError> {
+        if pcm.len() != rate.frame_samples() {
+            return Err(TransportError::InvalidFrame {
+                samples: pcm.len(),
+                rate,
+            });
         }
         if !self.ready()? {
             return Ok(false);
         }
-        let packet = match self.core.packetize(pcm) {
+        let packet = match self.core.packetize(pcm, rate) {
             Ok(p) => p,
             Err(e) => {
                 bump(&self.stats.encode_errors, 1);
@@ -227,9 +249,12 @@ impl AudioSender {
     /// of Opus is [`TransportError::InvalidFrame`]. The payload is shared with the caller's
     /// copy (a reference count, no allocation per frame).
     pub fn send_opus(&mut self, opus: &Bytes) -> Result<bool, TransportError> {
-        let samples = packet_samples(opus, SAMPLE_RATE).unwrap_or(0);
-        if opus.is_empty() || samples != FRAME_SAMPLES {
-            return Err(TransportError::InvalidFrame { samples });
+        let ticks = packet_samples(opus, RTP_CLOCK_RATE).unwrap_or(0);
+        if opus.is_empty() || ticks != RTP_FRAME_TICKS as usize {
+            return Err(TransportError::InvalidFrame {
+                samples: ticks,
+                rate: OpusRate::Hz48000,
+            });
         }
         if !self.ready()? {
             return Ok(false);
@@ -322,14 +347,17 @@ impl AudioSender {
 mod tests {
     use super::*;
 
+    /// The rate the engine's default synthesizer (ElevenLabs `pcm_16000`) delivers.
+    const R: OpusRate = OpusRate::Hz16000;
+
     #[test]
     fn timestamps_advance_960_and_sequence_by_one_per_frame() {
-        let mut out = OutboundAudio::new(7, 111).expect("encoder");
-        let frame = vec![0i16; FRAME_SAMPLES];
-        let a = out.packetize(&frame).expect("encode");
-        let b = out.packetize(&frame).expect("encode");
+        let mut out = OutboundAudio::new(7, 111);
+        let frame = vec![0i16; R.frame_samples()];
+        let a = out.packetize(&frame, R).expect("encode");
+        let b = out.packetize(&frame, R).expect("encode");
         out.skip_frame();
-        let c = out.packetize(&frame).expect("encode");
+        let c = out.packetize(&frame, R).expect("encode");
         assert_eq!(b.header.timestamp.wrapping_sub(a.header.timestamp), 960);
         assert_eq!(
             b.header
@@ -344,11 +372,11 @@ mod tests {
 
     #[test]
     fn a_pause_skips_timestamps_but_not_sequence_numbers() {
-        let mut out = OutboundAudio::new(7, 111).expect("encoder");
-        let frame = vec![0i16; FRAME_SAMPLES];
-        let a = out.packetize(&frame).expect("encode");
+        let mut out = OutboundAudio::new(7, 111);
+        let frame = vec![0i16; R.frame_samples()];
+        let a = out.packetize(&frame, R).expect("encode");
         out.skip_silence(24);
-        let b = out.packetize(&frame).expect("encode");
+        let b = out.packetize(&frame, R).expect("encode");
         assert_eq!(
             b.header
                 .sequence_number
@@ -367,9 +395,10 @@ mod tests {
 
     #[test]
     fn a_pre_encoded_packet_is_sent_without_copying_its_payload() {
-        let frames = crate::transport::client::encode_opus_frames(&[vec![0i16; FRAME_SAMPLES]])
+        let silence = vec![0i16; OpusRate::Hz48000.frame_samples()];
+        let frames = crate::transport::client::encode_opus_frames(&[silence], OpusRate::Hz48000)
             .expect("encode");
-        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        let mut out = OutboundAudio::new(7, 111);
         let packet = out.packetize_encoded(&frames[0]).expect("a 20 ms packet");
         assert_eq!(
             packet.payload.as_ptr(),
@@ -383,11 +412,39 @@ mod tests {
     }
 
     #[test]
+    fn frames_at_any_opus_rate_become_20_ms_packets_on_the_48_khz_rtp_clock() {
+        let mut out = OutboundAudio::new(7, 111);
+        let mut last: Option<u32> = None;
+        for rate in [
+            OpusRate::Hz16000,
+            OpusRate::Hz24000,
+            OpusRate::Hz48000,
+            OpusRate::Hz16000,
+        ] {
+            let mut tone = crate::transport::ToneGenerator::new(rate, 300.0, 0.3);
+            let packet = out.packetize(&tone.next_frame(), rate).expect("encode");
+            assert_eq!(
+                packet_samples(&packet.payload, RTP_CLOCK_RATE),
+                Some(960),
+                "{rate}: 20 ms"
+            );
+            if let Some(previous) = last {
+                assert_eq!(
+                    packet.header.timestamp.wrapping_sub(previous),
+                    960,
+                    "{rate}"
+                );
+            }
+            last = Some(packet.header.timestamp);
+        }
+    }
+
+    #[test]
     fn a_wrong_length_frame_is_refused() {
-        let mut out = OutboundAudio::new(7, 111).expect("encoder");
+        let mut out = OutboundAudio::new(7, 111);
         assert!(matches!(
-            out.packetize(&[0; 480]),
-            Err(TransportError::InvalidFrame { samples: 480 })
+            out.packetize(&[0; 480], OpusRate::Hz48000),
+            Err(TransportError::InvalidFrame { samples: 480, .. })
         ));
     }
 
@@ -396,15 +453,15 @@ mod tests {
         let (tx, _rx) = mpsc::channel(2);
         let stats = Arc::new(TransportStats::default());
         let mut s = AudioSender::new(
-            OutboundAudio::new(1, 111).expect("encoder"),
+            OutboundAudio::new(1, 111),
             tx,
             stats.clone(),
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicU64::new(0)),
         );
-        let frame = vec![0i16; FRAME_SAMPLES];
+        let frame = vec![0i16; R.frame_samples()];
         let results: Vec<bool> = (0..5)
-            .map(|_| s.send_frame(&frame).expect("send"))
+            .map(|_| s.send_frame(&frame, R).expect("send"))
             .collect();
         assert_eq!(results, [true, true, false, false, false]);
         let st = stats.snapshot();
@@ -416,14 +473,14 @@ mod tests {
         let (tx, _rx) = mpsc::channel(2);
         let ended = Arc::new(AtomicBool::new(true));
         let mut s = AudioSender::new(
-            OutboundAudio::new(1, 111).expect("encoder"),
+            OutboundAudio::new(1, 111),
             tx,
             Arc::new(TransportStats::default()),
             ended,
             Arc::new(AtomicU64::new(0)),
         );
         assert!(matches!(
-            s.send_frame(&[0; FRAME_SAMPLES]),
+            s.send_frame(&[0; 320], R),
             Err(TransportError::Closed)
         ));
     }

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     inbound: Mutex<Option<mpsc::Sender<AudioFrame>>>,
     /// Set when the caller asked for undecoded packets instead of frames.
     packets: Mutex<Option<mpsc::Sender<InboundPacket>>>,
+    /// The rate inbound audio is decoded at.
+    inbound_rate: super::OpusRate,
     stats: Arc<TransportStats>,
     ended: Arc<AtomicBool>,
     /// Last ICE connection state, as one of the `ICE_*` codes below.
@@ -168,7 +170,7 @@ impl PeerConnectionEventHandler for Handler {
             tokio::spawn(packet_task(track, packets, self.0.stats.clone()));
             return;
         }
-        match InboundAudio::new(self.0.stats.clone()) {
+        match InboundAudio::new(self.0.stats.clone(), self.0.inbound_rate) {
             Ok(core) => {
                 tokio::spawn(inbound_task(track, core, tx, self.0.stats.clone()));
             }
@@ -396,6 +398,7 @@ impl Peer {
             candidates,
             inbound: Mutex::new(Some(inbound_tx)),
             packets: Mutex::new(None),
+            inbound_rate: config.inbound_rate,
             stats: Arc::new(TransportStats::default()),
             ended: Arc::new(AtomicBool::new(false)),
             ice: AtomicU8::new(ICE_OTHER),
@@ -521,8 +524,7 @@ impl Peer {
             .iter()
             .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
             .map_or(OPUS_PAYLOAD_TYPE, |c| c.payload_type);
-        let core = OutboundAudio::new(self.ssrc, payload_type)
-            .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
+        let core = OutboundAudio::new(self.ssrc, payload_type);
 
         let (packet_tx, packet_rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
         let stats = self.shared.stats.clone();
@@ -579,7 +581,7 @@ impl Peer {
 fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: super::SAMPLE_RATE,
+        clock_rate: super::RTP_CLOCK_RATE,
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
@@ -833,9 +835,9 @@ impl SessionControl {
 /// to different owners (ingress, playback, supervision).
 #[derive(Debug)]
 pub struct MediaSession {
-    /// Decoded inbound audio: 20 ms frames of 48 kHz mono i16 ([`super::FRAME_SAMPLES`]
-    /// samples), capacity [`INBOUND_FRAME_CAPACITY`]; frames are dropped (and counted) when
-    /// full. Ends (`None`) when the session ends.
+    /// Decoded inbound audio: 20 ms frames of mono i16 at [`WebRtcConfig::inbound_rate`],
+    /// capacity [`INBOUND_FRAME_CAPACITY`]; frames are dropped (and counted) when full. Ends
+    /// (`None`) when the session ends.
     pub inbound: mpsc::Receiver<AudioFrame>,
     /// Sends 20 ms frames (the caller paces).
     pub outbound: AudioSender,
@@ -870,18 +872,19 @@ mod tests {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
         let generation = Arc::new(AtomicU64::new(0));
         let mut sender = AudioSender::new(
-            OutboundAudio::new(1, 111).expect("encoder"),
+            OutboundAudio::new(1, 111),
             tx,
             stats.clone(),
             Arc::new(AtomicBool::new(false)),
             generation.clone(),
         );
-        let frame = vec![0i16; super::super::FRAME_SAMPLES];
+        let rate = crate::transport::OpusRate::Hz16000;
+        let frame = vec![0i16; rate.frame_samples()];
         for _ in 0..3 {
-            assert!(sender.send_frame(&frame).expect("queued"));
+            assert!(sender.send_frame(&frame, rate).expect("queued"));
         }
         sender.discard_queued();
-        assert!(sender.send_frame(&frame).expect("queued"));
+        assert!(sender.send_frame(&frame, rate).expect("queued"));
         drop(sender);
         // An unbound track refuses every write, which is how the one surviving packet shows.
         let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(

@@ -604,14 +604,14 @@ impl AnthropicLlm {
                 ),
             };
             if !retryable || retries >= self.config.retry.max_retries {
-                tracing::debug!(vendor = "anthropic", category = ?error.category, retries, elapsed_ms = started.elapsed().as_millis() as u64, "request failed");
+                tracing::debug!(vendor = %Vendor::Anthropic, category = ?error.category, retries, elapsed_ms = started.elapsed().as_millis() as u64, "request failed");
                 return Err(error);
             }
             let wait = self
                 .config
                 .retry
                 .delay(retries, server_delay, rand::random::<f64>());
-            tracing::debug!(vendor = "anthropic", category = ?error.category, wait_ms = wait.as_millis() as u64, "retrying");
+            tracing::debug!(vendor = %Vendor::Anthropic, category = ?error.category, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
             retries += 1;
         }
@@ -711,7 +711,7 @@ impl ToolReply<'_> {
     }
 
     fn failed(&self, error: VendorError) -> ToolOutcome {
-        tracing::debug!(vendor = "anthropic", category = ?error.category, "tool call failed");
+        tracing::debug!(vendor = %Vendor::Anthropic, category = ?error.category, "tool call failed");
         ToolOutcome::Failed {
             error: error.with_request_id(self.request_id.clone()),
             report: Some(self.report()),
@@ -802,7 +802,7 @@ impl StreamTask {
     async fn fail(self, error: VendorError) {
         let error = error.with_request_id(self.request_id.clone());
         let report = self.report();
-        tracing::debug!(vendor = "anthropic", category = ?error.category, "stream failed");
+        tracing::debug!(vendor = %Vendor::Anthropic, category = ?error.category, "stream failed");
         let _ = self.tx.send(LlmEvent::Failed { error, report }).await;
     }
 

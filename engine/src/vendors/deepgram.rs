@@ -563,7 +563,7 @@ impl SessionTask {
     }
 
     async fn fail(self, error: VendorError) {
-        tracing::debug!(vendor = "deepgram", category = ?error.category, "session failed");
+        tracing::debug!(vendor = %Vendor::Deepgram, category = ?error.category, "session failed");
         let report = self.report();
         let error = error.with_request_id(self.request_id.clone());
         self.emit(SttEvent::Failed { error, report }).await;
@@ -650,7 +650,7 @@ impl SessionTask {
                 self.stalls += 1;
                 STALLED_SOCKETS.inc();
                 tracing::warn!(
-                    vendor = "deepgram",
+                    vendor = %Vendor::Deepgram,
                     stalled = true,
                     stalls = self.stalls,
                     unanswered_speech_secs = self.unanswered_speech as f64 / self.byte_rate,
@@ -752,7 +752,7 @@ impl SessionTask {
         let parsed = match parse_server_message(text) {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(vendor = "deepgram", error = %e, "ignoring a malformed message");
+                tracing::warn!(vendor = %Vendor::Deepgram, error = %e, "ignoring a malformed message");
                 return Ok(());
             }
         };
@@ -786,10 +786,10 @@ impl SessionTask {
                 variant,
                 description,
             } => {
-                tracing::warn!(vendor = "deepgram", %variant, %description, "server reported an error");
+                tracing::warn!(vendor = %Vendor::Deepgram, %variant, %description, "server reported an error");
             }
             ServerMessage::Unknown(kind) => {
-                tracing::debug!(vendor = "deepgram", %kind, "ignoring an unknown message type");
+                tracing::debug!(vendor = %Vendor::Deepgram, %kind, "ignoring an unknown message type");
             }
         }
         Ok(())
@@ -850,7 +850,7 @@ impl SessionTask {
 
     async fn reconnect(&mut self, mut cause: VendorError) -> Result<(), VendorError> {
         for attempt in 1..=self.config.reconnect.max_attempts {
-            tracing::debug!(vendor = "deepgram", attempt, category = ?cause.category, "reconnecting");
+            tracing::debug!(vendor = %Vendor::Deepgram, attempt, category = ?cause.category, "reconnecting");
             self.emit(SttEvent::Reconnecting {
                 attempt,
                 error: cause.clone(),

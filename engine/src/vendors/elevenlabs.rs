@@ -517,7 +517,7 @@ struct WsTask {
 
 impl WsTask {
     async fn fail(self, error: VendorError) {
-        tracing::debug!(vendor = "elevenlabs", category = ?error.category, "session failed");
+        tracing::debug!(vendor = %Vendor::ElevenLabs, category = ?error.category, "session failed");
         let report = self.meter.report();
         let _ = self.tx.send(TtsEvent::Failed { error, report }).await;
     }
@@ -577,7 +577,7 @@ impl WsTask {
                 }
                 _ = async { tokio::time::sleep_until(stall_at.unwrap_or(keepalive_at)).await }, if stall_at.is_some() => {
                     STALLED_SOCKETS.inc();
-                    tracing::warn!(vendor = "elevenlabs", stalled = true, "no audio after text was flushed: the socket is stalled");
+                    tracing::warn!(vendor = %Vendor::ElevenLabs, stalled = true, "no audio after text was flushed: the socket is stalled");
                     return self.fail(err(ErrorCategory::Timeout, "no audio from the server within the stall timeout")).await;
                 }
             }

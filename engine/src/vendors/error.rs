@@ -4,25 +4,53 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Which vendor an error or report is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A vendor of speech-to-text, language model or text-to-speech: the one name for it in
+/// errors, usage rows (`usage_log.provider`), key leases, tracing fields and the API. The three
+/// real vendors are also the providers whose keys a user can bring ([`Vendor::KEYED`], the names
+/// stored in `byok_keys.provider`); the in-process local implementations and the protocol fakes
+/// are vendors too, so whatever served a call can be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Vendor {
-    Deepgram,
     Anthropic,
+    Deepgram,
     ElevenLabs,
     /// An in-process local implementation of keyless local mode (interviewer, voice,
     /// recognizer).
     Local,
+    /// A protocol fake standing in for a vendor (tests, load runs, local mode's recognizer).
+    Fake,
+}
+
+impl Vendor {
+    /// The vendors whose API keys a user can bring and the server leases per interview.
+    pub const KEYED: [Vendor; 3] = [Vendor::Anthropic, Vendor::Deepgram, Vendor::ElevenLabs];
+
+    /// The stable name (`usage_log.provider`, `byok_keys.provider`, the API's `{provider}`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Anthropic => "anthropic",
+            Vendor::Deepgram => "deepgram",
+            Vendor::ElevenLabs => "elevenlabs",
+            Vendor::Local => "local",
+            Vendor::Fake => "fake",
+        }
+    }
+
+    /// The keyed vendor of a stable name; `None` for any other string (`local` and `fake`
+    /// included: nobody brings a key for them).
+    pub fn parse_keyed(name: &str) -> Option<Self> {
+        Self::KEYED.into_iter().find(|v| v.as_str() == name)
+    }
+
+    /// Whether a user can bring this vendor's key.
+    pub fn is_keyed(self) -> bool {
+        Self::KEYED.contains(&self)
+    }
 }
 
 impl fmt::Display for Vendor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Vendor::Deepgram => "deepgram",
-            Vendor::Anthropic => "anthropic",
-            Vendor::ElevenLabs => "elevenlabs",
-            Vendor::Local => "local",
-        })
+        f.write_str(self.as_str())
     }
 }
 

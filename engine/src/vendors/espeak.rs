@@ -3,13 +3,14 @@
 //!
 //! A session buffers the reply's text and synthesizes each complete sentence as it arrives:
 //! `espeak-ng --stdout` reads the sentence on stdin (never as an argument) and writes a WAV to
-//! stdout, read into memory (audio never touches the disk). The PCM is resampled to 24 kHz (a
-//! rate the playback upsamples exactly) and sent in chunks of at most half a second, each with a
+//! stdout, read into memory (audio never touches the disk). The PCM is sent at espeak-ng's own
+//! rate (22.05 kHz; the playback converts it to the encoder's 24 kHz, see
+//! [`crate::audio::UtteranceAudio`]) in chunks of at most half a second, each with a
 //! per-character alignment estimated over the voiced part of the sentence, so barge-in keeps only
 //! the heard part. Cancel (or dropping the input) kills the running child at once.
 //!
-//! The pure parts (sentence cutting, WAV parsing, resampling, alignment, chunking) are
-//! functions with unit tests; the child process is the only I/O.
+//! The pure parts (sentence cutting, WAV parsing, alignment, chunking) are functions with unit
+//! tests; the child process is the only I/O.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,10 +26,6 @@ use crate::vendors::{
     TtsEvent, TtsInput, TtsReport, TtsSession, Vendor, VendorError,
 };
 
-/// The sample rate of the chunks this voice sends.
-pub const OUTPUT_RATE: u32 = 24_000;
-/// The longest chunk sent, in samples at [`OUTPUT_RATE`] (half a second).
-const CHUNK_SAMPLES: usize = OUTPUT_RATE as usize / 2;
 /// The longest a single sentence may take to synthesize before it counts as a stall.
 const SYNTHESIS_TIMEOUT: Duration = Duration::from_secs(20);
 /// The most PCM one sentence may produce (two minutes at 22.05 kHz), against a runaway child.
@@ -212,6 +209,10 @@ async fn synthesize(config: &EspeakConfig, text: &str) -> Result<Pcm, VendorErro
 
 /// Parses a 16-bit mono PCM WAV. espeak-ng writes to a pipe, so its size fields are
 /// placeholders: the data chunk runs to the end of what was read.
+///
+/// Hand-written on purpose: a WAV reader (`hound`, which the tests use to write WAVs) trusts
+/// the RIFF and data sizes, and espeak-ng's `--stdout` cannot seek back to fill them in, so it
+/// writes placeholders (0x7ffff000 and the like) that such a reader refuses or reads past.
 pub fn parse_wav(bytes: &[u8]) -> Option<Pcm> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return None;
@@ -250,25 +251,6 @@ pub fn parse_wav(bytes: &[u8]) -> Option<Pcm> {
         at = body.saturating_add(size).saturating_add(size % 2);
     }
     None
-}
-
-/// Linear-interpolation resampling (espeak-ng's 22.05 kHz up to 24 kHz: no aliasing to fear).
-pub fn resample(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
-    if from == to || samples.is_empty() || from == 0 {
-        return samples.to_vec();
-    }
-    let out_len = (samples.len() as u64 * u64::from(to) / u64::from(from)) as usize;
-    let step = f64::from(from) / f64::from(to);
-    (0..out_len)
-        .map(|i| {
-            let position = i as f64 * step;
-            let index = position.floor() as usize;
-            let frac = position - index as f64;
-            let a = f64::from(samples[index.min(samples.len() - 1)]);
-            let b = f64::from(samples[(index + 1).min(samples.len() - 1)]);
-            (a + (b - a) * frac).round() as i16
-        })
-        .collect()
 }
 
 /// Takes the longest prefix of `buffer` made of complete sentences (ending in `.`, `?` or `!`
@@ -323,9 +305,11 @@ fn voiced_span(samples: &[i16]) -> (usize, usize) {
     }
 }
 
-/// Cuts one sentence's audio into chunks with per-character alignment: every character of
-/// `text`, in order, gets a start time spread over the voiced part by its weight.
+/// Cuts one sentence's audio (at `rate`) into chunks of at most half a second with
+/// per-character alignment: every character of `text`, in order, gets a start time spread over
+/// the voiced part by its weight.
 pub fn chunk_sentence(text: &str, samples: &[i16], rate: u32) -> Vec<AudioChunk> {
+    let chunk_samples = (rate as usize / 2).max(1);
     let (voiced_start, voiced_end) = voiced_span(samples);
     let chars: Vec<char> = text.chars().collect();
     let total_weight: f64 = chars.iter().map(|c| char_weight(*c)).sum::<f64>().max(1e-9);
@@ -343,7 +327,7 @@ pub fn chunk_sentence(text: &str, samples: &[i16], rate: u32) -> Vec<AudioChunk>
     let mut next_char = 0;
     let mut offset = 0;
     while offset < samples.len() || (offset == 0 && samples.is_empty()) {
-        let end = (offset + CHUNK_SAMPLES).min(samples.len());
+        let end = (offset + chunk_samples).min(samples.len());
         let last = end >= samples.len();
         let mut alignment = Alignment::default();
         while next_char < chars.len() && (last || starts[next_char] < end) {
@@ -468,10 +452,10 @@ async fn run_session(
                         return;
                     }
                 };
-                let samples = resample(&pcm.samples, pcm.sample_rate, OUTPUT_RATE);
                 report.usage.characters += text.chars().count() as u64;
-                report.usage.audio_seconds += samples.len() as f64 / f64::from(OUTPUT_RATE);
-                for chunk in chunk_sentence(&text, &samples, OUTPUT_RATE) {
+                report.usage.audio_seconds +=
+                    pcm.samples.len() as f64 / f64::from(pcm.sample_rate.max(1));
+                for chunk in chunk_sentence(&text, &pcm.samples, pcm.sample_rate) {
                     if report.timing.time_to_first_audio.is_none() {
                         report.timing.time_to_first_audio = Some(started.elapsed());
                     }
@@ -489,25 +473,31 @@ async fn run_session(
 mod tests {
     use super::*;
 
+    /// A 16-bit mono WAV written by `hound`; without `honest_sizes`, its RIFF and data sizes
+    /// are overwritten with the placeholder espeak-ng leaves when it writes to a pipe.
     fn wav(rate: u32, samples: &[i16], honest_sizes: bool) -> Vec<u8> {
-        let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let size = |n: usize| {
-            if honest_sizes { n as u32 } else { 0x7fff_f000 }
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
         };
-        let mut out = Vec::new();
-        out.extend_from_slice(b"RIFF");
-        out.extend_from_slice(&size(36 + data.len()).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&16u32.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&rate.to_le_bytes());
-        out.extend_from_slice(&(rate * 2).to_le_bytes());
-        out.extend_from_slice(&2u16.to_le_bytes());
-        out.extend_from_slice(&16u16.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&size(data.len()).to_le_bytes());
-        out.extend_from_slice(&data);
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut out, spec).expect("wav writer");
+        for s in samples {
+            writer.write_sample(*s).expect("sample");
+        }
+        writer.finalize().expect("finalize");
+        let mut out = out.into_inner();
+        if !honest_sizes {
+            let placeholder = 0x7fff_f000u32.to_le_bytes();
+            out[4..8].copy_from_slice(&placeholder);
+            let data = out
+                .windows(4)
+                .position(|w| w == b"data")
+                .expect("a data chunk");
+            out[data + 4..data + 8].copy_from_slice(&placeholder);
+        }
         out
     }
 
@@ -521,16 +511,6 @@ mod tests {
         }
         assert_eq!(parse_wav(b"RIFF\0\0\0\0WAVE"), None);
         assert_eq!(parse_wav(b"not a wav at all"), None);
-    }
-
-    #[test]
-    fn resampling_to_24k_keeps_duration_and_shape() {
-        let input: Vec<i16> = (0..22_050).map(|i| ((i % 100) * 100) as i16).collect();
-        let output = resample(&input, 22_050, 24_000);
-        assert_eq!(output.len(), 24_000);
-        assert_eq!(output[0], input[0]);
-        assert!(output.iter().all(|s| (0..=9_900).contains(s)));
-        assert_eq!(resample(&input, 24_000, 24_000), input);
     }
 
     #[test]
@@ -558,9 +538,9 @@ mod tests {
         let mut samples = vec![0i16; 2_400];
         samples.extend((0..48_000).map(|i| if i % 2 == 0 { 5_000 } else { -5_000 }));
         samples.extend(vec![0i16; 2_400]);
-        let chunks = chunk_sentence(text, &samples, OUTPUT_RATE);
+        let chunks = chunk_sentence(text, &samples, 24_000);
         assert_eq!(chunks.len(), 5, "half-second chunks");
-        assert!(chunks.iter().all(|c| c.pcm.len() <= CHUNK_SAMPLES));
+        assert!(chunks.iter().all(|c| c.pcm.len() <= 12_000));
         let pcm: usize = chunks.iter().map(|c| c.pcm.len()).sum();
         assert_eq!(pcm, samples.len());
         let mut absolute = Vec::new();
@@ -645,9 +625,10 @@ mod tests {
         let TtsEvent::Done(report) = terminal else {
             panic!("{terminal:?}")
         };
-        assert!(chunks.iter().all(|c| c.sample_rate == OUTPUT_RATE));
+        // espeak-ng's own rate, sent as it is (the playback converts it).
+        assert!(chunks.iter().all(|c| c.sample_rate == 22_050));
         let pcm: Vec<i16> = chunks.iter().flat_map(|c| c.pcm.clone()).collect();
-        let seconds = pcm.len() as f64 / f64::from(OUTPUT_RATE);
+        let seconds = pcm.len() as f64 / 22_050.0;
         assert!(seconds > 3.0, "{seconds} s of speech");
         assert!(rms(&pcm) > 500.0, "not silent: RMS {}", rms(&pcm));
         let aligned: String = chunks

@@ -178,53 +178,6 @@ impl fmt::Debug for KeyHandle {
     }
 }
 
-/// A vendor whose API key a user can bring (and the server lease): the names stored in
-/// `byok_keys.provider`, parsed from the settings API, and leased per interview.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    Anthropic,
-    Deepgram,
-    ElevenLabs,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 3] = [
-        Provider::Anthropic,
-        Provider::Deepgram,
-        Provider::ElevenLabs,
-    ];
-
-    /// The stable name (`byok_keys.provider`, the API's `{provider}`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Anthropic => "anthropic",
-            Provider::Deepgram => "deepgram",
-            Provider::ElevenLabs => "elevenlabs",
-        }
-    }
-
-    /// The provider of a stable name; `None` for any other string.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-}
-
-impl std::fmt::Display for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<Provider> for super::Vendor {
-    fn from(provider: Provider) -> Self {
-        match provider {
-            Provider::Anthropic => super::Vendor::Anthropic,
-            Provider::Deepgram => super::Vendor::Deepgram,
-            Provider::ElevenLabs => super::Vendor::ElevenLabs,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,10 @@
 //! `retry-after-ms`, then `retry-after` (seconds or an HTTP date) when it lies in (0, 60] s;
 //! otherwise back off exponentially (0.5 s × 2ⁿ, capped at 8 s) with up to 25 % jitter.
 //! Pure functions: the caller supplies the clock and the random number.
+//!
+//! Hand-written rather than a retry crate: the rules are the vendor SDK's own (which statuses,
+//! which headers, the 60 s ceiling on a server's wait), not a generic backoff, and they must be
+//! decisions the caller can test without sleeping.
 
 use std::time::{Duration, SystemTime};
 

@@ -168,15 +168,18 @@ async fn connect_inner(
     Ok((ws, response_headers))
 }
 
-/// Reads the status line and headers; returns bytes read past the head.
+/// Most headers accepted in an upgrade response (vendors send about a dozen).
+const MAX_RESPONSE_HEADERS: usize = 64;
+
+/// Reads the status line and headers (parsed by `httparse`); returns bytes read past the head.
 async fn read_response_head<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
-    let end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
+    loop {
+        if let Some(parsed) = parse_response_head(&buf)? {
+            return Ok(parsed);
         }
         if buf.len() > MAX_RESPONSE_HEAD {
             return Err("upgrade response head too large".into());
@@ -189,26 +192,32 @@ async fn read_response_head<S: AsyncRead + Unpin>(
             return Err("the server closed during the upgrade".into());
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The status, headers and the bytes past the head, once `buf` holds a whole response head;
+/// `None` while it is incomplete. Headers whose name or value `http` refuses are skipped.
+fn parse_response_head(buf: &[u8]) -> Result<Option<(u16, HeaderMap, Vec<u8>)>, String> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let end = match response.parse(buf) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("malformed upgrade response: {e}")),
     };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
+    let status = response
+        .code
         .ok_or("malformed upgrade response status line")?;
     let mut headers = HeaderMap::new();
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.trim().as_bytes()),
-                HeaderValue::from_str(value.trim()),
-            )
-        {
+    for header in response.headers.iter() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_bytes(header.value),
+        ) {
             headers.append(n, v);
         }
     }
-    Ok((status, headers, buf[end + 4..].to_vec()))
+    Ok(Some((status, headers, buf[end..].to_vec())))
 }
 
 /// Reads a refused upgrade's body (by `content-length`, else to EOF), bounded in size and time.
@@ -240,4 +249,39 @@ async fn read_error_body<S: AsyncRead + Unpin>(
 
 pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_whole_upgrade_head_is_parsed_and_the_bytes_after_it_kept() {
+        let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: abc=\r\nX-Odd: caf\xc3\xa9\r\n\r\n\x81\x02hi";
+        let (status, headers, rest) = parse_response_head(head).expect("valid").expect("complete");
+        assert_eq!(status, 101);
+        assert_eq!(headers["sec-websocket-accept"], "abc=");
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(rest, b"\x81\x02hi");
+    }
+
+    #[test]
+    fn a_partial_head_waits_and_garbage_is_an_error() {
+        assert_eq!(
+            parse_response_head(b"HTTP/1.1 401 Unauthorized\r\nContent-Le").expect("valid"),
+            None
+        );
+        assert!(parse_response_head(b"\x16\x03\x01 not http\r\n\r\n").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_response_head(&bytes);
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            head.extend_from_slice(&bytes);
+            let _ = parse_response_head(&head);
+        }
+    }
 }

@@ -11,10 +11,11 @@ use engine::byok_cipher::{KeyRing, MasterKey};
 use engine::conversation::{InterviewKind, InterviewPlan};
 use engine::engine::{EngineConfig, EngineHandle, VendorEndpoints};
 use engine::key_lease::PlatformKeys;
-use engine::media::{InboundFrame, MemoryPeer, memory_transport};
+use engine::media::{
+    INBOUND_FRAME_SAMPLES, INBOUND_RATE, InboundFrame, MemoryPeer, memory_transport,
+};
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
-use entities::accounts::Role;
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, Database, DatabaseConnection};
@@ -124,27 +125,9 @@ impl Harness {
 
     /// An account and an interview row, as the API would create them.
     pub async fn create_interview(&self) -> (Uuid, Uuid) {
-        let now = Utc::now();
-        let account_id = Uuid::now_v7();
-        entities::accounts::NewAccount {
-            id: account_id,
-            email: format!("{account_id}@example.com"),
-            email_canonical: format!("{account_id}@example.com"),
-            display_name: None,
-            password_hash: "x".into(),
-            role: Role::User,
-        }
-        .row(now)
-        .insert(&self.db)
-        .await
-        .expect("account");
-        let interview_id = Uuid::now_v7();
-        entities::interviews::NewInterview::behavioral(interview_id, account_id)
-            .row(now)
-            .insert(&self.db)
+        entities::fixtures::account_with_interview(&self.db)
             .await
-            .expect("interview");
-        (account_id, interview_id)
+            .expect("account and interview")
     }
 
     pub fn plan() -> InterviewPlan {
@@ -301,6 +284,8 @@ impl Candidate {
 pub struct CandidateReport {
     pub frames_sent: u64,
     pub frames_received: u64,
+    /// How long the frames received play, from their samples and rates.
+    pub heard: Duration,
     pub replies_heard: usize,
     /// Time from the candidate's last voiced frame to the first reply frame, per answer.
     pub gaps: Vec<Duration>,
@@ -311,7 +296,7 @@ pub struct CandidateReport {
 fn tone(samples: usize, phase: &mut f64) -> Vec<i16> {
     (0..samples)
         .map(|_| {
-            *phase += 2.0 * std::f64::consts::PI * 180.0 / 48_000.0;
+            *phase += 2.0 * std::f64::consts::PI * 180.0 / f64::from(INBOUND_RATE.hz());
             (6000.0 * phase.sin()) as i16
         })
         .collect()
@@ -335,8 +320,9 @@ impl Candidate {
         while started.elapsed() < Duration::from_secs(120) {
             ticker.tick().await;
             let now = Instant::now();
-            while let Ok((_, _frame)) = peer.from_engine.try_recv() {
+            while let Ok(frame) = peer.from_engine.try_recv() {
                 report.frames_received += 1;
+                report.heard += frame.duration();
                 if !hearing {
                     hearing = true;
                     report.replies_heard += 1;
@@ -392,9 +378,9 @@ impl Candidate {
             }
             let pcm = if voiced {
                 last_voiced = Some(now);
-                tone(960, &mut phase)
+                tone(INBOUND_FRAME_SAMPLES, &mut phase)
             } else {
-                vec![0i16; 960]
+                vec![0i16; INBOUND_FRAME_SAMPLES]
             };
             if self
                 .hang_up_after

@@ -1,0 +1,136 @@
+//! A fixed audio workload for measuring the engine's per-interview codec cost from outside the
+//! process (instruction counts with `valgrind --tool=callgrind`, whole-process CPU time):
+//! the inbound path (Opus packets as a browser sends them → PCM at the speech-to-text's rate)
+//! and the outbound path (text-to-speech PCM → Opus packets), each over the same seconds of
+//! audio. See README "CPU per interview before and after the resampling change".
+//!
+//! ```sh
+//! cargo build --release -p engine --example codec_bench
+//! # 60 s of a voice as a browser sends it (Opus from 48 kHz) and as the TTS delivers it (16 kHz PCM)
+//! ./target/release/examples/codec_bench prepare /tmp/voice 60
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!   ./target/release/examples/codec_bench run /tmp/voice
+//! ```
+//!
+//! The pipeline measured is the engine's: the decoder produces the STT's 16 kHz directly and the
+//! encoder takes the TTS's 16 kHz as it comes. (The version of this file before the resampling
+//! change, in the commit that added it, measured the old pipeline: decode at 48 kHz, then a
+//! hand-written 31-tap FIR down to 16 kHz; TTS PCM linearly upsampled ×3, then encoded at
+//! 48 kHz.)
+
+use std::io::{Read, Write};
+
+use engine::media::INBOUND_RATE;
+use engine::transport::OpusRate;
+use engine::transport::codec::{VoiceDecoder, VoiceEncoder};
+
+/// A voiced, speech-like signal: a 120–180 Hz glottal pitch with harmonics to 4 kHz under a
+/// syllable-rate envelope.
+fn voice(rate: u32, seconds: u32) -> Vec<i16> {
+    let rate_f = f64::from(rate);
+    let mut phase = 0.0f64;
+    (0..rate * seconds)
+        .map(|i| {
+            let t = f64::from(i) / rate_f;
+            let pitch = 150.0 + 30.0 * (t * 2.0 * std::f64::consts::PI * 0.7).sin();
+            phase += pitch / rate_f;
+            let envelope = 0.5 + 0.5 * (t * 2.0 * std::f64::consts::PI * 4.0).sin().abs();
+            let mut sample = 0.0;
+            let mut harmonic = 1.0;
+            while harmonic * pitch < 4_000.0 {
+                sample += (phase * harmonic * 2.0 * std::f64::consts::PI).sin() / harmonic;
+                harmonic += 1.0;
+            }
+            (sample * envelope * 5_000.0).clamp(-32_768.0, 32_767.0) as i16
+        })
+        .collect()
+}
+
+/// TTS output: 16 kHz, ElevenLabs' default `pcm_16000`.
+const TTS_RATE: u32 = 16_000;
+
+/// Writes `PATH.opus` (length-prefixed 20 ms packets encoded from 48 kHz, as a browser sends
+/// them) and `PATH.pcm` (the TTS's PCM), so `run` spends its instructions on the codec path only.
+fn prepare(path: &str, seconds: u32) {
+    let pcm = voice(48_000, seconds);
+    let mut encoder = VoiceEncoder::new(OpusRate::Hz48000, 5).expect("encoder");
+    let mut packet = vec![0u8; 1_275];
+    let mut file = std::fs::File::create(format!("{path}.opus")).expect("create the packet file");
+    for frame in pcm.chunks_exact(960) {
+        let len = encoder.encode(frame, &mut packet).expect("encode");
+        file.write_all(&(len as u16).to_le_bytes()).expect("write");
+        file.write_all(&packet[..len]).expect("write");
+    }
+    let tts: Vec<u8> = voice(TTS_RATE, seconds)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    std::fs::write(format!("{path}.pcm"), tts).expect("write the PCM file");
+}
+
+fn read(path: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .expect("open the workload (run `prepare` first)")
+        .read_to_end(&mut bytes)
+        .expect("read");
+    bytes
+}
+
+fn read_packets(path: &str) -> Vec<Vec<u8>> {
+    let bytes = read(&format!("{path}.opus"));
+    let mut packets = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let [a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*a, *b]));
+        packets.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    packets
+}
+
+fn run(path: &str) {
+    let packets = read_packets(path);
+    let seconds = packets.len() as u32 / 50;
+
+    // Inbound: packets → 16 kHz for the STT, straight from the decoder.
+    let mut decoder = VoiceDecoder::new(INBOUND_RATE).expect("decoder");
+    let mut pcm = vec![0i16; 5_760];
+    let mut stt_samples = 0usize;
+    let mut energy = 0f64;
+    for packet in &packets {
+        let n = decoder.decode(packet, &mut pcm, false).expect("decode");
+        let out = &pcm[..n];
+        stt_samples += out.len();
+        energy += out.iter().map(|&s| f64::from(s).abs()).sum::<f64>();
+    }
+
+    // Outbound: 16 kHz TTS PCM → Opus.
+    let tts: Vec<i16> = read(&format!("{path}.pcm"))
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
+    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
+    let mut packet = vec![0u8; 1_275];
+    let mut sent_bytes = 0usize;
+    for frame in tts.chunks_exact(rate.frame_samples()) {
+        sent_bytes += encoder.encode(frame, &mut packet).expect("encode");
+    }
+    println!(
+        "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes}",
+        energy / stt_samples.max(1) as f64
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("prepare") => {
+            let seconds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
+            prepare(args.get(2).expect("a path"), seconds);
+        }
+        Some("run") => run(args.get(2).expect("a path")),
+        _ => eprintln!("usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH"),
+    }
+}
