@@ -633,6 +633,43 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Stri
 }
 
 /// `POST /api/v1/interviews/{id}/offer` with `offer` (an SDP offer as JSON) as `session`.
+impl TestApp {
+    /// Creates an interview (`body` as `POST /api/v1/interviews` takes it) and joins it with the
+    /// Rust WebRTC client on loopback: its id and the connected media session.
+    pub async fn join_interview(
+        &self,
+        session: &Session,
+        body: &Value,
+    ) -> (Uuid, engine::transport::MediaSession) {
+        let created: Value = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/interviews",
+                Some(&session.access_token),
+                Some(body),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+        let (pending, offer) = client_offer().await;
+        let response = post_offer(self, session, id, &offer).await;
+        assert_eq!(response.status(), 200, "the offer is answered");
+        let answer: engine::transport::SessionDescription = response.json().await.expect("answer");
+        let media = pending
+            .accept_answer(&answer)
+            .await
+            .expect("answer applies");
+        media
+            .control
+            .wait_connected(std::time::Duration::from_secs(10))
+            .await
+            .expect("connects over loopback");
+        (id, media)
+    }
+}
+
 /// A real offer from the Rust WebRTC client (host candidates on 127.0.0.1), as JSON.
 pub async fn client_offer() -> (engine::transport::PendingClient, Value) {
     let (pending, offer) =

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use api::configuration::LocalVendorsMode;
 use engine::actors::interview::InterviewEvent;
 use engine::interview_core::Phase;
-use engine::transport::{OpusRate, SessionDescription};
+use engine::transport::OpusRate;
 use inotify::{Inotify, WatchMask};
 use serde_json::{Value, json};
-use tests::{Backend, client_offer, post_offer, spawn_app_with};
+use tests::{Backend, spawn_app_with};
 
 const ANSWER: &str = "I led the migration of our billing service to a new database and \
     reduced invoice latency by forty percent.";
@@ -157,31 +157,9 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
     let alice = app.signed_in_user().await;
     let watch = Watch::start(&[&app.settings.data_dir, &temp]);
 
-    let created: Value = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/interviews",
-            Some(&alice.access_token),
-            Some(&json!({"kind": "behavioral", "length_minutes": 5})),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
-    let (pending, offer) = client_offer().await;
-    let response = post_offer(&app, &alice, id, &offer).await;
-    assert_eq!(response.status(), 200);
-    let answer_sdp: SessionDescription = response.json().await.expect("answer");
-    let session = pending
-        .accept_answer(&answer_sdp)
-        .await
-        .expect("answer applies");
-    session
-        .control
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .expect("connects");
+    let (id, session) = app
+        .join_interview(&alice, &json!({"kind": "behavioral", "length_minutes": 5}))
+        .await;
     let mut events = app.state.engine.subscribe(id).expect("live");
     let mut inbound = session.inbound;
     let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));

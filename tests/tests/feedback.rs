@@ -851,6 +851,32 @@ impl engine::feedback::scorer::AnswerScorer for Gated {
     }
 }
 
+/// A signed-in user with one ended interview: one question, `answer`.
+async fn one_answer(app: &TestApp, answer: &str) -> (tests::Session, Uuid) {
+    let alice = app.signed_in_user().await;
+    let account = app.account_id(&alice).await;
+    let id = ended_interview_with_transcript(
+        app,
+        account,
+        InterviewKind::Behavioral,
+        &[
+            (Speaker::Interviewer, "Tell me about a project."),
+            (Speaker::Candidate, answer),
+        ],
+    )
+    .await;
+    (alice, id)
+}
+
+/// The interview's scoring job as stored.
+async fn job(app: &TestApp, id: Uuid) -> scoring_jobs::Model {
+    scoring_jobs::Entity::find_by_id(id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("a scoring job")
+}
+
 async fn interview_row(app: &TestApp, id: Uuid) -> entities::interviews::Model {
     entities::interviews::Entity::find_by_id(id)
         .one(&app.db)
@@ -861,18 +887,7 @@ async fn interview_row(app: &TestApp, id: Uuid) -> entities::interviews::Model {
 
 async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
     let app = spawn_app(backend).await;
-    let alice = app.signed_in_user().await;
-    let account = app.account_id(&alice).await;
-    let id = ended_interview_with_transcript(
-        &app,
-        account,
-        InterviewKind::Behavioral,
-        &[
-            (Speaker::Interviewer, "Tell me about a project."),
-            (Speaker::Candidate, STRONG_ANSWER),
-        ],
-    )
-    .await;
+    let (alice, id) = one_answer(&app, STRONG_ANSWER).await;
     // A run on another node is scoring the interview...
     let gate = Gated {
         entered: Arc::default(),
@@ -907,11 +922,7 @@ async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
     assert_eq!(scores["state"], "done");
     assert_eq!(scores["answers"].as_array().unwrap().len(), 1);
     assert_eq!(scores["scorer"], "local_rules");
-    let job = scoring_jobs::Entity::find_by_id(id)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = job(&app, id).await;
     assert_eq!(
         job.claimed_by.as_deref(),
         Some(app.settings.node_id.as_str())
@@ -922,18 +933,7 @@ async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
 async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
     use api::feedback::store::{self, Outcome};
     let app = spawn_app(backend).await;
-    let alice = app.signed_in_user().await;
-    let account = app.account_id(&alice).await;
-    let id = ended_interview_with_transcript(
-        &app,
-        account,
-        InterviewKind::Behavioral,
-        &[
-            (Speaker::Interviewer, "Tell me about a project."),
-            (Speaker::Candidate, VAGUE_ANSWER),
-        ],
-    )
-    .await;
+    let (_alice, id) = one_answer(&app, VAGUE_ANSWER).await;
     let interview = interview_row(&app, id).await;
     let now = Utc::now();
     let a = store::claim(&app.db, &interview, "node-a", 3, now)
@@ -967,13 +967,9 @@ async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
     let error =
         store::StoreError::Scorer(engine::feedback::scorer::ScoreError::Task("late".into()));
     store::mark_failed(&app.db, id, a, &error).await.unwrap();
-    let job = scoring_jobs::Entity::find_by_id(id)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((job.state.as_str(), job.claim), ("running", Some(b)));
-    assert_eq!(job.attempts, 2);
+    let held = job(&app, id).await;
+    assert_eq!((held.state.as_str(), held.claim), ("running", Some(b)));
+    assert_eq!(held.attempts, 2);
     // At its start a node releases only the jobs it held itself.
     assert_eq!(
         store::release_own_claims(&app.db, "node-a").await.unwrap(),
@@ -983,28 +979,13 @@ async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
         store::release_own_claims(&app.db, "node-b").await.unwrap(),
         1
     );
-    let job = scoring_jobs::Entity::find_by_id(id)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((job.state.as_str(), job.claim), ("pending", None));
+    let released = job(&app, id).await;
+    assert_eq!((released.state.as_str(), released.claim), ("pending", None));
 }
 
 async fn a_rescore_after_the_word_timestamps_were_deleted_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
-    let alice = app.signed_in_user().await;
-    let account = app.account_id(&alice).await;
-    let id = ended_interview_with_transcript(
-        &app,
-        account,
-        InterviewKind::Behavioral,
-        &[
-            (Speaker::Interviewer, "Tell me about a project."),
-            (Speaker::Candidate, STRONG_ANSWER),
-        ],
-    )
-    .await;
+    let (alice, id) = one_answer(&app, STRONG_ANSWER).await;
     let scored = rescore(&app, &alice, id).await;
     assert!(scored["delivery"]["words_per_minute"].as_f64().is_some());
     // The retention sweep deletes word timestamps after 14 days.

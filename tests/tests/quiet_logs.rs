@@ -5,39 +5,17 @@
 
 use std::time::Duration;
 
-use engine::transport::{OpusRate, SessionDescription, ToneGenerator};
+use engine::transport::{OpusRate, ToneGenerator};
 use serde_json::{Value, json};
-use tests::{Backend, captured_logs, client_offer, post_offer, spawn_app};
+use tests::{Backend, captured_logs, spawn_app};
 
 #[actix_web::test]
 async fn a_normal_interview_logs_no_warning_or_error() {
     let app = spawn_app(Backend::Sqlite).await;
     let alice = app.signed_in_user().await;
-    let created: Value = app
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/interviews",
-            Some(&alice.access_token),
-            Some(&json!({"kind": "behavioral"})),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
-    let (pending, offer) = client_offer().await;
-    let response = post_offer(&app, &alice, id, &offer).await;
-    assert_eq!(response.status(), 200);
-    let answer: SessionDescription = response.json().await.expect("answer");
-    let session = pending
-        .accept_answer(&answer)
-        .await
-        .expect("answer applies");
-    session
-        .control
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .expect("connects over loopback");
+    let (id, session) = app
+        .join_interview(&alice, &json!({"kind": "behavioral"}))
+        .await;
     let mut outbound = session.outbound;
     let mut inbound = session.inbound;
     tokio::spawn(async move { while inbound.recv().await.is_some() {} });

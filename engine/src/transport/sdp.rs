@@ -41,8 +41,34 @@ pub fn check_sdp(sdp: &str) -> Result<OfferSummary, TransportError> {
     if sdp.trim().is_empty() {
         return Err(TransportError::MalformedSdp("empty".into()));
     }
+    // RFC 8866 §9: a line ends with CRLF (LF is tolerated) and no value holds a CR or a NUL. A
+    // bare CR would split lines differently for the stack's parser and for ours (`sections`),
+    // which would then disagree about which section is which.
+    let bytes = sdp.as_bytes();
+    if bytes
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == 0 || (*b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+    {
+        return Err(TransportError::MalformedSdp(
+            "a CR outside a line ending, or a NUL".into(),
+        ));
+    }
     let parsed = ParsedSdp::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| TransportError::MalformedSdp(e.to_string()))?;
+    // Each section's mid is unique (RFC 8843 §7.2.1); with a repeated one, taking a data
+    // section's mid out of the BUNDLE group would take the audio's out too.
+    let mut mids = std::collections::HashSet::new();
+    for media in &parsed.media_descriptions {
+        if let Some(mid) = media.attribute("mid").flatten() {
+            if !mids.insert(mid.trim()) {
+                return Err(TransportError::MalformedSdp(format!(
+                    "the mid {:?} names two sections",
+                    mid.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+    }
     let mut saw_audio = false;
     for media in &parsed.media_descriptions {
         if !media.media_name.media.eq_ignore_ascii_case("audio") {
@@ -62,7 +88,17 @@ pub fn check_sdp(sdp: &str) -> Result<OfferSummary, TransportError> {
             let name = parts.next()?;
             let rate = parts.next()?;
             if name.eq_ignore_ascii_case("opus") && rate == "48000" {
-                pt.trim().parse::<u8>().ok().filter(|pt| *pt < 128)
+                pt.trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|pt| *pt < 128)
+                    // Offered only if the m-line lists it (a mapping of a payload type the
+                    // section does not carry offers nothing; the stack would then refuse our
+                    // track as an unsupported codec, a client fault).
+                    .filter(|pt| {
+                        let pt = pt.to_string();
+                        media.media_name.formats.iter().any(|f| f.trim() == pt)
+                    })
             } else {
                 None
             }
@@ -532,6 +568,56 @@ a=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n";
             check_offer(&offer(&no_opus)),
             Err(TransportError::NoOpus)
         ));
+    }
+
+    /// A regression found by `webrtc_offer_fuzz`: Opus mapped but not listed on the m-line is
+    /// not offered (the stack then refused our track: a 500 for a client's fault).
+    #[test]
+    fn opus_mapped_but_not_listed_on_the_m_line_is_refused() {
+        let line = CHROME_LIKE
+            .lines()
+            .find(|l| l.starts_with("m=audio"))
+            .expect("an audio m-line");
+        let unlisted = line.replace(" 111", " 1!11");
+        let mangled = CHROME_LIKE.replace(line, &unlisted);
+        assert!(matches!(
+            check_offer(&offer(&mangled)),
+            Err(TransportError::NoOpus)
+        ));
+    }
+
+    /// Found by the `sdp_offer` fuzz target: an offer whose data section repeats the audio's
+    /// mid lost the audio's mid from the BUNDLE group with the data section's (a 500 later).
+    #[test]
+    fn a_mid_named_by_two_sections_is_malformed() {
+        let offer_text = CHROME_LIKE.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 0")
+            + &DATA_SECTION.replace("a=mid:1", "a=mid:0");
+        assert!(offer_text.matches("a=mid:0").count() == 2, "{offer_text}");
+        assert!(matches!(
+            check_offer(&offer(&offer_text)),
+            Err(TransportError::MalformedSdp(_))
+        ));
+        // Distinct mids are fine.
+        let fine = CHROME_LIKE.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1") + DATA_SECTION;
+        assert!(check_offer(&offer(&fine)).is_ok());
+    }
+
+    /// Found by the `sdp_offer` fuzz target: a bare CR split lines one way for the stack's
+    /// parser and another for ours.
+    #[test]
+    fn a_bare_cr_or_a_nul_is_malformed() {
+        for bad in [
+            CHROME_LIKE.replace("a=rtcp-mux\r\n", "a=rtcp-mux\ra=x\r\n"),
+            CHROME_LIKE.replace("a=rtcp-mux", "a=rtcp\0mux"),
+        ] {
+            assert_ne!(bad, CHROME_LIKE);
+            assert!(matches!(
+                check_offer(&offer(&bad)),
+                Err(TransportError::MalformedSdp(_))
+            ));
+        }
+        // LF-only line endings are tolerated.
+        assert!(check_offer(&offer(&CHROME_LIKE.replace("\r\n", "\n"))).is_ok());
     }
 
     #[test]
