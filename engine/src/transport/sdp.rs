@@ -60,13 +60,13 @@ pub fn check_sdp(sdp: &str) -> Result<OfferSummary, TransportError> {
     // section's mid out of the BUNDLE group would take the audio's out too.
     let mut mids = std::collections::HashSet::new();
     for media in &parsed.media_descriptions {
-        if let Some(mid) = media.attribute("mid").flatten() {
-            if !mids.insert(mid.trim()) {
-                return Err(TransportError::MalformedSdp(format!(
-                    "the mid {:?} names two sections",
-                    mid.chars().take(32).collect::<String>()
-                )));
-            }
+        if let Some(mid) = media.attribute("mid").flatten()
+            && !mids.insert(mid.trim())
+        {
+            return Err(TransportError::MalformedSdp(format!(
+                "the mid {:?} names two sections",
+                mid.chars().take(32).collect::<String>()
+            )));
         }
     }
     let mut saw_audio = false;
