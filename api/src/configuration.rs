@@ -175,6 +175,10 @@ pub struct Settings {
     /// `KEY_LEASE__GRACE=10m`): a BYOK key lease ends at the interview's planned length plus
     /// `grace` even if nobody released it; `check_every` is how often expiry is looked for.
     pub key_lease: engine::key_lease::KeyLeaseConfig,
+    /// `[vendors]` in the settings file, `VENDORS__…` in the environment (e.g.
+    /// `VENDORS__DEEPGRAM_STALL_MS=2500`, `VENDORS__TTS_FLUSH=false`): the vendor clients' stall
+    /// watchdogs in milliseconds, and whether each finished sentence is flushed to the TTS.
+    pub vendors: engine::vendors::VendorTuning,
     /// `ICE_SERVERS`.
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
@@ -273,6 +277,7 @@ impl Default for Settings {
             prices: shipped_prices(),
             feedback: engine::feedback::FeedbackConfig::default(),
             key_lease: engine::key_lease::KeyLeaseConfig::default(),
+            vendors: engine::vendors::VendorTuning::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
             local_vendors: LocalVendorsMode::Local,
@@ -603,7 +608,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // The nested tables (conversation thresholds, prices, feedback) also come from the
+        // The nested tables (conversation thresholds, prices, feedback, vendors) also come from the
         // environment, with `__` between levels; clap's flat variables cannot express them.
         let nested = Env::raw()
             .filter(|key| {
@@ -612,6 +617,7 @@ impl Settings {
                     || key.starts_with("prices__")
                     || key.starts_with("key_lease__")
                     || key.starts_with("feedback__")
+                    || key.starts_with("vendors__")
             })
             .split("__");
         let settings: Settings = figment
@@ -643,6 +649,7 @@ impl Settings {
             .require(&self.priced_models())
             .map_err(SettingsError::Invalid)?;
         self.key_lease.validate().map_err(SettingsError::Invalid)?;
+        self.vendors.validate().map_err(SettingsError::Invalid)?;
         if self.resume_worker_cpu_secs == 0
             || self.resume_worker_timeout_secs == 0
             || self.resume_worker_concurrency == 0
@@ -1242,6 +1249,95 @@ mod tests {
                 .map(|p| p.input_per_mtok),
             Some(1.0)
         );
+    }
+
+    #[test]
+    fn the_vendor_table_has_defaults_reads_the_file_and_refuses_bad_values() {
+        let defaults = Settings::default().vendors;
+        assert_eq!(
+            (
+                defaults.deepgram_stall_ms,
+                defaults.elevenlabs_stall_ms,
+                defaults.anthropic_first_token_ms,
+                defaults.anthropic_inter_token_ms,
+                defaults.tts_flush
+            ),
+            (2000, 1500, 2000, 1500, true)
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        let load = |toml: &str| {
+            std::fs::write(&file, toml).expect("write");
+            Settings::load(&SettingsArgs {
+                config_file: Some(file.clone()),
+                ..SettingsArgs::default()
+            })
+        };
+        let settings =
+            load("[vendors]\nelevenlabs_stall_ms = 2500\ntts_flush = false\n").expect("loads");
+        assert_eq!(
+            settings.vendors.elevenlabs_stall(),
+            std::time::Duration::from_millis(2500)
+        );
+        assert!(!settings.vendors.tts_flush);
+        // Unset values keep their defaults.
+        assert_eq!(settings.vendors.deepgram_stall_ms, 2000);
+        for (toml, expected) in [
+            (
+                "[vendors]\ndeepgram_stall_ms = 0\n",
+                "vendors.deepgram_stall_ms",
+            ),
+            (
+                "[vendors]\nelevenlabs_stall_ms = 600000\n",
+                "vendors.elevenlabs_stall_ms",
+            ),
+            (
+                "[vendors]\nanthropic_first_token_ms = 0\n",
+                "vendors.anthropic_first_token_ms",
+            ),
+            (
+                "[vendors]\nanthropic_inter_token_ms = 45000\n",
+                "vendors.anthropic_inter_token_ms",
+            ),
+            (
+                "[vendors]\nanthropic_first_token_ms = -5\n",
+                "anthropic_first_token_ms",
+            ),
+            ("[vendors]\ntts_flush = \"sometimes\"\n", "tts_flush"),
+            ("[vendors]\nno_such_watchdog = 1\n", "no_such_watchdog"),
+        ] {
+            let error = load(toml).expect_err(toml).to_string();
+            assert!(error.contains(expected), "{toml}: {error}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // the jail's closure returns figment's own error type
+    fn the_vendor_settings_come_from_the_environment_over_the_file() {
+        // figment's jail serialises the tests that change the process environment, and
+        // restores it; only valid values, since other tests may load settings meanwhile.
+        figment::Jail::expect_with(|jail| {
+            let file = jail.directory().join("settings.toml");
+            jail.create_file(
+                &file,
+                "[vendors]\ndeepgram_stall_ms = 2200\ntts_flush = true\n",
+            )?;
+            jail.set_env("VENDORS__TTS_FLUSH", "false");
+            jail.set_env("VENDORS__ANTHROPIC_FIRST_TOKEN_MS", "2500");
+            let settings = Settings::load(&SettingsArgs {
+                config_file: Some(file),
+                ..SettingsArgs::default()
+            })
+            .map_err(|error| error.to_string())?;
+            assert!(!settings.vendors.tts_flush);
+            assert_eq!(
+                settings.vendors.anthropic_first_token(),
+                std::time::Duration::from_millis(2500)
+            );
+            assert_eq!(settings.vendors.deepgram_stall_ms, 2200);
+            assert_eq!(settings.vendors.anthropic_inter_token_ms, 1500);
+            Ok(())
+        });
     }
 
     #[test]

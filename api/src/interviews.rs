@@ -43,6 +43,7 @@ pub fn engine_config(
             elevenlabs_voice: settings.elevenlabs_voice_id.clone(),
             elevenlabs_model: settings.elevenlabs_model.clone(),
         },
+        vendor_tuning: settings.vendors,
         local,
         fakes: fakes.map(crate::local_vendors::endpoints),
     }

@@ -261,6 +261,11 @@ impl Application {
             "ElevenLabs sockets given up by the stall watchdog (no audio after text; the HTTP stream took over)",
             engine::vendors::elevenlabs::stalled_sockets_counter(),
         );
+        metrics.register(
+            "llm_stalled_streams",
+            "Claude streams given up by the watchdog (no token in time; sent again while nothing was heard)",
+            engine::vendors::anthropic::stalled_streams_counter(),
+        );
         let lease_gauges = engine.lease_gauges();
         metrics.register(
             "key_leases_live",

@@ -40,7 +40,7 @@ use crate::vendors::deepgram::{DeepgramConfig, DeepgramStt};
 use crate::vendors::elevenlabs::{ElevenLabsConfig, ElevenLabsHttpTts, ElevenLabsTts};
 use crate::vendors::key::{ApiKey, KeyHandle};
 use crate::vendors::tts_failover::FailoverTts;
-use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError};
+use crate::vendors::{LanguageModel, SpeechToText, TextToSpeech, VendorError, VendorTuning};
 
 /// Where the vendors are and which models to use.
 #[derive(Debug, Clone)]
@@ -71,6 +71,8 @@ pub struct EngineConfig {
     pub key_lease: KeyLeaseConfig,
     /// The real vendors' endpoints (used with platform or BYOK keys).
     pub vendors: VendorEndpoints,
+    /// The vendor clients' watchdogs and the TTS sentence flush (`[vendors]`).
+    pub vendor_tuning: VendorTuning,
     /// In-process local implementations (keyless local mode), used for a kind without a key
     /// before the fakes are.
     pub local: LocalVendors,
@@ -407,6 +409,7 @@ impl EngineHandle {
                     let (ends, key, source) = endpoints(lease.deepgram, "speech-to-text")?;
                     let mut deepgram = DeepgramConfig::new(ends.deepgram_url.clone(), key);
                     deepgram.params.model = ends.deepgram_model.clone();
+                    deepgram.stall_timeout = config.vendor_tuning.deepgram_stall();
                     deepgram.price_per_minute = config
                         .prices
                         .stt_per_minute(&ends.deepgram_model)
@@ -434,6 +437,8 @@ impl EngineHandle {
                         ends.anthropic_model.clone(),
                     );
                     anthropic.prices = llm_prices(&config.prices, &ends.anthropic_model);
+                    anthropic.first_token_timeout = config.vendor_tuning.anthropic_first_token();
+                    anthropic.inter_token_timeout = config.vendor_tuning.anthropic_inter_token();
                     let fallback: Option<Arc<dyn LanguageModel>> =
                         match &ends.anthropic_fallback_model {
                             Some(model) => {
@@ -466,6 +471,7 @@ impl EngineHandle {
                         ends.elevenlabs_voice.clone(),
                     );
                     elevenlabs.model_id = ends.elevenlabs_model.clone();
+                    elevenlabs.stall_timeout = config.vendor_tuning.elevenlabs_stall();
                     elevenlabs.price_per_1k_chars = config
                         .prices
                         .tts_per_1k_chars(&ends.elevenlabs_model)
@@ -487,6 +493,7 @@ impl EngineHandle {
             llm,
             llm_fallback,
             tts,
+            tts_sentence_flush: config.vendor_tuning.tts_flush,
             names: VendorNames {
                 stt: name(stt_source.source(), Vendor::Deepgram),
                 llm: name(llm_source.source(), Vendor::Anthropic),

@@ -50,6 +50,8 @@ pub struct VendorSet {
     /// Tried once when the primary model is overloaded or rate-limited.
     pub llm_fallback: Option<Arc<dyn LanguageModel>>,
     pub tts: Arc<dyn TextToSpeech>,
+    /// Whether playback flushes `tts` at each finished sentence (`[vendors] tts_flush`).
+    pub tts_sentence_flush: bool,
     pub names: VendorNames,
     pub key_sources: KeySources,
     /// The STT model (for per-minute usage rows).

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use engine::vendors::anthropic::{AnthropicConfig, AnthropicLlm};
+use engine::vendors::anthropic::{self, AnthropicConfig, AnthropicLlm};
 use engine::vendors::retry::RetryPolicy;
 use engine::vendors::{
     ChatMessage, ErrorCategory, LanguageModel, LlmEvent, LlmRequest, StopReason,
@@ -329,6 +329,112 @@ async fn stalled_stream_times_out() {
         panic!("expected Failed: {terminal:?}");
     };
     assert_eq!(error.category, ErrorCategory::Timeout);
+}
+
+/// A client whose stream watchdog is short, and whose idle timeout is far longer, so a test
+/// can tell which of the two gave up.
+fn watched_client(fake: &FakeAnthropic, key: &str) -> AnthropicLlm {
+    let mut cfg = client(fake, key).config().clone();
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.first_token_timeout = Duration::from_millis(300);
+    cfg.inter_token_timeout = Duration::from_millis(300);
+    AnthropicLlm::new(cfg).expect("client builds with a valid config")
+}
+
+#[tokio::test]
+async fn a_stream_stalled_before_its_first_token_is_sent_again_and_the_reply_arrives() {
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    // The first stream sends its headers, `message_start` and a ping, then nothing.
+    let key = fault_key("sk-test", &[Fault::Stall { after: 0 }]);
+    let stalls_before = anthropic::stalled_streams();
+    let (text, terminal) = watched_client(&fake, &key)
+        .stream(request())
+        .await
+        .expect("stream starts")
+        .collect()
+        .await;
+    let Some(LlmEvent::Finished { report, .. }) = terminal else {
+        panic!("the stalled attempt is replaced, not reported: {terminal:?}");
+    };
+    assert_eq!(
+        text,
+        "Thanks. Tell me about a project you led, and what you would change."
+    );
+    assert_eq!(fake.counters().streams_started, 2);
+    assert!(report.timing.retries >= 1, "{report:?}");
+    assert!(
+        report.timing.time_to_first_text >= Some(Duration::from_millis(300)),
+        "the watchdog waited its time first: {report:?}"
+    );
+    // Tests of this binary run in parallel and may stall streams of their own.
+    assert!(anthropic::stalled_streams() > stalls_before);
+}
+
+#[tokio::test]
+async fn a_stream_that_keeps_stalling_before_its_first_token_fails_as_a_timeout() {
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    let stall = Fault::Stall { after: 0 };
+    // The first attempt and both retries stall.
+    let key = fault_key("sk-test", &[stall.clone(), stall.clone(), stall]);
+    let (text, terminal) = watched_client(&fake, &key)
+        .stream(request())
+        .await
+        .expect("stream starts")
+        .collect()
+        .await;
+    assert_eq!(text, "");
+    let Some(LlmEvent::Failed { error, report }) = terminal else {
+        panic!("expected Failed: {terminal:?}");
+    };
+    assert_eq!(error.category, ErrorCategory::Timeout);
+    assert!(error.message.contains("no first token"), "{error}");
+    assert_eq!(fake.counters().streams_started, 3);
+    assert_eq!(report.timing.retries, 2);
+    assert!(
+        report.usage.input_tokens > 0,
+        "the abandoned attempts' input is reported"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_stalled_mid_reply_fails_within_the_inter_token_timeout() {
+    let fake = FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts");
+    let key = fault_key("sk-test", &[Fault::Stall { after: 2 }]);
+    let mut stream = watched_client(&fake, &key)
+        .stream(request())
+        .await
+        .expect("stream starts");
+    let mut last_text = None;
+    let terminal = loop {
+        match stream.next().await {
+            Some(LlmEvent::TextDelta(_)) => last_text = Some(Instant::now()),
+            other => break other,
+        }
+    };
+    let last_text = last_text.expect("two deltas arrived before the stall");
+    let Some(LlmEvent::Failed { error, .. }) = terminal else {
+        panic!("part of the reply was delivered, so the stall is a failure: {terminal:?}");
+    };
+    assert_eq!(error.category, ErrorCategory::Timeout);
+    assert!(error.message.contains("no token within 300 ms"), "{error}");
+    let waited = last_text.elapsed();
+    // At least the watchdog's time, and far less than the 60 s idle timeout (generous: the
+    // machine may be loaded).
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(20),
+        "{waited:?}"
+    );
+    assert_eq!(
+        fake.counters().streams_started,
+        1,
+        "a reply partly delivered is not sent again"
+    );
 }
 
 #[tokio::test]

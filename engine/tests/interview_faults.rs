@@ -1,5 +1,5 @@
 //! Protects the interview's resilience and limits: barge-in stops the interviewer, keeps only
-//! what was heard and is measured (decision → playback stopped); an STT socket drop and an LLM overload mid-stream are survived; a TTS that
+//! what was heard and is measured (decision → playback stopped); an STT socket drop, an LLM overload mid-stream and a stalled LLM stream are survived; a TTS that
 //! rejects its key ends the interview with a clear recorded reason; a vanished peer and a silent
 //! candidate end it; admission control refuses a second interview per account and beyond
 //! capacity. A child actor (ingress, STT, LLM, playback) that panics is restarted; one that
@@ -154,6 +154,44 @@ async fn an_llm_overload_mid_stream_is_survived() {
         "the overloaded greeting was asked again"
     );
     assert_eq!(harness.fakes.anthropic.counters().streams_started, 3);
+    harness.assert_engine_idle().await;
+}
+
+#[actix::test]
+async fn a_stalled_llm_stream_is_retried_and_the_reply_is_heard() {
+    let harness = Harness::start(
+        &["My answer."],
+        // The stalled first request uses the first entry, its retry the second.
+        &[
+            "Hi there, tell me about your last project please.",
+            "Hi there, tell me about your last project please.",
+            "Thanks, goodbye. [END]",
+        ],
+    )
+    .await;
+    // Connected, headers and `message_start` sent, then silent: no first token.
+    let llm_key = fault_key("sk-ant-user-000000000000", &[Fault::Stall { after: 0 }]);
+    let stalls_before = engine::vendors::anthropic::stalled_streams();
+    let (id, mut run) = harness
+        .start_interview_with_keys(Candidate::answers(1), &[("anthropic", &llm_key)])
+        .await;
+    assert_eq!(run.wait_for_end(Duration::from_secs(60)).await, "completed");
+    let lines: Vec<String> = segments(&harness, id)
+        .await
+        .into_iter()
+        .map(|s| s.text)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Hi there, tell me about your last project please.",
+            "My answer.",
+            "Thanks, goodbye."
+        ],
+        "the greeting was heard once, whole, from the retry"
+    );
+    assert_eq!(harness.fakes.anthropic.counters().streams_started, 3);
+    assert!(engine::vendors::anthropic::stalled_streams() > stalls_before);
     harness.assert_engine_idle().await;
 }
 

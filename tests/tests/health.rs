@@ -216,6 +216,7 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
     for counter in [
         "interviewcraft_stt_stalled_sockets_total",
         "interviewcraft_tts_stalled_sockets_total",
+        "interviewcraft_llm_stalled_streams_total",
     ] {
         assert!(!sample(counter).is_empty(), "{counter}: {text}");
     }

@@ -249,6 +249,7 @@ impl InterviewActor {
             ctx.address().recipient(),
             self.config.playback_lead,
         )
+        .sentence_flush(self.vendors.tts_sentence_flush)
         .supervised(supervisor)
         .start();
         self.playback = Some(playback);

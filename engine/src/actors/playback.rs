@@ -123,6 +123,8 @@ pub struct PlaybackActor {
     utterance: Option<Utterance>,
     timer: Option<SpawnHandle>,
     peer_gone: bool,
+    /// Whether a finished sentence is flushed to the synthesizer (see [`Self::sentence_flush`]).
+    sentence_flush: bool,
     supervisor: Option<Supervisor>,
     live: Option<LiveGuard>,
 }
@@ -173,9 +175,18 @@ impl PlaybackActor {
             utterance: None,
             timer: None,
             peer_gone: false,
+            sentence_flush: true,
             supervisor: None,
             live: None,
         }
+    }
+
+    /// Whether each finished sentence is flushed to the synthesizer (default on). Off, the
+    /// synthesizer holds text until its own buffer fills or the reply ends: the behaviour the
+    /// load harness compares against (`[vendors] tts_flush = false`).
+    pub fn sentence_flush(mut self, on: bool) -> Self {
+        self.sentence_flush = on;
+        self
     }
 
     /// Report to `supervisor` when this actor is gone (stopped or panicked).
@@ -190,6 +201,7 @@ impl PlaybackActor {
 
     fn push_text(&mut self, id: u64, text: String) {
         let parent = self.parent.clone();
+        let sentence_flush = self.sentence_flush;
         let Some(utterance) = self.current(id) else {
             return;
         };
@@ -207,7 +219,7 @@ impl PlaybackActor {
                 // holding it until its buffer fills (ElevenLabs' schedule starts at 120
                 // characters), so the first audio follows the first sentence. One task, so the
                 // flush can never overtake its text.
-                let flush = ends_sentence(&text);
+                let flush = sentence_flush && ends_sentence(&text);
                 actix::spawn(async move {
                     if input.push_text(&text).await.is_ok() && flush {
                         let _ = input.flush().await;

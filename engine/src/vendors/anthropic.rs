@@ -8,6 +8,14 @@
 //! `input_json_delta` fragments, which [`ReplyAssembler`] concatenates. The tool definition
 //! comes before the system prompt in the cached prefix, so the system block's breakpoint
 //! caches both.
+//!
+//! A streamed reply has a watchdog ([`AnthropicConfig::first_token_timeout`],
+//! [`AnthropicConfig::inter_token_timeout`]): once the headers are in, a stream that sends no
+//! content delta in time (pings do not count) is stalled. Before any text reached the caller
+//! the request is sent again, up to `retry.max_retries` times, so the caller only sees a later
+//! reply; after that the stream fails with [`ErrorCategory::Timeout`] like any mid-stream
+//! failure. Stalls are counted in [`stalled_streams`]. A forced tool call (the scorer's) keeps
+//! only `idle_timeout`: nobody is waiting to hear it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +66,12 @@ pub struct AnthropicConfig {
     pub response_timeout: Duration,
     /// Longest silence inside a stream before it counts as stalled (pings reset it).
     pub idle_timeout: Duration,
+    /// Streaming watchdog: the longest wait from the response headers to the first content
+    /// delta (pings do not count).
+    pub first_token_timeout: Duration,
+    /// Streaming watchdog: the longest wait after a content delta for the stream's next event
+    /// (pings do not count), until `message_stop`.
+    pub inter_token_timeout: Duration,
 }
 
 impl AnthropicConfig {
@@ -80,8 +94,25 @@ impl AnthropicConfig {
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30),
+            first_token_timeout: Duration::from_secs(2),
+            inter_token_timeout: Duration::from_millis(1500),
         }
     }
+}
+
+/// Streams given up by the watchdog in this process.
+static STALLED_STREAMS: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
+
+/// How many connected-but-silent Claude streams the watchdog has given up on in this process
+/// (each then sent again, or failed when text had already reached the caller).
+pub fn stalled_streams() -> u64 {
+    STALLED_STREAMS.get()
+}
+
+/// The same count as a counter for the server's `/metrics` registry.
+pub fn stalled_streams_counter() -> prometheus_client::metrics::counter::Counter {
+    STALLED_STREAMS.clone()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,11 +665,15 @@ impl LanguageModel for AnthropicLlm {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let task = StreamTask {
-            config: Arc::clone(&self.config),
+            llm: self.clone(),
+            body,
             started,
             timing,
             request_id,
             assembler: ReplyAssembler::default(),
+            abandoned: LlmUsage::default(),
+            stall_retries: 0,
+            delivered_text: false,
             tx,
         };
         tokio::spawn(task.run(response, cancel_rx));
@@ -772,29 +807,48 @@ impl ToolReply<'_> {
     }
 }
 
+/// How one streamed attempt ended.
+enum AttemptEnd {
+    /// A terminal event went to the caller, or the caller is gone.
+    Over,
+    /// The watchdog fired: no content delta in time.
+    Stalled(VendorError),
+    Failed(VendorError),
+}
+
+/// Reads a streamed reply, and sends it again after a stall while nothing was delivered.
 struct StreamTask {
-    config: Arc<AnthropicConfig>,
+    /// The client, to send the request again after a stall.
+    llm: AnthropicLlm,
+    body: Vec<u8>,
     started: Instant,
     timing: LlmTiming,
     request_id: Option<String>,
+    /// The current attempt's reply.
     assembler: ReplyAssembler,
+    /// What the attempts given up after a stall used (their input was billed).
+    abandoned: LlmUsage,
+    stall_retries: u32,
+    /// Whether any text reached the caller: then the reply can no longer be sent again.
+    delivered_text: bool,
     tx: mpsc::Sender<LlmEvent>,
 }
 
 impl StreamTask {
     fn report(&self) -> LlmReport {
+        let config = &self.llm.config;
         let mut timing = self.timing;
         timing.total = self.started.elapsed();
-        let usage = self.assembler.usage;
+        let usage = self.abandoned.plus(self.assembler.usage);
         LlmReport {
             model: self
                 .assembler
                 .model
                 .clone()
-                .unwrap_or_else(|| self.config.model.clone()),
+                .unwrap_or_else(|| config.model.clone()),
             usage,
             timing,
-            cost_usd: usage.cost_usd(&self.config.prices),
+            cost_usd: usage.cost_usd(&config.prices),
             request_id: self.request_id.clone(),
         }
     }
@@ -806,42 +860,115 @@ impl StreamTask {
         let _ = self.tx.send(LlmEvent::Failed { error, report }).await;
     }
 
-    async fn run(mut self, response: reqwest::Response, mut cancel: oneshot::Receiver<()>) {
-        let mut bytes = response.bytes_stream();
-        let mut decoder = SseDecoder::new();
+    async fn run(mut self, mut response: reqwest::Response, mut cancel: oneshot::Receiver<()>) {
         loop {
-            let chunk = tokio::select! {
+            let error = match self.read(response, &mut cancel).await {
+                AttemptEnd::Over => return,
+                AttemptEnd::Failed(error) => return self.fail(error).await,
+                AttemptEnd::Stalled(error) => error,
+            };
+            STALLED_STREAMS.inc();
+            // A reply partly heard cannot be sent again: the caller's failure handling
+            // decides. Before that, the same request is sent again at once (no backoff: a
+            // stall is a stuck stream, not a server asking for room, and someone is waiting).
+            let retrying =
+                !self.delivered_text && self.stall_retries < self.llm.config.retry.max_retries;
+            tracing::warn!(
+                vendor = %Vendor::Anthropic,
+                stalled = true,
+                text_delivered = self.delivered_text,
+                retrying,
+                "the stream sent no token in time"
+            );
+            if !retrying {
+                return self.fail(error).await;
+            }
+            self.stall_retries += 1;
+            self.abandoned = self.abandoned.plus(self.assembler.usage);
+            self.assembler = ReplyAssembler::default();
+            let sent = tokio::select! {
                 biased;
                 _ = &mut cancel => {
                     return self.fail(err(ErrorCategory::Cancelled, "cancelled by the caller")).await;
                 }
-                next = tokio::time::timeout(self.config.idle_timeout, bytes.next()) => next,
+                sent = self.llm.send_with_retries(&self.body, self.started) => sent,
+            };
+            match sent {
+                Ok((next, retries)) => {
+                    self.timing.retries += 1 + retries;
+                    self.request_id = header_str(next.headers(), "request-id").map(str::to_string);
+                    response = next;
+                }
+                Err(error) => return self.fail(error).await,
+            }
+        }
+    }
+
+    /// Reads one attempt's stream until its end, a failure or a stall.
+    async fn read(
+        &mut self,
+        response: reqwest::Response,
+        cancel: &mut oneshot::Receiver<()>,
+    ) -> AttemptEnd {
+        let config = Arc::clone(&self.llm.config);
+        let mut bytes = response.bytes_stream();
+        let mut decoder = SseDecoder::new();
+        let mut first_token = true;
+        let mut token_deadline = tokio::time::Instant::now() + config.first_token_timeout;
+        loop {
+            let idle_deadline = tokio::time::Instant::now() + config.idle_timeout;
+            let chunk = tokio::select! {
+                biased;
+                _ = &mut *cancel => {
+                    return AttemptEnd::Failed(err(ErrorCategory::Cancelled, "cancelled by the caller"));
+                }
+                next = tokio::time::timeout_at(idle_deadline.min(token_deadline), bytes.next()) => next,
             };
             let chunk = match chunk {
+                Err(_) if token_deadline <= idle_deadline => {
+                    let message = if first_token {
+                        format!(
+                            "no first token within {} ms",
+                            config.first_token_timeout.as_millis()
+                        )
+                    } else {
+                        format!(
+                            "no token within {} ms of the last",
+                            config.inter_token_timeout.as_millis()
+                        )
+                    };
+                    return AttemptEnd::Stalled(err(ErrorCategory::Timeout, message));
+                }
                 Err(_) => {
-                    return self
-                        .fail(err(ErrorCategory::Timeout, "the stream stalled"))
-                        .await;
+                    return AttemptEnd::Failed(err(ErrorCategory::Timeout, "the stream stalled"));
                 }
                 Ok(None) => {
-                    return self
-                        .fail(err(
-                            ErrorCategory::Network,
-                            "the stream ended before message_stop",
-                        ))
-                        .await;
+                    return AttemptEnd::Failed(err(
+                        ErrorCategory::Network,
+                        "the stream ended before message_stop",
+                    ));
                 }
-                Ok(Some(Err(e))) => return self.fail(network_error(&e)).await,
+                Ok(Some(Err(e))) => return AttemptEnd::Failed(network_error(&e)),
                 Ok(Some(Ok(c))) => c,
             };
             let events = match decoder.push(&chunk) {
                 Ok(e) => e,
-                Err(e) => return self.fail(err(ErrorCategory::Protocol, e.to_string())).await,
+                Err(e) => return AttemptEnd::Failed(err(ErrorCategory::Protocol, e.to_string())),
             };
+            let mut progressed = false;
             for sse in events {
                 let event = match parse_event(sse.event.as_deref(), &sse.data) {
                     Ok(e) => e,
-                    Err(e) => return self.fail(err(ErrorCategory::Protocol, e.to_string())).await,
+                    Err(e) => {
+                        return AttemptEnd::Failed(err(ErrorCategory::Protocol, e.to_string()));
+                    }
+                };
+                // The first token is a content delta; after it, any event but a ping is
+                // progress, so a stream stuck before its `message_stop` is caught too.
+                progressed |= match event {
+                    StreamEvent::ContentBlockDelta { .. } => true,
+                    StreamEvent::Ping => false,
+                    _ => !first_token,
                 };
                 match self.assembler.apply(event) {
                     ReplyStep::Nothing => {}
@@ -849,8 +976,9 @@ impl StreamTask {
                         if self.timing.time_to_first_text.is_none() {
                             self.timing.time_to_first_text = Some(self.started.elapsed());
                         }
+                        self.delivered_text = true;
                         if self.tx.send(LlmEvent::TextDelta(text)).await.is_err() {
-                            return; // consumer gone: dropping the response closes the connection
+                            return AttemptEnd::Over; // consumer gone: dropping the response closes the connection
                         }
                     }
                     ReplyStep::Done(stop_reason) => {
@@ -862,13 +990,18 @@ impl StreamTask {
                                 report,
                             })
                             .await;
-                        return;
+                        return AttemptEnd::Over;
                     }
                     ReplyStep::Failed { kind, message } => {
                         let category = category_for_error_type(&kind, &message, None);
-                        return self.fail(err(category, format!("{kind}: {message}"))).await;
+                        return AttemptEnd::Failed(err(category, format!("{kind}: {message}")));
                     }
                 }
+            }
+            if progressed {
+                // Counted from here: time spent handing text to a slow caller is not a stall.
+                first_token = false;
+                token_deadline = tokio::time::Instant::now() + config.inter_token_timeout;
             }
         }
     }

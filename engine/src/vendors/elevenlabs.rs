@@ -150,7 +150,7 @@ impl ElevenLabsConfig {
             keepalive_after: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(10),
             audio_timeout: Duration::from_secs(10),
-            stall_timeout: Duration::from_secs(3),
+            stall_timeout: Duration::from_millis(1500),
             price_per_1k_chars: 0.05,
         }
     }

@@ -33,6 +33,7 @@ pub mod local_stt;
 pub mod retry;
 pub mod sse;
 pub mod tts_failover;
+pub mod tuning;
 pub mod usage;
 mod ws;
 
@@ -43,6 +44,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::{ErrorCategory, Vendor, VendorError};
+pub use tuning::VendorTuning;
 pub use usage::{
     LlmReport, LlmTiming, LlmUsage, SttReport, SttTiming, SttUsage, TokenPrices, TtsReport,
     TtsTiming, TtsUsage,

@@ -47,6 +47,21 @@ impl LlmUsage {
         self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
     }
 
+    /// The usage of two calls together (an abandoned attempt and the one that replaced it).
+    pub fn plus(self, other: LlmUsage) -> LlmUsage {
+        LlmUsage {
+            input_tokens: self.input_tokens + other.input_tokens,
+            output_tokens: self.output_tokens + other.output_tokens,
+            cache_read_input_tokens: self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cache_creation_input_tokens: self.cache_creation_input_tokens
+                + other.cache_creation_input_tokens,
+            cache_creation_5m_tokens: self.cache_creation_5m_tokens
+                + other.cache_creation_5m_tokens,
+            cache_creation_1h_tokens: self.cache_creation_1h_tokens
+                + other.cache_creation_1h_tokens,
+        }
+    }
+
     /// Cost in USD at `prices`. Cache writes without a TTL split are priced as 5-minute writes.
     pub fn cost_usd(&self, prices: &TokenPrices) -> f64 {
         let split = self.cache_creation_5m_tokens + self.cache_creation_1h_tokens;

@@ -99,6 +99,7 @@ impl Harness {
                 elevenlabs_voice: "voice".into(),
                 elevenlabs_model: "eleven_flash_v2_5".into(),
             },
+            vendor_tuning: Default::default(),
             local: Default::default(),
             fakes: None,
         };
