@@ -1312,35 +1312,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err)] // the jail's closure returns figment's own error type
-    fn the_vendor_settings_come_from_the_environment_over_the_file() {
-        // figment's jail serialises the tests that change the process environment, and
-        // restores it; only valid values, since other tests may load settings meanwhile.
-        figment::Jail::expect_with(|jail| {
-            let file = jail.directory().join("settings.toml");
-            jail.create_file(
-                &file,
-                "[vendors]\ndeepgram_stall_ms = 2200\ntts_flush = true\n",
-            )?;
-            jail.set_env("VENDORS__TTS_FLUSH", "false");
-            jail.set_env("VENDORS__ANTHROPIC_FIRST_TOKEN_MS", "2500");
-            let settings = Settings::load(&SettingsArgs {
-                config_file: Some(file),
-                ..SettingsArgs::default()
-            })
-            .map_err(|error| error.to_string())?;
-            assert!(!settings.vendors.tts_flush);
-            assert_eq!(
-                settings.vendors.anthropic_first_token(),
-                std::time::Duration::from_millis(2500)
-            );
-            assert_eq!(settings.vendors.deepgram_stall_ms, 2200);
-            assert_eq!(settings.vendors.anthropic_inter_token_ms, 1500);
-            Ok(())
-        });
-    }
-
-    #[test]
     fn file_layer_is_overridden_by_environment_layer() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("settings.toml");
