@@ -89,7 +89,7 @@ pub async fn rotate_keys(
             key_id: row.key_id.clone(),
         };
         let rotated = ring
-            .reencrypt(row.account_id, &row.provider, &stored)
+            .reencrypt(row.account_id.into(), &row.provider, &stored)
             .map_err(|error| anyhow::anyhow!("key row {}: {error}", row.id))?;
         let mut active: byok_keys::ActiveModel = row.into();
         active.ciphertext = Set(rotated.ciphertext);

@@ -95,6 +95,7 @@ pub mod conversation;
 pub mod database;
 pub mod engine;
 pub mod feedback;
+pub mod ids;
 pub mod interview_core;
 pub mod interview_store;
 pub mod key_lease;
@@ -110,3 +111,5 @@ pub mod transport;
 pub mod turn_detector;
 pub mod vendor_set;
 pub mod vendors;
+
+pub use ids::{AccountId, InterviewId};

@@ -182,7 +182,7 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
         .wait_connected(Duration::from_secs(10))
         .await
         .expect("connects");
-    let mut events = app.state.engine.subscribe(id).expect("live");
+    let mut events = app.state.engine.subscribe(id.into()).expect("live");
     let mut inbound = session.inbound;
     let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = heard.clone();

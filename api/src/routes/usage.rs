@@ -168,7 +168,7 @@ pub async fn account_usage(
             .column(usage_log::Column::Provider)
             .column(usage_log::Column::KeySource),
     )
-    .filter(usage_log::Column::AccountId.eq(caller.id))
+    .filter(usage_log::Column::AccountId.eq(caller.id.as_uuid()))
     .group_by(usage_log::Column::InterviewId)
     .group_by(usage_log::Column::Provider)
     .group_by(usage_log::Column::KeySource)
