@@ -13,7 +13,6 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::audit::{self, action};
 use crate::auth::AdminAccount;
@@ -67,7 +66,7 @@ impl Page {
 
 #[derive(Serialize)]
 struct UserRow {
-    id: Uuid,
+    id: AccountId,
     email: String,
     role: Role,
     created_at: DateTime<Utc>,
@@ -119,7 +118,7 @@ pub async fn search_users(
         .await?
         .into_iter()
         .map(|account| UserRow {
-            id: account.id,
+            id: account.id.into(),
             email: account.email,
             role: account.role,
             created_at: account.created_at,

@@ -44,7 +44,8 @@ pub struct RegisterRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RegisteredAccount {
-    id: Uuid,
+    #[schema(value_type = Uuid)]
+    id: AccountId,
     email: String,
     display_name: Option<String>,
     created_at: chrono::DateTime<Utc>,
@@ -164,7 +165,7 @@ pub async fn register(
     }
 
     Ok(HttpResponse::Created().json(RegisteredAccount {
-        id: account.id,
+        id,
         email: account.email,
         display_name: account.display_name,
         created_at: account.created_at,

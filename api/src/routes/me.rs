@@ -11,7 +11,6 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::{AuthenticatedAccount, password_hash};
 use crate::domain::{Email, Password};
@@ -23,7 +22,8 @@ use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Profile {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AccountId,
     pub email: String,
     pub display_name: Option<String>,
     #[schema(value_type = String, example = "user")]
@@ -84,7 +84,7 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
         free_interviews_review,
         email_verified,
         email_verification_required: state.verification_required() && !email_verified,
-        id: account.id,
+        id: account.id.into(),
         email: account.email,
         display_name: account.display_name,
         role: account.role,
