@@ -1,19 +1,19 @@
 //! Operator actions run from the command line (`interviewcraft create-admin`).
 
 use chrono::Utc;
+use engine::AccountId;
 use entities::accounts::{self, Role};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
 };
-use uuid::Uuid;
 
 use crate::domain::{Email, Password};
 
 /// What `create_admin` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AdminOutcome {
-    Promoted(Uuid),
-    Created(Uuid),
+    Promoted(AccountId),
+    Created(AccountId),
 }
 
 /// Promotes the account with `email` to admin, or creates it as an admin with `password`.
@@ -28,7 +28,7 @@ pub async fn create_admin(
         .one(db)
         .await?
     {
-        let id = account.id;
+        let id = AccountId::from(account.id);
         let mut active: accounts::ActiveModel = account.into();
         active.role = Set(Role::Admin);
         active.updated_at = Set(Utc::now());
@@ -53,7 +53,8 @@ pub async fn create_admin(
     };
     let id = crate::accounts::create(&txn, registration, Utc::now())
         .await?
-        .id;
+        .id
+        .into();
     txn.commit().await?;
     Ok(AdminOutcome::Created(id))
 }
@@ -89,7 +90,7 @@ pub async fn rotate_keys(
             key_id: row.key_id.clone(),
         };
         let rotated = ring
-            .reencrypt(row.account_id, &row.provider, &stored)
+            .reencrypt(row.account_id.into(), &row.provider, &stored)
             .map_err(|error| anyhow::anyhow!("key row {}: {error}", row.id))?;
         let mut active: byok_keys::ActiveModel = row.into();
         active.ciphertext = Set(rotated.ciphertext);

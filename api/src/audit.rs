@@ -2,6 +2,7 @@
 //! records e-mails, search terms, transcripts or keys.
 
 use chrono::Utc;
+use engine::AccountId;
 use entities::admin_audit;
 use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::Set;
@@ -29,13 +30,13 @@ pub mod action {
 /// Appends one audit row.
 pub async fn record(
     db: &impl ConnectionTrait,
-    admin_id: Uuid,
+    admin_id: AccountId,
     action: &'static str,
     target_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
     admin_audit::ActiveModel {
         id: Set(Uuid::now_v7()),
-        admin_id: Set(admin_id),
+        admin_id: Set(admin_id.as_uuid()),
         action: Set(action.to_owned()),
         target_id: Set(target_id),
         created_at: Set(Utc::now()),

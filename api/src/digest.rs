@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
+use engine::AccountId;
 use engine::feedback::FeedbackConfig;
 use engine::feedback::drills::plan;
 use engine::feedback::skills::Trend;
@@ -29,7 +30,6 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 use secrecy::ExposeSecret;
-use uuid::Uuid;
 
 use crate::configuration::Settings;
 
@@ -165,17 +165,17 @@ pub async fn run_once(
         None
     };
     let week = week_of(now);
-    let opted_in: Vec<Uuid> = account_settings::Entity::find()
+    let opted_in: Vec<AccountId> = account_settings::Entity::find()
         .filter(account_settings::Column::DigestOptIn.eq(true))
         .order_by_asc(account_settings::Column::AccountId)
         .all(db)
         .await?
         .into_iter()
-        .map(|row| row.account_id)
+        .map(|row| AccountId::from(row.account_id))
         .collect();
     let mut report = DigestReport::default();
     for account_id in opted_in {
-        let Some(account) = accounts::Entity::find_by_id(account_id)
+        let Some(account) = accounts::Entity::find_by_id(account_id.as_uuid())
             .filter(accounts::Column::DisabledAt.is_null())
             .one(db)
             .await?
@@ -209,13 +209,16 @@ pub async fn run_once(
 /// the one to send it, `None` when it was sent (or claimed) this week already.
 async fn claim(
     db: &DatabaseConnection,
-    account_id: Uuid,
+    account_id: AccountId,
     week: &str,
 ) -> Result<Option<Option<String>>, DbErr> {
-    match digest_marks::Entity::find_by_id(account_id).one(db).await? {
+    match digest_marks::Entity::find_by_id(account_id.as_uuid())
+        .one(db)
+        .await?
+    {
         None => {
             let inserted = digest_marks::ActiveModel {
-                account_id: sea_orm::ActiveValue::Set(account_id),
+                account_id: sea_orm::ActiveValue::Set(account_id.as_uuid()),
                 last_week: sea_orm::ActiveValue::Set(week.to_owned()),
             }
             .insert(db)
@@ -238,7 +241,7 @@ async fn claim(
         Some(mark) => {
             let updated = digest_marks::Entity::update_many()
                 .col_expr(digest_marks::Column::LastWeek, Expr::value(week.to_owned()))
-                .filter(digest_marks::Column::AccountId.eq(account_id))
+                .filter(digest_marks::Column::AccountId.eq(account_id.as_uuid()))
                 .filter(digest_marks::Column::LastWeek.eq(mark.last_week.clone()))
                 .exec(db)
                 .await?;
@@ -250,12 +253,12 @@ async fn claim(
 /// Gives a claim back after a failed send.
 async fn unclaim(
     db: &DatabaseConnection,
-    account_id: Uuid,
+    account_id: AccountId,
     week: &str,
     previous: Option<String>,
 ) -> Result<(), DbErr> {
     let mine = digest_marks::Column::AccountId
-        .eq(account_id)
+        .eq(account_id.as_uuid())
         .and(digest_marks::Column::LastWeek.eq(week.to_owned()));
     match previous {
         Some(previous) => {
@@ -306,7 +309,7 @@ pub async fn compose(
         .order_by_asc(interviews::Column::StartedAt)
         .all(db)
         .await?;
-    let skills = crate::feedback::store::skill_states(db, account.id).await?;
+    let skills = crate::feedback::store::skill_states(db, account.id.into()).await?;
     let settings = account_settings::Entity::find_by_id(account.id)
         .one(db)
         .await?;

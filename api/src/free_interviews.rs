@@ -28,11 +28,11 @@ use engine::engine::{EngineError, StartGate};
 use engine::metering::KeySource;
 use engine::transport::TransportStats;
 use engine::vendor_set::KeySources;
+use engine::{AccountId, InterviewId};
 use entities::{accounts, interview_quotas};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::state::AppState;
 
@@ -52,14 +52,14 @@ pub fn uses_platform_keys(sources: KeySources) -> bool {
 
 /// Takes one free interview of the account's allocation; `false` when none is left (or the
 /// account has no allocation row). One statement, so it is atomic on every backend.
-pub async fn take(db: &impl ConnectionTrait, account_id: Uuid) -> Result<bool, DbErr> {
+pub async fn take(db: &impl ConnectionTrait, account_id: AccountId) -> Result<bool, DbErr> {
     let taken = interview_quotas::Entity::update_many()
         .col_expr(
             interview_quotas::Column::FreeInterviewsUsed,
             Expr::col(interview_quotas::Column::FreeInterviewsUsed).add(1),
         )
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(interview_quotas::Column::AccountId.eq(account_id))
+        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()))
         .filter(
             Expr::col(interview_quotas::Column::FreeInterviewsUsed)
                 .lt(Expr::col(interview_quotas::Column::FreeInterviewsGranted)),
@@ -70,14 +70,14 @@ pub async fn take(db: &impl ConnectionTrait, account_id: Uuid) -> Result<bool, D
 }
 
 /// Gives one free interview back (never below zero).
-pub async fn give_back(db: &impl ConnectionTrait, account_id: Uuid) -> Result<bool, DbErr> {
+pub async fn give_back(db: &impl ConnectionTrait, account_id: AccountId) -> Result<bool, DbErr> {
     let given = interview_quotas::Entity::update_many()
         .col_expr(
             interview_quotas::Column::FreeInterviewsUsed,
             Expr::col(interview_quotas::Column::FreeInterviewsUsed).sub(1),
         )
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(interview_quotas::Column::AccountId.eq(account_id))
+        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()))
         .filter(Expr::col(interview_quotas::Column::FreeInterviewsUsed).gt(0))
         .exec(db)
         .await?;
@@ -95,9 +95,9 @@ pub struct FreeInterviews {
 /// The account's allocation (all zero without a row).
 pub async fn allocation(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
 ) -> Result<FreeInterviews, DbErr> {
-    let row = interview_quotas::Entity::find_by_id(account_id)
+    let row = interview_quotas::Entity::find_by_id(account_id.as_uuid())
         .one(db)
         .await?;
     let (granted, used) = row.map_or((0, 0), |row| {
@@ -121,8 +121,8 @@ impl Charge {
 }
 
 /// Whether the account's mailbox is verified.
-async fn mailbox_verified(db: &impl ConnectionTrait, account_id: Uuid) -> Result<bool, DbErr> {
-    Ok(accounts::Entity::find_by_id(account_id)
+async fn mailbox_verified(db: &impl ConnectionTrait, account_id: AccountId) -> Result<bool, DbErr> {
+    Ok(accounts::Entity::find_by_id(account_id.as_uuid())
         .one(db)
         .await?
         .is_some_and(|account| account.email_verified_at.is_some()))
@@ -131,7 +131,7 @@ async fn mailbox_verified(db: &impl ConnectionTrait, account_id: Uuid) -> Result
 /// The engine's start gate for one interview of `account_id`: when the interview runs on
 /// platform keys, refuses an unverified mailbox (if verification is on), then charges a free
 /// interview, or refuses the start when none is left.
-pub fn gate(state: &AppState, account_id: Uuid, charge: Charge) -> StartGate {
+pub fn gate(state: &AppState, account_id: AccountId, charge: Charge) -> StartGate {
     let db = state.db.clone();
     let verification_required = state.verification_required();
     Box::new(move |sources| {
@@ -162,8 +162,8 @@ pub fn gate(state: &AppState, account_id: Uuid, charge: Charge) -> StartGate {
 /// if no audio packet from the candidate ever arrived (see the module's definition).
 pub fn watch_charged_start(
     state: &AppState,
-    interview_id: Uuid,
-    account_id: Uuid,
+    interview_id: InterviewId,
+    account_id: AccountId,
     stats: Arc<TransportStats>,
 ) {
     let db = state.db.clone();

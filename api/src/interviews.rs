@@ -111,7 +111,7 @@ pub const ERASURE_STOP_WAIT: Duration = Duration::from_secs(5);
 /// [`ERASURE_STOP_WAIT`]) for them to stop, before its data is erased.
 pub async fn stop_live_interviews(
     state: &crate::state::AppState,
-    account_id: uuid::Uuid,
+    account_id: engine::AccountId,
     reason: engine::actors::interview::EndReason,
 ) {
     // The keys go at once, before the interviews finish stopping.

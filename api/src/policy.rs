@@ -5,6 +5,7 @@
 //! `GET /api/v1/policy`) for at least that long before it applies.
 
 use chrono::{DateTime, Duration, Utc};
+use engine::AccountId;
 use entities::{policy_acceptances, policy_versions};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
@@ -98,18 +99,18 @@ pub async fn upcoming(
 /// Records that an account accepted a version (idempotent).
 pub async fn accept(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     version: &policy_versions::Model,
 ) -> Result<(), ApiError> {
     let already = policy_acceptances::Entity::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
         .filter(policy_acceptances::Column::PolicyVersionId.eq(version.id))
         .one(db)
         .await?;
     if already.is_none() {
         policy_acceptances::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id),
+            account_id: Set(account_id.as_uuid()),
             policy_version_id: Set(version.id),
             accepted_at: Set(Utc::now()),
         }
@@ -122,11 +123,11 @@ pub async fn accept(
 /// Whether the account has accepted `version`.
 pub async fn has_accepted(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     version: &policy_versions::Model,
 ) -> Result<bool, ApiError> {
     Ok(policy_acceptances::Entity::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
         .filter(policy_acceptances::Column::PolicyVersionId.eq(version.id))
         .count(db)
         .await?

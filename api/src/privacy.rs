@@ -5,13 +5,13 @@
 //! a new table cannot be forgotten by either.
 
 use chrono::Utc;
+use engine::AccountId;
 use entities::prelude::*;
 use entities::{accounts, admin_audit, policy_acceptances, policy_versions};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use crate::accounts::tables::{erase_owned, export_owned, rows};
 use crate::error::ApiError;
@@ -21,8 +21,11 @@ pub const EXPORT_FORMAT: &str = "interviewcraft.export.v1";
 
 /// Everything held about an account, as one JSON document: one array per table (secrets such as
 /// the password hash, token hashes and key ciphertexts are never part of it).
-pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result<Value, ApiError> {
-    let account = Accounts::find_by_id(account_id)
+pub async fn export_account(
+    db: &DatabaseConnection,
+    account_id: AccountId,
+) -> Result<Value, ApiError> {
+    let account = Accounts::find_by_id(account_id.as_uuid())
         .one(db)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -33,7 +36,7 @@ pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result
     // staff actions on this account: what and when (the staff member's id is not the user's
     // data).
     let accepted = PolicyAcceptances::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
         .all(db)
         .await?
         .into_iter()
@@ -46,7 +49,7 @@ pub async fn export_account(db: &DatabaseConnection, account_id: Uuid) -> Result
         .await?;
     tables.insert("policy_versions".into(), rows(versions)?);
     let audit: Vec<Value> = AdminAudit::find()
-        .filter(admin_audit::Column::TargetId.eq(account_id))
+        .filter(admin_audit::Column::TargetId.eq(account_id.as_uuid()))
         .order_by_asc(admin_audit::Column::CreatedAt)
         .all(db)
         .await?
@@ -73,7 +76,7 @@ pub type ErasureReport = Vec<(&'static str, u64)>;
 /// stated period after the erasure (`crate::abuse`).
 pub async fn erase_account(
     db: &DatabaseConnection,
-    account_id: Uuid,
+    account_id: AccountId,
     ledger_key: &crate::abuse::LedgerKey,
 ) -> Result<ErasureReport, ApiError> {
     let txn = engine::database::begin_write(db).await?;
@@ -95,10 +98,10 @@ pub(crate) fn erased_tables(report: &ErasureReport) -> Vec<&'static str> {
 /// The erasure itself, inside the caller's transaction (the admin route adds its audit row).
 pub(crate) async fn erase_in(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     ledger_key: &crate::abuse::LedgerKey,
 ) -> Result<ErasureReport, ApiError> {
-    let Some(account) = Accounts::find_by_id(account_id).one(db).await? else {
+    let Some(account) = Accounts::find_by_id(account_id.as_uuid()).one(db).await? else {
         return Err(ApiError::NotFound);
     };
     if let Ok(email) = crate::domain::Email::parse(&account.email) {
@@ -106,7 +109,7 @@ pub(crate) async fn erase_in(
     }
     let mut report = erase_owned(db, account_id).await?;
     let deleted = Accounts::delete_many()
-        .filter(accounts::Column::Id.eq(account_id))
+        .filter(accounts::Column::Id.eq(account_id.as_uuid()))
         .exec(db)
         .await?;
     report.push(("accounts", deleted.rows_affected));

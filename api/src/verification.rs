@@ -18,11 +18,11 @@
 //! failure kind only.
 
 use chrono::{DateTime, Duration, Utc};
+use engine::AccountId;
 use entities::{accounts, email_verifications};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
-use uuid::Uuid;
 
 use crate::auth::refresh;
 use crate::digest::Mailer;
@@ -52,14 +52,14 @@ impl std::fmt::Debug for LinkToken {
 /// Stores a new link for the account (in the caller's transaction) and returns its token.
 pub async fn issue(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     now: DateTime<Utc>,
 ) -> Result<LinkToken, DbErr> {
     // The same 256-bit random tokens, stored as SHA-256, as refresh tokens.
     let token = refresh::generate();
     email_verifications::Entity::insert(email_verifications::ActiveModel {
         token_hash: Set(refresh::hash(&token)),
-        account_id: Set(account_id),
+        account_id: Set(account_id.as_uuid()),
         created_at: Set(now),
         expires_at: Set(now + LINK_LIFETIME),
         used_at: Set(None),
@@ -70,9 +70,9 @@ pub async fn issue(
 }
 
 /// Withdraws the account's unused links (its address changed: they were sent to the old one).
-pub async fn withdraw(db: &impl ConnectionTrait, account_id: Uuid) -> Result<(), DbErr> {
+pub async fn withdraw(db: &impl ConnectionTrait, account_id: AccountId) -> Result<(), DbErr> {
     email_verifications::Entity::delete_many()
-        .filter(email_verifications::Column::AccountId.eq(account_id))
+        .filter(email_verifications::Column::AccountId.eq(account_id.as_uuid()))
         .filter(email_verifications::Column::UsedAt.is_null())
         .exec(db)
         .await?;
@@ -106,11 +106,11 @@ pub fn resend_wait(sent: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<std::ti
 /// When the account's links of the last [`LINK_LIFETIME`] were sent.
 pub async fn recent_links(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     now: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DbErr> {
     Ok(email_verifications::Entity::find()
-        .filter(email_verifications::Column::AccountId.eq(account_id))
+        .filter(email_verifications::Column::AccountId.eq(account_id.as_uuid()))
         .filter(email_verifications::Column::CreatedAt.gt(now - LINK_LIFETIME))
         .order_by_asc(email_verifications::Column::CreatedAt)
         .all(db)
@@ -125,7 +125,7 @@ pub async fn recent_links(
 pub enum Outcome {
     /// The account's mailbox is verified (now, or it already was).
     Verified {
-        account_id: Uuid,
+        account_id: AccountId,
     },
     /// No such link (never issued, withdrawn after an e-mail change, or swept after expiry).
     Unknown,
@@ -170,7 +170,7 @@ pub async fn follow(
         .exec(db)
         .await?;
     Ok(Outcome::Verified {
-        account_id: link.account_id,
+        account_id: link.account_id.into(),
     })
 }
 
@@ -200,7 +200,7 @@ pub fn link(public_url: &str, token: &LinkToken) -> String {
 pub fn send_in_background(
     mailer: Mailer,
     public_url: &str,
-    account_id: Uuid,
+    account_id: AccountId,
     to: String,
     token: LinkToken,
 ) {

@@ -7,6 +7,7 @@
 //! Plaintext keys only ever exist as [`SecretString`] (zeroized on drop, redacted in `Debug`).
 //! Decryption is meant for the engine's key lease; the HTTP API never decrypts.
 
+use crate::ids::AccountId;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -14,7 +15,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 /// Why a key could not be encrypted or decrypted. Never carries key material.
@@ -95,7 +95,7 @@ pub struct KeyRing {
     previous: Vec<MasterKey>,
 }
 
-fn associated_data(account_id: Uuid, provider: &str) -> Vec<u8> {
+fn associated_data(account_id: AccountId, provider: &str) -> Vec<u8> {
     format!("interviewcraft-byok-v1|{account_id}|{provider}").into_bytes()
 }
 
@@ -111,7 +111,7 @@ impl KeyRing {
     /// Encrypts `plaintext` for one account and provider under the current master key.
     pub fn encrypt(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         provider: &str,
         plaintext: &SecretString,
     ) -> Result<EncryptedKey, CipherError> {
@@ -139,7 +139,7 @@ impl KeyRing {
     /// Decrypts a stored key with the master key named by its `key_id`.
     pub fn decrypt(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         provider: &str,
         stored: &EncryptedKey,
     ) -> Result<SecretString, CipherError> {
@@ -172,7 +172,7 @@ impl KeyRing {
     /// Re-encrypts a stored key under the current master key (for rotation).
     pub fn reencrypt(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         provider: &str,
         stored: &EncryptedKey,
     ) -> Result<EncryptedKey, CipherError> {
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn round_trips_and_uses_a_fresh_nonce_each_time() {
         let ring = ring(1);
-        let account = Uuid::new_v4();
+        let account = AccountId::now_v7();
         let key = SecretString::from("sk-ant-test-1234567890".to_owned());
         let first = ring.encrypt(account, "anthropic", &key).expect("encrypt");
         let second = ring.encrypt(account, "anthropic", &key).expect("encrypt");
@@ -207,11 +207,11 @@ mod tests {
     #[test]
     fn ciphertext_is_bound_to_account_and_provider() {
         let ring = ring(2);
-        let account = Uuid::new_v4();
+        let account = AccountId::now_v7();
         let key = SecretString::from("dg-secret-value".to_owned());
         let stored = ring.encrypt(account, "deepgram", &key).expect("encrypt");
         assert!(matches!(
-            ring.decrypt(Uuid::new_v4(), "deepgram", &stored),
+            ring.decrypt(AccountId::now_v7(), "deepgram", &stored),
             Err(CipherError::Decrypt)
         ));
         assert!(ring.decrypt(account, "elevenlabs", &stored).is_err());
@@ -224,7 +224,7 @@ mod tests {
     fn rotation_reencrypts_under_the_new_key() {
         let old = MasterKey::from_bytes([3; 32]);
         let new = MasterKey::from_bytes([4; 32]);
-        let account = Uuid::new_v4();
+        let account = AccountId::now_v7();
         let key = SecretString::from("xi-key-abcdef".to_owned());
         let stored = KeyRing::new(old.clone(), vec![])
             .encrypt(account, "elevenlabs", &key)

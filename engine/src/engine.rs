@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::byok_cipher::KeyRing;
+use crate::ids::{AccountId, InterviewId};
 use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 use serde::Serialize;
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
 use crate::actors::interview::{
     EndInterview, EndReason, InterviewActor, InterviewConfig, InterviewEvent, InterviewSetup,
@@ -158,7 +158,7 @@ pub type StartGate = Box<
 /// (revoked and zeroized) when dropped.
 pub struct WorkLease {
     keys: LeasedKeys,
-    interview: Uuid,
+    interview: InterviewId,
     leaser: Addr<KeyLeaser>,
 }
 
@@ -180,8 +180,8 @@ impl Drop for WorkLease {
 /// A live interview as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveInterview {
-    pub interview_id: Uuid,
-    pub account_id: Uuid,
+    pub interview_id: InterviewId,
+    pub account_id: AccountId,
     pub seconds_live: u64,
 }
 
@@ -195,7 +195,7 @@ pub struct VendorModes {
 }
 
 struct LiveEntry {
-    account_id: Uuid,
+    account_id: AccountId,
     started_at: Instant,
     addr: Option<Addr<InterviewActor>>,
     events: broadcast::Sender<InterviewEvent>,
@@ -211,7 +211,7 @@ struct Inner {
     sweeper: Addr<RetentionSweeper>,
     leaser: Addr<KeyLeaser>,
     lease_gauges: LeaseGauges,
-    live: Mutex<HashMap<Uuid, LiveEntry>>,
+    live: Mutex<HashMap<InterviewId, LiveEntry>>,
     /// Set once shutdown begins: no interview starts after it.
     draining: AtomicBool,
     ended_listeners: Mutex<Vec<EndedListener>>,
@@ -219,7 +219,7 @@ struct Inner {
 
 /// Told the id of each interview whose actor has stopped (its end persisted first when it
 /// ended normally). Called on the actor's thread: it must not block (send on a channel).
-pub type EndedListener = Arc<dyn Fn(Uuid) + Send + Sync>;
+pub type EndedListener = Arc<dyn Fn(InterviewId) + Send + Sync>;
 
 /// A cheap, cloneable handle to the engine.
 #[derive(Clone)]
@@ -237,13 +237,13 @@ const IDLE_POLL: Duration = Duration::from_millis(25);
 /// The account's interviewer voice setting (`None`: the default voice).
 async fn interviewer_voice(
     db: &DatabaseConnection,
-    account_id: Uuid,
+    account_id: AccountId,
 ) -> Result<Option<String>, sea_orm::DbErr> {
     use sea_orm::EntityTrait;
-    Ok(entities::account_settings::Entity::find_by_id(account_id)
+    let settings = entities::account_settings::Entity::find_by_id(account_id.as_uuid())
         .one(db)
-        .await?
-        .and_then(|settings| settings.interviewer_voice))
+        .await?;
+    Ok(settings.and_then(|settings| settings.interviewer_voice))
 }
 
 /// How one vendor kind is served.
@@ -314,7 +314,7 @@ impl EngineHandle {
             .push(listener);
     }
 
-    fn notify_ended(&self, interview_id: Uuid) {
+    fn notify_ended(&self, interview_id: InterviewId) {
         let listeners = self
             .inner
             .ended_listeners
@@ -326,7 +326,7 @@ impl EngineHandle {
         }
     }
 
-    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, LiveEntry>> {
+    fn live_map(&self) -> std::sync::MutexGuard<'_, HashMap<InterviewId, LiveEntry>> {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -511,8 +511,8 @@ impl EngineHandle {
     /// Starts a live interview on this node, or refuses it (capacity, one per account).
     pub async fn start_interview(
         &self,
-        interview_id: Uuid,
-        account_id: Uuid,
+        interview_id: InterviewId,
+        account_id: AccountId,
         plan: InterviewPlan,
         transport: TransportLink,
     ) -> Result<broadcast::Receiver<InterviewEvent>, EngineError> {
@@ -524,8 +524,8 @@ impl EngineHandle {
     /// sources the interview will use, after admission and before anything of it runs.
     pub async fn start_interview_gated(
         &self,
-        interview_id: Uuid,
-        account_id: Uuid,
+        interview_id: InterviewId,
+        account_id: AccountId,
         plan: InterviewPlan,
         transport: TransportLink,
         gate: Option<StartGate>,
@@ -630,7 +630,12 @@ impl EngineHandle {
     }
 
     /// Ends a live interview; `false` if it is not live here.
-    pub fn end_interview(&self, interview_id: Uuid, reason: EndReason, mode: StopMode) -> bool {
+    pub fn end_interview(
+        &self,
+        interview_id: InterviewId,
+        reason: EndReason,
+        mode: StopMode,
+    ) -> bool {
         let addr = self
             .live_map()
             .get(&interview_id)
@@ -645,7 +650,7 @@ impl EngineHandle {
     }
 
     /// Ends every live interview of an account (erasure, disabling); returns how many.
-    pub fn end_for_account(&self, account_id: Uuid, reason: EndReason) -> usize {
+    pub fn end_for_account(&self, account_id: AccountId, reason: EndReason) -> usize {
         let addrs: Vec<Addr<InterviewActor>> = self
             .live_map()
             .values()
@@ -673,7 +678,7 @@ impl EngineHandle {
         loop {
             // An interview whose start was already past the check gets its actor a moment
             // later: it is told to end as soon as it has one.
-            let addrs: Vec<(Uuid, Addr<InterviewActor>)> = self
+            let addrs: Vec<(InterviewId, Addr<InterviewActor>)> = self
                 .live_map()
                 .iter()
                 .filter(|(id, _)| !told.contains(*id))
@@ -740,7 +745,7 @@ impl EngineHandle {
     /// live when the wait ended.
     pub async fn stop_account(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         reason: EndReason,
         timeout: Duration,
     ) -> usize {
@@ -763,7 +768,7 @@ impl EngineHandle {
     #[cfg(feature = "fault-injection")]
     pub fn inject_panic(
         &self,
-        interview_id: Uuid,
+        interview_id: InterviewId,
         target: Option<crate::actors::interview::Child>,
     ) -> bool {
         let addr = self
@@ -780,7 +785,7 @@ impl EngineHandle {
     }
 
     /// Whether an interview is live on this node.
-    pub fn is_live(&self, interview_id: Uuid) -> bool {
+    pub fn is_live(&self, interview_id: InterviewId) -> bool {
         self.live_map().contains_key(&interview_id)
     }
 
@@ -797,7 +802,10 @@ impl EngineHandle {
     }
 
     /// A new subscription to a live interview's events.
-    pub fn subscribe(&self, interview_id: Uuid) -> Option<broadcast::Receiver<InterviewEvent>> {
+    pub fn subscribe(
+        &self,
+        interview_id: InterviewId,
+    ) -> Option<broadcast::Receiver<InterviewEvent>> {
         self.live_map()
             .get(&interview_id)
             .map(|entry| entry.events.subscribe())
@@ -854,7 +862,7 @@ impl EngineHandle {
     /// Revokes the account's own keys from its live interviews at once (they fail over to the
     /// platform key, or end with `byok_key_revoked`). Call after the change that withdrew them
     /// is stored. Returns how many live leases held one.
-    pub async fn revoke_keys(&self, account_id: Uuid) -> usize {
+    pub async fn revoke_keys(&self, account_id: AccountId) -> usize {
         match self
             .inner
             .leaser
@@ -877,8 +885,8 @@ impl EngineHandle {
     /// password change, erasure or disable, and released when the [`WorkLease`] is dropped.
     pub async fn lease_for_work(
         &self,
-        account_id: Uuid,
-        interview_id: Uuid,
+        account_id: AccountId,
+        interview_id: InterviewId,
         providers: Vec<Vendor>,
         planned: Duration,
     ) -> Result<WorkLease, EngineError> {
@@ -901,7 +909,7 @@ impl EngineHandle {
     }
 
     /// Whether the account has a live key lease (no key material).
-    pub async fn lease_status(&self, account_id: Uuid) -> LeaseStatus {
+    pub async fn lease_status(&self, account_id: AccountId) -> LeaseStatus {
         self.inner
             .leaser
             .send(AccountLeases {
@@ -916,7 +924,7 @@ impl EngineHandle {
 
     /// Expires the leases whose deadline is at or before `now` (the leaser's timer does this
     /// every `key_lease.check_every`; tests pass a later clock). Returns their interviews.
-    pub async fn expire_leases(&self, now: Instant) -> Vec<Uuid> {
+    pub async fn expire_leases(&self, now: Instant) -> Vec<InterviewId> {
         self.inner
             .leaser
             .send(ExpireDue { now })

@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::ids::{AccountId, InterviewId};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::barge_in::{BargeIn, BargeInConfig, BargeInDecision};
 use crate::conversation::{Cue, InterviewPlan, ReplyFilter, system_prompt};
@@ -521,8 +521,8 @@ pub enum Command {
 /// Who pays and what is recorded for usage rows.
 #[derive(Debug, Clone)]
 pub struct UsageInfo {
-    pub account_id: Uuid,
-    pub interview_id: Uuid,
+    pub account_id: AccountId,
+    pub interview_id: InterviewId,
     pub names: VendorNames,
     pub key_sources: KeySources,
     pub stt_model: String,
@@ -1746,8 +1746,8 @@ mod tests {
 
     fn usage() -> UsageInfo {
         UsageInfo {
-            account_id: Uuid::nil(),
-            interview_id: Uuid::nil(),
+            account_id: uuid::Uuid::nil().into(),
+            interview_id: uuid::Uuid::nil().into(),
             names: VendorNames {
                 stt: crate::vendors::Vendor::Deepgram,
                 llm: crate::vendors::Vendor::Anthropic,

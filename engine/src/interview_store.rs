@@ -15,13 +15,14 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::ids::InterviewId;
 use crate::interview_core::{EndReason, TurnBreakdown};
 use crate::transcript_assembler::{SegmentRecord, Speaker};
 
 /// The interview is live on `node_id` since `now`.
 pub async fn mark_live(
     db: &impl ConnectionTrait,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     node_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
@@ -35,7 +36,7 @@ pub async fn mark_live(
             interviews::Column::NodeId,
             Expr::value(Some(node_id.to_owned())),
         )
-        .filter(interviews::Column::Id.eq(interview_id))
+        .filter(interviews::Column::Id.eq(interview_id.as_uuid()))
         .exec(db)
         .await?;
     Ok(())
@@ -50,32 +51,32 @@ pub async fn mark_live(
 pub enum StoreOp {
     /// The interview is live on `node_id` ([`mark_live`]).
     Live {
-        interview_id: Uuid,
+        interview_id: InterviewId,
         node_id: String,
         at: DateTime<Utc>,
     },
     /// Finished transcript segments and their words.
     Segments {
-        interview_id: Uuid,
+        interview_id: InterviewId,
         segments: Vec<SegmentRecord>,
         at: DateTime<Utc>,
     },
     /// One turn's latency breakdown.
     Turn {
-        interview_id: Uuid,
+        interview_id: InterviewId,
         breakdown: TurnBreakdown,
         at: DateTime<Utc>,
     },
     /// The interview ended ([`mark_ended`]).
     Ended {
-        interview_id: Uuid,
+        interview_id: InterviewId,
         reason: EndReason,
         at: DateTime<Utc>,
     },
 }
 
 impl StoreOp {
-    pub fn interview_id(&self) -> Uuid {
+    pub fn interview_id(&self) -> InterviewId {
         match self {
             StoreOp::Live { interview_id, .. }
             | StoreOp::Segments { interview_id, .. }
@@ -142,7 +143,7 @@ where
                             .map(|word| transcript_words::ActiveModel {
                                 id: Set(Uuid::now_v7()),
                                 segment_id: Set(segment_id),
-                                interview_id: Set(*interview_id),
+                                interview_id: Set(interview_id.as_uuid()),
                                 word: Set(word.word.chars().take(255).collect()),
                                 start_ms: Set(word.start_ms),
                                 end_ms: Set(word.end_ms),
@@ -194,14 +195,14 @@ where
 }
 
 fn segment_row(
-    interview_id: Uuid,
+    interview_id: InterviewId,
     segment_id: Uuid,
     segment: &SegmentRecord,
     at: DateTime<Utc>,
 ) -> transcript_segments::ActiveModel {
     transcript_segments::ActiveModel {
         id: Set(segment_id),
-        interview_id: Set(interview_id),
+        interview_id: Set(interview_id.as_uuid()),
         seq: Set(segment.seq),
         speaker: Set(match segment.speaker {
             Speaker::Candidate => transcript_segments::Speaker::Candidate,
@@ -216,13 +217,13 @@ fn segment_row(
 }
 
 fn turn_row(
-    interview_id: Uuid,
+    interview_id: InterviewId,
     breakdown: &TurnBreakdown,
     at: DateTime<Utc>,
 ) -> turn_metrics::ActiveModel {
     turn_metrics::ActiveModel {
         id: Set(Uuid::now_v7()),
-        interview_id: Set(interview_id),
+        interview_id: Set(interview_id.as_uuid()),
         turn_index: Set(breakdown.turn_index),
         ingress_ms: Set(Some(breakdown.ingress_ms)),
         stt_final_ms: Set(Some(breakdown.stt_final_ms)),
@@ -244,7 +245,7 @@ fn turn_row(
 /// [`TranscriptWriter`]: crate::actors::transcript_writer::TranscriptWriter
 pub async fn append_segments(
     db: &impl TransactionTrait,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     segments: Vec<SegmentRecord>,
 ) -> Result<(), DbErr> {
     let op = StoreOp::Segments {
@@ -261,7 +262,7 @@ pub async fn append_segments(
 /// [`TranscriptWriter`]: crate::actors::transcript_writer::TranscriptWriter
 pub async fn record_turn(
     db: &impl TransactionTrait,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     breakdown: &TurnBreakdown,
 ) -> Result<(), DbErr> {
     let op = StoreOp::Turn {
@@ -307,12 +308,12 @@ pub async fn mark_node_ended(
 /// this call ended it.
 pub async fn mark_ended(
     db: &impl ConnectionTrait,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     reason: EndReason,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let result = ended(reason, now)
-        .filter(interviews::Column::Id.eq(interview_id))
+        .filter(interviews::Column::Id.eq(interview_id.as_uuid()))
         .filter(interviews::Column::Status.ne(InterviewStatus::Ended))
         .exec(db)
         .await?;

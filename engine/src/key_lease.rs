@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::byok_cipher::{EncryptedKey, KeyRing};
+use crate::ids::AccountId;
 use entities::{accounts, byok_keys};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::SecretString;
-use uuid::Uuid;
 
 use crate::lease_book::{OwnKey, StoredAccount};
 use crate::vendors::Vendor;
@@ -102,15 +102,15 @@ pub struct OwnKeys {
 pub async fn decrypt_own_keys(
     db: &impl ConnectionTrait,
     ring: &KeyRing,
-    account_id: Uuid,
+    account_id: AccountId,
     providers: &[Vendor],
 ) -> Result<OwnKeys, DbErr> {
-    let password_stamp = accounts::Entity::find_by_id(account_id)
+    let password_stamp = accounts::Entity::find_by_id(account_id.as_uuid())
         .one(db)
         .await?
         .map(|account| account.password_changed_at.timestamp_millis());
     let rows = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.eq(account_id))
+        .filter(byok_keys::Column::AccountId.eq(account_id.as_uuid()))
         .all(db)
         .await?;
     let mut keys = HashMap::new();
@@ -149,16 +149,16 @@ pub async fn decrypt_own_keys(
 /// an erased account is missing from the map.
 pub async fn stored_accounts(
     db: &impl ConnectionTrait,
-    account_ids: &[Uuid],
-) -> Result<HashMap<Uuid, StoredAccount>, DbErr> {
-    let mut stored: HashMap<Uuid, StoredAccount> = accounts::Entity::find()
-        .filter(accounts::Column::Id.is_in(account_ids.iter().copied()))
+    account_ids: &[AccountId],
+) -> Result<HashMap<AccountId, StoredAccount>, DbErr> {
+    let mut stored: HashMap<AccountId, StoredAccount> = accounts::Entity::find()
+        .filter(accounts::Column::Id.is_in(account_ids.iter().map(|id| id.as_uuid())))
         .all(db)
         .await?
         .into_iter()
         .map(|account| {
             (
-                account.id,
+                AccountId::from(account.id),
                 StoredAccount {
                     password_stamp: account.password_changed_at.timestamp_millis(),
                     disabled: account.disabled_at.is_some(),
@@ -168,14 +168,16 @@ pub async fn stored_accounts(
         })
         .collect();
     let rows = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.is_in(account_ids.iter().copied()))
+        .filter(byok_keys::Column::AccountId.is_in(account_ids.iter().map(|id| id.as_uuid())))
         .all(db)
         .await?;
     for row in rows {
         let provider = Vendor::KEYED
             .into_iter()
             .find(|p| p.as_str() == row.provider);
-        if let (Some(account), Some(provider)) = (stored.get_mut(&row.account_id), provider) {
+        if let (Some(account), Some(provider)) =
+            (stored.get_mut(&AccountId::from(row.account_id)), provider)
+        {
             account.keys.insert(provider, row.nonce);
         }
     }

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
+use crate::ids::{AccountId, InterviewId};
 
 use crate::metering::KeySource;
 use crate::vendors::Vendor;
@@ -80,7 +80,7 @@ pub struct LeasedState {
 }
 
 struct Entry {
-    account: Uuid,
+    account: AccountId,
     deadline: Instant,
     handles: Vec<(Vendor, KeyHandle)>,
     leased: LeasedState,
@@ -103,7 +103,7 @@ impl Entry {
 /// The live leases, by interview.
 pub struct LeaseBook {
     platform: HashMap<Vendor, ApiKey>,
-    leases: HashMap<Uuid, Entry>,
+    leases: HashMap<InterviewId, Entry>,
 }
 
 impl std::fmt::Debug for LeaseBook {
@@ -131,8 +131,8 @@ impl LeaseBook {
     /// the keys, for [`LeaseBook::reconcile`].
     pub fn lease(
         &mut self,
-        interview: Uuid,
-        account: Uuid,
+        interview: InterviewId,
+        account: AccountId,
         providers: &[Vendor],
         own: HashMap<Vendor, OwnKey>,
         password_stamp: Option<i64>,
@@ -175,7 +175,7 @@ impl LeaseBook {
     }
 
     /// The interview ended: its keys are revoked and dropped. `false` if it held no lease.
-    pub fn release(&mut self, interview: Uuid) -> bool {
+    pub fn release(&mut self, interview: InterviewId) -> bool {
         match self.leases.remove(&interview) {
             Some(entry) => {
                 entry.revoke_all();
@@ -194,7 +194,7 @@ impl LeaseBook {
 
     /// Revokes every own key the account's live leases hold: the platform key takes its place
     /// where there is one, else the handle is revoked. Returns the leases that held one.
-    pub fn revoke_account(&mut self, account: Uuid) -> usize {
+    pub fn revoke_account(&mut self, account: AccountId) -> usize {
         let mut revoked = 0;
         for entry in self
             .leases
@@ -218,8 +218,8 @@ impl LeaseBook {
     }
 
     /// Accounts whose live leases still hold one of their own keys (the ones to reconcile).
-    pub fn accounts_holding_own_keys(&self) -> Vec<Uuid> {
-        let mut accounts: Vec<Uuid> = self
+    pub fn accounts_holding_own_keys(&self) -> Vec<AccountId> {
+        let mut accounts: Vec<AccountId> = self
             .leases
             .values()
             .filter(|entry| entry.holds_own_key())
@@ -233,7 +233,7 @@ impl LeaseBook {
     /// Compares the account's leases with its stored state (`None`: the account is gone) and
     /// revokes its own keys ([`LeaseBook::revoke_account`]) if anything they were leased under
     /// changed. Returns the leases revoked.
-    pub fn reconcile(&mut self, account: Uuid, stored: Option<&StoredAccount>) -> usize {
+    pub fn reconcile(&mut self, account: AccountId, stored: Option<&StoredAccount>) -> usize {
         let stale = self
             .leases
             .values()
@@ -262,8 +262,8 @@ impl LeaseBook {
 
     /// Ends every lease whose deadline is at or before `now` (revoking its keys, as a release
     /// does); returns their interviews.
-    pub fn expire(&mut self, now: Instant) -> Vec<Uuid> {
-        let due: Vec<Uuid> = self
+    pub fn expire(&mut self, now: Instant) -> Vec<InterviewId> {
+        let due: Vec<InterviewId> = self
             .leases
             .iter()
             .filter(|(_, entry)| entry.deadline <= now)
@@ -294,12 +294,12 @@ impl LeaseBook {
     }
 
     /// Whether the account has a live lease.
-    pub fn has_live_lease(&self, account: Uuid) -> bool {
+    pub fn has_live_lease(&self, account: AccountId) -> bool {
         self.leases.values().any(|entry| entry.account == account)
     }
 
     /// Whether the account has a live lease holding one of its own keys.
-    pub fn holds_own_key(&self, account: Uuid) -> bool {
+    pub fn holds_own_key(&self, account: AccountId) -> bool {
         self.leases
             .values()
             .any(|entry| entry.account == account && entry.holds_own_key())
@@ -356,8 +356,8 @@ mod tests {
         let mut book = book(&[Vendor::Anthropic, Vendor::Deepgram]);
         let t0 = Instant::now();
         let keys = book.lease(
-            Uuid::new_v4(),
-            Uuid::new_v4(),
+            InterviewId::now_v7(),
+            AccountId::now_v7(),
             &Vendor::KEYED,
             own(&[Vendor::Anthropic]),
             None,
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn release_revokes_every_handle_and_ends_the_lease() {
         let mut book = book(&[Vendor::Deepgram]);
-        let (interview, account) = (Uuid::new_v4(), Uuid::new_v4());
+        let (interview, account) = (InterviewId::now_v7(), AccountId::now_v7());
         let t0 = Instant::now();
         let keys = book.lease(
             interview,
@@ -405,10 +405,10 @@ mod tests {
         // handle can reach the key any more, and its buffer (a `SecretString`) was dropped,
         // which zeroizes it.
         let mut book = book(&[]);
-        let interview = Uuid::new_v4();
+        let interview = InterviewId::now_v7();
         let keys = book.lease(
             interview,
-            Uuid::new_v4(),
+            AccountId::now_v7(),
             &[Vendor::Anthropic],
             own(&[Vendor::Anthropic, Vendor::Deepgram]),
             None,
@@ -433,12 +433,12 @@ mod tests {
     fn expiry_revokes_at_the_deadline_even_without_a_release() {
         let mut book = book(&[Vendor::Anthropic]);
         let t0 = Instant::now();
-        let (early, late) = (Uuid::new_v4(), Uuid::new_v4());
+        let (early, late) = (InterviewId::now_v7(), InterviewId::now_v7());
         let planned = Duration::from_secs(20 * 60);
         let grace = Duration::from_secs(5 * 60);
         let early_keys = book.lease(
             early,
-            Uuid::new_v4(),
+            AccountId::now_v7(),
             &[Vendor::Anthropic],
             own(&[Vendor::Anthropic]),
             None,
@@ -446,7 +446,7 @@ mod tests {
         );
         let late_keys = book.lease(
             late,
-            Uuid::new_v4(),
+            AccountId::now_v7(),
             &[Vendor::Anthropic],
             own(&[Vendor::Anthropic]),
             None,
@@ -479,12 +479,26 @@ mod tests {
     #[test]
     fn revoking_an_account_fails_over_to_the_platform_key_or_revokes() {
         let mut book = book(&[Vendor::Anthropic]);
-        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let (alice, bob) = (AccountId::now_v7(), AccountId::now_v7());
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(600);
         let both = [Vendor::Anthropic, Vendor::Deepgram];
-        let alice_keys = book.lease(Uuid::new_v4(), alice, &both, own(&both), None, deadline);
-        let bob_keys = book.lease(Uuid::new_v4(), bob, &both, own(&both), None, deadline);
+        let alice_keys = book.lease(
+            InterviewId::now_v7(),
+            alice,
+            &both,
+            own(&both),
+            None,
+            deadline,
+        );
+        let bob_keys = book.lease(
+            InterviewId::now_v7(),
+            bob,
+            &both,
+            own(&both),
+            None,
+            deadline,
+        );
         assert!(book.holds_own_key(alice));
 
         assert_eq!(book.revoke_account(alice), 1);
@@ -512,17 +526,17 @@ mod tests {
         );
         // Nothing is left to revoke.
         assert_eq!(book.revoke_account(alice), 0);
-        assert_eq!(book.revoke_account(Uuid::new_v4()), 0);
+        assert_eq!(book.revoke_account(AccountId::now_v7()), 0);
     }
 
     #[test]
     fn a_second_lease_for_the_same_interview_replaces_the_first() {
         let mut book = book(&[]);
-        let interview = Uuid::new_v4();
+        let interview = InterviewId::now_v7();
         let deadline = Instant::now() + Duration::from_secs(60);
         let first = book.lease(
             interview,
-            Uuid::new_v4(),
+            AccountId::now_v7(),
             &[Vendor::Anthropic],
             own(&[Vendor::Anthropic]),
             None,
@@ -530,7 +544,7 @@ mod tests {
         );
         let second = book.lease(
             interview,
-            Uuid::new_v4(),
+            AccountId::now_v7(),
             &[Vendor::Anthropic],
             own(&[Vendor::Anthropic]),
             None,
@@ -587,9 +601,9 @@ mod tests {
         ];
         for (what, change, revoked) in changes {
             let mut book = book(&[]);
-            let account = Uuid::new_v4();
+            let account = AccountId::now_v7();
             let keys = book.lease(
-                Uuid::new_v4(),
+                InterviewId::now_v7(),
                 account,
                 &both,
                 own(&both),
@@ -613,9 +627,9 @@ mod tests {
         }
         // An erased account (no row any more) is revoked too.
         let mut book = book(&[Vendor::Anthropic]);
-        let account = Uuid::new_v4();
+        let account = AccountId::now_v7();
         let keys = book.lease(
-            Uuid::new_v4(),
+            InterviewId::now_v7(),
             account,
             &both,
             own(&both),

@@ -25,6 +25,8 @@
 //! [`engine::EngineHandle`] is the only thing the HTTP layer sees: start an interview (with
 //! admission control: a maximum of live interviews per node and one per account), attach its
 //! transport, end it, list live interviews, subscribe to its events, stats.
+//! Interviews and accounts are named by [`InterviewId`] and [`AccountId`] ([`ids`]) rather than
+//! bare UUIDs, so one cannot be passed for the other; the database keeps `Uuid` columns.
 //!
 //! The interview's states: connecting → greeting → listening → thinking → speaking → … →
 //! ending → ended ([`actors::interview::Phase`]), published to subscribers with interim and final
@@ -95,6 +97,7 @@ pub mod conversation;
 pub mod database;
 pub mod engine;
 pub mod feedback;
+pub mod ids;
 pub mod interview_core;
 pub mod interview_store;
 pub mod key_lease;
@@ -110,3 +113,5 @@ pub mod transport;
 pub mod turn_detector;
 pub mod vendor_set;
 pub mod vendors;
+
+pub use ids::{AccountId, InterviewId};

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 fn record(account_id: Uuid, interview_id: Uuid, characters: i64) -> UsageRecord {
     UsageRecord {
-        account_id: Some(account_id),
-        interview_id: Some(interview_id),
+        account_id: Some(account_id.into()),
+        interview_id: Some(interview_id.into()),
         provider: engine::vendors::Vendor::Fake,
         model: "m".into(),
         operation: "tts_stream",

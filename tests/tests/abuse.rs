@@ -339,7 +339,11 @@ async fn a_disposable_domain_waits_for_an_admin_who_can_allow_and_deny(backend: 
 
     // Denied after one was used: nothing left, the used one stays counted; allowing again
     // restores the one allocation, never a second.
-    assert!(api::free_interviews::take(&app.db, id).await.expect("take"));
+    assert!(
+        api::free_interviews::take(&app.db, id.into())
+            .await
+            .expect("take")
+    );
     let response = decide(
         &app,
         &admin,

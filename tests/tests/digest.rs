@@ -128,7 +128,7 @@ async fn opted_in_accounts_get_one_digest_a_week_with_their_week_and_none_after_
         "{body}"
     );
     // The next drills are the planner's, for her levels.
-    let skills = api::feedback::store::skill_states(&app.db, alice_id)
+    let skills = api::feedback::store::skill_states(&app.db, alice_id.into())
         .await
         .expect("skills");
     let plan = engine::feedback::drills::plan(

@@ -223,7 +223,7 @@ async fn an_unverified_mailbox_cannot_start_a_platform_key_interview_but_byok_ca
     let code = assert_json_error(offer(&app, &alice, id).await, 403).await;
     assert_eq!(code, "email_not_verified");
     assert!(
-        !app.state.engine.is_live(id),
+        !app.state.engine.is_live(id.into()),
         "a refused start runs nothing"
     );
     assert_eq!(

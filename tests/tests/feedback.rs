@@ -897,7 +897,7 @@ async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
     let db = app.db.clone();
     let config = app.settings.feedback.clone();
     let run = tokio::spawn(async move {
-        api::feedback::store::score_interview(&db, &config, &gate, id, "node-2", 3).await
+        api::feedback::store::score_interview(&db, &config, &gate, id.into(), "node-2", 3).await
     });
     entered.notified().await;
     // ...when the candidate asks for a re-score (say, after adding their own Claude key).
@@ -966,7 +966,9 @@ async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
     // A's late failure report does not touch B's run.
     let error =
         store::StoreError::Scorer(engine::feedback::scorer::ScoreError::Task("late".into()));
-    store::mark_failed(&app.db, id, a, &error).await.unwrap();
+    store::mark_failed(&app.db, id.into(), a, &error)
+        .await
+        .unwrap();
     let held = job(&app, id).await;
     assert_eq!((held.state.as_str(), held.claim), ("running", Some(b)));
     assert_eq!(held.attempts, 2);
@@ -1011,7 +1013,7 @@ async fn a_rescore_after_the_word_timestamps_were_deleted_is_refused(backend: Ba
         &app.db,
         &app.settings.feedback,
         &engine::feedback::scorer::LocalScorer::default(),
-        id,
+        id.into(),
         &app.settings.node_id,
         3,
     )

@@ -212,7 +212,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let alice = app.signed_in_user().await;
     let alice_id = app.account_id(&alice).await;
     assert!(
-        api::free_interviews::take(&app.db, alice_id)
+        api::free_interviews::take(&app.db, alice_id.into())
             .await
             .expect("take")
     );
@@ -223,7 +223,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let code = assert_json_error(post_offer(&app, &alice, id, &offer).await, 402).await;
     assert_eq!(code, "free_interviews_exhausted");
     assert!(
-        !app.state.engine.is_live(id),
+        !app.state.engine.is_live(id.into()),
         "a refused start runs nothing"
     );
     let detail: Value = app
@@ -255,7 +255,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let bob = local.signed_in_user().await;
     let bob_id = local.account_id(&bob).await;
     assert!(
-        api::free_interviews::take(&local.db, bob_id)
+        api::free_interviews::take(&local.db, bob_id.into())
             .await
             .expect("take")
     );
@@ -304,7 +304,7 @@ async fn concurrent_takes_never_exceed_the_allocation(backend: Backend) {
     let id = app.account_id(&alice).await;
     let takes = (0..10).map(|_| {
         let db = app.db.clone();
-        tokio::spawn(async move { api::free_interviews::take(&db, id).await })
+        tokio::spawn(async move { api::free_interviews::take(&db, id.into()).await })
     });
     let mut taken = 0;
     for take in futures_util::future::join_all(takes).await {
@@ -316,13 +316,13 @@ async fn concurrent_takes_never_exceed_the_allocation(backend: Backend) {
     assert_eq!(allocation(&app, &alice).await, (3, 3, 0));
     // Giving back never goes below zero.
     for _ in 0..4 {
-        api::free_interviews::give_back(&app.db, id)
+        api::free_interviews::give_back(&app.db, id.into())
             .await
             .expect("give back");
     }
     assert_eq!(allocation(&app, &alice).await, (3, 0, 3));
     assert!(
-        !api::free_interviews::take(&app.db, Uuid::new_v4())
+        !api::free_interviews::take(&app.db, Uuid::new_v4().into())
             .await
             .expect("take"),
         "no allocation row, nothing to take"

@@ -234,14 +234,17 @@ async fn offers_that_cannot_start_an_interview_get_a_clear_4xx(backend: Backend)
     // Someone else's interview, or none: 404.
     assert_json_error(post_offer(&app, &bob, id, &offer).await, 404).await;
     assert_json_error(post_offer(&app, &alice, Uuid::new_v4(), &offer).await, 404).await;
-    assert!(!app.state.engine.is_live(id), "no refused offer started it");
+    assert!(
+        !app.state.engine.is_live(id.into()),
+        "no refused offer started it"
+    );
 
     // A good offer starts it; a second offer is a conflict.
     let response = post_offer(&app, &alice, id, &offer).await;
     assert_eq!(response.status(), 200);
     let answer: SessionDescription = response.json().await.unwrap();
     assert_eq!(answer.sdp_type, SdpType::Answer);
-    assert!(app.state.engine.is_live(id));
+    assert!(app.state.engine.is_live(id.into()));
     let (_second, second_offer) = client_offer().await;
     assert_json_error(post_offer(&app, &alice, id, &second_offer).await, 409).await;
 
@@ -288,7 +291,7 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
         .wait_connected(Duration::from_secs(20))
         .await
         .expect("connected");
-    assert!(app.state.engine.is_live(id));
+    assert!(app.state.engine.is_live(id.into()));
 
     let response = app
         .call(
@@ -302,7 +305,7 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
     // By the time the erasure answers, the interview has stopped: nothing of it can be written
     // after its rows were deleted.
     assert!(
-        !app.state.engine.is_live(id),
+        !app.state.engine.is_live(id.into()),
         "the erasure waited for the interview to stop"
     );
     assert_eq!(app.count_rows("interviews").await, 0);
@@ -313,7 +316,7 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
 
 async fn wait_not_live(app: &TestApp, id: Uuid) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.state.engine.is_live(id) {
+    while app.state.engine.is_live(id.into()) {
         assert!(Instant::now() < deadline, "the interview ends");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -833,7 +836,7 @@ async fn closing_the_events_socket_does_not_end_the_interview() {
     socket.close(None).await.unwrap();
     drop(socket);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(app.state.engine.is_live(id), "still live");
+    assert!(app.state.engine.is_live(id.into()), "still live");
     session.close().await;
     wait_not_live(&app, id).await;
 }

@@ -107,10 +107,10 @@ async fn live_interview(app: &TestApp, session: &Session) -> Live {
     };
     app.state
         .engine
-        .start_interview(id, account, plan, link)
+        .start_interview(id.into(), account.into(), plan, link)
         .await
         .expect("the interview starts");
-    let status = app.state.engine.lease_status(account).await;
+    let status = app.state.engine.lease_status(account.into()).await;
     assert!(status.live && status.own_keys, "{status:?}");
     Live {
         id,
@@ -121,18 +121,24 @@ async fn live_interview(app: &TestApp, session: &Session) -> Live {
 
 /// Right after the HTTP response: the lease holds none of the account's keys any more.
 async fn assert_revoked_at_once(app: &TestApp, live: &Live) {
-    let status = app.state.engine.lease_status(live.account).await;
+    let status = app.state.engine.lease_status(live.account.into()).await;
     assert!(!status.own_keys, "revoked at once: {status:?}");
 }
 
 async fn wait_until_ended(app: &TestApp, live: &Live) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.state.engine.is_live(live.id) {
+    while app.state.engine.is_live(live.id.into()) {
         assert!(Instant::now() < deadline, "the interview did not end");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.engine.lease_status(live.account).await.live {
+    while app
+        .state
+        .engine
+        .lease_status(live.account.into())
+        .await
+        .live
+    {
         assert!(
             Instant::now() < deadline,
             "the lease outlived the interview"
@@ -196,13 +202,13 @@ async fn replacing_the_key_fails_over_to_the_platform_key(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        app.state.engine.is_live(live.id),
+        app.state.engine.is_live(live.id.into()),
         "still live on the platform key"
     );
-    let status = app.state.engine.lease_status(live.account).await;
+    let status = app.state.engine.lease_status(live.account.into()).await;
     assert!(status.live && !status.own_keys, "{status:?}");
     assert!(app.state.engine.end_interview(
-        live.id,
+        live.id.into(),
         engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
@@ -306,7 +312,13 @@ async fn rotate_keys_from_another_process_revokes_the_lease(backend: Backend) {
         .expect("rotation");
     assert_eq!(report.rotated, 1);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.state.engine.lease_status(live.account).await.own_keys {
+    while app
+        .state
+        .engine
+        .lease_status(live.account.into())
+        .await
+        .own_keys
+    {
         assert!(Instant::now() < deadline, "the rotation did not revoke");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -368,7 +380,7 @@ async fn metrics_and_the_admin_summary_show_live_leases_without_ids_or_keys(back
     );
 
     assert!(app.state.engine.end_interview(
-        live.id,
+        live.id.into(),
         engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));

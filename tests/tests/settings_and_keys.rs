@@ -235,11 +235,11 @@ async fn byok_key_is_stored_encrypted_and_shown_only_by_its_last_four(backend: B
         key_id: row.key_id.clone(),
     };
     let secret = ring
-        .decrypt(account_id, "anthropic", &stored)
+        .decrypt(account_id.into(), "anthropic", &stored)
         .expect("decrypts");
     assert_eq!(secret.expose_secret(), ANTHROPIC_KEY);
     assert!(
-        ring.decrypt(uuid::Uuid::new_v4(), "anthropic", &stored)
+        ring.decrypt(uuid::Uuid::new_v4().into(), "anthropic", &stored)
             .is_err()
     );
 }
@@ -464,9 +464,12 @@ async fn rotate_keys_reencrypts_every_row_under_the_new_master_key(backend: Back
         };
         assert!(
             after
-                .decrypt(row.account_id, &row.provider, &stored)
+                .decrypt(row.account_id.into(), &row.provider, &stored)
                 .is_ok()
         );
-        assert!(old.decrypt(row.account_id, &row.provider, &stored).is_err());
+        assert!(
+            old.decrypt(row.account_id.into(), &row.provider, &stored)
+                .is_err()
+        );
     }
 }

@@ -186,7 +186,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         let (account_id, interview_id) = create_interview(&app.db).await;
         let (link, peer) = memory_transport();
         let events = engine
-            .start_interview(interview_id, account_id, plan(), link)
+            .start_interview(interview_id.into(), account_id.into(), plan(), link)
             .await
             .expect("the interview starts");
         side.spawn(candidate(peer, ANSWERS.len(), events.resubscribe()));

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use engine::AccountId;
 use entities::{abuse_ledger, abuse_signals, accounts, signup_ip_counts};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -129,14 +130,14 @@ pub async fn screen_signup(
 /// Stores the signals an account was flagged with.
 pub async fn store_signals(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     signals: &[Signal],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     for signal in signals {
         abuse_signals::Entity::insert(abuse_signals::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id),
+            account_id: Set(account_id.as_uuid()),
             kind: Set(signal.code().to_owned()),
             created_at: Set(now),
         })

@@ -5,6 +5,7 @@
 //! denying ends what is left of it (interviews already used stay counted).
 
 use chrono::{DateTime, Utc};
+use engine::AccountId;
 use entities::{abuse_reviews, abuse_signals, interview_quotas};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -12,7 +13,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::domain::ValidationError;
 
@@ -82,8 +82,11 @@ pub enum ReviewState {
 }
 
 /// The account's review state.
-pub async fn state_of(db: &impl ConnectionTrait, account_id: Uuid) -> Result<ReviewState, DbErr> {
-    if let Some(review) = abuse_reviews::Entity::find_by_id(account_id)
+pub async fn state_of(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+) -> Result<ReviewState, DbErr> {
+    if let Some(review) = abuse_reviews::Entity::find_by_id(account_id.as_uuid())
         .one(db)
         .await?
     {
@@ -94,7 +97,7 @@ pub async fn state_of(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Rev
         });
     }
     let flagged = abuse_signals::Entity::find()
-        .filter(abuse_signals::Column::AccountId.eq(account_id))
+        .filter(abuse_signals::Column::AccountId.eq(account_id.as_uuid()))
         .count(db)
         .await?
         > 0;
@@ -106,9 +109,12 @@ pub async fn state_of(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Rev
 }
 
 /// The account's signal codes, oldest first.
-pub async fn signals_of(db: &impl ConnectionTrait, account_id: Uuid) -> Result<Vec<String>, DbErr> {
+pub async fn signals_of(
+    db: &impl ConnectionTrait,
+    account_id: AccountId,
+) -> Result<Vec<String>, DbErr> {
     Ok(abuse_signals::Entity::find()
-        .filter(abuse_signals::Column::AccountId.eq(account_id))
+        .filter(abuse_signals::Column::AccountId.eq(account_id.as_uuid()))
         .order_by_asc(abuse_signals::Column::CreatedAt)
         .all(db)
         .await?
@@ -121,8 +127,8 @@ pub async fn signals_of(db: &impl ConnectionTrait, account_id: Uuid) -> Result<V
 /// account, the latest decision).
 pub async fn decide(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
-    admin_id: Uuid,
+    account_id: AccountId,
+    admin_id: AccountId,
     decision: Decision,
     note: Option<String>,
     free_interviews: i32,
@@ -130,7 +136,7 @@ pub async fn decide(
 ) -> Result<(), DbErr> {
     let quota = interview_quotas::Entity::update_many()
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(now))
-        .filter(interview_quotas::Column::AccountId.eq(account_id));
+        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()));
     match decision {
         Decision::Allow => {
             quota
@@ -157,10 +163,10 @@ pub async fn decide(
         }
     }
     abuse_reviews::Entity::insert(abuse_reviews::ActiveModel {
-        account_id: Set(account_id),
+        account_id: Set(account_id.as_uuid()),
         decision: Set(decision.as_str().to_owned()),
         note: Set(note),
-        decided_by: Set(admin_id),
+        decided_by: Set(admin_id.as_uuid()),
         decided_at: Set(now),
     })
     .on_conflict(

@@ -6,11 +6,11 @@
 //! The tables an account owns are listed once, in [`owned_tables!`], in erasure order (children
 //! before parents); the macro writes the export and the erasure of each from that one line.
 
+use engine::AccountId;
 use entities::interviews;
 use sea_orm::sea_query::{ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -34,11 +34,11 @@ pub struct Table {
 }
 
 /// The interviews of an account, as a subquery.
-fn interviews_of(account_id: Uuid) -> SelectStatement {
+fn interviews_of(account_id: AccountId) -> SelectStatement {
     Query::select()
         .column(interviews::Column::Id)
         .from(interviews::Entity)
-        .and_where(interviews::Column::AccountId.eq(account_id))
+        .and_where(interviews::Column::AccountId.eq(account_id.as_uuid()))
         .to_owned()
 }
 
@@ -46,14 +46,14 @@ fn interviews_of(account_id: Uuid) -> SelectStatement {
 /// naming one of its interviews, or either.
 macro_rules! owner_filter {
     ($table:ident, account($col:ident), $account:expr) => {
-        entities::$table::Column::$col.eq($account)
+        entities::$table::Column::$col.eq($account.as_uuid())
     };
     ($table:ident, interview($col:ident), $account:expr) => {
         entities::$table::Column::$col.in_subquery(interviews_of($account))
     };
     ($table:ident, account_or_interview($a:ident, $i:ident), $account:expr) => {
         entities::$table::Column::$a
-            .eq($account)
+            .eq($account.as_uuid())
             .or(entities::$table::Column::$i.in_subquery(interviews_of($account)))
     };
 }
@@ -68,7 +68,7 @@ macro_rules! owned_tables {
         /// Adds one array per owned table to `tables`, in a stable order.
         pub(crate) async fn export_owned(
             db: &impl ConnectionTrait,
-            account_id: Uuid,
+            account_id: AccountId,
             tables: &mut Map<String, Value>,
         ) -> Result<(), ApiError> {
             $(
@@ -83,7 +83,7 @@ macro_rules! owned_tables {
         /// Deletes the account's rows of every owned table, children first; the count per table.
         pub(crate) async fn erase_owned(
             db: &impl ConnectionTrait,
-            account_id: Uuid,
+            account_id: AccountId,
         ) -> Result<Vec<(&'static str, u64)>, ApiError> {
             let mut report = Vec::new();
             $(

@@ -9,8 +9,8 @@
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use engine::AccountId;
 use entities::accounts::Role;
-use uuid::Uuid;
 
 use crate::auth::jwt::Claims;
 use crate::error::ApiError;
@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// The caller, as proven by its access token.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthenticatedAccount {
-    pub id: Uuid,
+    pub id: AccountId,
     pub role: Role,
 }
 
@@ -33,7 +33,7 @@ impl FromRequest for AuthenticatedAccount {
         Box::pin(async move {
             let account = current_account(state, claims?).await?;
             Ok(AuthenticatedAccount {
-                id: account.id,
+                id: account.id.into(),
                 role: account.role,
             })
         })
@@ -47,12 +47,13 @@ async fn current_account(
 ) -> Result<entities::accounts::Model, ApiError> {
     let state =
         state.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("AppState is not registered")))?;
-    let account = <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(claims.sub)
-        .one(&state.db)
-        .await?
-        .filter(|account| account.disabled_at.is_none())
-        .filter(|account| claims.pwv == account.password_changed_at.timestamp_millis())
-        .ok_or_else(ApiError::unauthorized)?;
+    let account =
+        <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(claims.sub.as_uuid())
+            .one(&state.db)
+            .await?
+            .filter(|account| account.disabled_at.is_none())
+            .filter(|account| claims.pwv == account.password_changed_at.timestamp_millis())
+            .ok_or_else(ApiError::unauthorized)?;
     Ok(account)
 }
 
@@ -81,7 +82,7 @@ fn authenticate(request: &HttpRequest) -> Result<Claims, ApiError> {
 /// admin's still-valid token does not pass).
 #[derive(Debug, Clone, Copy)]
 pub struct AdminAccount {
-    pub id: Uuid,
+    pub id: AccountId,
 }
 
 impl FromRequest for AdminAccount {
@@ -96,7 +97,9 @@ impl FromRequest for AdminAccount {
             if account.role != Role::Admin {
                 return Err(ApiError::Forbidden("this action requires the admin role"));
             }
-            Ok(AdminAccount { id: account.id })
+            Ok(AdminAccount {
+                id: account.id.into(),
+            })
         })
     }
 }

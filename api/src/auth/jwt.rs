@@ -3,6 +3,7 @@
 //! Only HS256 is accepted, so `alg: none` or an algorithm switch fails verification.
 
 use chrono::Utc;
+use engine::AccountId;
 use entities::accounts::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
@@ -15,7 +16,7 @@ pub const AUDIENCE: &str = "interviewcraft-api";
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    pub sub: Uuid,
+    pub sub: AccountId,
     pub role: Role,
     pub iss: String,
     pub aud: String,
@@ -67,7 +68,7 @@ impl JwtKeys {
     /// Issues an access token for an account.
     pub fn issue(
         &self,
-        account_id: Uuid,
+        account_id: AccountId,
         role: Role,
         password_version: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
@@ -104,17 +105,24 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify() {
-        let id = Uuid::new_v4();
-        let claims = keys()
-            .verify(&keys().issue(id, Role::User, 0).expect("issue"))
-            .expect("verify");
+        let id = AccountId::now_v7();
+        let token = keys().issue(id, Role::User, 0).expect("issue");
+        let claims = keys().verify(&token).expect("verify");
         assert_eq!(claims.sub, id);
+        // On the wire the subject is the account's bare UUID string.
+        let payload = token.split('.').nth(1).expect("three parts");
+        let payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64"))
+                .expect("json");
+        assert_eq!(payload["sub"], serde_json::json!(id.as_uuid().to_string()));
         assert_eq!(claims.role, Role::User);
     }
 
     #[test]
     fn alg_none_is_rejected() {
-        let token = keys().issue(Uuid::new_v4(), Role::Admin, 0).expect("issue");
+        let token = keys()
+            .issue(AccountId::now_v7(), Role::Admin, 0)
+            .expect("issue");
         let payload = token.split('.').nth(1).expect("three parts");
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         assert!(keys().verify(&format!("{header}.{payload}.")).is_err());
@@ -123,12 +131,14 @@ mod tests {
     #[test]
     fn other_secret_or_audience_is_rejected() {
         let other = JwtKeys::new(&SecretString::from("z".repeat(48)), 900);
-        let token = other.issue(Uuid::new_v4(), Role::User, 0).expect("issue");
+        let token = other
+            .issue(AccountId::now_v7(), Role::User, 0)
+            .expect("issue");
         assert!(keys().verify(&token).is_err());
 
         let now = Utc::now().timestamp();
         let claims = Claims {
-            sub: Uuid::new_v4(),
+            sub: AccountId::now_v7(),
             role: Role::User,
             iss: ISSUER.into(),
             aud: "someone-else".into(),
@@ -151,7 +161,7 @@ mod tests {
         let expired = JwtKeys::new(&SecretString::from("k".repeat(48)), 900);
         let now = Utc::now().timestamp();
         let claims = Claims {
-            sub: Uuid::new_v4(),
+            sub: AccountId::now_v7(),
             role: Role::User,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),

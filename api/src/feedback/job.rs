@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::InterviewId;
 use engine::feedback::FeedbackConfig;
 use engine::feedback::scorer::{AnswerScorer, LocalScorer};
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::store;
 
@@ -70,7 +70,7 @@ impl ScorerSource {
     pub async fn for_interview(
         &self,
         db: &DatabaseConnection,
-        interview_id: Uuid,
+        interview_id: InterviewId,
     ) -> Result<LeasedScorer, sea_orm::DbErr> {
         use sea_orm::EntityTrait;
         let local = LocalScorer {
@@ -80,7 +80,7 @@ impl ScorerSource {
             scorer: Arc::new(local),
             _lease: None,
         };
-        let Some(interview) = entities::interviews::Entity::find_by_id(interview_id)
+        let Some(interview) = entities::interviews::Entity::find_by_id(interview_id.as_uuid())
             .one(db)
             .await?
         else {
@@ -89,8 +89,8 @@ impl ScorerSource {
         let lease = match self
             .engine
             .lease_for_work(
-                interview.account_id,
-                interview.id,
+                interview.account_id.into(),
+                interview_id,
                 vec![engine::vendors::Vendor::Anthropic],
                 SCORING_LEASE,
             )
@@ -124,8 +124,8 @@ impl ScorerSource {
                             engine::feedback::claude::ScorerUsage {
                                 meter,
                                 context: engine::metering::UsageContext {
-                                    account_id: Some(interview.account_id),
-                                    interview_id: Some(interview.id),
+                                    account_id: Some(interview.account_id.into()),
+                                    interview_id: Some(interview_id),
                                     key_source,
                                 },
                                 key: Some(usage_key.clone()),
@@ -147,7 +147,7 @@ impl ScorerSource {
 /// A handle to the scoring job; cheap to clone.
 #[derive(Clone)]
 pub struct ScoringQueue {
-    tx: mpsc::Sender<Uuid>,
+    tx: mpsc::Sender<InterviewId>,
     /// Becomes true once the start-up sweep has queued what it found.
     swept: tokio::sync::watch::Receiver<bool>,
 }
@@ -211,7 +211,7 @@ impl ScoringQueue {
     }
 
     /// Asks for an interview to be scored; never blocks.
-    pub fn enqueue(&self, interview_id: Uuid) {
+    pub fn enqueue(&self, interview_id: InterviewId) {
         if let Err(error) = self.tx.try_send(interview_id) {
             tracing::warn!(%interview_id, full = matches!(error, mpsc::error::TrySendError::Full(_)),
                 "scoring queue refused an interview; the sweep will pick it up");
@@ -229,7 +229,7 @@ async fn worker(
     db: DatabaseConnection,
     config: FeedbackConfig,
     scorers: ScorerSource,
-    mut rx: mpsc::Receiver<Uuid>,
+    mut rx: mpsc::Receiver<InterviewId>,
     node: String,
 ) {
     while let Some(interview_id) = rx.recv().await {

@@ -13,6 +13,7 @@ use engine::feedback::scorer::{AnswerScorer, ScoreError};
 use engine::feedback::segments::{Segment, Speaker, Turn, segment};
 use engine::feedback::skills::{SkillState, Trend, replay, signals};
 use engine::feedback::{AnswerKind, AnswerScore, FeedbackConfig, Word};
+use engine::{AccountId, InterviewId};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::{
     account_settings, answer_feedback, answer_scores, scoring_jobs, skill_history, skill_levels,
@@ -87,8 +88,11 @@ pub fn answer_kind(kind: InterviewKind) -> AnswerKind {
 
 /// Ended interviews whose scoring has not finished: no job yet, pending, running (a restart
 /// interrupted it) or failed with attempts left. At most 500 per call.
-pub async fn unfinished(db: &DatabaseConnection, max_attempts: i32) -> Result<Vec<Uuid>, DbErr> {
-    let mut ids: Vec<Uuid> = scoring_jobs::Entity::find()
+pub async fn unfinished(
+    db: &DatabaseConnection,
+    max_attempts: i32,
+) -> Result<Vec<InterviewId>, DbErr> {
+    let mut ids: Vec<InterviewId> = scoring_jobs::Entity::find()
         .filter(
             scoring_jobs::Column::State
                 .is_in([PENDING, RUNNING])
@@ -100,7 +104,7 @@ pub async fn unfinished(db: &DatabaseConnection, max_attempts: i32) -> Result<Ve
         .all(db)
         .await?
         .into_iter()
-        .map(|job| job.interview_id)
+        .map(|job| InterviewId::from(job.interview_id))
         .collect();
     let without_job = interviews::Entity::find()
         .filter(interviews::Column::Status.eq(InterviewStatus::Ended))
@@ -115,7 +119,7 @@ pub async fn unfinished(db: &DatabaseConnection, max_attempts: i32) -> Result<Ve
         .limit(500)
         .all(db)
         .await?;
-    ids.extend(without_job.into_iter().map(|i| i.id));
+    ids.extend(without_job.into_iter().map(|i| InterviewId::from(i.id)));
     Ok(ids)
 }
 
@@ -256,7 +260,7 @@ fn new_job(
 /// left); nothing when the run lost its claim meanwhile.
 pub async fn mark_failed(
     db: &DatabaseConnection,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     claim: Uuid,
     error: &StoreError,
 ) -> Result<(), DbErr> {
@@ -275,7 +279,7 @@ pub async fn mark_failed(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
         .filter(scoring_jobs::Column::State.eq(RUNNING))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(db)
@@ -284,15 +288,18 @@ pub async fn mark_failed(
 }
 
 /// The interview's transcript as turns with their words, in order.
-async fn load_turns(db: &impl ConnectionTrait, interview_id: Uuid) -> Result<Vec<Turn>, DbErr> {
+async fn load_turns(
+    db: &impl ConnectionTrait,
+    interview_id: InterviewId,
+) -> Result<Vec<Turn>, DbErr> {
     let rows = transcript_segments::Entity::find()
-        .filter(transcript_segments::Column::InterviewId.eq(interview_id))
+        .filter(transcript_segments::Column::InterviewId.eq(interview_id.as_uuid()))
         .order_by_asc(transcript_segments::Column::Seq)
         .all(db)
         .await?;
     let mut words: HashMap<Uuid, Vec<Word>> = HashMap::new();
     for word in transcript_words::Entity::find()
-        .filter(transcript_words::Column::InterviewId.eq(interview_id))
+        .filter(transcript_words::Column::InterviewId.eq(interview_id.as_uuid()))
         .order_by_asc(transcript_words::Column::StartMs)
         .all(db)
         .await?
@@ -355,11 +362,14 @@ pub async fn score_interview(
     db: &DatabaseConnection,
     config: &FeedbackConfig,
     scorer: &dyn AnswerScorer,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     node: &str,
     max_attempts: i32,
 ) -> Result<Outcome, StoreError> {
-    let Some(interview) = interviews::Entity::find_by_id(interview_id).one(db).await? else {
+    let Some(interview) = interviews::Entity::find_by_id(interview_id.as_uuid())
+        .one(db)
+        .await?
+    else {
         return Ok(Outcome::NotEnded);
     };
     if interview.status != InterviewStatus::Ended {
@@ -388,11 +398,11 @@ async fn run(
     claim: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Outcome, StoreError> {
-    let interview_id = interview.id;
+    let interview_id = InterviewId::from(interview.id);
     let turns = load_turns(db, interview_id).await?;
     if words_expired(&turns)
         && answer_feedback::Entity::find()
-            .filter(answer_feedback::Column::InterviewId.eq(interview_id))
+            .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
             .one(db)
             .await?
             .is_some()
@@ -433,18 +443,18 @@ async fn run(
         return Ok(Outcome::Superseded);
     }
     answer_feedback::Entity::delete_many()
-        .filter(answer_feedback::Column::InterviewId.eq(interview_id))
+        .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
         .exec(&txn)
         .await?;
     answer_scores::Entity::delete_many()
-        .filter(answer_scores::Column::InterviewId.eq(interview_id))
+        .filter(answer_scores::Column::InterviewId.eq(interview_id.as_uuid()))
         .exec(&txn)
         .await?;
     let mut all_signals = Vec::new();
     for (segment, delivery, score) in &scored {
         answer_feedback::ActiveModel {
             id: Set(Uuid::now_v7()),
-            interview_id: Set(interview_id),
+            interview_id: Set(interview_id.as_uuid()),
             segment_index: Set(i32::try_from(segment.index).unwrap_or(i32::MAX)),
             question: Set(segment.question.clone()),
             answer: Set(segment.answer_text()),
@@ -470,7 +480,7 @@ async fn run(
                 .collect();
             answer_scores::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                interview_id: Set(interview_id),
+                interview_id: Set(interview_id.as_uuid()),
                 segment_id: Set(segment.turn_ids.first().copied()),
                 skill: Set(signal.skill.clone()),
                 score: Set(score.overall),
@@ -491,7 +501,7 @@ async fn run(
         record_skills(
             &txn,
             config,
-            interview.account_id,
+            interview.account_id.into(),
             interview_id,
             at,
             &all_signals,
@@ -512,10 +522,10 @@ async fn run(
 /// their delivery metrics and evidence times, then stand.
 pub async fn rescore_needs_expired_words(
     db: &DatabaseConnection,
-    interview_id: Uuid,
+    interview_id: InterviewId,
 ) -> Result<bool, DbErr> {
     let scored = answer_feedback::Entity::find()
-        .filter(answer_feedback::Column::InterviewId.eq(interview_id))
+        .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
         .one(db)
         .await?
         .is_some();
@@ -535,7 +545,7 @@ fn words_expired(turns: &[Turn]) -> bool {
 /// Gives a claimed job back as `done` without touching its stored result.
 async fn restore_done(
     db: &DatabaseConnection,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     claim: Uuid,
 ) -> Result<(), DbErr> {
     use sea_orm::sea_query::Expr;
@@ -545,7 +555,7 @@ async fn restore_done(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(db)
         .await?;
@@ -555,7 +565,7 @@ async fn restore_done(
 /// Marks the job finished with this run's result, if the run still holds its claim.
 async fn finish(
     txn: &impl ConnectionTrait,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     claim: Uuid,
     scored: &[(Segment, Option<DeliveryMetrics>, AnswerScore)],
     overall: Option<&DeliveryMetrics>,
@@ -597,7 +607,7 @@ async fn finish(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
         .filter(scoring_jobs::Column::State.eq(RUNNING))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(txn)
@@ -609,31 +619,31 @@ async fn finish(
 async fn record_skills(
     txn: &impl ConnectionTrait,
     config: &FeedbackConfig,
-    account_id: Uuid,
-    interview_id: Uuid,
+    account_id: AccountId,
+    interview_id: InterviewId,
     at: DateTime<Utc>,
     signals: &[(usize, engine::feedback::skills::Signal)],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let mut touched: BTreeSet<String> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(account_id))
-        .filter(skill_history::Column::InterviewId.eq(interview_id))
+        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(skill_history::Column::InterviewId.eq(interview_id.as_uuid()))
         .all(txn)
         .await?
         .into_iter()
         .map(|row| row.skill)
         .collect();
     skill_history::Entity::delete_many()
-        .filter(skill_history::Column::AccountId.eq(account_id))
-        .filter(skill_history::Column::InterviewId.eq(interview_id))
+        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(skill_history::Column::InterviewId.eq(interview_id.as_uuid()))
         .exec(txn)
         .await?;
     for (index, signal) in signals {
         touched.insert(signal.skill.clone());
         skill_history::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id),
-            interview_id: Set(Some(interview_id)),
+            account_id: Set(account_id.as_uuid()),
+            interview_id: Set(Some(interview_id.as_uuid())),
             skill: Set(signal.skill.clone()),
             score: Set(signal.overall),
             // Answers of one interview keep their order.
@@ -655,12 +665,12 @@ async fn record_skills(
 async fn replay_skill(
     txn: &impl ConnectionTrait,
     config: &FeedbackConfig,
-    account_id: Uuid,
+    account_id: AccountId,
     skill: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let rows: Vec<skill_history::Model> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(account_id))
+        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
         .filter(skill_history::Column::Skill.eq(skill))
         .order_by_asc(skill_history::Column::RecordedAt)
         .order_by_asc(skill_history::Column::Id)
@@ -680,7 +690,7 @@ async fn replay_skill(
         })
         .collect();
     let existing = skill_levels::Entity::find()
-        .filter(skill_levels::Column::AccountId.eq(account_id))
+        .filter(skill_levels::Column::AccountId.eq(account_id.as_uuid()))
         .filter(skill_levels::Column::Skill.eq(skill))
         .one(txn)
         .await?;
@@ -719,7 +729,7 @@ async fn replay_skill(
         None => {
             let mut level = skill_levels::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                account_id: Set(account_id),
+                account_id: Set(account_id.as_uuid()),
                 skill: Set(skill.to_owned()),
                 ..Default::default()
             };
@@ -733,10 +743,10 @@ async fn replay_skill(
 /// The account's skill levels as the drill planner sees them.
 pub async fn skill_states(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
 ) -> Result<Vec<SkillState>, DbErr> {
     Ok(skill_levels::Entity::find()
-        .filter(skill_levels::Column::AccountId.eq(account_id))
+        .filter(skill_levels::Column::AccountId.eq(account_id.as_uuid()))
         .order_by_asc(skill_levels::Column::Skill)
         .all(db)
         .await?

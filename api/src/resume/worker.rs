@@ -35,11 +35,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use engine::AccountId;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 use super::{ExtractedResume, MAX_TEXT_CHARS, ResumeError, ResumeFormat};
 
@@ -145,13 +145,13 @@ pub struct ExtractionSandbox {
     args: Vec<String>,
     limits: WorkerLimits,
     slots: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashSet<Uuid>>>,
+    in_flight: Arc<Mutex<HashSet<AccountId>>>,
 }
 
 /// Removes an account from the in-flight set when its extraction ends, however it ends.
 struct InFlight {
-    account: Uuid,
-    set: Arc<Mutex<HashSet<Uuid>>>,
+    account: AccountId,
+    set: Arc<Mutex<HashSet<AccountId>>>,
 }
 
 impl Drop for InFlight {
@@ -191,7 +191,7 @@ impl ExtractionSandbox {
     /// Extracts the text of `bytes` for `account` in a worker process.
     pub async fn extract(
         &self,
-        account: Uuid,
+        account: AccountId,
         bytes: Vec<u8>,
         content_type: Option<String>,
         filename: Option<String>,
@@ -502,7 +502,7 @@ mod tests {
             WorkerLimits::default(),
         );
         let result = sandbox
-            .extract(Uuid::new_v4(), b"hello".to_vec(), None, None)
+            .extract(AccountId::now_v7(), b"hello".to_vec(), None, None)
             .await;
         assert!(
             matches!(result, Err(ExtractionError::Failed(_))),

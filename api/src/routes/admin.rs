@@ -3,6 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use engine::AccountId;
 use entities::accounts::{self, Role};
 use entities::{
     admin_audit, byok_keys, interviews, refresh_tokens, resume_profiles, transcript_segments,
@@ -12,7 +13,6 @@ use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::audit::{self, action};
 use crate::auth::AdminAccount;
@@ -66,7 +66,7 @@ impl Page {
 
 #[derive(Serialize)]
 struct UserRow {
-    id: Uuid,
+    id: AccountId,
     email: String,
     role: Role,
     created_at: DateTime<Utc>,
@@ -118,7 +118,7 @@ pub async fn search_users(
         .await?
         .into_iter()
         .map(|account| UserRow {
-            id: account.id,
+            id: account.id.into(),
             email: account.email,
             role: account.role,
             created_at: account.created_at,
@@ -129,8 +129,8 @@ pub async fn search_users(
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
-async fn find_account(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
-    accounts::Entity::find_by_id(id)
+async fn find_account(state: &AppState, id: AccountId) -> Result<accounts::Model, ApiError> {
+    accounts::Entity::find_by_id(id.as_uuid())
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)
@@ -142,9 +142,10 @@ async fn find_account(state: &AppState, id: Uuid) -> Result<accounts::Model, Api
 pub async fn get_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
-    let account = find_account(&state, *id).await?;
+    let id = id.into_inner();
+    let account = find_account(&state, id).await?;
     let db = &state.db;
     let interview_ids = Query::select()
         .column(interviews::Column::Id)
@@ -170,8 +171,8 @@ pub async fn get_user(
         .into_iter()
         .map(|key| key.provider)
         .collect();
-    let abuse_signals = crate::abuse::review::signals_of(db, account.id).await?;
-    let review_state = crate::abuse::review::state_of(db, account.id).await?;
+    let abuse_signals = crate::abuse::review::signals_of(db, id).await?;
+    let review_state = crate::abuse::review::state_of(db, id).await?;
     let review = entities::abuse_reviews::Entity::find_by_id(account.id)
         .one(db)
         .await?
@@ -183,15 +184,15 @@ pub async fn get_user(
                 "decided_at": review.decided_at,
             })
         });
-    let free_interviews = crate::free_interviews::allocation(db, account.id).await?;
+    let free_interviews = crate::free_interviews::allocation(db, id).await?;
     let live_interviews = state
         .engine
         .live()
         .into_iter()
-        .filter(|live| live.account_id == account.id)
+        .filter(|live| live.account_id == id)
         .map(|live| live.interview_id)
         .collect::<Vec<_>>();
-    let key_lease = state.engine.lease_status(account.id).await;
+    let key_lease = state.engine.lease_status(id).await;
     let has_resume = resume_profiles::Entity::find_by_id(account.id)
         .one(db)
         .await?
@@ -233,10 +234,10 @@ pub async fn get_user(
 pub async fn export_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     let document = privacy::export_account(&state.db, *id).await?;
-    audit::record(&state.db, admin.id, action::USER_EXPORT, Some(*id)).await?;
+    audit::record(&state.db, admin.id, action::USER_EXPORT, Some(id.as_uuid())).await?;
     Ok(export_response(document, *id))
 }
 
@@ -246,7 +247,7 @@ pub async fn export_user(
 pub async fn erase_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     if *id == admin.id {
         return Err(ApiError::Validation(
@@ -262,7 +263,7 @@ pub async fn erase_user(
     // The audit row commits with the erasure or not at all.
     let txn = engine::database::begin_write(&state.db).await?;
     let report = privacy::erase_in(&txn, *id, &state.ledger_key).await?;
-    audit::record(&txn, admin.id, action::USER_ERASE, Some(*id)).await?;
+    audit::record(&txn, admin.id, action::USER_ERASE, Some(id.as_uuid())).await?;
     txn.commit().await?;
     crate::startup::scrub_after_erasure(&state.db, &privacy::erased_tables(&report)).await;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
@@ -272,7 +273,7 @@ pub async fn erase_user(
 async fn set_disabled(
     state: &AppState,
     admin: AdminAccount,
-    id: Uuid,
+    id: AccountId,
     disabled: bool,
 ) -> Result<HttpResponse, ApiError> {
     if id == admin.id {
@@ -289,13 +290,13 @@ async fn set_disabled(
             Expr::value(if disabled { Some(now) } else { None }),
         )
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
-        .filter(accounts::Column::Id.eq(id))
+        .filter(accounts::Column::Id.eq(id.as_uuid()))
         .exec(&txn)
         .await?;
     if disabled {
         refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(now)))
-            .filter(refresh_tokens::Column::AccountId.eq(id))
+            .filter(refresh_tokens::Column::AccountId.eq(id.as_uuid()))
             .filter(refresh_tokens::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
@@ -305,7 +306,7 @@ async fn set_disabled(
     } else {
         action::USER_ENABLE
     };
-    audit::record(&txn, admin.id, code, Some(id)).await?;
+    audit::record(&txn, admin.id, code, Some(id.as_uuid())).await?;
     txn.commit().await?;
     if disabled {
         // Stored first, so an interview or a lease started meanwhile is ended too (and a lease
@@ -324,7 +325,7 @@ async fn set_disabled(
 pub async fn disable_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     set_disabled(&state, admin, *id, true).await
 }
@@ -335,7 +336,7 @@ pub async fn disable_user(
 pub async fn enable_user(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     set_disabled(&state, admin, *id, false).await
 }
@@ -412,7 +413,8 @@ pub struct AbuseDecisionRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AbuseDecisionView {
-    id: Uuid,
+    #[schema(value_type = Uuid)]
+    id: AccountId,
     #[schema(example = "allow")]
     decision: &'static str,
     free_interviews: crate::free_interviews::FreeInterviews,
@@ -430,7 +432,7 @@ pub struct AbuseDecisionView {
 pub async fn abuse_decision(
     state: web::Data<AppState>,
     admin: AdminAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<AccountId>,
     body: web::Json<AbuseDecisionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     use crate::abuse::review::{self, Decision};
@@ -450,7 +452,7 @@ pub async fn abuse_decision(
         Decision::Allow => action::ABUSE_ALLOW,
         Decision::Deny => action::ABUSE_DENY,
     };
-    audit::record(&txn, admin.id, code, Some(*id)).await?;
+    audit::record(&txn, admin.id, code, Some(id.as_uuid())).await?;
     txn.commit().await?;
     let free_interviews = crate::free_interviews::allocation(&state.db, *id).await?;
     Ok(HttpResponse::Ok().json(AbuseDecisionView {

@@ -8,6 +8,7 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
+use engine::AccountId;
 use entities::accounts::{self, Role};
 use entities::refresh_tokens;
 use sea_orm::sea_query::Expr;
@@ -43,7 +44,8 @@ pub struct RegisterRequest {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RegisteredAccount {
-    id: Uuid,
+    #[schema(value_type = Uuid)]
+    id: AccountId,
     email: String,
     display_name: Option<String>,
     created_at: chrono::DateTime<Utc>,
@@ -135,7 +137,7 @@ pub async fn register(
             Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
             _ => error.into(),
         })?;
-    let id = account.id;
+    let id = AccountId::from(account.id);
     crate::abuse::ledger::store_signals(&txn, id, &decision.signals, now).await?;
     // Signing up accepts the policy in force.
     if let Some(version) = crate::policy::current(&txn, now).await? {
@@ -163,7 +165,7 @@ pub async fn register(
     }
 
     Ok(HttpResponse::Created().json(RegisteredAccount {
-        id: account.id,
+        id,
         email: account.email,
         display_name: account.display_name,
         created_at: account.created_at,
@@ -287,7 +289,7 @@ pub async fn resend_verification(
     };
     let now = Utc::now();
     let txn = engine::database::begin_write(&state.db).await?;
-    let account = accounts::Entity::find_by_id(caller.id)
+    let account = accounts::Entity::find_by_id(caller.id.as_uuid())
         .one(&txn)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
@@ -297,19 +299,19 @@ pub async fn resend_verification(
             message: "this e-mail address is already verified",
         });
     }
-    let sent = crate::verification::recent_links(&txn, account.id, now).await?;
+    let sent = crate::verification::recent_links(&txn, account.id.into(), now).await?;
     if let Some(wait) = crate::verification::resend_wait(&sent, now) {
         return Err(ApiError::TooManyRequests {
             code: "verification_resend_limited",
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let token = crate::verification::issue(&txn, account.id, now).await?;
+    let token = crate::verification::issue(&txn, account.id.into(), now).await?;
     txn.commit().await?;
     crate::verification::send_in_background(
         mailer,
         &state.public_url,
-        account.id,
+        account.id.into(),
         account.email,
         token,
     );
@@ -405,7 +407,7 @@ pub async fn login(
         return Err(ApiError::Forbidden("this account is disabled"));
     }
     let refresh_token = refresh::generate();
-    store_refresh_token(&state, account.id, Uuid::now_v7(), &refresh_token).await?;
+    store_refresh_token(&state, account.id.into(), Uuid::now_v7(), &refresh_token).await?;
     tracing::info!(account_id = %account.id, "signed in");
     token_response(&state, &account, &refresh_token)
 }
@@ -453,7 +455,7 @@ pub(crate) fn too_many_attempts(wait: std::time::Duration) -> ApiError {
 
 async fn store_refresh_token(
     state: &AppState,
-    account_id: Uuid,
+    account_id: AccountId,
     family_id: Uuid,
     token: &str,
 ) -> Result<(), ApiError> {
@@ -463,7 +465,7 @@ async fn store_refresh_token(
 async fn insert_refresh_token(
     db: &impl ConnectionTrait,
     state: &AppState,
-    account_id: Uuid,
+    account_id: AccountId,
     family_id: Uuid,
     token: &str,
 ) -> Result<(), ApiError> {
@@ -473,7 +475,7 @@ async fn insert_refresh_token(
     );
     refresh_tokens::ActiveModel {
         id: Set(Uuid::now_v7()),
-        account_id: Set(account_id),
+        account_id: Set(account_id.as_uuid()),
         family_id: Set(family_id),
         token_hash: Set(refresh::hash(token)),
         created_at: Set(now),
@@ -495,7 +497,7 @@ fn token_response(
     let access_token = state
         .jwt
         .issue(
-            account.id,
+            account.id.into(),
             account.role,
             account.password_changed_at.timestamp_millis(),
         )
@@ -578,7 +580,7 @@ pub async fn refresh(
             "the refresh token has expired",
         ));
     }
-    let Some(account) = live_account(&state, row.account_id).await? else {
+    let Some(account) = live_account(&state, row.account_id.into()).await? else {
         revoke_family(&state.db, row.family_id).await?;
         return Ok(refresh_failed(
             &state,
@@ -614,7 +616,7 @@ pub async fn refresh(
         };
     }
     let next_token = refresh::successor(state.jwt.successor_key(), &presented);
-    insert_refresh_token(&txn, &state, account.id, row.family_id, &next_token).await?;
+    insert_refresh_token(&txn, &state, account.id.into(), row.family_id, &next_token).await?;
     txn.commit().await?;
     token_response(&state, &account, &next_token)
 }
@@ -622,9 +624,9 @@ pub async fn refresh(
 /// The account of a refresh token, unless it is gone or disabled.
 async fn live_account(
     state: &AppState,
-    account_id: Uuid,
+    account_id: AccountId,
 ) -> Result<Option<accounts::Model>, ApiError> {
-    Ok(accounts::Entity::find_by_id(account_id)
+    Ok(accounts::Entity::find_by_id(account_id.as_uuid())
         .one(&state.db)
         .await?
         .filter(|a| a.disabled_at.is_none()))
@@ -672,7 +674,7 @@ async fn again_within_window(
     if !usable {
         return reused(state, row).await;
     }
-    match live_account(state, row.account_id).await? {
+    match live_account(state, row.account_id.into()).await? {
         Some(account) => token_response(state, &account, &successor),
         None => {
             revoke_family(&state.db, row.family_id).await?;

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
+use engine::InterviewId;
 use engine::feedback::drills::plan;
 use engine::feedback::skills::{MICROSKILLS, area_of, is_skill};
 use entities::interviews::InterviewStatus;
@@ -11,7 +12,6 @@ use entities::{answer_feedback, scoring_jobs, skill_history};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
@@ -46,7 +46,8 @@ pub struct AnswerView {
 /// The scores of an interview.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ScoresView {
-    pub interview_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub interview_id: InterviewId,
     /// `none` (not ended yet), `pending`, `running`, `done`, `skipped` (no answer of 15+ words)
     /// or `failed`.
     pub state: String,
@@ -64,7 +65,7 @@ pub struct ScoresView {
 pub async fn scores(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
     let interview = super::interviews::own(&state, &caller, *id).await?;
     let job = scoring_jobs::Entity::find_by_id(interview.id)
@@ -97,7 +98,7 @@ pub async fn scores(
         None => ("none".into(), None, None),
     };
     Ok(HttpResponse::Ok().json(ScoresView {
-        interview_id: interview.id,
+        interview_id: interview.id.into(),
         state: job_state,
         scorer,
         delivery,
@@ -114,7 +115,7 @@ pub async fn scores(
 pub async fn rescore(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
     let interview = super::interviews::own(&state, &caller, *id).await?;
     if interview.status != InterviewStatus::Ended {
@@ -123,14 +124,14 @@ pub async fn rescore(
             message: "an interview is scored once it has ended",
         });
     }
-    if store::rescore_needs_expired_words(&state.db, interview.id).await? {
+    if store::rescore_needs_expired_words(&state.db, interview.id.into()).await? {
         return Err(ApiError::Conflict {
             code: "word_times_expired",
             message: "the word timestamps a re-score needs were deleted after 14 days; the stored scores stand",
         });
     }
     store::request(&state.db, &interview).await?;
-    state.scoring.enqueue(interview.id);
+    state.scoring.enqueue(interview.id.into());
     Ok(HttpResponse::Accepted().json(json!({"interview_id": interview.id, "state": "pending"})))
 }
 
@@ -167,7 +168,7 @@ pub async fn skills(
 ) -> Result<HttpResponse, ApiError> {
     let settings = super::settings::load_settings(&state.db, caller.id).await?;
     let skills = entities::skill_levels::Entity::find()
-        .filter(entities::skill_levels::Column::AccountId.eq(caller.id))
+        .filter(entities::skill_levels::Column::AccountId.eq(caller.id.as_uuid()))
         .order_by_asc(entities::skill_levels::Column::Skill)
         .all(&state.db)
         .await?
@@ -192,7 +193,8 @@ pub async fn skills(
 /// One change of a skill's level.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryPoint {
-    pub interview_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub interview_id: Option<InterviewId>,
     pub level: f64,
     pub previous_level: Option<f64>,
     /// The signal: positive or negative, from an answer that scored `signal_score`.
@@ -216,7 +218,7 @@ pub async fn history(
         return Err(ApiError::NotFound);
     }
     let points: Vec<HistoryPoint> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(caller.id))
+        .filter(skill_history::Column::AccountId.eq(caller.id.as_uuid()))
         .filter(skill_history::Column::Skill.eq(&skill))
         .order_by_asc(skill_history::Column::RecordedAt)
         .order_by_asc(skill_history::Column::Id)
@@ -224,7 +226,7 @@ pub async fn history(
         .await?
         .into_iter()
         .map(|row| HistoryPoint {
-            interview_id: row.interview_id,
+            interview_id: row.interview_id.map(InterviewId::from),
             level: row.score,
             previous_level: row.previous_level,
             positive: row.positive,

@@ -41,6 +41,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, Message, Session};
 use base64::Engine as _;
 use engine::actors::interview::InterviewEvent;
+use engine::{AccountId, InterviewId};
 use entities::interviews::{self, InterviewStatus};
 use futures_util::StreamExt as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -48,7 +49,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, broadcast};
-use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
@@ -71,8 +71,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_INCOMING_FRAME: usize = 4 * 1024;
 
 struct Ticket {
-    interview_id: Uuid,
-    account_id: Uuid,
+    interview_id: InterviewId,
+    account_id: AccountId,
     expires: Instant,
 }
 
@@ -84,7 +84,7 @@ type Parked = (Instant, broadcast::Receiver<InterviewEvent>);
 #[derive(Default)]
 pub struct EventHub {
     tickets: Mutex<HashMap<[u8; 32], Ticket>>,
-    parked: Mutex<HashMap<Uuid, Parked>>,
+    parked: Mutex<HashMap<InterviewId, Parked>>,
     /// Woken whenever an interview's receiver is parked (its start), for sockets that wait.
     started: Notify,
 }
@@ -94,13 +94,13 @@ fn digest(ticket: &str) -> [u8; 32] {
 }
 
 impl EventHub {
-    fn issue(&self, interview_id: Uuid, account_id: Uuid) -> String {
+    fn issue(&self, interview_id: InterviewId, account_id: AccountId) -> String {
         let bytes: [u8; 32] = rand::random();
         let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let now = Instant::now();
         let mut tickets = self.tickets.lock().unwrap_or_else(|p| p.into_inner());
         tickets.retain(|_, t| t.expires > now);
-        let oldest = |tickets: &HashMap<[u8; 32], Ticket>, of: Option<Uuid>| {
+        let oldest = |tickets: &HashMap<[u8; 32], Ticket>, of: Option<AccountId>| {
             tickets
                 .iter()
                 .filter(|(_, t)| of.is_none_or(|account| t.account_id == account))
@@ -133,7 +133,7 @@ impl EventHub {
     }
 
     /// Takes a ticket (single use): whether it was valid for `interview_id`.
-    fn redeem(&self, ticket: &str, interview_id: Uuid) -> bool {
+    fn redeem(&self, ticket: &str, interview_id: InterviewId) -> bool {
         if ticket.is_empty() || ticket.len() > 128 {
             return false;
         }
@@ -146,7 +146,7 @@ impl EventHub {
     /// Keeps the receiver `start_interview` returned, so the first events socket sees the
     /// interview's events from its start even when it connects after the offer was answered;
     /// wakes the sockets waiting for an interview to start.
-    pub fn park(&self, interview_id: Uuid, receiver: broadcast::Receiver<InterviewEvent>) {
+    pub fn park(&self, interview_id: InterviewId, receiver: broadcast::Receiver<InterviewEvent>) {
         let now = Instant::now();
         {
             let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
@@ -156,7 +156,10 @@ impl EventHub {
         self.started.notify_waiters();
     }
 
-    fn take_parked(&self, interview_id: Uuid) -> Option<broadcast::Receiver<InterviewEvent>> {
+    fn take_parked(
+        &self,
+        interview_id: InterviewId,
+    ) -> Option<broadcast::Receiver<InterviewEvent>> {
         let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
         parked.remove(&interview_id).map(|(_, receiver)| receiver)
     }
@@ -165,7 +168,7 @@ impl EventHub {
     /// `wait` for it to start on this node.
     async fn subscribe(
         &self,
-        interview_id: Uuid,
+        interview_id: InterviewId,
         wait: Duration,
         live: impl Fn() -> Option<broadcast::Receiver<InterviewEvent>>,
     ) -> Option<broadcast::Receiver<InterviewEvent>> {
@@ -201,21 +204,22 @@ pub struct EventsTicket {
 pub async fn ticket(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
-    let interview = interviews::Entity::find_by_id(*id)
-        .filter(interviews::Column::AccountId.eq(caller.id))
+    let id = id.into_inner();
+    let interview = interviews::Entity::find_by_id(id.as_uuid())
+        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if interview.status == InterviewStatus::Ended && !state.engine.is_live(interview.id) {
+    if interview.status == InterviewStatus::Ended && !state.engine.is_live(id) {
         return Err(ApiError::Conflict {
             code: "interview_ended",
             message: "this interview has ended",
         });
     }
     Ok(HttpResponse::Ok().json(EventsTicket {
-        ticket: state.events.issue(interview.id, caller.id),
+        ticket: state.events.issue(id, caller.id),
         expires_in_seconds: TICKET_TTL.as_secs(),
     }))
 }
@@ -235,7 +239,7 @@ pub struct TicketQuery {
 pub async fn events(
     state: web::Data<AppState>,
     request: HttpRequest,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
     query: web::Query<TicketQuery>,
     stream: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -267,7 +271,7 @@ enum Finish {
 /// never ends the interview.
 async fn serve_socket(
     state: std::sync::Arc<AppState>,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     mut session: Session,
     mut incoming: actix_ws::MessageStream,
 ) {
@@ -369,9 +373,12 @@ mod tests {
     #[test]
     fn a_ticket_is_single_use_and_bound_to_its_interview() {
         let hub = EventHub::default();
-        let (id, account) = (Uuid::new_v4(), Uuid::new_v4());
+        let (id, account) = (InterviewId::now_v7(), AccountId::now_v7());
         let ticket = hub.issue(id, account);
-        assert!(!hub.redeem(&ticket, Uuid::new_v4()), "another interview");
+        assert!(
+            !hub.redeem(&ticket, InterviewId::now_v7()),
+            "another interview"
+        );
         let ticket = hub.issue(id, account);
         assert!(hub.redeem(&ticket, id));
         assert!(!hub.redeem(&ticket, id), "used once only");
@@ -382,7 +389,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_socket_is_woken_by_the_start_and_gives_up_after_the_wait() {
         let hub = std::sync::Arc::new(EventHub::default());
-        let id = Uuid::new_v4();
+        let id = InterviewId::now_v7();
         let never = || None;
         // Nobody starts it: no receiver, after the wait.
         assert!(
@@ -397,7 +404,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         let (other, _other_rx) = broadcast::channel(4);
-        hub.park(Uuid::new_v4(), other.subscribe());
+        hub.park(InterviewId::now_v7(), other.subscribe());
         let (sender, _keep) = broadcast::channel(4);
         hub.park(id, sender.subscribe());
         let mut receiver = tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -421,7 +428,11 @@ mod tests {
     #[test]
     fn one_account_holds_a_bounded_number_of_tickets_without_touching_others() {
         let hub = EventHub::default();
-        let (id, greedy, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (id, greedy, other) = (
+            InterviewId::now_v7(),
+            AccountId::now_v7(),
+            AccountId::now_v7(),
+        );
         let others = hub.issue(id, other);
         let first = hub.issue(id, greedy);
         let mut last = String::new();

@@ -4,8 +4,8 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use engine::actors::interview::{EndReason, StopMode};
-use engine::interview_store;
 use engine::transport::{SessionDescription, accept_offer};
+use engine::{InterviewId, interview_store};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::{transcript_segments, turn_metrics};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -39,7 +39,8 @@ pub struct CreateInterview {
 /// An interview as listed.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InterviewView {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: InterviewId,
     #[schema(value_type = String)]
     pub kind: InterviewKind,
     pub target_role: Option<String>,
@@ -57,8 +58,8 @@ pub struct InterviewView {
 
 fn view(state: &AppState, model: interviews::Model) -> InterviewView {
     InterviewView {
-        live: state.engine.is_live(model.id),
-        id: model.id,
+        live: state.engine.is_live(model.id.into()),
+        id: model.id.into(),
         kind: model.kind,
         target_role: model.target_role,
         company: model.company,
@@ -111,7 +112,7 @@ pub async fn create(
     }
     let interview = interviews::NewInterview {
         id: Uuid::now_v7(),
-        account_id: caller.id,
+        account_id: caller.id.as_uuid(),
         kind: body.kind,
         target_role,
         company,
@@ -128,10 +129,10 @@ pub async fn create(
 pub(crate) async fn own(
     state: &AppState,
     caller: &AuthenticatedAccount,
-    id: Uuid,
+    id: InterviewId,
 ) -> Result<interviews::Model, ApiError> {
-    interviews::Entity::find_by_id(id)
-        .filter(interviews::Column::AccountId.eq(caller.id))
+    interviews::Entity::find_by_id(id.as_uuid())
+        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)
@@ -145,7 +146,7 @@ pub async fn list(
     caller: AuthenticatedAccount,
 ) -> Result<HttpResponse, ApiError> {
     let rows = interviews::Entity::find()
-        .filter(interviews::Column::AccountId.eq(caller.id))
+        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
         .order_by_desc(interviews::Column::CreatedAt)
         .all(&state.db)
         .await?;
@@ -160,7 +161,7 @@ pub async fn list(
 pub async fn get(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
     let interview = own(&state, &caller, *id).await?;
     let segments = transcript_segments::Entity::find()
@@ -187,23 +188,18 @@ pub async fn get(
 pub async fn end(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
-    let interview = own(&state, &caller, *id).await?;
+    let id = id.into_inner();
+    let interview = own(&state, &caller, id).await?;
     // Live here: the interview ends itself (and stores its end). Otherwise the row is ended
     // directly, through the same store (an already ended interview keeps its first end).
     if !state
         .engine
-        .end_interview(interview.id, EndReason::CandidateEnded, StopMode::Graceful)
+        .end_interview(id, EndReason::CandidateEnded, StopMode::Graceful)
         && interview.status != InterviewStatus::Ended
     {
-        interview_store::mark_ended(
-            &state.db,
-            interview.id,
-            EndReason::CandidateEnded,
-            Utc::now(),
-        )
-        .await?;
+        interview_store::mark_ended(&state.db, id, EndReason::CandidateEnded, Utc::now()).await?;
     }
     Ok(HttpResponse::Accepted().json(json!({"id": interview.id, "ending": true})))
 }
@@ -222,11 +218,12 @@ pub async fn end(
 pub async fn offer(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
-    id: web::Path<Uuid>,
+    id: web::Path<InterviewId>,
     body: web::Json<SessionDescription>,
 ) -> Result<HttpResponse, ApiError> {
-    let interview = own(&state, &caller, *id).await?;
-    if interview.status != InterviewStatus::Created || state.engine.is_live(interview.id) {
+    let id = id.into_inner();
+    let interview = own(&state, &caller, id).await?;
+    if interview.status != InterviewStatus::Created || state.engine.is_live(id) {
         return Err(ApiError::Conflict {
             code: "interview_not_startable",
             message: "this interview has already started or ended",
@@ -240,14 +237,14 @@ pub async fn offer(
     let gate = crate::free_interviews::gate(&state, caller.id, charge.clone());
     match state
         .engine
-        .start_interview_gated(interview.id, caller.id, plan, link, Some(gate))
+        .start_interview_gated(id, caller.id, plan, link, Some(gate))
         .await
     {
         // Kept for the first events socket, so it sees the interview from its start.
         Ok(events) => {
-            state.events.park(interview.id, events);
+            state.events.park(id, events);
             if charge.taken() {
-                crate::free_interviews::watch_charged_start(&state, interview.id, caller.id, stats);
+                crate::free_interviews::watch_charged_start(&state, id, caller.id, stats);
             }
         }
         Err(error) => {

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use engine::AccountId;
 use entities::accounts::{self, Role};
 use entities::refresh_tokens;
 use sea_orm::ActiveValue::Set;
@@ -10,7 +11,6 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::{AuthenticatedAccount, password_hash};
 use crate::domain::{Email, Password};
@@ -22,7 +22,8 @@ use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Profile {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: AccountId,
     pub email: String,
     pub display_name: Option<String>,
     #[schema(value_type = String, example = "user")]
@@ -54,8 +55,8 @@ pub struct PolicyNotice {
 }
 
 /// Loads the caller's account; an erased or disabled account authenticates nobody.
-async fn load_account(state: &AppState, id: Uuid) -> Result<accounts::Model, ApiError> {
-    accounts::Entity::find_by_id(id)
+async fn load_account(state: &AppState, id: AccountId) -> Result<accounts::Model, ApiError> {
+    accounts::Entity::find_by_id(id.as_uuid())
         .one(&state.db)
         .await?
         .filter(|account| account.disabled_at.is_none())
@@ -66,7 +67,7 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
     let now = Utc::now();
     let current = policy::current(&state.db, now).await?;
     let accepted_current = match &current {
-        Some(version) => policy::has_accepted(&state.db, account.id, version).await?,
+        Some(version) => policy::has_accepted(&state.db, account.id.into(), version).await?,
         None => true,
     };
     let upcoming = policy::upcoming(&state.db, now)
@@ -74,15 +75,16 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
         .into_iter()
         .map(PolicyView::from)
         .collect();
-    let free_interviews = crate::free_interviews::allocation(&state.db, account.id).await?;
-    let free_interviews_review = crate::abuse::review::state_of(&state.db, account.id).await?;
+    let free_interviews = crate::free_interviews::allocation(&state.db, account.id.into()).await?;
+    let free_interviews_review =
+        crate::abuse::review::state_of(&state.db, account.id.into()).await?;
     let email_verified = account.email_verified_at.is_some();
     Ok(Profile {
         free_interviews,
         free_interviews_review,
         email_verified,
         email_verification_required: state.verification_required() && !email_verified,
-        id: account.id,
+        id: account.id.into(),
         email: account.email,
         display_name: account.display_name,
         role: account.role,
@@ -179,9 +181,9 @@ pub async fn patch_me(
         if let Ok(old) = Email::parse(&account.email) {
             crate::abuse::ledger::record(&txn, &state.ledger_key.mailbox(&old), now).await?;
         }
-        crate::verification::withdraw(&txn, account.id).await?;
+        crate::verification::withdraw(&txn, account.id.into()).await?;
         if state.mailer.is_some() {
-            link = Some(crate::verification::issue(&txn, account.id, now).await?);
+            link = Some(crate::verification::issue(&txn, account.id.into(), now).await?);
         }
     }
     if let Some(hash) = new_hash {
@@ -210,14 +212,14 @@ pub async fn patch_me(
         crate::verification::send_in_background(
             mailer,
             &state.public_url,
-            account.id,
+            account.id.into(),
             updated.email.clone(),
             token,
         );
     }
     if new_password.is_some() {
         // A password change also withdraws the account's own keys from live interviews.
-        state.engine.revoke_keys(account.id).await;
+        state.engine.revoke_keys(account.id.into()).await;
         tracing::info!(account_id = %account.id, "password changed; sessions revoked");
     }
     Ok(HttpResponse::Ok().json(profile(&state, updated).await?))
@@ -278,11 +280,11 @@ pub async fn delete_me(
     check_password(&state, &request, &account, body.into_inner().password).await?;
     crate::interviews::stop_live_interviews(
         &state,
-        account.id,
+        account.id.into(),
         engine::actors::interview::EndReason::AccountErased,
     )
     .await;
-    let report = privacy::erase_account(&state.db, account.id, &state.ledger_key).await?;
+    let report = privacy::erase_account(&state.db, account.id.into(), &state.ledger_key).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     tracing::info!(account_id = %account.id, rows, "account erased at the user's request");
     Ok(HttpResponse::Ok()

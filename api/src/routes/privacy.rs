@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
-use uuid::Uuid;
+use engine::AccountId;
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
@@ -11,10 +11,10 @@ use crate::privacy::export_account;
 use crate::state::AppState;
 
 /// The export as an attachment named after the date.
-pub fn export_response(document: serde_json::Value, account_id: Uuid) -> HttpResponse {
+pub fn export_response(document: serde_json::Value, account_id: AccountId) -> HttpResponse {
     let filename = format!(
         "interviewcraft-export-{}-{}.json",
-        &account_id.simple().to_string()[..8],
+        &account_id.as_uuid().simple().to_string()[..8],
         Utc::now().format("%Y-%m-%d")
     );
     HttpResponse::Ok()

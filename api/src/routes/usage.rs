@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
+use engine::InterviewId;
 use entities::usage_log;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
@@ -134,7 +135,8 @@ pub struct ProviderUsage {
 /// profile).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InterviewUsage {
-    pub interview_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub interview_id: Option<InterviewId>,
     pub providers: Vec<ProviderUsage>,
     pub totals: UsageTotals,
 }
@@ -168,7 +170,7 @@ pub async fn account_usage(
             .column(usage_log::Column::Provider)
             .column(usage_log::Column::KeySource),
     )
-    .filter(usage_log::Column::AccountId.eq(caller.id))
+    .filter(usage_log::Column::AccountId.eq(caller.id.as_uuid()))
     .group_by(usage_log::Column::InterviewId)
     .group_by(usage_log::Column::Provider)
     .group_by(usage_log::Column::KeySource)
@@ -178,7 +180,7 @@ pub async fn account_usage(
     .all(&state.db)
     .await?;
     // Interviews in the order of their ids (UUIDv7: creation order), newest first.
-    let mut by_interview: BTreeMap<Option<Uuid>, InterviewUsage> = BTreeMap::new();
+    let mut by_interview: BTreeMap<Option<InterviewId>, InterviewUsage> = BTreeMap::new();
     let mut totals = UsageTotals::default();
     let mut platform_cost_micro_usd = 0;
     for group in groups {
@@ -186,10 +188,11 @@ pub async fn account_usage(
         if group.key_source == "platform" {
             platform_cost_micro_usd += group.totals.cost_micro_usd;
         }
+        let interview_id = group.interview_id.map(InterviewId::from);
         let interview = by_interview
-            .entry(group.interview_id)
+            .entry(interview_id)
             .or_insert_with(|| InterviewUsage {
-                interview_id: group.interview_id,
+                interview_id,
                 providers: Vec::new(),
                 totals: UsageTotals::default(),
             });

@@ -15,11 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::ids::{AccountId, InterviewId};
 use actix::prelude::*;
 use chrono::Utc;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 use crate::actors::ingress::{Frame, IngressActor, IngressCounters, StopIngress, VoiceFrame};
 use crate::actors::llm::{CancelReply, Generate, LlmActor, LlmNotice, StopLlm};
@@ -73,8 +73,8 @@ pub struct InjectFault(pub Option<Child>);
 
 /// Everything an interview actor needs.
 pub struct InterviewSetup {
-    pub interview_id: Uuid,
-    pub account_id: Uuid,
+    pub interview_id: InterviewId,
+    pub account_id: AccountId,
     pub node_id: String,
     pub plan: InterviewPlan,
     pub config: InterviewConfig,
@@ -90,7 +90,7 @@ pub struct InterviewSetup {
 }
 
 pub struct InterviewActor {
-    id: Uuid,
+    id: InterviewId,
     node_id: String,
     config: InterviewConfig,
     vendors: VendorSet,
@@ -402,7 +402,7 @@ pub const END_WAIT: Duration = Duration::from_secs(30);
 fn store_end(
     writer: TranscriptWriter,
     previous: Option<JoinHandle<()>>,
-    interview_id: Uuid,
+    interview_id: InterviewId,
     reason: EndReason,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let at = Utc::now();

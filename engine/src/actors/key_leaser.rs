@@ -15,10 +15,10 @@
 use std::time::{Duration, Instant};
 
 use crate::byok_cipher::KeyRing;
+use crate::ids::{AccountId, InterviewId};
 use actix::prelude::*;
 use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::{DatabaseConnection, DbErr};
-use uuid::Uuid;
 
 use crate::key_lease::{KeyLeaseConfig, PlatformKeys, decrypt_own_keys, stored_accounts};
 use crate::lease_book::{LeaseBook, LeasedKeys, deadline};
@@ -29,8 +29,8 @@ use crate::vendors::Vendor;
 #[derive(Message)]
 #[rtype(result = "Result<LeasedKeys, DbErr>")]
 pub struct Lease {
-    pub account: Uuid,
-    pub interview: Uuid,
+    pub account: AccountId,
+    pub interview: InterviewId,
     pub providers: Vec<Vendor>,
     pub planned: Duration,
 }
@@ -40,7 +40,7 @@ pub struct Lease {
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct Release {
-    pub interview: Uuid,
+    pub interview: InterviewId,
 }
 
 /// Sent by the HTTP layer after any change that withdraws the account's own keys. Answers
@@ -48,14 +48,14 @@ pub struct Release {
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct RevokeAccount {
-    pub account: Uuid,
+    pub account: AccountId,
 }
 
 /// Sent by the admin user summary: whether the account has a live lease.
 #[derive(Message)]
 #[rtype(result = "LeaseStatus")]
 pub struct AccountLeases {
-    pub account: Uuid,
+    pub account: AccountId,
 }
 
 /// An account's leases, without any key material.
@@ -69,7 +69,7 @@ pub struct LeaseStatus {
 
 /// Sent by the leaser's timer (and tests): expires the leases due at `now`.
 #[derive(Message)]
-#[rtype(result = "Vec<Uuid>")]
+#[rtype(result = "Vec<InterviewId>")]
 pub struct ExpireDue {
     pub now: Instant,
 }
@@ -120,7 +120,7 @@ impl KeyLeaser {
             .set(count(self.book.live_with_own_keys()));
     }
 
-    fn expire(&mut self, now: Instant) -> Vec<Uuid> {
+    fn expire(&mut self, now: Instant) -> Vec<InterviewId> {
         let expired = self.book.expire(now);
         for interview_id in &expired {
             tracing::warn!(%interview_id, "a key lease passed its deadline unreleased; its keys are revoked");

@@ -32,11 +32,11 @@
 
 use std::time::Duration;
 
+use crate::ids::InterviewId;
 use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, SqlErr};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::interview_core::EndReason;
 use crate::interview_store::{self, OpsWritten, StoreOp};
@@ -152,8 +152,8 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// Splits ops by interview, keeping each interview's ops in order (and the interviews in the
 /// order of their first op).
-pub fn split_by_interview<T>(items: Vec<T>, id: impl Fn(&T) -> Uuid) -> Vec<Vec<T>> {
-    let mut groups: Vec<(Uuid, Vec<T>)> = Vec::new();
+pub fn split_by_interview<T>(items: Vec<T>, id: impl Fn(&T) -> InterviewId) -> Vec<Vec<T>> {
+    let mut groups: Vec<(InterviewId, Vec<T>)> = Vec::new();
     for item in items {
         let key = id(&item);
         match groups.iter_mut().find(|(group, _)| *group == key) {
@@ -235,7 +235,7 @@ impl TranscriptWriter {
     /// stored; `Ok(false)` if it had ended already.
     pub async fn end(
         &self,
-        interview_id: Uuid,
+        interview_id: InterviewId,
         reason: EndReason,
         at: DateTime<Utc>,
     ) -> Result<bool, WriteRefused> {
@@ -432,7 +432,11 @@ mod tests {
 
     #[test]
     fn splitting_keeps_each_interviews_order() {
-        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (a, b, c) = (
+            InterviewId::now_v7(),
+            InterviewId::now_v7(),
+            InterviewId::now_v7(),
+        );
         let items = vec![(a, 1), (b, 2), (a, 3), (c, 4), (b, 5), (a, 6)];
         let groups = split_by_interview(items, |(id, _)| *id);
         let numbers: Vec<Vec<i32>> = groups
@@ -470,15 +474,16 @@ mod tests {
         (db, dir)
     }
 
-    async fn interview(db: &impl ConnectionTrait) -> Uuid {
+    async fn interview(db: &impl ConnectionTrait) -> InterviewId {
         entities::fixtures::account_with_interview(db)
             .await
             .expect("account and interview")
             .1
+            .into()
     }
 
     /// One segment with two words (3 rows).
-    fn segment(interview_id: Uuid, seq: i32) -> StoreOp {
+    fn segment(interview_id: InterviewId, seq: i32) -> StoreOp {
         let word = |word: &str, start_ms| WordTiming {
             word: word.into(),
             start_ms,
@@ -500,7 +505,7 @@ mod tests {
         }
     }
 
-    fn turn(interview_id: Uuid, turn_index: i32) -> StoreOp {
+    fn turn(interview_id: InterviewId, turn_index: i32) -> StoreOp {
         StoreOp::Turn {
             interview_id,
             breakdown: TurnBreakdown {
@@ -512,9 +517,9 @@ mod tests {
         }
     }
 
-    async fn segments_of(db: &impl ConnectionTrait, interview_id: Uuid) -> u64 {
+    async fn segments_of(db: &impl ConnectionTrait, interview_id: InterviewId) -> u64 {
         transcript_segments::Entity::find()
-            .filter(transcript_segments::Column::InterviewId.eq(interview_id))
+            .filter(transcript_segments::Column::InterviewId.eq(interview_id.as_uuid()))
             .count(db)
             .await
             .expect("count")
@@ -610,7 +615,7 @@ mod tests {
     {
         let (db, _dir) = database(2, Duration::from_secs(30)).await;
         let kept = interview(&db).await;
-        let erased = Uuid::now_v7(); // no such interview: every row of it fails its foreign key
+        let erased = InterviewId::now_v7(); // no such interview: every row of it fails its foreign key
         let (kept_end, kept_stored) = oneshot::channel();
         let (erased_end, erased_stored) = oneshot::channel();
         let job = |op| Job { op, done: None };

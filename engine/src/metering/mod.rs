@@ -11,7 +11,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
+use crate::ids::{AccountId, InterviewId};
 
 use crate::vendors::Vendor;
 use crate::vendors::usage::{LlmReport, SttReport, TokenPrices, TtsReport};
@@ -205,8 +205,8 @@ impl KeySource {
 /// One usage row: one vendor call, or one minute of an STT stream. No text, by construction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRecord {
-    pub account_id: Option<Uuid>,
-    pub interview_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub interview_id: Option<InterviewId>,
     pub provider: Vendor,
     pub model: String,
     pub operation: &'static str,
@@ -232,8 +232,8 @@ fn ms(duration: Option<Duration>) -> f64 {
 /// The interview and account a record belongs to, and whose key paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageContext {
-    pub account_id: Option<Uuid>,
-    pub interview_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub interview_id: Option<InterviewId>,
     pub key_source: KeySource,
 }
 
@@ -482,8 +482,8 @@ mod tests {
 
     fn ctx() -> UsageContext {
         UsageContext {
-            account_id: Some(Uuid::new_v4()),
-            interview_id: Some(Uuid::new_v4()),
+            account_id: Some(AccountId::now_v7()),
+            interview_id: Some(InterviewId::now_v7()),
             key_source: KeySource::Platform,
         }
     }

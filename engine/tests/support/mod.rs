@@ -147,7 +147,7 @@ impl Harness {
         let encrypted = self
             .ring
             .encrypt(
-                account_id,
+                account_id.into(),
                 provider,
                 &secrecy::SecretString::from(key.to_owned()),
             )
@@ -187,7 +187,7 @@ impl Harness {
         let (link, peer) = memory_transport();
         let events = self
             .engine
-            .start_interview(interview_id, account_id, Self::plan(), link)
+            .start_interview(interview_id.into(), account_id.into(), Self::plan(), link)
             .await
             .expect("interview starts");
         let candidate_task = tokio::spawn(candidate.run(peer));
