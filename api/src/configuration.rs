@@ -915,6 +915,17 @@ impl std::fmt::Debug for Secrets {
 mod tests {
     use super::*;
 
+    /// The settings with `toml` as the settings file (in a temp dir of its own).
+    fn load_file(toml: &str) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("settings.toml");
+        std::fs::write(&file, toml).expect("write");
+        Settings::load(&SettingsArgs {
+            config_file: Some(file),
+            ..SettingsArgs::default()
+        })
+    }
+
     #[test]
     fn production_requires_the_ledger_key_and_with_smtp_a_public_url() {
         let base = Settings {
@@ -1112,16 +1123,7 @@ mod tests {
 
     #[test]
     fn the_key_lease_grace_comes_from_the_settings_file_and_is_checked() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("settings.toml");
-        let load = |toml: &str| {
-            std::fs::write(&file, toml).expect("write");
-            Settings::load(&SettingsArgs {
-                config_file: Some(file.clone()),
-                ..SettingsArgs::default()
-            })
-        };
-        let settings = load("[key_lease]\ngrace = \"2m\"\n").expect("loads");
+        let settings = load_file("[key_lease]\ngrace = \"2m\"\n").expect("loads");
         assert_eq!(
             settings.key_lease.grace,
             std::time::Duration::from_secs(120)
@@ -1130,11 +1132,11 @@ mod tests {
             settings.key_lease.check_every,
             engine::key_lease::KeyLeaseConfig::default().check_every
         );
-        let error = load("[key_lease]\ncheck_every = \"0s\"\n")
+        let error = load_file("[key_lease]\ncheck_every = \"0s\"\n")
             .expect_err("zero interval")
             .to_string();
         assert!(error.contains("key_lease.check_every"), "{error}");
-        let error = load("[key_lease]\ngrace = \"2 days\"\n")
+        let error = load_file("[key_lease]\ngrace = \"2 days\"\n")
             .expect_err("too long")
             .to_string();
         assert!(error.contains("key_lease.grace"), "{error}");
@@ -1264,17 +1266,8 @@ mod tests {
             ),
             (2000, 1500, 2000, 1500, true)
         );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("settings.toml");
-        let load = |toml: &str| {
-            std::fs::write(&file, toml).expect("write");
-            Settings::load(&SettingsArgs {
-                config_file: Some(file.clone()),
-                ..SettingsArgs::default()
-            })
-        };
         let settings =
-            load("[vendors]\nelevenlabs_stall_ms = 2500\ntts_flush = false\n").expect("loads");
+            load_file("[vendors]\nelevenlabs_stall_ms = 2500\ntts_flush = false\n").expect("loads");
         assert_eq!(
             settings.vendors.elevenlabs_stall(),
             std::time::Duration::from_millis(2500)
@@ -1306,7 +1299,7 @@ mod tests {
             ("[vendors]\ntts_flush = \"sometimes\"\n", "tts_flush"),
             ("[vendors]\nno_such_watchdog = 1\n", "no_such_watchdog"),
         ] {
-            let error = load(toml).expect_err(toml).to_string();
+            let error = load_file(toml).expect_err(toml).to_string();
             assert!(error.contains(expected), "{toml}: {error}");
         }
     }
