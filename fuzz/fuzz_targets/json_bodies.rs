@@ -2,7 +2,7 @@
 //! arbitrary bytes are refused or accepted, never a panic. The first byte picks the body.
 #![no_main]
 
-use api::domain::{ApiKey, Email, Password, Provider};
+use api::domain::{ApiKey, Email, Password, parse_provider};
 use api::routes::{admin, auth, interview_events, interviews, me, policy, resume, settings, usage};
 use libfuzzer_sys::fuzz_target;
 
@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         11 => body::<admin::PublishPolicy>(rest),
         _ => {
             let text = String::from_utf8_lossy(rest).into_owned();
-            let _ = Provider::parse(&text);
+            let _ = parse_provider(&text);
             let _ = ApiKey::parse(text.clone());
             if let Ok(email) = Email::parse(&text) {
                 let _ = Password::parse(text, &email);
