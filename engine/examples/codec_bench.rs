@@ -10,6 +10,8 @@
 //! ./target/release/examples/codec_bench prepare /tmp/voice 60
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!   ./target/release/examples/codec_bench run /tmp/voice
+//! # the same with the reply encoder at complexity 5 (default: the engine's)
+//! ./target/release/examples/codec_bench run /tmp/voice 5
 //! ```
 //!
 //! The pipeline measured is the engine's: the decoder produces the STT's 16 kHz directly and the
@@ -89,7 +91,27 @@ fn read_packets(path: &str) -> Vec<Vec<u8>> {
     packets
 }
 
-fn run(path: &str) {
+/// Signal-to-noise ratio (dB) of `decoded` against `original`, at the lag (the codec's delay,
+/// at most 20 ms) where the two line up best: a rough measure of what a lower encoder
+/// complexity costs in fidelity (Opus shapes its noise for the ear, so this is a proxy, not a
+/// listening score).
+fn snr_db(original: &[i16], decoded: &[i16]) -> f64 {
+    let power = |lag: usize| -> (f64, f64) {
+        let pairs = original.iter().zip(&decoded[lag.min(decoded.len())..]);
+        pairs.fold((0.0, 0.0), |(signal, noise), (&o, &d)| {
+            let (o, d) = (f64::from(o), f64::from(d));
+            (signal + o * o, noise + (o - d) * (o - d))
+        })
+    };
+    (0..=320)
+        .map(|lag| {
+            let (signal, noise) = power(lag);
+            10.0 * (signal / noise.max(1.0)).log10()
+        })
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn run(path: &str, complexity: Option<u8>) {
     let packets = read_packets(path);
     let seconds = packets.len() as u32 / 50;
 
@@ -112,14 +134,29 @@ fn run(path: &str) {
         .collect();
     let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
     let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
+    if let Some(complexity) = complexity {
+        encoder.set_complexity(complexity).expect("complexity");
+    }
     let mut packet = vec![0u8; 1_275];
     let mut sent_bytes = 0usize;
+    // The first 5 s of what was sent, decoded again, for the fidelity figure.
+    let mut check = VoiceDecoder::new(rate).expect("decoder");
+    let mut heard = Vec::new();
     for frame in tts.chunks_exact(rate.frame_samples()) {
-        sent_bytes += encoder.encode(frame, &mut packet).expect("encode");
+        let len = encoder.encode(frame, &mut packet).expect("encode");
+        sent_bytes += len;
+        if heard.len() < 5 * TTS_RATE as usize {
+            let n = check
+                .decode(&packet[..len], &mut pcm, false)
+                .expect("decode");
+            heard.extend_from_slice(&pcm[..n]);
+        }
     }
     println!(
-        "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes}",
-        energy / stt_samples.max(1) as f64
+        "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes} complexity={} sent_snr_db={:.2}",
+        energy / stt_samples.max(1) as f64,
+        complexity.map_or_else(|| "default".to_owned(), |c| c.to_string()),
+        snr_db(&tts[..heard.len().min(tts.len())], &heard)
     );
 }
 
@@ -130,7 +167,12 @@ fn main() {
             let seconds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
             prepare(args.get(2).expect("a path"), seconds);
         }
-        Some("run") => run(args.get(2).expect("a path")),
-        _ => eprintln!("usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH"),
+        Some("run") => run(
+            args.get(2).expect("a path"),
+            args.get(3).map(|c| c.parse().expect("a complexity, 0-10")),
+        ),
+        _ => eprintln!(
+            "usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH [COMPLEXITY]"
+        ),
     }
 }

@@ -22,8 +22,40 @@ pub fn rms(pcm: &[i16]) -> f64 {
     (sum / pcm.len() as f64).sqrt()
 }
 
-/// Energy-based voice activity: a frame is voiced when its RMS is at or above `threshold`;
-/// `hangover` frames after speech still count as voiced, bridging the gaps between syllables.
+/// What the VAD made of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceActivity {
+    /// Speech energy: the candidate is talking in this frame.
+    Speech,
+    /// No speech energy, but within the hangover after speech: still counted as voiced (a gap
+    /// between syllables), never as the end of speech.
+    Hangover,
+    Silence,
+}
+
+impl VoiceActivity {
+    /// Speech or its hangover.
+    pub fn is_voiced(self) -> bool {
+        self != Self::Silence
+    }
+
+    /// The frame carried speech energy (speech ends with the last such frame, not with the
+    /// hangover after it).
+    pub fn is_speech(self) -> bool {
+        self == Self::Speech
+    }
+
+    /// Speech or silence, no hangover (tests' frame-by-frame scripts).
+    #[cfg(test)]
+    pub fn speech_if(speech: bool) -> Self {
+        if speech { Self::Speech } else { Self::Silence }
+    }
+}
+
+/// Energy-based voice activity: a frame is speech when its RMS is at or above `threshold`;
+/// `hangover` frames after speech still count as voiced, bridging the gaps between syllables,
+/// but are told apart ([`VoiceActivity::Hangover`]) so that the end of speech is the last frame
+/// with speech energy.
 ///
 /// RMS does not depend on the sample rate for band-limited speech (the transport's 16 kHz
 /// frames carry the same speech energy as 48 kHz ones), and the hangover counts 20 ms frames,
@@ -44,15 +76,15 @@ impl EnergyVad {
         }
     }
 
-    pub fn is_voiced(&mut self, pcm: &[i16]) -> bool {
+    pub fn classify(&mut self, pcm: &[i16]) -> VoiceActivity {
         if rms(pcm) >= self.threshold {
             self.remaining = self.hangover;
-            true
+            VoiceActivity::Speech
         } else if self.remaining > 0 {
             self.remaining -= 1;
-            true
+            VoiceActivity::Hangover
         } else {
-            false
+            VoiceActivity::Silence
         }
     }
 }
@@ -339,9 +371,16 @@ mod tests {
         let mut vad = EnergyVad::new(500.0, 2);
         let loud = tone_at(300.0, 16_000, frame, 8000.0);
         let quiet = vec![10i16; frame];
-        assert!(vad.is_voiced(&loud));
-        assert!(vad.is_voiced(&quiet) && vad.is_voiced(&quiet), "hangover");
-        assert!(!vad.is_voiced(&quiet));
+        assert_eq!(vad.classify(&loud), VoiceActivity::Speech);
+        for _ in 0..2 {
+            let hangover = vad.classify(&quiet);
+            assert_eq!(hangover, VoiceActivity::Hangover);
+            assert!(hangover.is_voiced() && !hangover.is_speech());
+        }
+        assert_eq!(vad.classify(&quiet), VoiceActivity::Silence);
+        // Speech again re-arms the hangover.
+        assert_eq!(vad.classify(&loud), VoiceActivity::Speech);
+        assert_eq!(vad.classify(&quiet), VoiceActivity::Hangover);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::ids::{AccountId, InterviewId};
 use serde::Serialize;
 
+use crate::audio::VoiceActivity;
 use crate::barge_in::{BargeIn, BargeInConfig, BargeInDecision};
 use crate::conversation::{Cue, InterviewPlan, ReplyFilter, system_prompt};
 use crate::metering::{PriceTable, UsageContext, UsageRecord};
@@ -384,7 +385,7 @@ pub enum Input {
     /// Voice activity of one 20 ms frame ending at `at`.
     Voice {
         at: Instant,
-        voiced: bool,
+        activity: VoiceActivity,
     },
     SttOpened {
         origin: Instant,
@@ -744,7 +745,7 @@ impl InterviewCore {
                 self.set_phase(Phase::Greeting);
                 self.start_reply(Cue::Start, false);
             }
-            Input::Voice { at, voiced } => self.voice(at, voiced, now),
+            Input::Voice { at, activity } => self.voice(at, activity, now),
             Input::SttOpened { origin } => {
                 self.transcript.set_stt_origin(origin);
                 self.stt_period_started = Some(origin);
@@ -1004,12 +1005,17 @@ impl InterviewCore {
         self.out.push(Command::FinishText { utterance_id: id });
     }
 
-    fn voice(&mut self, at: Instant, voiced: bool, now: Instant) {
+    fn voice(&mut self, at: Instant, activity: VoiceActivity, now: Instant) {
+        let voiced = activity.is_voiced();
         if voiced {
             self.last_activity = at;
+            self.idle_prompted = false;
+        }
+        if activity.is_speech() {
+            // The end of speech (where v2v starts) is the last frame with speech energy, not
+            // the end of the VAD's hangover after it.
             self.last_voiced_at = Some(at);
             self.last_voiced_seen_at = Some(now);
-            self.idle_prompted = false;
         }
         match self.phase {
             Phase::Speaking
@@ -1022,7 +1028,7 @@ impl InterviewCore {
                 if voiced {
                     self.transcript.candidate_voice(at);
                 }
-                self.turn.voice_frame(at, voiced);
+                self.turn.voice_frame(at, activity);
                 self.poll_turn(now);
             }
             Phase::Thinking => {
@@ -1041,7 +1047,7 @@ impl InterviewCore {
                     self.resume_voiced = Duration::ZERO;
                     self.set_phase(Phase::Listening);
                     self.turn.reset();
-                    self.turn.voice_frame(at, true);
+                    self.turn.voice_frame(at, VoiceActivity::Speech);
                     self.transcript.candidate_voice(at);
                 }
             }
@@ -1103,7 +1109,7 @@ impl InterviewCore {
         self.barge_in.stop_playback();
         self.set_phase(Phase::Listening);
         self.turn.reset();
-        self.turn.voice_frame(now, true);
+        self.turn.voice_frame(now, VoiceActivity::Speech);
         self.transcript.candidate_voice(now);
         for (text, words, speech_final) in std::mem::take(&mut self.finals_during_playback) {
             self.turn.final_text(&text, speech_final);
@@ -1808,7 +1814,10 @@ mod tests {
             while self.now < end {
                 self.now += 20 * MS;
                 let at = self.now;
-                out.extend(self.feed(Input::Voice { at, voiced }));
+                out.extend(self.feed(Input::Voice {
+                    at,
+                    activity: VoiceActivity::speech_if(voiced),
+                }));
                 out.extend(self.feed(Input::Tick));
             }
             out
@@ -1977,12 +1986,22 @@ mod tests {
             speech_end = sim.now - ingress;
             sim.feed(Input::Voice {
                 at: speech_end,
-                voiced: true,
+                activity: VoiceActivity::Speech,
+            });
+            sim.feed(Input::Tick);
+        }
+        // The VAD's hangover: three more voiced frames without speech energy, which are not
+        // speech (v2v starts at the last frame with speech energy).
+        for _ in 0..3 {
+            sim.now += 20 * MS;
+            sim.feed(Input::Voice {
+                at: sim.now - ingress,
+                activity: VoiceActivity::Hangover,
             });
             sim.feed(Input::Tick);
         }
         // The final comes 120 ms after the conductor saw the end of speech.
-        sim.frames(false, 120 * MS);
+        sim.frames(false, 60 * MS);
         let final_at = sim.now;
         sim.final_text("I build payment systems.");
         while sim.core.phase() == Phase::Listening {
@@ -2125,7 +2144,10 @@ mod tests {
         for _ in 0..100 {
             sim.now += 20 * MS;
             let at = sim.now;
-            let out = sim.feed(Input::Voice { at, voiced: true });
+            let out = sim.feed(Input::Voice {
+                at,
+                activity: VoiceActivity::Speech,
+            });
             if let Some(barge_in_at) = out.iter().find_map(|c| match c {
                 Command::Interrupt {
                     utterance_id,

@@ -21,6 +21,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::audio::VoiceActivity;
+
 /// Thresholds of turn detection; every one is configuration (see the README for defaults).
 /// In the settings file and environment, durations are written like `400ms` or `2s`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -159,7 +161,7 @@ pub struct TurnDetector {
     finals: Vec<String>,
     interim: String,
     voiced: bool,
-    /// End of the most recent voiced frame.
+    /// End of the most recent frame with speech energy (the hangover after it excluded).
     last_voice_at: Option<Instant>,
     /// An STT endpoint arrived since the candidate last spoke.
     endpoint_seen: bool,
@@ -192,13 +194,16 @@ impl TurnDetector {
         *self = Self::new(self.config.clone());
     }
 
-    /// One frame of local voice activity ending at `now`.
-    pub fn voice_frame(&mut self, now: Instant, voiced: bool) {
-        if voiced {
-            if !self.voiced && self.speculated {
-                self.resumed_pending = true;
-                self.speculated = false;
-            }
+    /// One frame of local voice activity ending at `now`. Quiet is counted from the last
+    /// frame with speech energy: the VAD's hangover keeps the candidate voiced (no decision
+    /// during it) but is not more speech.
+    pub fn voice_frame(&mut self, now: Instant, activity: VoiceActivity) {
+        let voiced = activity.is_voiced();
+        if voiced && !self.voiced && self.speculated {
+            self.resumed_pending = true;
+            self.speculated = false;
+        }
+        if activity.is_speech() {
             self.last_voice_at = Some(now);
             self.endpoint_seen = false;
             self.finalize_requested = false;
@@ -358,11 +363,11 @@ mod tests {
             }
         }
 
-        fn frames(&mut self, duration: Duration, voiced: bool) {
+        fn frames(&mut self, duration: Duration, activity: VoiceActivity) {
             let frames = duration.as_millis() / FRAME.as_millis();
             for _ in 0..frames {
                 self.now += FRAME;
-                self.detector.voice_frame(self.now, voiced);
+                self.detector.voice_frame(self.now, activity);
                 while let Some(event) = self.detector.poll(self.now) {
                     self.events.push((self.now - self.start, event));
                 }
@@ -370,11 +375,11 @@ mod tests {
         }
 
         fn speak(&mut self, ms: u64) {
-            self.frames(Duration::from_millis(ms), true);
+            self.frames(Duration::from_millis(ms), VoiceActivity::Speech);
         }
 
         fn silence(&mut self, ms: u64) {
-            self.frames(Duration::from_millis(ms), false);
+            self.frames(Duration::from_millis(ms), VoiceActivity::Silence);
         }
 
         fn end_of_turn(&self) -> Option<(Duration, EndOfTurn)> {
@@ -489,6 +494,26 @@ mod tests {
     }
 
     #[test]
+    fn quiet_counts_from_the_last_speech_frame_not_the_end_of_the_hangover() {
+        let mut sim = Sim::new();
+        sim.speak(1000);
+        // The VAD's hangover: three frames still voiced, without speech energy.
+        sim.frames(Duration::from_millis(60), VoiceActivity::Hangover);
+        assert!(sim.events.is_empty(), "no decision while still voiced");
+        sim.detector.final_text("We used Kafka.", true);
+        sim.silence(1000);
+        // Speculation and the endpoint window run from 1,000 ms, where speech ended.
+        let speculated_at = sim
+            .events
+            .iter()
+            .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at));
+        assert_eq!(speculated_at, Some(Duration::from_millis(1000 + 260)));
+        let (at, end) = sim.end_of_turn().expect("turn ended");
+        assert_eq!(at, Duration::from_millis(1000 + 400));
+        assert_eq!(end.speech_ended_at, sim.start + Duration::from_millis(1000));
+    }
+
+    #[test]
     fn interim_only_asks_for_finalize_once_and_waits_for_final_text() {
         let mut sim = Sim::new();
         sim.speak(900);
@@ -522,7 +547,8 @@ mod tests {
         let mut sim = Sim::new();
         sim.speak(500);
         sim.detector.final_text("Done.", true);
-        sim.detector.voice_frame(sim.now + FRAME, false);
+        sim.detector
+            .voice_frame(sim.now + FRAME, VoiceActivity::Silence);
         let deadline = sim.detector.next_deadline().expect("a deadline");
         assert_eq!(deadline, sim.now + TurnConfig::default().speculative_after);
         assert!(

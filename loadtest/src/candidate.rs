@@ -167,6 +167,9 @@ pub struct Outcome {
     pub packets_lost: u64,
     /// Offer → end request.
     pub joined_s: f64,
+    /// Seconds from the run's start to when the scheduler collected this outcome (a soak starts
+    /// the next interview only if this is before `--duration`).
+    pub ended_s: f64,
     /// Sign-up, login, create and read-back calls retried after a 5xx or 429 (see
     /// `Api::setup_call`).
     pub setup_retries: u32,

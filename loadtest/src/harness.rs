@@ -1074,7 +1074,9 @@ async fn schedule(
     let mut rss_after_leak_mark = None;
     loop {
         match tokio::time::timeout_at(hard_deadline, set.join_next()).await {
-            Ok(Some(Ok(outcome))) => {
+            Ok(Some(Ok(mut outcome))) => {
+                let now = Instant::now();
+                outcome.ended_s = now.saturating_duration_since(started).as_secs_f64();
                 completed += 1;
                 if completed == opts.leak_check_after {
                     rss_after_leak_mark = rss_mib(probe);
@@ -1083,7 +1085,7 @@ async fn schedule(
                 if let Some(slot) = outcomes.get_mut(index) {
                     *slot = Some(outcome);
                 }
-                if starts_until.is_some_and(|until| Instant::now() < until) {
+                if starts_until.is_some_and(|until| now < until) {
                     outcomes.push(None);
                     spawn(&mut set, next_index, Duration::ZERO);
                     next_index += 1;
@@ -1098,6 +1100,7 @@ async fn schedule(
             }
         }
     }
+    let given_up_s = started.elapsed().as_secs_f64();
     let outcomes = outcomes
         .into_iter()
         .enumerate()
@@ -1108,6 +1111,7 @@ async fn schedule(
                     "timeout: not finished within --timeout {}s",
                     opts.timeout
                 )),
+                ended_s: given_up_s,
                 ..Outcome::default()
             })
         })

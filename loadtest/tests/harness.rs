@@ -359,9 +359,17 @@ fn a_soak_starts_a_new_interview_as_each_ends_until_its_duration() {
     assert_stable_keys(&report);
     assert_eq!(report["candidates"]["duration_s"], 8.0);
     let started = report["interviews"]["started"].as_u64().expect("started");
-    assert!(
-        started >= 2,
-        "a second interview replaced the first: {started}"
+    // One at a time: each interview that ended within the 8 s started the next one, and none
+    // started after. (How many fit depends on the machine's load, so the count is not fixed.)
+    let outcomes = report["outcomes"].as_array().expect("outcomes");
+    let ended_in_time = outcomes
+        .iter()
+        .filter(|o| o["ended_s"].as_f64().expect("ended_s") < 8.0)
+        .count() as u64;
+    assert_eq!(
+        started,
+        ended_in_time + 1,
+        "a new interview as each ended within the duration: {outcomes:?}"
     );
     assert_eq!(report["interviews"]["completed"], started);
     assert!(

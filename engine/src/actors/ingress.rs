@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use crate::actors::{INGRESS_ACTORS, LiveGuard, Supervisor};
-use crate::audio::{EnergyVad, rms};
+use crate::audio::{EnergyVad, VoiceActivity, rms};
 use crate::media::InboundFrame;
 
 /// Frames queued in the ingress mailbox at most (1.28 s); beyond it frames are dropped.
@@ -25,7 +25,7 @@ pub struct Frame(pub InboundFrame);
 #[rtype(result = "()")]
 pub struct VoiceFrame {
     pub at: Instant,
-    pub voiced: bool,
+    pub activity: VoiceActivity,
     pub rms: f64,
 }
 
@@ -98,13 +98,13 @@ impl Handler<Frame> for IngressActor {
 
     fn handle(&mut self, Frame(frame): Frame, _: &mut Self::Context) {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
-        let voiced = self.vad.is_voiced(&frame.pcm);
-        if voiced {
+        let activity = self.vad.classify(&frame.pcm);
+        if activity.is_voiced() {
             self.counters.voiced_frames.fetch_add(1, Ordering::Relaxed);
         }
         self.voice.do_send(VoiceFrame {
             at: frame.at,
-            voiced,
+            activity,
             rms: rms(&frame.pcm),
         });
         if self.stt.try_send(SttAudio(frame.pcm)).is_err() {

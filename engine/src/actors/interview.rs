@@ -544,7 +544,7 @@ impl Handler<VoiceFrame> for InterviewActor {
         self.feed(
             Input::Voice {
                 at: frame.at,
-                voiced: frame.voiced,
+                activity: frame.activity,
             },
             ctx,
         );

@@ -135,6 +135,23 @@ impl VoiceEncoder {
         }
     }
 
+    /// Sets the encoder's complexity, 0 (cheapest) to 10 (the codec's default is 9): how hard
+    /// it searches for the best coding of each frame. Values above 10 are taken as 10.
+    pub fn set_complexity(&mut self, complexity: u8) -> Result<(), OpusError> {
+        let complexity = i32::from(complexity.min(10));
+        #[cfg(not(feature = "libopus"))]
+        {
+            self.inner.complexity = complexity;
+            Ok(())
+        }
+        #[cfg(feature = "libopus")]
+        {
+            self.inner
+                .set_complexity(complexity)
+                .map_err(|_| OpusError("libopus refused the complexity"))
+        }
+    }
+
     /// Encodes one frame (2.5–60 ms of samples) into `out`; returns the packet length.
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, OpusError> {
         #[cfg(not(feature = "libopus"))]
