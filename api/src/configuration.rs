@@ -183,6 +183,8 @@ pub struct Settings {
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
     pub webrtc_loopback_only: bool,
+    /// `OPUS_COMPLEXITY`: the Opus encoder complexity of the interviewer's voice, 0–10.
+    pub opus_complexity: u8,
     /// `LOCAL_VENDORS`: `local` (default) or `fakes`: what serves a kind without a key.
     pub local_vendors: LocalVendorsMode,
     /// `ESPEAK_NG_PROGRAM`: the espeak-ng program of the local voice.
@@ -280,6 +282,7 @@ impl Default for Settings {
             vendors: engine::vendors::VendorTuning::default(),
             ice_servers: None,
             webrtc_loopback_only: false,
+            opus_complexity: engine::transport::codec::DEFAULT_COMPLEXITY,
             local_vendors: LocalVendorsMode::Local,
             espeak_ng_program: PathBuf::from("espeak-ng"),
             local_speech_dir: None,
@@ -524,6 +527,11 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc_loopback_only: Option<bool>,
+    /// Opus encoder complexity of the interviewer's voice, 0 (cheapest) to 10: lower costs
+    /// less CPU per interview, higher codes the voice a little more faithfully [default: 5].
+    #[arg(long, env = "OPUS_COMPLEXITY", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opus_complexity: Option<u8>,
     /// What serves a vendor kind without a key: `local` (the rule-based interviewer and the
     /// espeak-ng voice, nothing leaves the machine) or `fakes` (tests) [default: local].
     #[arg(long, env = "LOCAL_VENDORS", global = true, value_enum)]
@@ -650,6 +658,11 @@ impl Settings {
             .map_err(SettingsError::Invalid)?;
         self.key_lease.validate().map_err(SettingsError::Invalid)?;
         self.vendors.validate().map_err(SettingsError::Invalid)?;
+        if self.opus_complexity > 10 {
+            return Err(SettingsError::Invalid(
+                "OPUS_COMPLEXITY must be between 0 and 10".into(),
+            ));
+        }
         if self.resume_worker_cpu_secs == 0
             || self.resume_worker_timeout_secs == 0
             || self.resume_worker_concurrency == 0
@@ -982,6 +995,23 @@ mod tests {
             };
             assert!(settings.validate().is_err(), "{days} {per_ip}");
         }
+    }
+
+    #[test]
+    fn the_opus_complexity_reaches_the_webrtc_config_and_is_bounded() {
+        assert_eq!(
+            crate::interviews::webrtc_config(&Settings::default()).encoder_complexity,
+            engine::transport::codec::DEFAULT_COMPLEXITY
+        );
+        let settings = load_file("opus_complexity = 9\n").expect("a valid complexity");
+        assert_eq!(
+            crate::interviews::webrtc_config(&settings).encoder_complexity,
+            9
+        );
+        assert!(matches!(
+            load_file("opus_complexity = 11\n"),
+            Err(SettingsError::Invalid(message)) if message.contains("OPUS_COMPLEXITY")
+        ));
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub fn webrtc_config(settings: &Settings) -> WebRtcConfig {
     };
     WebRtcConfig {
         ice_servers,
+        encoder_complexity: settings.opus_complexity,
         ..base
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// Largest request head we accept; real clients send well under 8 KiB.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -317,10 +317,15 @@ pub(crate) async fn accept_websocket(
     out.push_str("\r\n");
     stream.write_all(out.as_bytes()).await?;
     stream.flush().await?;
-    Ok(
-        WebSocketStream::from_partially_read(stream, req.leftover.clone(), Role::Server, None)
-            .await,
+    Ok(WebSocketStream::from_partially_read(
+        stream,
+        req.leftover.clone(),
+        Role::Server,
+        // A small read buffer, as the engine's vendor clients use: tungstenite zeroes its
+        // whole read buffer (128 KiB by default) on every read.
+        Some(WebSocketConfig::default().read_buffer_size(8 * 1024)),
     )
+    .await)
 }
 
 /// A running listener: accepts connections and runs one task per connection until shut down.

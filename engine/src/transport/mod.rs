@@ -202,6 +202,9 @@ pub struct WebRtcConfig {
     /// The rate inbound audio is decoded at (the decoder resamples). Default 16 kHz: what the
     /// engine's speech-to-text takes ([`crate::media::INBOUND_RATE`]).
     pub inbound_rate: OpusRate,
+    /// Opus encoder complexity of the interviewer's voice, 0–10
+    /// ([`codec::DEFAULT_COMPLEXITY`]: 5).
+    pub encoder_complexity: u8,
 }
 
 impl Default for WebRtcConfig {
@@ -220,6 +223,7 @@ impl Default for WebRtcConfig {
             ice_keepalive_interval: Duration::from_secs(1),
             loopback_only: false,
             inbound_rate: crate::media::INBOUND_RATE,
+            encoder_complexity: codec::DEFAULT_COMPLEXITY,
         }
     }
 }

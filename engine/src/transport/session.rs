@@ -524,7 +524,8 @@ impl Peer {
             .iter()
             .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
             .map_or(OPUS_PAYLOAD_TYPE, |c| c.payload_type);
-        let core = OutboundAudio::new(self.ssrc, payload_type);
+        let core = OutboundAudio::new(self.ssrc, payload_type)
+            .with_complexity(self.config.encoder_complexity);
 
         let (packet_tx, packet_rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
         let stats = self.shared.stats.clone();
