@@ -10,8 +10,10 @@
 //! ./target/release/examples/codec_bench prepare /tmp/voice 60
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!   ./target/release/examples/codec_bench run /tmp/voice
-//! # the same with the reply encoder at complexity 5 (default: the engine's)
-//! ./target/release/examples/codec_bench run /tmp/voice 5
+//! # the same with the reply encoder at complexity 9 (default: the engine's, 5)
+//! ./target/release/examples/codec_bench run /tmp/voice 9
+//! # what a complexity costs in fidelity (log-spectral distance of the decoded replies)
+//! ./target/release/examples/codec_bench fidelity /tmp/voice 9
 //! ```
 //!
 //! The pipeline measured is the engine's: the decoder produces the STT's 16 kHz directly and the
@@ -167,25 +169,41 @@ fn run(path: &str, complexity: Option<u8>) {
     }
     let mut packet = vec![0u8; 1_275];
     let mut sent_bytes = 0usize;
-    // The first 5 s of what was sent, decoded again, for the fidelity figure (computed after
-    // the loop, so the instruction counts of a run include it at every complexity alike).
-    let mut check = VoiceDecoder::new(rate).expect("decoder");
+    for frame in tts.chunks_exact(rate.frame_samples()) {
+        sent_bytes += encoder.encode(frame, &mut packet).expect("encode");
+    }
+    println!(
+        "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes} complexity={}",
+        energy / stt_samples.max(1) as f64,
+        complexity.map_or_else(|| "default".to_owned(), |c| c.to_string()),
+    );
+}
+
+/// What the encoder's complexity costs in fidelity: the first 5 s of the TTS's PCM encoded at
+/// `complexity`, decoded again, against the original (kept out of `run`, so its instruction
+/// counts are the codec's alone).
+fn fidelity(path: &str, complexity: u8) {
+    let tts: Vec<i16> = read(&format!("{path}.pcm"))
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .take(5 * TTS_RATE as usize)
+        .collect();
+    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
+    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
+    encoder.set_complexity(complexity).expect("complexity");
+    let mut decoder = VoiceDecoder::new(rate).expect("decoder");
+    let (mut packet, mut pcm) = (vec![0u8; 1_275], vec![0i16; 5_760]);
     let mut heard = Vec::new();
     for frame in tts.chunks_exact(rate.frame_samples()) {
         let len = encoder.encode(frame, &mut packet).expect("encode");
-        sent_bytes += len;
-        if heard.len() < 5 * TTS_RATE as usize {
-            let n = check
-                .decode(&packet[..len], &mut pcm, false)
-                .expect("decode");
-            heard.extend_from_slice(&pcm[..n]);
-        }
+        let n = decoder
+            .decode(&packet[..len], &mut pcm, false)
+            .expect("decode");
+        heard.extend_from_slice(&pcm[..n]);
     }
     println!(
-        "codec_bench: seconds={seconds} stt_samples={stt_samples} mean_abs={:.0} sent_bytes={sent_bytes} complexity={} sent_spectral_distance_db={:.2}",
-        energy / stt_samples.max(1) as f64,
-        complexity.map_or_else(|| "default".to_owned(), |c| c.to_string()),
-        spectral_distance_db(&tts[..heard.len().min(tts.len())], &heard)
+        "codec_bench: complexity={complexity} spectral_distance_db={:.2}",
+        spectral_distance_db(&tts, &heard)
     );
 }
 
@@ -200,8 +218,16 @@ fn main() {
             args.get(2).expect("a path"),
             args.get(3).map(|c| c.parse().expect("a complexity, 0-10")),
         ),
+        Some("fidelity") => fidelity(
+            args.get(2).expect("a path"),
+            args.get(3)
+                .map_or(engine::transport::codec::DEFAULT_COMPLEXITY, |c| {
+                    c.parse().expect("a complexity, 0-10")
+                }),
+        ),
         _ => eprintln!(
-            "usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH [COMPLEXITY]"
+            "usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH [COMPLEXITY] \
+             | codec_bench fidelity PATH [COMPLEXITY]"
         ),
     }
 }

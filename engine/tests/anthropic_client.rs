@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use engine::vendors::anthropic::{self, AnthropicConfig, AnthropicLlm};
 use engine::vendors::retry::RetryPolicy;
 use engine::vendors::{
-    ChatMessage, ErrorCategory, LanguageModel, LlmEvent, LlmRequest, StopReason,
+    ChatMessage, ErrorCategory, LanguageModel, LlmEvent, LlmRequest, LlmStream, StopReason,
 };
 use fakes::{FakeAnthropic, Fault, Pacing, fault_key};
 use secrecy::SecretString;
@@ -18,6 +18,21 @@ fn fast_fake_config() -> fakes::AnthropicConfig {
         min_cacheable_tokens: 10,
         ..fakes::AnthropicConfig::default()
     }
+}
+
+/// The fake with short delays, started.
+async fn start_fake() -> FakeAnthropic {
+    FakeAnthropic::start(fast_fake_config())
+        .await
+        .expect("fake starts")
+}
+
+/// The stream ends with its `Finished` event.
+async fn assert_finishes(stream: LlmStream) {
+    assert!(matches!(
+        stream.collect().await.1,
+        Some(LlmEvent::Finished { .. })
+    ));
 }
 
 fn client(fake: &FakeAnthropic, key: &str) -> AnthropicLlm {
@@ -48,9 +63,7 @@ fn request() -> LlmRequest {
 
 #[tokio::test]
 async fn streams_text_and_reports_usage_timing_and_cost() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let llm = client(&fake, "sk-test");
     let stream = llm.stream(request()).await.expect("stream starts");
     let (text, terminal) = stream.collect().await;
@@ -90,9 +103,7 @@ async fn streams_text_and_reports_usage_timing_and_cost() {
 
 #[tokio::test]
 async fn second_turn_reads_the_cached_system_prompt() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let llm = client(&fake, "sk-test");
     let first = llm
         .stream(request())
@@ -146,9 +157,7 @@ async fn thinking_blocks_are_never_spoken() {
 
 #[tokio::test]
 async fn bad_key_fails_permanently_without_retry_and_without_echoing_the_key() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = "invalid-sk-ant-api03-SECRETSECRET";
     let e = client(&fake, key).stream(request()).await.expect_err("401");
     assert_eq!(e.category, ErrorCategory::Auth);
@@ -165,9 +174,7 @@ async fn bad_key_fails_permanently_without_retry_and_without_echoing_the_key() {
 
 #[tokio::test]
 async fn rate_limit_waits_for_retry_after_then_succeeds() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key(
         "sk-test",
         &[Fault::RateLimited {
@@ -194,35 +201,25 @@ async fn rate_limit_waits_for_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn rate_limit_without_retry_after_backs_off_and_succeeds() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::RateLimited { retry_after: None }]);
     let stream = client(&fake, &key)
         .stream(request())
         .await
         .expect("retried");
-    assert!(matches!(
-        stream.collect().await.1,
-        Some(LlmEvent::Finished { .. })
-    ));
+    assert_finishes(stream).await;
     assert_eq!(fake.counters().requests, 2);
 }
 
 #[tokio::test]
 async fn overloaded_529_is_retried_until_max_retries_then_reported() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let ok_after_one = fault_key("sk-a", &[Fault::Overloaded]);
     let stream = client(&fake, &ok_after_one)
         .stream(request())
         .await
         .expect("retried");
-    assert!(matches!(
-        stream.collect().await.1,
-        Some(LlmEvent::Finished { .. })
-    ));
+    assert_finishes(stream).await;
 
     let always = fault_key(
         "sk-b",
@@ -240,9 +237,7 @@ async fn overloaded_529_is_retried_until_max_retries_then_reported() {
 
 #[tokio::test]
 async fn x_should_retry_false_stops_retries_of_a_500() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key(
         "sk-test",
         &[Fault::ServerError {
@@ -259,9 +254,7 @@ async fn x_should_retry_false_stops_retries_of_a_500() {
 
 #[tokio::test]
 async fn quota_exhaustion_is_permanent() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::QuotaExceeded]);
     let e = client(&fake, &key)
         .stream(request())
@@ -273,9 +266,7 @@ async fn quota_exhaustion_is_permanent() {
 
 #[tokio::test]
 async fn mid_stream_overloaded_error_fails_the_turn_after_partial_text() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::MidStreamError { after: 2 }]);
     let (text, terminal) = client(&fake, &key)
         .stream(request())
@@ -297,9 +288,7 @@ async fn mid_stream_overloaded_error_fails_the_turn_after_partial_text() {
 
 #[tokio::test]
 async fn dropped_connection_mid_stream_is_a_network_failure() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::Drop { after: 1 }]);
     let (_, terminal) = client(&fake, &key)
         .stream(request())
@@ -315,9 +304,7 @@ async fn dropped_connection_mid_stream_is_a_network_failure() {
 
 #[tokio::test]
 async fn stalled_stream_times_out() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::Stall { after: 1 }]);
     let (_, terminal) = client(&fake, &key)
         .stream(request())
@@ -343,9 +330,7 @@ fn watched_client(fake: &FakeAnthropic, key: &str) -> AnthropicLlm {
 
 #[tokio::test]
 async fn a_stream_stalled_before_its_first_token_is_sent_again_and_the_reply_arrives() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     // The first stream sends its headers, `message_start` and a ping, then nothing.
     let key = fault_key("sk-test", &[Fault::Stall { after: 0 }]);
     let stalls_before = anthropic::stalled_streams();
@@ -374,9 +359,7 @@ async fn a_stream_stalled_before_its_first_token_is_sent_again_and_the_reply_arr
 
 #[tokio::test]
 async fn a_stream_that_keeps_stalling_before_its_first_token_fails_as_a_timeout() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let stall = Fault::Stall { after: 0 };
     // The first attempt and both retries stall.
     let key = fault_key("sk-test", &[stall.clone(), stall.clone(), stall]);
@@ -402,9 +385,7 @@ async fn a_stream_that_keeps_stalling_before_its_first_token_fails_as_a_timeout(
 
 #[tokio::test]
 async fn a_stream_stalled_mid_reply_fails_within_the_inter_token_timeout() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key("sk-test", &[Fault::Stall { after: 2 }]);
     let mut stream = watched_client(&fake, &key)
         .stream(request())
@@ -439,9 +420,7 @@ async fn a_stream_stalled_mid_reply_fails_within_the_inter_token_timeout() {
 
 #[tokio::test]
 async fn slow_first_byte_within_the_deadline_still_streams() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let key = fault_key(
         "sk-test",
         &[Fault::SlowFirstByte(Duration::from_millis(300))],
@@ -484,9 +463,7 @@ async fn cancel_mid_stream_returns_the_usage_so_far_and_closes_the_connection() 
 
 #[tokio::test]
 async fn max_tokens_and_stop_sequences_are_reported_as_stop_reasons() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let llm = client(&fake, "sk-test");
     let short = LlmRequest {
         max_tokens: Some(4),
@@ -518,9 +495,7 @@ async fn max_tokens_and_stop_sequences_are_reported_as_stop_reasons() {
 
 #[tokio::test]
 async fn unreachable_server_is_a_transient_network_error() {
-    let fake = FakeAnthropic::start(fast_fake_config())
-        .await
-        .expect("fake starts");
+    let fake = start_fake().await;
     let url = fake.base_url();
     fake.shutdown().await;
     let mut cfg = AnthropicConfig::new(url, SecretString::from("sk-test"), "claude-haiku-4-5");

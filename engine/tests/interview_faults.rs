@@ -113,19 +113,23 @@ async fn an_stt_socket_drop_mid_utterance_is_survived() {
     harness.assert_engine_idle().await;
 }
 
-#[actix::test]
-async fn an_llm_overload_mid_stream_is_survived() {
-    let harness = Harness::start(
+/// One answer; the LLM fake serves replies in turn, so a failed first request (the greeting)
+/// uses the first entry and its retry the second.
+async fn greeting_asked_twice() -> Harness {
+    Harness::start(
         &["My answer."],
-        // The fake serves replies in turn: the overloaded first request uses the first entry,
-        // its retry the second.
         &[
             "Hi there, tell me about your last project please.",
             "Hi there, tell me about your last project please.",
             "Thanks, goodbye. [END]",
         ],
     )
-    .await;
+    .await
+}
+
+#[actix::test]
+async fn an_llm_overload_mid_stream_is_survived() {
+    let harness = greeting_asked_twice().await;
     let llm_key = fault_key(
         "sk-ant-user-000000000000",
         &[Fault::MidStreamError { after: 1 }],
@@ -159,16 +163,7 @@ async fn an_llm_overload_mid_stream_is_survived() {
 
 #[actix::test]
 async fn a_stalled_llm_stream_is_retried_and_the_reply_is_heard() {
-    let harness = Harness::start(
-        &["My answer."],
-        // The stalled first request uses the first entry, its retry the second.
-        &[
-            "Hi there, tell me about your last project please.",
-            "Hi there, tell me about your last project please.",
-            "Thanks, goodbye. [END]",
-        ],
-    )
-    .await;
+    let harness = greeting_asked_twice().await;
     // Connected, headers and `message_start` sent, then silent: no first token.
     let llm_key = fault_key("sk-ant-user-000000000000", &[Fault::Stall { after: 0 }]);
     let stalls_before = engine::vendors::anthropic::stalled_streams();

@@ -634,6 +634,31 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Stri
 
 /// `POST /api/v1/interviews/{id}/offer` with `offer` (an SDP offer as JSON) as `session`.
 impl TestApp {
+    /// Creates an interview as `session` (`body` as `POST /api/v1/interviews` takes it; it
+    /// must be answered 201): its id.
+    pub async fn create_interview_with(&self, session: &Session, body: &Value) -> Uuid {
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/interviews",
+                Some(&session.access_token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "the interview is created");
+        let created: Value = response.json().await.expect("json");
+        created["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    /// A 5-minute behavioral interview, created as `session`: its id.
+    pub async fn create_interview(&self, session: &Session) -> Uuid {
+        self.create_interview_with(
+            session,
+            &serde_json::json!({"kind": "behavioral", "length_minutes": 5}),
+        )
+        .await
+    }
+
     /// Creates an interview (`body` as `POST /api/v1/interviews` takes it) and joins it with the
     /// Rust WebRTC client on loopback: its id and the connected media session.
     pub async fn join_interview(
@@ -641,18 +666,7 @@ impl TestApp {
         session: &Session,
         body: &Value,
     ) -> (Uuid, engine::transport::MediaSession) {
-        let created: Value = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/interviews",
-                Some(&session.access_token),
-                Some(body),
-            )
-            .await
-            .json()
-            .await
-            .expect("json");
-        let id: Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+        let id = self.create_interview_with(session, body).await;
         let (pending, offer) = client_offer().await;
         let response = post_offer(self, session, id, &offer).await;
         assert_eq!(response.status(), 200, "the offer is answered");

@@ -516,7 +516,7 @@ async fn a_flagged_account_is_told_its_free_interviews_wait_for_a_review(backend
     let email = format!("flagged-{}@guerrillamail.com", tag());
     let (id, _) = register(&app, &email).await;
     let user = sign_in(&app, &email).await;
-    let interview = create_interview(&app, &user).await;
+    let interview = app.create_interview(&user).await;
     let (_pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
         .await
         .expect("the client offers");
@@ -548,18 +548,4 @@ async fn a_flagged_account_is_told_its_free_interviews_wait_for_a_review(backend
         )
         .await;
     assert!(response.status().is_success());
-}
-
-async fn create_interview(app: &TestApp, session: &Session) -> Uuid {
-    let response = app
-        .call(
-            Method::POST,
-            "/api/v1/interviews",
-            Some(&session.access_token),
-            Some(&json!({"kind": "behavioral", "length_minutes": 5})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.expect("json");
-    body["id"].as_str().expect("id").parse().expect("uuid")
 }

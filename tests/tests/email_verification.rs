@@ -98,20 +98,6 @@ async fn me(app: &TestApp, session: &Session) -> Value {
         .expect("json")
 }
 
-async fn create_interview(app: &TestApp, session: &Session) -> Uuid {
-    let response = app
-        .call(
-            Method::POST,
-            "/api/v1/interviews",
-            Some(&session.access_token),
-            Some(&json!({"kind": "behavioral", "length_minutes": 5})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.expect("json");
-    body["id"].as_str().expect("id").parse().expect("uuid")
-}
-
 async fn offer(app: &TestApp, session: &Session, id: Uuid) -> reqwest::Response {
     let (_pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
         .await
@@ -219,7 +205,7 @@ async fn an_unverified_mailbox_cannot_start_a_platform_key_interview_but_byok_ca
     let fakes = FakeVendors::start_default().await.expect("fakes");
     let app = platform_app(backend, &fakes, Some(&sink)).await;
     let alice = app.signed_in_user().await;
-    let id = create_interview(&app, &alice).await;
+    let id = app.create_interview(&alice).await;
     let code = assert_json_error(offer(&app, &alice, id).await, 403).await;
     assert_eq!(code, "email_not_verified");
     assert!(
@@ -253,7 +239,7 @@ async fn an_unverified_mailbox_cannot_start_a_platform_key_interview_but_byok_ca
         )
         .await;
     assert_eq!(response.status(), 200);
-    let id = create_interview(&app, &bob).await;
+    let id = app.create_interview(&bob).await;
     assert_eq!(offer(&app, &bob, id).await.status(), 200);
     assert_eq!(me(&app, &bob).await["free_interviews"]["used"], 0);
     end(&app, &bob, id).await;
@@ -400,7 +386,7 @@ async fn without_smtp_nothing_is_mailed_and_no_verification_is_needed(backend: B
     assert_eq!(app.count_rows("email_verifications").await, 0);
     let code = assert_json_error(resend(&app, &alice).await, 409).await;
     assert_eq!(code, "email_verification_off");
-    let id = create_interview(&app, &alice).await;
+    let id = app.create_interview(&alice).await;
     assert_eq!(offer(&app, &alice, id).await.status(), 200);
     assert_eq!(me(&app, &alice).await["free_interviews"]["used"], 1);
     end(&app, &alice, id).await;
@@ -408,7 +394,7 @@ async fn without_smtp_nothing_is_mailed_and_no_verification_is_needed(backend: B
     // Keyless local mode: sign-up, then an interview, with nothing else.
     let local = spawn_app_with(backend, |_| {}).await;
     let bob = local.signed_in_user().await;
-    let id = create_interview(&local, &bob).await;
+    let id = local.create_interview(&bob).await;
     assert_eq!(offer(&local, &bob, id).await.status(), 200);
     end(&local, &bob, id).await;
 }

@@ -30,7 +30,7 @@ pub struct OpusError(pub &'static str);
 const VOICE_BITRATE_BPS: i32 = 32_000;
 
 /// The encoder complexity of the voice we send (0–10; the codec's own default is 9). At 5, the
-/// interviewer's voice costs about 39 % fewer instructions to encode than at 9, for about 2 %
+/// interviewer's voice costs about 43 % fewer instructions to encode than at 9, for about 2 %
 /// more log-spectral distance to the original (`examples/codec_bench.rs`; README "Latency and
 /// load"); WebRTC's own encoder runs at 5 on phones for the same reason. `OPUS_COMPLEXITY`
 /// changes it.
