@@ -141,6 +141,24 @@ fn spectral_distance_db(original: &[i16], decoded: &[i16]) -> f64 {
     distances.iter().sum::<f64>() / distances.len().max(1) as f64
 }
 
+/// The TTS's PCM written by `prepare`.
+fn tts_pcm(path: &str) -> Vec<i16> {
+    read(&format!("{path}.pcm"))
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The reply encoder at the TTS's rate, at `complexity` (else the engine's default).
+fn tts_encoder(complexity: Option<u8>) -> (OpusRate, VoiceEncoder) {
+    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
+    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
+    if let Some(complexity) = complexity {
+        encoder.set_complexity(complexity).expect("complexity");
+    }
+    (rate, encoder)
+}
+
 fn run(path: &str, complexity: Option<u8>) {
     let packets = read_packets(path);
     let seconds = packets.len() as u32 / 50;
@@ -158,15 +176,8 @@ fn run(path: &str, complexity: Option<u8>) {
     }
 
     // Outbound: 16 kHz TTS PCM → Opus.
-    let tts: Vec<i16> = read(&format!("{path}.pcm"))
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
-    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
-    if let Some(complexity) = complexity {
-        encoder.set_complexity(complexity).expect("complexity");
-    }
+    let tts = tts_pcm(path);
+    let (rate, mut encoder) = tts_encoder(complexity);
     let mut packet = vec![0u8; 1_275];
     let mut sent_bytes = 0usize;
     for frame in tts.chunks_exact(rate.frame_samples()) {
@@ -183,14 +194,9 @@ fn run(path: &str, complexity: Option<u8>) {
 /// `complexity`, decoded again, against the original (kept out of `run`, so its instruction
 /// counts are the codec's alone).
 fn fidelity(path: &str, complexity: u8) {
-    let tts: Vec<i16> = read(&format!("{path}.pcm"))
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .take(5 * TTS_RATE as usize)
-        .collect();
-    let rate = OpusRate::new(TTS_RATE).expect("an Opus rate");
-    let mut encoder = VoiceEncoder::new(rate, 5).expect("encoder");
-    encoder.set_complexity(complexity).expect("complexity");
+    let mut tts = tts_pcm(path);
+    tts.truncate(5 * TTS_RATE as usize);
+    let (rate, mut encoder) = tts_encoder(Some(complexity));
     let mut decoder = VoiceDecoder::new(rate).expect("decoder");
     let (mut packet, mut pcm) = (vec![0u8; 1_275], vec![0i16; 5_760]);
     let mut heard = Vec::new();

@@ -84,10 +84,10 @@ impl OutboundAudio {
         }
     }
 
-    /// The encoder complexity (0–10, above 10 taken as 10) of the encoders this stream makes
-    /// from now on.
+    /// The encoder complexity (0–10; [`VoiceEncoder::set_complexity`] takes more as 10) of the
+    /// encoders this stream makes from now on.
     pub fn with_complexity(mut self, complexity: u8) -> Self {
-        self.complexity = complexity.min(10);
+        self.complexity = complexity;
         self
     }
 
@@ -122,11 +122,10 @@ impl OutboundAudio {
         let encoder = match &mut self.encoder {
             Some((current, encoder)) if *current == rate => encoder,
             slot => {
-                let mut encoder = VoiceEncoder::new(rate, EXPECTED_LOSS_PERCENT)
-                    .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
-                encoder
-                    .set_complexity(self.complexity)
-                    .map_err(|e| TransportError::Internal(format!("opus encoder: {e}")))?;
+                let refused = |e| TransportError::Internal(format!("opus encoder: {e}"));
+                let mut encoder =
+                    VoiceEncoder::new(rate, EXPECTED_LOSS_PERCENT).map_err(refused)?;
+                encoder.set_complexity(self.complexity).map_err(refused)?;
                 &mut slot.insert((rate, encoder)).1
             }
         };
