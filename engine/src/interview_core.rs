@@ -25,7 +25,7 @@ use crate::turn_detector::{TurnConfig, TurnDetector, TurnEvent};
 use crate::vendor_set::{KeySources, VendorNames};
 use crate::vendors::usage::SttReport;
 use crate::vendors::{
-    ChatMessage, ErrorCategory, LlmReport, LlmRequest, Role, TtsReport, VendorError,
+    ChatMessage, ErrorCategory, LlmReport, LlmRequest, Role, TtsReport, Vendor, VendorError,
 };
 
 /// Behaviour thresholds of a live interview (configuration; README lists the defaults).
@@ -396,6 +396,8 @@ pub enum Input {
         words: Vec<SttWord>,
         is_final: bool,
         speech_final: bool,
+        /// The final answers a `Finalize` (asked for after local quiet).
+        from_finalize: bool,
         at: Instant,
     },
     SttUtteranceEnd,
@@ -686,8 +688,14 @@ impl InterviewCore {
         usage: UsageInfo,
         now: Instant,
     ) -> Self {
+        let mut turn = config.turn.clone();
+        if usage.names.stt == Vendor::Local {
+            // Whisper decodes whole utterances: a finalize at each short pause would cost a
+            // decode and cut the utterance's context. Its own endpointing decides.
+            turn.early_finalize_after = Duration::ZERO;
+        }
         Self {
-            turn: TurnDetector::new(config.turn.clone()),
+            turn: TurnDetector::new(turn),
             barge_in: BargeIn::new(config.barge_in.clone()),
             planned: plan.planned,
             system: system_prompt(plan),
@@ -756,8 +764,14 @@ impl InterviewCore {
                 words,
                 is_final,
                 speech_final,
+                from_finalize,
                 at,
-            } => self.stt_transcript(text, words, is_final, speech_final, at, now),
+            } => {
+                // A final that answers our finalize is an endpoint as much as `speech_final`:
+                // the finalize was asked for after local quiet.
+                let endpoint = is_final && (speech_final || from_finalize);
+                self.stt_transcript(text, words, is_final, endpoint, at, now)
+            }
             Input::SttUtteranceEnd => {
                 if self.phase != Phase::Speaking {
                     self.turn.utterance_end();
@@ -1055,17 +1069,24 @@ impl InterviewCore {
         }
     }
 
+    /// `endpoint`: the final ends at an STT endpoint (see [`TurnDetector::final_text`]).
     #[allow(clippy::too_many_arguments)]
     fn stt_transcript(
         &mut self,
         text: String,
         words: Vec<SttWord>,
         is_final: bool,
-        speech_final: bool,
+        endpoint: bool,
         at: Instant,
         now: Instant,
     ) {
         if text.trim().is_empty() {
+            // An empty final at an endpoint (nothing was left to finalize: the words came in
+            // an earlier final) still says the candidate paused.
+            if endpoint && self.phase != Phase::Speaking {
+                self.turn.final_text("", true);
+                self.poll_turn(now);
+            }
             return;
         }
         if !is_final {
@@ -1076,14 +1097,13 @@ impl InterviewCore {
         if self.phase == Phase::Speaking {
             let decision = self.barge_in.transcript(&text);
             if is_final {
-                self.finals_during_playback
-                    .push((text, words, speech_final));
+                self.finals_during_playback.push((text, words, endpoint));
             }
             if decision == Some(BargeInDecision::Interrupt) {
                 self.barge_in(now);
             }
         } else if is_final {
-            self.turn.final_text(&text, speech_final);
+            self.turn.final_text(&text, endpoint);
             self.transcript.candidate_final(&text, &words);
             self.last_final_at = Some(at);
         } else {
@@ -1830,6 +1850,7 @@ mod tests {
                 words: Vec::new(),
                 is_final: true,
                 speech_final: true,
+                from_finalize: false,
                 at,
             })
         }
@@ -1914,6 +1935,68 @@ mod tests {
 
     fn error(category: ErrorCategory) -> VendorError {
         VendorError::new(Vendor::Deepgram, category, "test")
+    }
+
+    /// A final of the STT after local quiet: `speech_final` false, `from_finalize` as given.
+    fn quiet_final(sim: &mut Sim, text: &str, from_finalize: bool) -> Vec<Command> {
+        let at = sim.now;
+        sim.feed(Input::SttTranscript {
+            text: text.into(),
+            words: Vec::new(),
+            is_final: true,
+            speech_final: false,
+            from_finalize,
+            at,
+        })
+    }
+
+    #[test]
+    fn local_quiet_finalizes_the_stt_and_its_answer_ends_the_turn_at_the_endpoint_window() {
+        for from_finalize in [true, false] {
+            let mut sim = Sim::new();
+            sim.greeted();
+            sim.frames(true, Duration::from_secs(1));
+            let out = sim.frames(false, Duration::from_millis(200));
+            assert!(
+                has(&out, |c| matches!(c, Command::Finalize)),
+                "asked after 200 ms of local quiet: {out:?}"
+            );
+            sim.frames(false, Duration::from_millis(40));
+            let mut out = quiet_final(&mut sim, "I build payment systems.", from_finalize);
+            assert_eq!(
+                Sim::generated(&out).len(),
+                1,
+                "the reply starts on the final at once: {out:?}"
+            );
+            out.extend(sim.frames(false, Duration::from_millis(160)));
+            // 400 ms of quiet: the endpoint window when the final answered our finalize, the
+            // 900 ms sentence window when it did not.
+            let ended = sim.core.phase() == Phase::Thinking;
+            assert_eq!(ended, from_finalize, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn the_local_recognizer_is_not_asked_to_finalize_at_each_pause() {
+        let now = Instant::now();
+        let mut usage = usage();
+        usage.names.stt = Vendor::Local;
+        let mut sim = Sim {
+            core: InterviewCore::new(
+                &plan(Duration::from_secs(20 * 60)),
+                InterviewConfig::default(),
+                usage,
+                now,
+            ),
+            now,
+            log: Vec::new(),
+        };
+        sim.greeted();
+        sim.frames(true, Duration::from_secs(1));
+        // A final without an endpoint, then quiet: a streaming STT would be asked at 200 ms.
+        quiet_final(&mut sim, "I build payment systems and", false);
+        let out = sim.frames(false, Duration::from_millis(600));
+        assert!(!has(&out, |c| matches!(c, Command::Finalize)), "{out:?}");
     }
 
     #[test]

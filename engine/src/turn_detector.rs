@@ -16,8 +16,13 @@
 //!
 //! Before the window closes, after `speculative_after` of quiet, it proposes a *speculative*
 //! reply so the LLM can start early; if the candidate resumes, it says so and the reply is
-//! discarded. When the local VAD has heard a long silence but the STT has only interim text, it
-//! asks for an STT `finalize` so the final text arrives sooner.
+//! discarded.
+//!
+//! The local VAD is the first endpointer: after `early_finalize_after` of quiet following speech
+//! it asks the STT to `finalize` what it has heard, so the final text arrives without waiting for
+//! the STT's own endpointing silence (Deepgram's `endpointing`, 300 ms here), and the final that
+//! answers counts as an STT endpoint. When the local VAD has heard a long silence but the STT has
+//! only interim text (`finalize_after`), it asks again.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +55,11 @@ pub struct TurnConfig {
     /// Local silence after which, with only interim text, the STT is asked to finalize.
     #[serde(with = "humantime_serde")]
     pub finalize_after: Duration,
+    /// Local silence after speech after which the STT is asked to finalize at once (`0s`: never;
+    /// then the STT's own endpointing decides when its final comes). Not used with the local
+    /// recognizer, which decodes whole utterances: there each finalize costs a decode.
+    #[serde(with = "humantime_serde")]
+    pub early_finalize_after: Duration,
 }
 
 impl TurnConfig {
@@ -88,8 +98,9 @@ impl Default for TurnConfig {
             long_answer_quiet: Duration::from_millis(700),
             long_answer_words: 60,
             mid_sentence_quiet: Duration::from_millis(2000),
-            speculative_after: Duration::from_millis(250),
+            speculative_after: Duration::from_millis(200),
             finalize_after: Duration::from_millis(800),
+            early_finalize_after: Duration::from_millis(200),
         }
     }
 }
@@ -216,14 +227,16 @@ impl TurnDetector {
         self.interim = text.trim().to_owned();
     }
 
-    /// A final transcript segment; `speech_final` is the STT's endpoint flag.
-    pub fn final_text(&mut self, text: &str, speech_final: bool) {
+    /// A final transcript segment; `endpoint`: the STT's endpoint flag (`speech_final`), or the
+    /// final answers a finalize this detector asked for after local quiet. (One that arrives
+    /// while the candidate speaks again is forgotten at the next frame with speech.)
+    pub fn final_text(&mut self, text: &str, endpoint: bool) {
         let text = text.trim();
         if !text.is_empty() {
             self.finals.push(text.to_owned());
         }
         self.interim.clear();
-        if speech_final {
+        if endpoint {
             self.endpoint_seen = true;
         }
     }
@@ -284,14 +297,11 @@ impl TurnDetector {
             return Some(TurnEvent::Resumed);
         }
         let quiet = self.quiet_for(now)?;
+        if self.finalize_due().is_some_and(|after| quiet >= after) {
+            self.finalize_requested = true;
+            return Some(TurnEvent::RequestFinalize);
+        }
         if self.finals.is_empty() {
-            if !self.interim.is_empty()
-                && !self.finalize_requested
-                && quiet >= self.config.finalize_after
-            {
-                self.finalize_requested = true;
-                return Some(TurnEvent::RequestFinalize);
-            }
             return None;
         }
         let last_voice_at = self.last_voice_at?;
@@ -320,21 +330,38 @@ impl TurnDetector {
         None
     }
 
+    /// The quiet after the last speech at which a finalize is due, if one is still to ask for:
+    /// once per pause, unless the STT already saw the endpoint.
+    fn finalize_due(&self) -> Option<Duration> {
+        if self.finalize_requested || self.endpoint_seen {
+            return None;
+        }
+        let early = self.config.early_finalize_after;
+        let rescue = (self.finals.is_empty() && !self.interim.is_empty())
+            .then_some(self.config.finalize_after);
+        match (early.is_zero(), rescue) {
+            (false, Some(rescue)) => Some(early.min(rescue)),
+            (false, None) => Some(early),
+            (true, rescue) => rescue,
+        }
+    }
+
     /// The next instant at which [`poll`](Self::poll) may have something new to say.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.voiced {
             return None;
         }
         let last = self.last_voice_at?;
+        let finalize = self.finalize_due().map(|after| last + after);
         if self.finals.is_empty() {
-            return (!self.interim.is_empty() && !self.finalize_requested)
-                .then(|| last + self.config.finalize_after);
+            return finalize;
         }
-        if self.speculated {
-            Some(last + self.quiet_window())
+        let turn = if self.speculated {
+            last + self.quiet_window()
         } else {
-            Some(last + self.config.speculative_after.min(self.quiet_window()))
-        }
+            last + self.config.speculative_after.min(self.quiet_window())
+        };
+        Some(finalize.map_or(turn, |finalize| finalize.min(turn)))
     }
 }
 
@@ -470,10 +497,14 @@ mod tests {
         sim.speak(1000);
         sim.detector.final_text("We used Kafka.", false);
         sim.silence(400);
+        let speculated = sim
+            .events
+            .iter()
+            .find(|(_, e)| matches!(e, TurnEvent::SpeculativeReply { .. }));
         assert!(
             matches!(
-                sim.events.first(),
-                Some((at, TurnEvent::SpeculativeReply { text })) if *at == Duration::from_millis(1000 + 260) && text == "We used Kafka."
+                speculated,
+                Some((at, TurnEvent::SpeculativeReply { text })) if *at == Duration::from_millis(1000 + 200) && text == "We used Kafka."
             ),
             "{:?}",
             sim.events
@@ -507,7 +538,7 @@ mod tests {
             .events
             .iter()
             .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at));
-        assert_eq!(speculated_at, Some(Duration::from_millis(1000 + 260)));
+        assert_eq!(speculated_at, Some(Duration::from_millis(1000 + 200)));
         let (at, end) = sim.end_of_turn().expect("turn ended");
         assert_eq!(at, Duration::from_millis(1000 + 400));
         assert_eq!(end.speech_ended_at, sim.start + Duration::from_millis(1000));
@@ -539,7 +570,102 @@ mod tests {
         let mut sim = Sim::new();
         sim.speak(200); // a cough
         sim.silence(10_000);
-        assert!(sim.events.is_empty());
+        assert_eq!(
+            sim.events,
+            [(Duration::from_millis(200 + 200), TurnEvent::RequestFinalize)],
+            "the STT is asked once whether it heard words; nothing else"
+        );
+    }
+
+    #[test]
+    fn local_quiet_asks_the_stt_to_finalize_and_its_answer_is_an_endpoint() {
+        let mut sim = Sim::new();
+        sim.speak(1500);
+        sim.detector.interim("I led the database");
+        sim.silence(200);
+        assert_eq!(
+            sim.events,
+            [(
+                Duration::from_millis(1500 + 200),
+                TurnEvent::RequestFinalize
+            )],
+            "asked once, at the early-finalize quiet, before the STT's own endpointing"
+        );
+        // The finalize's answer arrives 40 ms later: the reply starts at once, the turn ends
+        // at the endpoint window.
+        sim.silence(40);
+        sim.detector
+            .final_text("I led the database migration.", true);
+        sim.silence(400);
+        let speculated_at = sim
+            .events
+            .iter()
+            .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at));
+        assert_eq!(speculated_at, Some(Duration::from_millis(1500 + 260)));
+        let (at, end) = sim.end_of_turn().expect("turn ended");
+        assert_eq!(end.reason, TurnEndReason::Endpoint);
+        assert_eq!(at, Duration::from_millis(1500 + 400));
+        let finalizes = sim
+            .events
+            .iter()
+            .filter(|(_, e)| *e == TurnEvent::RequestFinalize);
+        assert_eq!(finalizes.count(), 1, "one finalize per pause");
+    }
+
+    #[test]
+    fn each_pause_after_speech_gets_one_finalize_unless_the_stt_saw_the_endpoint() {
+        let mut sim = Sim::new();
+        sim.speak(800);
+        sim.detector
+            .final_text("So the first thing we did was", false);
+        sim.silence(300);
+        sim.speak(600);
+        sim.silence(300);
+        let finalizes: Vec<Duration> = sim
+            .events
+            .iter()
+            .filter(|(_, e)| *e == TurnEvent::RequestFinalize)
+            .map(|(at, _)| *at)
+            .collect();
+        assert_eq!(
+            finalizes,
+            [Duration::from_millis(1000), Duration::from_millis(1900)]
+        );
+        // The STT's own endpoint came first: nothing to ask.
+        sim.speak(400);
+        sim.detector.final_text("and then we shipped it.", true);
+        sim.silence(300);
+        let after = sim.events.iter().filter(|(at, e)| {
+            *e == TurnEvent::RequestFinalize && *at > Duration::from_millis(2100)
+        });
+        assert_eq!(after.count(), 0);
+    }
+
+    #[test]
+    fn early_finalize_can_be_turned_off() {
+        let mut sim = Sim::new();
+        sim.detector = TurnDetector::new(TurnConfig {
+            early_finalize_after: Duration::ZERO,
+            ..TurnConfig::default()
+        });
+        sim.speak(600);
+        sim.detector.final_text("Yes.", false);
+        sim.silence(2000);
+        assert!(
+            !sim.events
+                .iter()
+                .any(|(_, e)| *e == TurnEvent::RequestFinalize),
+            "{:?}",
+            sim.events
+        );
+        assert!(
+            sim.detector.next_deadline().is_none(),
+            "no deadline is left once the turn ended"
+        );
+        assert_eq!(
+            sim.end_of_turn().map(|(at, _)| at),
+            Some(Duration::from_millis(600 + 900))
+        );
     }
 
     #[test]

@@ -573,6 +573,7 @@ impl Handler<SttNotice> for InterviewActor {
                     text: t.text,
                     is_final: t.is_final,
                     speech_final: t.speech_final,
+                    from_finalize: t.from_finalize,
                     at,
                 },
                 SttEvent::UtteranceEnd { .. } => Input::SttUtteranceEnd,
