@@ -25,6 +25,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod policy;
 pub mod privacy;
+pub mod protocol_errors;
 pub mod resume;
 pub mod routes;
 pub mod startup;

@@ -5,14 +5,18 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::{HttpService, Protocol};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
 use actix_web::body::MessageBody;
+use actix_web::dev::AppConfig;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::{Condition, DefaultHeaders, Next};
 use actix_web::middleware::{ErrorHandlers, from_fn};
-use actix_web::{App, HttpMessage, HttpServer, web};
+use actix_web::{App, HttpMessage, web};
 use anyhow::Context as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
@@ -22,6 +26,7 @@ use crate::configuration::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler};
 use crate::metrics::Metrics;
 use crate::middleware::{json_client_error, observe};
+use crate::protocol_errors::JsonProtocolErrors;
 use crate::routes;
 use crate::state::AppState;
 
@@ -497,7 +502,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let factory_state = state.clone();
     // Over TLS, browsers are told to use nothing else for a year.
     let hsts = settings.tls_cert_path.is_some();
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         App::new()
             .app_data(factory_state.clone())
             .app_data(
@@ -526,27 +531,76 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             ))
             .wrap(from_fn(observe))
             .configure(routes::configure)
-    })
-    // Signals are ours (`run_until_signalled`): interviews drain before the listener closes.
-    .disable_signals()
-    // Slow clients: the head must arrive within the header timeout (actix answers 408), the
-    // body within the body timeout (`body_deadline`), and a closing connection is dropped after
-    // a few seconds.
-    .client_request_timeout(Duration::from_secs(settings.request_header_timeout_secs))
-    .client_disconnect_timeout(Duration::from_secs(5))
-    .keep_alive(Duration::from_secs(30))
-    .shutdown_timeout(10);
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers.max(1));
-    }
-    let server = match (&settings.tls_cert_path, &settings.tls_key_path) {
-        (Some(cert), Some(key)) => {
-            let config = crate::tls::server_config(cert, key)?;
-            server.listen_rustls_0_23(listener, config)?
-        }
-        _ => server.listen(listener)?,
     };
-    Ok(server.run())
+    let tls = match (&settings.tls_cert_path, &settings.tls_key_path) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    // actix-web's `HttpServer`, assembled from its parts (actix-server, actix-http's
+    // `HttpService`) so that each connection's stream is wrapped in `JsonProtocolErrors`:
+    // the answers actix-http writes itself get the JSON body every other error has.
+    // Signals are ours (`run_until_signalled`): interviews drain before the listener closes.
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(10);
+    if let Some(workers) = settings.workers {
+        builder = builder.workers(workers.max(1));
+    }
+    let shutdown = builder.graceful_shutdown_signal();
+    let request_timeout = Duration::from_secs(settings.request_header_timeout_secs);
+    let address = listener.local_addr()?;
+    // One HTTP service per worker and stream type (plain or TLS): a macro, as a closure would fix
+    // the stream type at its first use.
+    macro_rules! http_service {
+        () => {{
+            let shutdown = shutdown.clone();
+            // Slow clients: the head must arrive within the header timeout (actix answers 408),
+            // the body within the body timeout (`body_deadline`), and a closing connection is
+            // dropped after a few seconds.
+            HttpService::build()
+                .keep_alive(Duration::from_secs(30))
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(5))
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .finish(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|error: actix_web::Error| error.error_response()),
+                    // The request's own Host header and peer address are what the routes read.
+                    |_| AppConfig::default(),
+                ))
+        }};
+    }
+    let name = format!("interviewcraft-{address}");
+    let builder = match tls {
+        Some(mut config) => {
+            // As actix-web offers it: HTTP/2 or HTTP/1.1, by ALPN.
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            builder.listen(name, listener, move || {
+                Acceptor::new(config.clone())
+                    .map_init_err(|_| ())
+                    .map_err(|_| ())
+                    .and_then(|io: TlsStream<tokio::net::TcpStream>| async move {
+                        let h2 = io.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        let protocol = if h2 { Protocol::Http2 } else { Protocol::Http1 };
+                        let peer = io.get_ref().0.peer_addr().ok();
+                        Ok((JsonProtocolErrors::new(io), protocol, peer))
+                    })
+                    .and_then(http_service!().map_err(|_| ()))
+            })?
+        }
+        None => builder.listen(name, listener, move || {
+            fn_service(|io: tokio::net::TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                Ok((JsonProtocolErrors::new(io), Protocol::Http1, peer))
+            })
+            .and_then(http_service!())
+        })?,
+    };
+    Ok(builder.run())
 }
 
 #[cfg(test)]

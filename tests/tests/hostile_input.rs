@@ -13,6 +13,7 @@ db_tests!(
     an_erasure_whose_audit_row_cannot_be_written_is_rolled_back,
     a_request_body_that_never_finishes_is_cut_off,
     a_request_head_that_never_finishes_is_cut_off,
+    answers_the_http_parser_writes_itself_have_json_bodies,
     sdp_errors_do_not_echo_the_offer,
     over_tls_every_answer_carries_hsts_and_plain_http_none,
 );
@@ -42,6 +43,100 @@ async fn stall_after(port: u16, prefix: &[u8]) -> (String, Duration) {
         String::from_utf8_lossy(&answer).into_owned(),
         started.elapsed(),
     )
+}
+
+/// Sends `request` and reads the answer until the server closes the connection.
+async fn answer_until_closed(port: u16, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Reads one answer with a `content-length` from a connection that stays open.
+async fn read_one_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(read > 0, "closed early: {answer:?}");
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .expect("a content-length");
+            if body.len() >= length {
+                return text;
+            }
+        }
+    }
+}
+
+/// A whole answer with status `status` and the JSON error body with `code`.
+fn assert_json_answer(answer: &str, status: u16, code: &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status} ")),
+        "answer: {answer:?}"
+    );
+    // Each header line with its CRLF.
+    let head = format!("{}\r\n", head.to_ascii_lowercase());
+    assert!(
+        head.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string());
+}
+
+/// actix-http answers what it cannot parse, heads with too many headers and heads too slow
+/// itself, before any middleware: those answers carry the same JSON error body as the rest.
+async fn answers_the_http_parser_writes_itself_have_json_bodies(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.request_header_timeout_secs = 2).await;
+    let answer =
+        answer_until_closed(app.port, b"GET /health HTTP/1.1\r\nHost localhost\r\n\r\n").await;
+    assert_json_answer(&answer, 400, "bad_request");
+    let many: String = (0..120).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+    let request = format!("GET /health HTTP/1.1\r\nHost: localhost\r\n{many}\r\n");
+    let answer = answer_until_closed(app.port, request.as_bytes()).await;
+    assert_json_answer(&answer, 431, "request_header_fields_too_large");
+    let answer =
+        answer_until_closed(app.port, b"GET /health HTTP/1.1\r\nHost: localhost\r\n").await;
+    assert_json_answer(&answer, 408, "request_timeout");
+    // The wrapper leaves every other answer alone, a keep-alive connection included.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /api/v1/no-such-route HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        let answer = read_one_answer(&mut stream).await;
+        assert_json_answer(&answer, 404, "not_found");
+    }
+    assert!(app.get("/health").await.status().is_success());
 }
 
 async fn a_request_body_that_never_finishes_is_cut_off(backend: Backend) {
