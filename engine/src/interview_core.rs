@@ -1844,13 +1844,23 @@ mod tests {
         }
 
         fn final_text(&mut self, text: &str) -> Vec<Command> {
+            self.stt_final(text, true, false)
+        }
+
+        /// A final transcript now, with the STT's endpoint and finalize flags as given.
+        fn stt_final(
+            &mut self,
+            text: &str,
+            speech_final: bool,
+            from_finalize: bool,
+        ) -> Vec<Command> {
             let at = self.now;
             self.feed(Input::SttTranscript {
                 text: text.into(),
                 words: Vec::new(),
                 is_final: true,
-                speech_final: true,
-                from_finalize: false,
+                speech_final,
+                from_finalize,
                 at,
             })
         }
@@ -1937,19 +1947,6 @@ mod tests {
         VendorError::new(Vendor::Deepgram, category, "test")
     }
 
-    /// A final of the STT after local quiet: `speech_final` false, `from_finalize` as given.
-    fn quiet_final(sim: &mut Sim, text: &str, from_finalize: bool) -> Vec<Command> {
-        let at = sim.now;
-        sim.feed(Input::SttTranscript {
-            text: text.into(),
-            words: Vec::new(),
-            is_final: true,
-            speech_final: false,
-            from_finalize,
-            at,
-        })
-    }
-
     #[test]
     fn local_quiet_finalizes_the_stt_and_its_answer_ends_the_turn_at_the_endpoint_window() {
         for from_finalize in [true, false] {
@@ -1962,7 +1959,7 @@ mod tests {
                 "asked after 200 ms of local quiet: {out:?}"
             );
             sim.frames(false, Duration::from_millis(40));
-            let mut out = quiet_final(&mut sim, "I build payment systems.", from_finalize);
+            let mut out = sim.stt_final("I build payment systems.", false, from_finalize);
             assert_eq!(
                 Sim::generated(&out).len(),
                 1,
@@ -1994,7 +1991,7 @@ mod tests {
         sim.greeted();
         sim.frames(true, Duration::from_secs(1));
         // A final without an endpoint, then quiet: a streaming STT would be asked at 200 ms.
-        quiet_final(&mut sim, "I build payment systems and", false);
+        sim.stt_final("I build payment systems and", false, false);
         let out = sim.frames(false, Duration::from_millis(600));
         assert!(!has(&out, |c| matches!(c, Command::Finalize)), "{out:?}");
     }

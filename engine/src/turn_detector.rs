@@ -409,6 +409,22 @@ mod tests {
             self.frames(Duration::from_millis(ms), VoiceActivity::Silence);
         }
 
+        /// When the first speculative reply was proposed.
+        fn speculated_at(&self) -> Option<Duration> {
+            self.events
+                .iter()
+                .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at))
+        }
+
+        /// When each finalize was asked for.
+        fn finalizes(&self) -> Vec<Duration> {
+            self.events
+                .iter()
+                .filter(|(_, e)| *e == TurnEvent::RequestFinalize)
+                .map(|(at, _)| *at)
+                .collect()
+        }
+
         fn end_of_turn(&self) -> Option<(Duration, EndOfTurn)> {
             self.events.iter().find_map(|(at, event)| match event {
                 TurnEvent::EndOfTurn(end) => Some((*at, end.clone())),
@@ -534,10 +550,7 @@ mod tests {
         sim.detector.final_text("We used Kafka.", true);
         sim.silence(1000);
         // Speculation and the endpoint window run from 1,000 ms, where speech ended.
-        let speculated_at = sim
-            .events
-            .iter()
-            .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at));
+        let speculated_at = sim.speculated_at();
         assert_eq!(speculated_at, Some(Duration::from_millis(1000 + 200)));
         let (at, end) = sim.end_of_turn().expect("turn ended");
         assert_eq!(at, Duration::from_millis(1000 + 400));
@@ -550,12 +563,7 @@ mod tests {
         sim.speak(900);
         sim.detector.interim("we cached the results");
         sim.silence(2000);
-        let finalizes = sim
-            .events
-            .iter()
-            .filter(|(_, e)| *e == TurnEvent::RequestFinalize)
-            .count();
-        assert_eq!(finalizes, 1);
+        assert_eq!(sim.finalizes().len(), 1);
         assert!(sim.end_of_turn().is_none(), "no final text, no turn end");
         sim.detector.final_text("We cached the results.", false);
         sim.silence(20);
@@ -597,19 +605,12 @@ mod tests {
         sim.detector
             .final_text("I led the database migration.", true);
         sim.silence(400);
-        let speculated_at = sim
-            .events
-            .iter()
-            .find_map(|(at, e)| matches!(e, TurnEvent::SpeculativeReply { .. }).then_some(*at));
+        let speculated_at = sim.speculated_at();
         assert_eq!(speculated_at, Some(Duration::from_millis(1500 + 260)));
         let (at, end) = sim.end_of_turn().expect("turn ended");
         assert_eq!(end.reason, TurnEndReason::Endpoint);
         assert_eq!(at, Duration::from_millis(1500 + 400));
-        let finalizes = sim
-            .events
-            .iter()
-            .filter(|(_, e)| *e == TurnEvent::RequestFinalize);
-        assert_eq!(finalizes.count(), 1, "one finalize per pause");
+        assert_eq!(sim.finalizes().len(), 1, "one finalize per pause");
     }
 
     #[test]
@@ -621,24 +622,13 @@ mod tests {
         sim.silence(300);
         sim.speak(600);
         sim.silence(300);
-        let finalizes: Vec<Duration> = sim
-            .events
-            .iter()
-            .filter(|(_, e)| *e == TurnEvent::RequestFinalize)
-            .map(|(at, _)| *at)
-            .collect();
-        assert_eq!(
-            finalizes,
-            [Duration::from_millis(1000), Duration::from_millis(1900)]
-        );
+        let expected = [Duration::from_millis(1000), Duration::from_millis(1900)];
+        assert_eq!(sim.finalizes(), expected);
         // The STT's own endpoint came first: nothing to ask.
         sim.speak(400);
         sim.detector.final_text("and then we shipped it.", true);
         sim.silence(300);
-        let after = sim.events.iter().filter(|(at, e)| {
-            *e == TurnEvent::RequestFinalize && *at > Duration::from_millis(2100)
-        });
-        assert_eq!(after.count(), 0);
+        assert_eq!(sim.finalizes(), expected, "no finalize after 2,100 ms");
     }
 
     #[test]
@@ -651,13 +641,7 @@ mod tests {
         sim.speak(600);
         sim.detector.final_text("Yes.", false);
         sim.silence(2000);
-        assert!(
-            !sim.events
-                .iter()
-                .any(|(_, e)| *e == TurnEvent::RequestFinalize),
-            "{:?}",
-            sim.events
-        );
+        assert!(sim.finalizes().is_empty(), "{:?}", sim.events);
         assert!(
             sim.detector.next_deadline().is_none(),
             "no deadline is left once the turn ended"
