@@ -201,11 +201,17 @@ pub struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+impl<'a> ErrorBody<'a> {
+    pub fn new(code: &'a str, message: &'a str) -> Self {
+        ErrorBody {
+            error: ErrorDetail { code, message },
+        }
+    }
+}
+
 /// Builds the JSON error body used by every error response of the server.
 pub fn error_json(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail { code, message },
-    })
+    HttpResponse::build(status).json(ErrorBody::new(code, message))
 }
 
 impl ApiError {

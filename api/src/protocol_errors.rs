@@ -19,6 +19,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::error::ErrorBody;
+
 /// The answers the dispatcher writes itself: status, error code, message.
 const PROTOCOL_ERRORS: [(&[u8], &str, &str); 3] = [
     (
@@ -38,10 +40,9 @@ const PROTOCOL_ERRORS: [(&[u8], &str, &str); 3] = [
     ),
 ];
 
-/// The JSON body of an error answer, as [`crate::error::error_json`] writes it.
+/// The JSON body of an error answer, the one [`crate::error::error_json`] writes.
 fn body(code: &str, message: &str) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "error": { "code": code, "message": message } }))
-        .unwrap_or_default()
+    serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default()
 }
 
 /// If `buf` starts with the whole head of a dispatcher-written 400/408/431 with an empty body,

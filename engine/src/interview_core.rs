@@ -1802,9 +1802,13 @@ mod tests {
         }
 
         fn with(config: InterviewConfig, planned: Duration) -> Self {
+            Self::with_usage(config, planned, usage())
+        }
+
+        fn with_usage(config: InterviewConfig, planned: Duration, usage: UsageInfo) -> Self {
             let now = Instant::now();
             Self {
-                core: InterviewCore::new(&plan(planned), config, usage(), now),
+                core: InterviewCore::new(&plan(planned), config, usage, now),
                 now,
                 log: Vec::new(),
             }
@@ -1975,19 +1979,10 @@ mod tests {
 
     #[test]
     fn the_local_recognizer_is_not_asked_to_finalize_at_each_pause() {
-        let now = Instant::now();
         let mut usage = usage();
         usage.names.stt = Vendor::Local;
-        let mut sim = Sim {
-            core: InterviewCore::new(
-                &plan(Duration::from_secs(20 * 60)),
-                InterviewConfig::default(),
-                usage,
-                now,
-            ),
-            now,
-            log: Vec::new(),
-        };
+        let planned = Duration::from_secs(20 * 60);
+        let mut sim = Sim::with_usage(InterviewConfig::default(), planned, usage);
         sim.greeted();
         sim.frames(true, Duration::from_secs(1));
         // A final without an endpoint, then quiet: a streaming STT would be asked at 200 ms.

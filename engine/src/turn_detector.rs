@@ -336,14 +336,10 @@ impl TurnDetector {
         if self.finalize_requested || self.endpoint_seen {
             return None;
         }
-        let early = self.config.early_finalize_after;
+        let early = Some(self.config.early_finalize_after).filter(|after| !after.is_zero());
         let rescue = (self.finals.is_empty() && !self.interim.is_empty())
             .then_some(self.config.finalize_after);
-        match (early.is_zero(), rescue) {
-            (false, Some(rescue)) => Some(early.min(rescue)),
-            (false, None) => Some(early),
-            (true, rescue) => rescue,
-        }
+        early.into_iter().chain(rescue).min()
     }
 
     /// The next instant at which [`poll`](Self::poll) may have something new to say.
