@@ -28,7 +28,7 @@ pub async fn create_admin(
         .one(db)
         .await?
     {
-        let id = AccountId::from(account.id);
+        let id = account.id;
         let mut active: accounts::ActiveModel = account.into();
         active.role = Set(Role::Admin);
         active.updated_at = Set(Utc::now());
@@ -53,8 +53,7 @@ pub async fn create_admin(
     };
     let id = crate::accounts::create(&txn, registration, Utc::now())
         .await?
-        .id
-        .into();
+        .id;
     txn.commit().await?;
     Ok(AdminOutcome::Created(id))
 }
@@ -90,7 +89,7 @@ pub async fn rotate_keys(
             key_id: row.key_id.clone(),
         };
         let rotated = ring
-            .reencrypt(row.account_id.into(), &row.provider, &stored)
+            .reencrypt(row.account_id, &row.provider, &stored)
             .map_err(|error| anyhow::anyhow!("key row {}: {error}", row.id))?;
         let mut active: byok_keys::ActiveModel = row.into();
         active.ciphertext = Set(rotated.ciphertext);

@@ -36,7 +36,7 @@ pub async fn record(
 ) -> Result<(), ApiError> {
     admin_audit::ActiveModel {
         id: Set(Uuid::now_v7()),
-        admin_id: Set(admin_id.as_uuid()),
+        admin_id: Set(admin_id),
         action: Set(action.to_owned()),
         target_id: Set(target_id),
         created_at: Set(Utc::now()),

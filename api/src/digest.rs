@@ -171,11 +171,11 @@ pub async fn run_once(
         .all(db)
         .await?
         .into_iter()
-        .map(|row| AccountId::from(row.account_id))
+        .map(|row| row.account_id)
         .collect();
     let mut report = DigestReport::default();
     for account_id in opted_in {
-        let Some(account) = accounts::Entity::find_by_id(account_id.as_uuid())
+        let Some(account) = accounts::Entity::find_by_id(account_id)
             .filter(accounts::Column::DisabledAt.is_null())
             .one(db)
             .await?
@@ -212,13 +212,10 @@ async fn claim(
     account_id: AccountId,
     week: &str,
 ) -> Result<Option<Option<String>>, DbErr> {
-    match digest_marks::Entity::find_by_id(account_id.as_uuid())
-        .one(db)
-        .await?
-    {
+    match digest_marks::Entity::find_by_id(account_id).one(db).await? {
         None => {
             let inserted = digest_marks::ActiveModel {
-                account_id: sea_orm::ActiveValue::Set(account_id.as_uuid()),
+                account_id: sea_orm::ActiveValue::Set(account_id),
                 last_week: sea_orm::ActiveValue::Set(week.to_owned()),
             }
             .insert(db)
@@ -241,7 +238,7 @@ async fn claim(
         Some(mark) => {
             let updated = digest_marks::Entity::update_many()
                 .col_expr(digest_marks::Column::LastWeek, Expr::value(week.to_owned()))
-                .filter(digest_marks::Column::AccountId.eq(account_id.as_uuid()))
+                .filter(digest_marks::Column::AccountId.eq(account_id))
                 .filter(digest_marks::Column::LastWeek.eq(mark.last_week.clone()))
                 .exec(db)
                 .await?;
@@ -258,7 +255,7 @@ async fn unclaim(
     previous: Option<String>,
 ) -> Result<(), DbErr> {
     let mine = digest_marks::Column::AccountId
-        .eq(account_id.as_uuid())
+        .eq(account_id)
         .and(digest_marks::Column::LastWeek.eq(week.to_owned()));
     match previous {
         Some(previous) => {
@@ -309,7 +306,7 @@ pub async fn compose(
         .order_by_asc(interviews::Column::StartedAt)
         .all(db)
         .await?;
-    let skills = crate::feedback::store::skill_states(db, account.id.into()).await?;
+    let skills = crate::feedback::store::skill_states(db, account.id).await?;
     let settings = account_settings::Entity::find_by_id(account.id)
         .one(db)
         .await?;

@@ -59,7 +59,7 @@ pub async fn take(db: &impl ConnectionTrait, account_id: AccountId) -> Result<bo
             Expr::col(interview_quotas::Column::FreeInterviewsUsed).add(1),
         )
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(interview_quotas::Column::AccountId.eq(account_id))
         .filter(
             Expr::col(interview_quotas::Column::FreeInterviewsUsed)
                 .lt(Expr::col(interview_quotas::Column::FreeInterviewsGranted)),
@@ -77,7 +77,7 @@ pub async fn give_back(db: &impl ConnectionTrait, account_id: AccountId) -> Resu
             Expr::col(interview_quotas::Column::FreeInterviewsUsed).sub(1),
         )
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(interview_quotas::Column::AccountId.eq(account_id))
         .filter(Expr::col(interview_quotas::Column::FreeInterviewsUsed).gt(0))
         .exec(db)
         .await?;
@@ -97,7 +97,7 @@ pub async fn allocation(
     db: &impl ConnectionTrait,
     account_id: AccountId,
 ) -> Result<FreeInterviews, DbErr> {
-    let row = interview_quotas::Entity::find_by_id(account_id.as_uuid())
+    let row = interview_quotas::Entity::find_by_id(account_id)
         .one(db)
         .await?;
     let (granted, used) = row.map_or((0, 0), |row| {
@@ -122,7 +122,7 @@ impl Charge {
 
 /// Whether the account's mailbox is verified.
 async fn mailbox_verified(db: &impl ConnectionTrait, account_id: AccountId) -> Result<bool, DbErr> {
-    Ok(accounts::Entity::find_by_id(account_id.as_uuid())
+    Ok(accounts::Entity::find_by_id(account_id)
         .one(db)
         .await?
         .is_some_and(|account| account.email_verified_at.is_some()))

@@ -103,14 +103,14 @@ pub async fn accept(
     version: &policy_versions::Model,
 ) -> Result<(), ApiError> {
     let already = policy_acceptances::Entity::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id))
         .filter(policy_acceptances::Column::PolicyVersionId.eq(version.id))
         .one(db)
         .await?;
     if already.is_none() {
         policy_acceptances::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id.as_uuid()),
+            account_id: Set(account_id),
             policy_version_id: Set(version.id),
             accepted_at: Set(Utc::now()),
         }
@@ -127,7 +127,7 @@ pub async fn has_accepted(
     version: &policy_versions::Model,
 ) -> Result<bool, ApiError> {
     Ok(policy_acceptances::Entity::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id))
         .filter(policy_acceptances::Column::PolicyVersionId.eq(version.id))
         .count(db)
         .await?

@@ -25,7 +25,7 @@ pub async fn export_account(
     db: &DatabaseConnection,
     account_id: AccountId,
 ) -> Result<Value, ApiError> {
-    let account = Accounts::find_by_id(account_id.as_uuid())
+    let account = Accounts::find_by_id(account_id)
         .one(db)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -36,7 +36,7 @@ pub async fn export_account(
     // staff actions on this account: what and when (the staff member's id is not the user's
     // data).
     let accepted = PolicyAcceptances::find()
-        .filter(policy_acceptances::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(policy_acceptances::Column::AccountId.eq(account_id))
         .all(db)
         .await?
         .into_iter()
@@ -49,7 +49,7 @@ pub async fn export_account(
         .await?;
     tables.insert("policy_versions".into(), rows(versions)?);
     let audit: Vec<Value> = AdminAudit::find()
-        .filter(admin_audit::Column::TargetId.eq(account_id.as_uuid()))
+        .filter(admin_audit::Column::TargetId.eq(account_id))
         .order_by_asc(admin_audit::Column::CreatedAt)
         .all(db)
         .await?
@@ -101,7 +101,7 @@ pub(crate) async fn erase_in(
     account_id: AccountId,
     ledger_key: &crate::abuse::LedgerKey,
 ) -> Result<ErasureReport, ApiError> {
-    let Some(account) = Accounts::find_by_id(account_id.as_uuid()).one(db).await? else {
+    let Some(account) = Accounts::find_by_id(account_id).one(db).await? else {
         return Err(ApiError::NotFound);
     };
     if let Ok(email) = crate::domain::Email::parse(&account.email) {
@@ -109,7 +109,7 @@ pub(crate) async fn erase_in(
     }
     let mut report = erase_owned(db, account_id).await?;
     let deleted = Accounts::delete_many()
-        .filter(accounts::Column::Id.eq(account_id.as_uuid()))
+        .filter(accounts::Column::Id.eq(account_id))
         .exec(db)
         .await?;
     report.push(("accounts", deleted.rows_affected));

@@ -59,7 +59,7 @@ pub async fn issue(
     let token = refresh::generate();
     email_verifications::Entity::insert(email_verifications::ActiveModel {
         token_hash: Set(refresh::hash(&token)),
-        account_id: Set(account_id.as_uuid()),
+        account_id: Set(account_id),
         created_at: Set(now),
         expires_at: Set(now + LINK_LIFETIME),
         used_at: Set(None),
@@ -72,7 +72,7 @@ pub async fn issue(
 /// Withdraws the account's unused links (its address changed: they were sent to the old one).
 pub async fn withdraw(db: &impl ConnectionTrait, account_id: AccountId) -> Result<(), DbErr> {
     email_verifications::Entity::delete_many()
-        .filter(email_verifications::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(email_verifications::Column::AccountId.eq(account_id))
         .filter(email_verifications::Column::UsedAt.is_null())
         .exec(db)
         .await?;
@@ -110,7 +110,7 @@ pub async fn recent_links(
     now: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DbErr> {
     Ok(email_verifications::Entity::find()
-        .filter(email_verifications::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(email_verifications::Column::AccountId.eq(account_id))
         .filter(email_verifications::Column::CreatedAt.gt(now - LINK_LIFETIME))
         .order_by_asc(email_verifications::Column::CreatedAt)
         .all(db)
@@ -170,7 +170,7 @@ pub async fn follow(
         .exec(db)
         .await?;
     Ok(Outcome::Verified {
-        account_id: link.account_id.into(),
+        account_id: link.account_id,
     })
 }
 

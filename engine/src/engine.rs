@@ -240,7 +240,7 @@ async fn interviewer_voice(
     account_id: AccountId,
 ) -> Result<Option<String>, sea_orm::DbErr> {
     use sea_orm::EntityTrait;
-    let settings = entities::account_settings::Entity::find_by_id(account_id.as_uuid())
+    let settings = entities::account_settings::Entity::find_by_id(account_id)
         .one(db)
         .await?;
     Ok(settings.and_then(|settings| settings.interviewer_voice))

@@ -36,7 +36,7 @@ pub async fn mark_live(
             interviews::Column::NodeId,
             Expr::value(Some(node_id.to_owned())),
         )
-        .filter(interviews::Column::Id.eq(interview_id.as_uuid()))
+        .filter(interviews::Column::Id.eq(interview_id))
         .exec(db)
         .await?;
     Ok(())
@@ -143,7 +143,7 @@ where
                             .map(|word| transcript_words::ActiveModel {
                                 id: Set(Uuid::now_v7()),
                                 segment_id: Set(segment_id),
-                                interview_id: Set(interview_id.as_uuid()),
+                                interview_id: Set(*interview_id),
                                 word: Set(word.word.chars().take(255).collect()),
                                 start_ms: Set(word.start_ms),
                                 end_ms: Set(word.end_ms),
@@ -202,7 +202,7 @@ fn segment_row(
 ) -> transcript_segments::ActiveModel {
     transcript_segments::ActiveModel {
         id: Set(segment_id),
-        interview_id: Set(interview_id.as_uuid()),
+        interview_id: Set(interview_id),
         seq: Set(segment.seq),
         speaker: Set(match segment.speaker {
             Speaker::Candidate => transcript_segments::Speaker::Candidate,
@@ -223,7 +223,7 @@ fn turn_row(
 ) -> turn_metrics::ActiveModel {
     turn_metrics::ActiveModel {
         id: Set(Uuid::now_v7()),
-        interview_id: Set(interview_id.as_uuid()),
+        interview_id: Set(interview_id),
         turn_index: Set(breakdown.turn_index),
         ingress_ms: Set(Some(breakdown.ingress_ms)),
         stt_final_ms: Set(Some(breakdown.stt_final_ms)),
@@ -313,7 +313,7 @@ pub async fn mark_ended(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let result = ended(reason, now)
-        .filter(interviews::Column::Id.eq(interview_id.as_uuid()))
+        .filter(interviews::Column::Id.eq(interview_id))
         .filter(interviews::Column::Status.ne(InterviewStatus::Ended))
         .exec(db)
         .await?;

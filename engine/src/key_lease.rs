@@ -105,12 +105,12 @@ pub async fn decrypt_own_keys(
     account_id: AccountId,
     providers: &[Vendor],
 ) -> Result<OwnKeys, DbErr> {
-    let password_stamp = accounts::Entity::find_by_id(account_id.as_uuid())
+    let password_stamp = accounts::Entity::find_by_id(account_id)
         .one(db)
         .await?
         .map(|account| account.password_changed_at.timestamp_millis());
     let rows = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(byok_keys::Column::AccountId.eq(account_id))
         .all(db)
         .await?;
     let mut keys = HashMap::new();
@@ -152,13 +152,13 @@ pub async fn stored_accounts(
     account_ids: &[AccountId],
 ) -> Result<HashMap<AccountId, StoredAccount>, DbErr> {
     let mut stored: HashMap<AccountId, StoredAccount> = accounts::Entity::find()
-        .filter(accounts::Column::Id.is_in(account_ids.iter().map(|id| id.as_uuid())))
+        .filter(accounts::Column::Id.is_in(account_ids.iter().copied()))
         .all(db)
         .await?
         .into_iter()
         .map(|account| {
             (
-                AccountId::from(account.id),
+                account.id,
                 StoredAccount {
                     password_stamp: account.password_changed_at.timestamp_millis(),
                     disabled: account.disabled_at.is_some(),
@@ -168,16 +168,14 @@ pub async fn stored_accounts(
         })
         .collect();
     let rows = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.is_in(account_ids.iter().map(|id| id.as_uuid())))
+        .filter(byok_keys::Column::AccountId.is_in(account_ids.iter().copied()))
         .all(db)
         .await?;
     for row in rows {
         let provider = Vendor::KEYED
             .into_iter()
             .find(|p| p.as_str() == row.provider);
-        if let (Some(account), Some(provider)) =
-            (stored.get_mut(&AccountId::from(row.account_id)), provider)
-        {
+        if let (Some(account), Some(provider)) = (stored.get_mut(&row.account_id), provider) {
             account.keys.insert(provider, row.nonce);
         }
     }

@@ -26,7 +26,8 @@
 //! admission control: a maximum of live interviews per node and one per account), attach its
 //! transport, end it, list live interviews, subscribe to its events, stats.
 //! Interviews and accounts are named by [`InterviewId`] and [`AccountId`] ([`ids`]) rather than
-//! bare UUIDs, so one cannot be passed for the other; the database keeps `Uuid` columns.
+//! bare UUIDs, so one cannot be passed for the other, in queries too: the entities' columns are
+//! typed with them (`entities::ids`).
 //!
 //! The interview's states: connecting → greeting → listening → thinking → speaking → … →
 //! ending → ended ([`actors::interview::Phase`]), published to subscribers with interim and final

@@ -26,16 +26,16 @@ async fn panics_anywhere_in_an_interview_leave_no_live_actor_counted() {
         }
     }
     for child in Child::ALL {
-        assert!(harness.engine.inject_panic(id.into(), Some(child)));
+        assert!(harness.engine.inject_panic(id, Some(child)));
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(harness.engine.is_live(id.into()), "{child:?} was restarted");
+        assert!(harness.engine.is_live(id), "{child:?} was restarted");
     }
     let counts = engine::actors::live_counts();
     assert!(
         counts.iter().all(|(_, n)| *n == 1),
         "one of each after the restarts: {counts:?}"
     );
-    assert!(harness.engine.inject_panic(id.into(), None));
+    assert!(harness.engine.inject_panic(id, None));
     assert_eq!(
         run.wait_for_end(Duration::from_secs(30)).await,
         "internal_error"

@@ -13,6 +13,7 @@ mod support;
 
 use std::time::Duration;
 
+use engine::InterviewId;
 use engine::actors::interview::{Child, EndReason, InterviewEvent, Phase};
 use engine::engine::EngineError;
 use engine::interview_core::{CLOSING_LINE, VOICE_FAILED_NOTE};
@@ -24,7 +25,7 @@ use support::{Candidate, Harness};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-async fn segments(harness: &Harness, id: Uuid) -> Vec<transcript_segments::Model> {
+async fn segments(harness: &Harness, id: InterviewId) -> Vec<transcript_segments::Model> {
     transcript_segments::Entity::find()
         .filter(transcript_segments::Column::InterviewId.eq(id))
         .order_by_asc(transcript_segments::Column::Seq)
@@ -33,7 +34,7 @@ async fn segments(harness: &Harness, id: Uuid) -> Vec<transcript_segments::Model
         .expect("segments")
 }
 
-async fn end_reason(harness: &Harness, id: Uuid) -> Option<String> {
+async fn end_reason(harness: &Harness, id: InterviewId) -> Option<String> {
     interviews::Entity::find_by_id(id)
         .one(&harness.db)
         .await
@@ -258,38 +259,38 @@ async fn admission_allows_one_live_interview_per_account_and_respects_capacity()
     let (link, _peer_one) = memory_transport();
     harness
         .engine
-        .start_interview(first.into(), account.into(), Harness::plan(), link)
+        .start_interview(first, account, Harness::plan(), link)
         .await
         .expect("first starts");
     let (link, _peer_two) = memory_transport();
     let again = harness
         .engine
-        .start_interview(Uuid::now_v7().into(), account.into(), Harness::plan(), link)
+        .start_interview(Uuid::now_v7().into(), account, Harness::plan(), link)
         .await;
     assert!(matches!(again, Err(EngineError::AlreadyLive)), "{again:?}");
     let (other_account, second) = harness.create_interview().await;
     let (link, _peer_three) = memory_transport();
     harness
         .engine
-        .start_interview(second.into(), other_account.into(), Harness::plan(), link)
+        .start_interview(second, other_account, Harness::plan(), link)
         .await
         .expect("second starts");
     let (third_account, third) = harness.create_interview().await;
     let (link, _peer_four) = memory_transport();
     let full = harness
         .engine
-        .start_interview(third.into(), third_account.into(), Harness::plan(), link)
+        .start_interview(third, third_account, Harness::plan(), link)
         .await;
     assert!(matches!(full, Err(EngineError::AtCapacity(2))), "{full:?}");
     assert_eq!(harness.engine.live().len(), 2);
     assert_eq!(
         harness
             .engine
-            .end_for_account(account.into(), EndReason::AccountDisabled),
+            .end_for_account(account, EndReason::AccountDisabled),
         1
     );
     assert!(harness.engine.end_interview(
-        second.into(),
+        second,
         EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
@@ -395,7 +396,7 @@ async fn a_panicking_child_is_restarted(child: Child) {
     .await;
     let (id, mut run) = harness.start_interview(Candidate::answers(1)).await;
     wait_for_phase(&mut run, Phase::Listening).await;
-    assert!(harness.engine.inject_panic(id.into(), Some(child)));
+    assert!(harness.engine.inject_panic(id, Some(child)));
     assert_eq!(
         run.wait_for_end(Duration::from_secs(60)).await,
         "completed",
@@ -445,7 +446,7 @@ async fn a_child_that_keeps_panicking_ends_the_interview_with_a_clear_reason() {
     wait_for_phase(&mut run, Phase::Listening).await;
     // The default budget is two restarts; the third panic ends the interview.
     for _ in 0..3 {
-        assert!(harness.engine.inject_panic(id.into(), Some(Child::Llm)));
+        assert!(harness.engine.inject_panic(id, Some(Child::Llm)));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
@@ -464,7 +465,7 @@ async fn a_panicking_interview_frees_the_account_and_stores_its_end() {
     let harness = Harness::start(&[], &["Hi! Tell me about a project.", "Hello again."]).await;
     let (id, mut run) = harness.start_interview(Candidate::answers(0)).await;
     wait_for_phase(&mut run, Phase::Listening).await;
-    assert!(harness.engine.inject_panic(id.into(), None));
+    assert!(harness.engine.inject_panic(id, None));
     assert_eq!(
         run.wait_for_end(Duration::from_secs(30)).await,
         "internal_error"
@@ -494,7 +495,7 @@ async fn a_panicking_interview_frees_the_account_and_stores_its_end() {
     let next = Uuid::now_v7();
     let started = harness
         .engine
-        .start_interview(next.into(), run.account_id.into(), Harness::plan(), link)
+        .start_interview(next.into(), run.account_id, Harness::plan(), link)
         .await;
     assert!(started.is_ok(), "{started:?}");
     assert!(harness.engine.end_interview(

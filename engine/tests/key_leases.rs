@@ -10,16 +10,20 @@ use std::time::{Duration, Instant};
 
 use engine::engine::EngineHandle;
 use engine::key_lease::PlatformKeys;
+use engine::{AccountId, InterviewId};
 use entities::{interviews, usage_log};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 use support::{Candidate, Harness};
-use uuid::Uuid;
 
 const OWN_ANTHROPIC: &str = "sk-ant-api03-own-key-of-the-user-0001";
 const OWN_DEEPGRAM: &str = "dg-own-key-of-the-user-000000002";
 
-async fn usage_rows(harness: &Harness, engine: &EngineHandle, id: Uuid) -> Vec<usage_log::Model> {
+async fn usage_rows(
+    harness: &Harness,
+    engine: &EngineHandle,
+    id: InterviewId,
+) -> Vec<usage_log::Model> {
     engine.flush_usage().await.expect("flush");
     usage_log::Entity::find()
         .filter(usage_log::Column::InterviewId.eq(id))
@@ -30,7 +34,7 @@ async fn usage_rows(harness: &Harness, engine: &EngineHandle, id: Uuid) -> Vec<u
 }
 
 /// Waits until the interview wrote a language-model usage row (its greeting was generated).
-async fn wait_for_llm_row(harness: &Harness, engine: &EngineHandle, id: Uuid) {
+async fn wait_for_llm_row(harness: &Harness, engine: &EngineHandle, id: InterviewId) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rows = usage_rows(harness, engine, id).await;
@@ -42,7 +46,7 @@ async fn wait_for_llm_row(harness: &Harness, engine: &EngineHandle, id: Uuid) {
     }
 }
 
-async fn end_reason(harness: &Harness, id: Uuid) -> Option<String> {
+async fn end_reason(harness: &Harness, id: InterviewId) -> Option<String> {
     interviews::Entity::find_by_id(id)
         .one(&harness.db)
         .await
@@ -50,9 +54,9 @@ async fn end_reason(harness: &Harness, id: Uuid) -> Option<String> {
         .and_then(|row| row.end_reason)
 }
 
-async fn wait_for_release(engine: &EngineHandle, account: Uuid) {
+async fn wait_for_release(engine: &EngineHandle, account: AccountId) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while engine.lease_status(account.into()).await.live {
+    while engine.lease_status(account).await.live {
         assert!(
             Instant::now() < deadline,
             "the lease outlived the interview"
@@ -86,18 +90,18 @@ async fn a_revoked_byok_key_fails_over_to_the_platform_key_and_usage_says_so() {
     harness.store_key(account, "anthropic", OWN_ANTHROPIC).await;
     let (link, peer) = engine::media::memory_transport();
     let mut events = engine
-        .start_interview(id.into(), account.into(), Harness::plan(), link)
+        .start_interview(id, account, Harness::plan(), link)
         .await
         .expect("starts");
     let candidate = tokio::spawn(Candidate::answers(2).run(peer));
-    let status = engine.lease_status(account.into()).await;
+    let status = engine.lease_status(account).await;
     assert!(status.live && status.own_keys, "{status:?}");
     assert_eq!(engine.lease_gauges().live.get(), 1);
     assert_eq!(engine.lease_gauges().own_keys.get(), 1);
 
     wait_for_llm_row(&harness, &engine, id).await;
-    assert_eq!(engine.revoke_keys(account.into()).await, 1);
-    let status = engine.lease_status(account.into()).await;
+    assert_eq!(engine.revoke_keys(account).await, 1);
+    let status = engine.lease_status(account).await;
     assert!(status.live && !status.own_keys, "{status:?}");
     assert_eq!(engine.lease_gauges().own_keys.get(), 0);
 
@@ -150,7 +154,7 @@ async fn without_a_platform_key_the_next_request_ends_the_interview_with_byok_ke
         .start_interview_with_keys(Candidate::answers(2), &[("anthropic", OWN_ANTHROPIC)])
         .await;
     wait_for_llm_row(&harness, &harness.engine, id).await;
-    assert_eq!(harness.engine.revoke_keys(run.account_id.into()).await, 1);
+    assert_eq!(harness.engine.revoke_keys(run.account_id).await, 1);
     assert_eq!(
         run.wait_for_end(Duration::from_secs(60)).await,
         "byok_key_revoked"
@@ -178,7 +182,7 @@ async fn an_open_speech_to_text_stream_on_a_revoked_key_ends_at_once() {
         .start_interview_with_keys(Candidate::answers(0), &[("deepgram", OWN_DEEPGRAM)])
         .await;
     wait_for_llm_row(&harness, &harness.engine, id).await;
-    assert_eq!(harness.engine.revoke_keys(run.account_id.into()).await, 1);
+    assert_eq!(harness.engine.revoke_keys(run.account_id).await, 1);
     assert_eq!(
         run.wait_for_end(Duration::from_secs(20)).await,
         "byok_key_revoked"
@@ -205,16 +209,16 @@ async fn an_unreleased_lease_expires_at_its_deadline_and_its_keys_are_revoked() 
             .await
             .is_empty()
     );
-    assert!(harness.engine.lease_status(account.into()).await.live);
+    assert!(harness.engine.lease_status(account).await.live);
     // ...after it, the lease ends though nobody released it, and the interview with it.
     assert_eq!(
         harness
             .engine
             .expire_leases(now + planned + grace + Duration::from_secs(1))
             .await,
-        vec![engine::InterviewId::from(id)]
+        vec![id]
     );
-    assert!(!harness.engine.lease_status(account.into()).await.live);
+    assert!(!harness.engine.lease_status(account).await.live);
     assert_eq!(
         run.wait_for_end(Duration::from_secs(20)).await,
         "byok_key_revoked"

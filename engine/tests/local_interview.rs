@@ -176,12 +176,7 @@ async fn the_interviewer_voice_setting_picks_the_espeak_voice() {
     let (link, peer) = engine::media::memory_transport();
     let mut events = harness
         .engine
-        .start_interview(
-            interview_id.into(),
-            account_id.into(),
-            Harness::plan(),
-            link,
-        )
+        .start_interview(interview_id, account_id, Harness::plan(), link)
         .await
         .expect("interview starts");
     let mut candidate = Candidate::answers(1);

@@ -13,16 +13,16 @@ use std::collections::BTreeMap;
 
 use engine::metering::{KeySource, LlmPrice, PriceTable, SttPrice, UsageRecord, micro_usd};
 use engine::vendors::usage::{LlmUsage, TokenPrices};
+use engine::{AccountId, InterviewId};
 use entities::usage_log;
 use fakes::{Fault, fault_key};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use support::{Candidate, Harness};
-use uuid::Uuid;
 
-fn record(account_id: Uuid, interview_id: Uuid, characters: i64) -> UsageRecord {
+fn record(account_id: AccountId, interview_id: InterviewId, characters: i64) -> UsageRecord {
     UsageRecord {
-        account_id: Some(account_id.into()),
-        interview_id: Some(interview_id.into()),
+        account_id: Some(account_id),
+        interview_id: Some(interview_id),
         provider: engine::vendors::Vendor::Fake,
         model: "m".into(),
         operation: "tts_stream",
@@ -45,7 +45,7 @@ async fn a_row_of_an_erased_account_is_dropped_and_never_blocks_later_rows() {
     let meter = UsageMeter::new(harness.db.clone());
     let dropped = meter.dropped();
     let meter = meter.start();
-    let (gone_account, gone_interview) = (Uuid::now_v7(), Uuid::now_v7());
+    let (gone_account, gone_interview) = (AccountId::now_v7(), InterviewId::now_v7());
     // One batch mixing rows that can be stored with rows of an account that no longer exists.
     for n in 0..6 {
         let row = if n % 3 == 1 {

@@ -5,17 +5,19 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::AccountId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "abuse_reviews")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// `allow` or `deny`.
     pub decision: String,
     pub note: Option<String>,
     /// The deciding admin (not the account's data: left out of the export, as in the audit).
     #[serde(skip_serializing)]
-    pub decided_by: Uuid,
+    pub decided_by: AccountId,
     pub decided_at: DateTimeUtc,
 }
 

@@ -3,11 +3,13 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::AccountId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "account_settings")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// Weekly digest e-mail; opt-in, default off.
     pub digest_opt_in: bool,
     pub digest_opt_in_changed_at: DateTimeUtc,
@@ -45,7 +47,7 @@ impl ActiveModelBehavior for ActiveModel {}
 /// A new account's settings: digest and training use off, skill tracking on, the default voice,
 /// no interview date, every flag changed at `now`. The one place this row is first built
 /// (sign-up and `create-admin` through `api::accounts`, and test fixtures).
-pub fn defaults(account_id: Uuid, now: DateTimeUtc) -> ActiveModel {
+pub fn defaults(account_id: AccountId, now: DateTimeUtc) -> ActiveModel {
     use sea_orm::ActiveValue::Set;
     ActiveModel {
         account_id: Set(account_id),

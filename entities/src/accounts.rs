@@ -1,6 +1,8 @@
 //! `accounts`: one row per person. Personal data: `email`, `email_canonical`, `display_name`.
 
 use sea_orm::entity::prelude::*;
+
+use crate::ids::AccountId;
 use serde::{Deserialize, Serialize};
 
 /// What an account may do.
@@ -18,7 +20,7 @@ pub enum Role {
 #[sea_orm(table_name = "accounts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
+    pub id: AccountId,
     /// Normalized (trimmed, lower-cased) address; unique.
     #[sea_orm(unique)]
     pub email: String,
@@ -68,7 +70,7 @@ impl ActiveModelBehavior for ActiveModel {}
 /// column gets its initial value here once.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
-    pub id: Uuid,
+    pub id: AccountId,
     /// Normalized address.
     pub email: String,
     /// Canonical address for abuse checks.

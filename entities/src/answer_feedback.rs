@@ -5,12 +5,14 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::InterviewId;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "answer_feedback")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub interview_id: Uuid,
+    pub interview_id: InterviewId,
     /// 0-based position of the segment in the interview.
     pub segment_index: i32,
     #[sea_orm(column_type = "Text")]

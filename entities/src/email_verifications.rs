@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::AccountId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "email_verifications")]
 pub struct Model {
@@ -10,7 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     #[serde(skip_serializing)]
     pub token_hash: String,
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     /// When the link was followed; a used link verifies nothing again.

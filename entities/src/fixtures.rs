@@ -2,18 +2,19 @@
 //! rows an interview test needs, built by the same builders the API uses. Only compiled with the
 //! `test-fixtures` feature (dev-dependencies).
 
+use crate::accounts::{NewAccount, Role};
+use crate::ids::{AccountId, InterviewId};
+use crate::interviews::NewInterview;
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr};
-use uuid::Uuid;
-
-use crate::accounts::{NewAccount, Role};
-use crate::interviews::NewInterview;
 
 /// A user account (e-mail `<id>@example.com`, a placeholder password hash) with a behavioral
 /// interview in `created`; returns `(account_id, interview_id)`.
-pub async fn account_with_interview(db: &impl ConnectionTrait) -> Result<(Uuid, Uuid), DbErr> {
+pub async fn account_with_interview(
+    db: &impl ConnectionTrait,
+) -> Result<(AccountId, InterviewId), DbErr> {
     let now = Utc::now();
-    let account_id = Uuid::now_v7();
+    let account_id = AccountId::now_v7();
     NewAccount {
         id: account_id,
         email: format!("{account_id}@example.com"),
@@ -25,7 +26,7 @@ pub async fn account_with_interview(db: &impl ConnectionTrait) -> Result<(Uuid, 
     .row(now)
     .insert(db)
     .await?;
-    let interview_id = Uuid::now_v7();
+    let interview_id = InterviewId::now_v7();
     NewInterview::behavioral(interview_id, account_id)
         .row(now)
         .insert(db)

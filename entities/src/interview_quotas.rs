@@ -2,11 +2,13 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::AccountId;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "interview_quotas")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     pub free_interviews_granted: i32,
     pub free_interviews_used: i32,
     pub updated_at: DateTimeUtc,

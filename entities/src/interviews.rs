@@ -2,6 +2,8 @@
 //! routes signaling to the node hosting a live interview.
 
 use sea_orm::entity::prelude::*;
+
+use crate::ids::{AccountId, InterviewId};
 use serde::{Deserialize, Serialize};
 
 /// The kind of interview the interviewer runs.
@@ -34,8 +36,8 @@ pub enum InterviewStatus {
 #[sea_orm(table_name = "interviews")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub account_id: Uuid,
+    pub id: InterviewId,
+    pub account_id: AccountId,
     pub kind: InterviewKind,
     pub target_role: Option<String>,
     pub company: Option<String>,
@@ -82,8 +84,8 @@ impl ActiveModelBehavior for ActiveModel {}
 /// interview row is built (`POST /api/v1/interviews` and the test set-ups).
 #[derive(Debug, Clone)]
 pub struct NewInterview {
-    pub id: Uuid,
-    pub account_id: Uuid,
+    pub id: InterviewId,
+    pub account_id: AccountId,
     pub kind: InterviewKind,
     pub target_role: Option<String>,
     pub company: Option<String>,
@@ -93,7 +95,7 @@ pub struct NewInterview {
 
 impl NewInterview {
     /// A behavioral interview of 20 minutes with no role, company or focus.
-    pub fn behavioral(id: Uuid, account_id: Uuid) -> Self {
+    pub fn behavioral(id: InterviewId, account_id: AccountId) -> Self {
         Self {
             id,
             account_id,

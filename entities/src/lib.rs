@@ -33,6 +33,7 @@ pub mod transcript_words;
 pub mod turn_metrics;
 pub mod usage_log;
 
+pub mod ids;
 pub mod prelude;
 
 /// Rows the tests of several crates set up the same way (feature `test-fixtures`).

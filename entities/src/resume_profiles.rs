@@ -3,11 +3,13 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::AccountId;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "resume_profiles")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     #[sea_orm(column_type = "Text")]
     pub extracted_text: String,
     /// Structured profile: role, skills, experience summary, years.

@@ -3,12 +3,14 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AccountId, InterviewId};
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "scoring_jobs")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub interview_id: Uuid,
-    pub account_id: Uuid,
+    pub interview_id: InterviewId,
+    pub account_id: AccountId,
     /// `pending`, `running`, `done`, `skipped` (no answer of 15+ words) or `failed`.
     pub state: String,
     pub attempts: i32,

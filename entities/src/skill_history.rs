@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AccountId, InterviewId};
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "skill_history")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub account_id: Uuid,
-    pub interview_id: Option<Uuid>,
+    pub account_id: AccountId,
+    pub interview_id: Option<InterviewId>,
     pub skill: String,
     /// The level after this change.
     pub score: f64,

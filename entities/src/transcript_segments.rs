@@ -2,6 +2,8 @@
 //! of the interview. Personal data: `text`.
 
 use sea_orm::entity::prelude::*;
+
+use crate::ids::InterviewId;
 use serde::{Deserialize, Serialize};
 
 /// Who spoke a segment.
@@ -20,7 +22,7 @@ pub enum Speaker {
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub interview_id: Uuid,
+    pub interview_id: InterviewId,
     pub seq: i32,
     pub speaker: Speaker,
     #[sea_orm(column_type = "Text")]

@@ -2,13 +2,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::InterviewId;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "transcript_words")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub segment_id: Uuid,
-    pub interview_id: Uuid,
+    pub interview_id: InterviewId,
     pub word: String,
     pub start_ms: i64,
     pub end_ms: i64,

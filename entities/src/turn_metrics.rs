@@ -2,12 +2,14 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::InterviewId;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "turn_metrics")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub interview_id: Uuid,
+    pub interview_id: InterviewId,
     pub turn_index: i32,
     /// Ours: from the last voiced frame received to the conductor seeing it (jitter buffer,
     /// decode, voice detection, mailbox).

@@ -3,13 +3,15 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::ids::{AccountId, InterviewId};
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "usage_log")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub account_id: Option<Uuid>,
-    pub interview_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
+    pub interview_id: Option<InterviewId>,
     /// `deepgram`, `anthropic`, `elevenlabs`, or `fake` in keyless local mode.
     pub provider: String,
     pub model: String,

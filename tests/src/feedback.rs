@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use engine::{AccountId, InterviewId};
 use entities::interviews::{self, InterviewKind, InterviewStatus};
 use entities::transcript_segments::{self, Speaker};
 use entities::transcript_words;
@@ -21,10 +22,10 @@ pub const MS_PER_WORD: i64 = 400;
 /// get word timestamps; a 2 s gap separates turns). Returns its id.
 pub async fn ended_interview_with_transcript(
     app: &TestApp,
-    account_id: Uuid,
+    account_id: AccountId,
     kind: InterviewKind,
     turns: &[(Speaker, &str)],
-) -> Uuid {
+) -> InterviewId {
     // One transaction: the server's scoring sweep runs concurrently and must never see the
     // ended interview without its whole transcript (it would score a partial answer).
     let txn = engine::database::begin_write(&app.db).await.expect("begin");
@@ -37,13 +38,13 @@ pub async fn ended_interview_with_transcript(
 /// other rows the server must only ever see together with the interview.
 pub async fn ended_interview_in(
     db: &impl ConnectionTrait,
-    account_id: Uuid,
+    account_id: AccountId,
     kind: InterviewKind,
     turns: &[(Speaker, &str)],
-) -> Uuid {
+) -> InterviewId {
     let now = Utc::now();
     let interview = interviews::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(InterviewId::now_v7()),
         account_id: Set(account_id),
         kind: Set(kind),
         target_role: Set(None),
@@ -104,7 +105,7 @@ pub async fn ended_interview_in(
 
 /// Polls `GET /api/v1/interviews/{id}/scores` until the job is `done` or `skipped` (generous
 /// timeout: the machine may be loaded).
-pub async fn wait_scored(app: &TestApp, session: &Session, id: Uuid) -> Value {
+pub async fn wait_scored(app: &TestApp, session: &Session, id: InterviewId) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let response = app
@@ -127,7 +128,7 @@ pub async fn wait_scored(app: &TestApp, session: &Session, id: Uuid) -> Value {
 }
 
 /// Asks for a re-score and waits for it.
-pub async fn rescore(app: &TestApp, session: &Session, id: Uuid) -> Value {
+pub async fn rescore(app: &TestApp, session: &Session, id: InterviewId) -> Value {
     let response = app
         .call(
             reqwest::Method::POST,

@@ -1,6 +1,7 @@
 //! Test data: one row in every table of the schema for an account, written directly.
 
 use chrono::Utc;
+use engine::{AccountId, InterviewId};
 use entities::accounts::Role;
 use entities::interviews::{InterviewKind, InterviewStatus};
 use entities::transcript_segments::Speaker;
@@ -16,7 +17,7 @@ pub const FIXTURE_SEGMENT_TEXT: &str = "I led the migration";
 pub const FIXTURE_RESUME_TEXT: &str = "Ten years of Rust";
 
 /// Creates one row in every table that can hold the account's data.
-pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
+pub async fn populate_every_table(db: &DatabaseConnection, account_id: AccountId) {
     let now = Utc::now();
     accounts::NewAccount {
         id: account_id,
@@ -34,7 +35,10 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         id: Set(Uuid::now_v7()),
         account_id: Set(account_id),
         family_id: Set(Uuid::now_v7()),
-        token_hash: Set(format!("{:064}", account_id.as_u128() % 1_000_000)),
+        token_hash: Set(format!(
+            "{:064}",
+            account_id.as_uuid().as_u128() % 1_000_000
+        )),
         created_at: Set(now),
         expires_at: Set(now),
         rotated_at: Set(None),
@@ -115,7 +119,7 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     .await
     .expect("acceptance");
     let interview = interviews::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(InterviewId::now_v7()),
         account_id: Set(account_id),
         kind: Set(InterviewKind::Behavioral),
         target_role: Set(Some("Engineer".into())),
@@ -306,14 +310,14 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
         account_id: Set(account_id),
         decision: Set("allow".into()),
         note: Set(Some("checked by the fixture".into())),
-        decided_by: Set(Uuid::now_v7()),
+        decided_by: Set(AccountId::now_v7()),
         decided_at: Set(now),
     }
     .insert(db)
     .await
     .expect("abuse review");
     email_verifications::ActiveModel {
-        token_hash: Set(format!("{:064x}", account_id.as_u128())),
+        token_hash: Set(format!("{:064x}", account_id.as_uuid().as_u128())),
         account_id: Set(account_id),
         created_at: Set(now),
         expires_at: Set(now + chrono::Duration::hours(24)),
@@ -325,14 +329,14 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     // Retained, unlinked tables: rows that name no account (a hash derived from the id here,
     // so two fixtures never collide).
     abuse_ledger::ActiveModel {
-        mailbox_hash: Set(format!("{:064x}", account_id.as_u128() ^ 0x5a5a)),
+        mailbox_hash: Set(format!("{:064x}", account_id.as_uuid().as_u128() ^ 0x5a5a)),
         recorded_at: Set(now),
     }
     .insert(db)
     .await
     .expect("ledger row");
     signup_ip_counts::ActiveModel {
-        ip_hash: Set(format!("{:064x}", account_id.as_u128() ^ 0xa5a5)),
+        ip_hash: Set(format!("{:064x}", account_id.as_uuid().as_u128() ^ 0xa5a5)),
         day_start: Set(now),
         signups: Set(1),
     }
@@ -341,9 +345,9 @@ pub async fn populate_every_table(db: &DatabaseConnection, account_id: Uuid) {
     .expect("sign-up count");
     admin_audit::ActiveModel {
         id: Set(Uuid::now_v7()),
-        admin_id: Set(Uuid::now_v7()),
+        admin_id: Set(AccountId::now_v7()),
         action: Set("user.export".into()),
-        target_id: Set(Some(account_id)),
+        target_id: Set(Some(account_id.into())),
         created_at: Set(now),
     }
     .insert(db)

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use api::configuration::{LogFormat, Settings};
 use api::startup::Application;
 use base64::Engine as _;
+use engine::{AccountId, InterviewId};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use secrecy::SecretString;
@@ -540,7 +541,7 @@ impl TestApp {
     }
 
     /// The account id behind a session.
-    pub async fn account_id(&self, session: &Session) -> Uuid {
+    pub async fn account_id(&self, session: &Session) -> AccountId {
         let body: Value = self
             .me(&session.access_token)
             .await
@@ -636,7 +637,7 @@ pub async fn assert_json_error(response: reqwest::Response, status: u16) -> Stri
 impl TestApp {
     /// Creates an interview as `session` (`body` as `POST /api/v1/interviews` takes it; it
     /// must be answered 201): its id.
-    pub async fn create_interview_with(&self, session: &Session, body: &Value) -> Uuid {
+    pub async fn create_interview_with(&self, session: &Session, body: &Value) -> InterviewId {
         let response = self
             .call(
                 reqwest::Method::POST,
@@ -651,7 +652,7 @@ impl TestApp {
     }
 
     /// A 5-minute behavioral interview, created as `session`: its id.
-    pub async fn create_interview(&self, session: &Session) -> Uuid {
+    pub async fn create_interview(&self, session: &Session) -> InterviewId {
         self.create_interview_with(
             session,
             &serde_json::json!({"kind": "behavioral", "length_minutes": 5}),
@@ -665,7 +666,7 @@ impl TestApp {
         &self,
         session: &Session,
         body: &Value,
-    ) -> (Uuid, engine::transport::MediaSession) {
+    ) -> (InterviewId, engine::transport::MediaSession) {
         let id = self.create_interview_with(session, body).await;
         let (pending, offer) = client_offer().await;
         let response = post_offer(self, session, id, &offer).await;
@@ -696,7 +697,7 @@ pub async fn client_offer() -> (engine::transport::PendingClient, Value) {
 pub async fn post_offer(
     app: &TestApp,
     session: &Session,
-    id: uuid::Uuid,
+    id: InterviewId,
     offer: &Value,
 ) -> reqwest::Response {
     app.call(

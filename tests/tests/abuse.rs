@@ -5,6 +5,7 @@
 //! with ids only.
 
 use chrono::Utc;
+use engine::AccountId;
 use engine::transport::{WebRtcClient, WebRtcConfig};
 use entities::{abuse_ledger, abuse_signals, interview_quotas, signup_ip_counts};
 use fakes::FakeVendors;
@@ -31,7 +32,7 @@ db_tests!(
 
 /// Registers `email` (optionally from a forwarded client address) and returns its id and the
 /// free interviews it was granted.
-async fn register_from(app: &TestApp, email: &str, client: Option<&str>) -> (Uuid, i32) {
+async fn register_from(app: &TestApp, email: &str, client: Option<&str>) -> (AccountId, i32) {
     let mut request = app
         .client
         .post(app.url("/api/v1/auth/register"))
@@ -44,15 +45,15 @@ async fn register_from(app: &TestApp, email: &str, client: Option<&str>) -> (Uui
     let response = request.send().await.expect("the server answers");
     assert_eq!(response.status(), 201, "{email}");
     let body: Value = response.json().await.expect("json");
-    let id: Uuid = body["id"].as_str().expect("id").parse().expect("uuid");
+    let id: AccountId = body["id"].as_str().expect("id").parse().expect("uuid");
     (id, granted(app, id).await)
 }
 
-async fn register(app: &TestApp, email: &str) -> (Uuid, i32) {
+async fn register(app: &TestApp, email: &str) -> (AccountId, i32) {
     register_from(app, email, None).await
 }
 
-async fn granted(app: &TestApp, id: Uuid) -> i32 {
+async fn granted(app: &TestApp, id: AccountId) -> i32 {
     interview_quotas::Entity::find_by_id(id)
         .one(&app.db)
         .await
@@ -61,7 +62,7 @@ async fn granted(app: &TestApp, id: Uuid) -> i32 {
         .free_interviews_granted
 }
 
-async fn signals(app: &TestApp, id: Uuid) -> Vec<String> {
+async fn signals(app: &TestApp, id: AccountId) -> Vec<String> {
     abuse_signals::Entity::find()
         .filter(abuse_signals::Column::AccountId.eq(id))
         .all(&app.db)
@@ -273,7 +274,7 @@ async fn the_ledger_holds_keyed_hashes_only_and_is_neither_exported_nor_erased(b
 }
 
 /// `POST /api/v1/admin/users/{id}/abuse-decision`.
-async fn decide(app: &TestApp, admin: &Session, id: Uuid, body: Value) -> reqwest::Response {
+async fn decide(app: &TestApp, admin: &Session, id: AccountId, body: Value) -> reqwest::Response {
     app.call(
         Method::POST,
         &format!("/api/v1/admin/users/{id}/abuse-decision"),
@@ -283,7 +284,7 @@ async fn decide(app: &TestApp, admin: &Session, id: Uuid, body: Value) -> reqwes
     .await
 }
 
-async fn admin_view(app: &TestApp, admin: &Session, id: Uuid) -> Value {
+async fn admin_view(app: &TestApp, admin: &Session, id: AccountId) -> Value {
     let response = app
         .get_as(&format!("/api/v1/admin/users/{id}"), &admin.access_token)
         .await;
@@ -339,11 +340,7 @@ async fn a_disposable_domain_waits_for_an_admin_who_can_allow_and_deny(backend: 
 
     // Denied after one was used: nothing left, the used one stays counted; allowing again
     // restores the one allocation, never a second.
-    assert!(
-        api::free_interviews::take(&app.db, id.into())
-            .await
-            .expect("take")
-    );
+    assert!(api::free_interviews::take(&app.db, id).await.expect("take"));
     let response = decide(
         &app,
         &admin,
@@ -433,7 +430,13 @@ async fn abuse_decisions_are_validated_and_audited_with_ids_only(backend: Backen
         assert_eq!(code, "validation_failed", "{body}");
     }
     assert_json_error(
-        decide(&app, &admin, Uuid::new_v4(), json!({"decision": "allow"})).await,
+        decide(
+            &app,
+            &admin,
+            AccountId::now_v7(),
+            json!({"decision": "allow"}),
+        )
+        .await,
         404,
     )
     .await;

@@ -2,6 +2,7 @@
 //! the e-mail says, who gets one (opted-in accounts only, once per ISO week, none after opting
 //! out), a failed send retried, and the server's own job.
 
+use engine::AccountId;
 use std::time::Duration;
 
 use api::digest::{Mailer, run_once, week_of};
@@ -44,7 +45,14 @@ async fn set_digest(app: &TestApp, session: &Session, on: bool) {
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 }
 
-async fn skill(app: &TestApp, account_id: Uuid, name: &str, level: f64, best: f64, trend: &str) {
+async fn skill(
+    app: &TestApp,
+    account_id: AccountId,
+    name: &str,
+    level: f64,
+    best: f64,
+    trend: &str,
+) {
     let now = Utc::now();
     skill_levels::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -128,7 +136,7 @@ async fn opted_in_accounts_get_one_digest_a_week_with_their_week_and_none_after_
         "{body}"
     );
     // The next drills are the planner's, for her levels.
-    let skills = api::feedback::store::skill_states(&app.db, alice_id.into())
+    let skills = api::feedback::store::skill_states(&app.db, alice_id)
         .await
         .expect("skills");
     let plan = engine::feedback::drills::plan(

@@ -160,7 +160,7 @@ async fn interview_under_watch(temp: PathBuf, answer: Vec<i16>) {
     let (id, session) = app
         .join_interview(&alice, &json!({"kind": "behavioral", "length_minutes": 5}))
         .await;
-    let mut events = app.state.engine.subscribe(id.into()).expect("live");
+    let mut events = app.state.engine.subscribe(id).expect("live");
     let mut inbound = session.inbound;
     let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = heard.clone();

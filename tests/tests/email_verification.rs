@@ -4,6 +4,7 @@
 //! link can be asked for at a limited rate; an e-mail change needs the new address verified;
 //! neither the address nor the token reaches the logs. Without SMTP nothing is required.
 
+use engine::InterviewId;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -98,7 +99,7 @@ async fn me(app: &TestApp, session: &Session) -> Value {
         .expect("json")
 }
 
-async fn offer(app: &TestApp, session: &Session, id: Uuid) -> reqwest::Response {
+async fn offer(app: &TestApp, session: &Session, id: InterviewId) -> reqwest::Response {
     let (_pending, offer) = WebRtcClient::offer(&WebRtcConfig::loopback())
         .await
         .expect("the client offers");
@@ -106,7 +107,7 @@ async fn offer(app: &TestApp, session: &Session, id: Uuid) -> reqwest::Response 
     post_offer(app, session, id, &offer).await
 }
 
-async fn end(app: &TestApp, session: &Session, id: Uuid) {
+async fn end(app: &TestApp, session: &Session, id: InterviewId) {
     let response = app
         .call(
             Method::POST,
@@ -209,7 +210,7 @@ async fn an_unverified_mailbox_cannot_start_a_platform_key_interview_but_byok_ca
     let code = assert_json_error(offer(&app, &alice, id).await, 403).await;
     assert_eq!(code, "email_not_verified");
     assert!(
-        !app.state.engine.is_live(id.into()),
+        !app.state.engine.is_live(id),
         "a refused start runs nothing"
     );
     assert_eq!(

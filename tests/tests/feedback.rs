@@ -3,6 +3,7 @@
 //! interrupted is picked up; an objection to skill tracking keeps scores but no levels; skill
 //! levels, history and the drill plan come out of the API.
 
+use engine::InterviewId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -94,7 +95,7 @@ async fn a_held_interview_is_scored_with_evidence_from_the_candidates_words(back
         .json()
         .await
         .unwrap();
-    let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let id: InterviewId = created["id"].as_str().unwrap().parse().unwrap();
     let ticket: Value = app
         .call(
             Method::POST,
@@ -448,7 +449,7 @@ async fn two_interviews_give_skill_levels_history_and_a_drill_plan(backend: Back
     }
 }
 
-async fn counts(app: &TestApp, interview: Uuid) -> (u64, u64, u64) {
+async fn counts(app: &TestApp, interview: InterviewId) -> (u64, u64, u64) {
     let feedback = entities::answer_feedback::Entity::find()
         .filter(entities::answer_feedback::Column::InterviewId.eq(interview))
         .count(&app.db)
@@ -852,7 +853,7 @@ impl engine::feedback::scorer::AnswerScorer for Gated {
 }
 
 /// A signed-in user with one ended interview: one question, `answer`.
-async fn one_answer(app: &TestApp, answer: &str) -> (tests::Session, Uuid) {
+async fn one_answer(app: &TestApp, answer: &str) -> (tests::Session, InterviewId) {
     let alice = app.signed_in_user().await;
     let account = app.account_id(&alice).await;
     let id = ended_interview_with_transcript(
@@ -869,7 +870,7 @@ async fn one_answer(app: &TestApp, answer: &str) -> (tests::Session, Uuid) {
 }
 
 /// The interview's scoring job as stored.
-async fn job(app: &TestApp, id: Uuid) -> scoring_jobs::Model {
+async fn job(app: &TestApp, id: InterviewId) -> scoring_jobs::Model {
     scoring_jobs::Entity::find_by_id(id)
         .one(&app.db)
         .await
@@ -877,7 +878,7 @@ async fn job(app: &TestApp, id: Uuid) -> scoring_jobs::Model {
         .expect("a scoring job")
 }
 
-async fn interview_row(app: &TestApp, id: Uuid) -> entities::interviews::Model {
+async fn interview_row(app: &TestApp, id: InterviewId) -> entities::interviews::Model {
     entities::interviews::Entity::find_by_id(id)
         .one(&app.db)
         .await
@@ -897,7 +898,7 @@ async fn a_rescore_asked_for_during_a_run_is_not_lost(backend: Backend) {
     let db = app.db.clone();
     let config = app.settings.feedback.clone();
     let run = tokio::spawn(async move {
-        api::feedback::store::score_interview(&db, &config, &gate, id.into(), "node-2", 3).await
+        api::feedback::store::score_interview(&db, &config, &gate, id, "node-2", 3).await
     });
     entered.notified().await;
     // ...when the candidate asks for a re-score (say, after adding their own Claude key).
@@ -966,9 +967,7 @@ async fn two_nodes_never_score_one_interview_at_once(backend: Backend) {
     // A's late failure report does not touch B's run.
     let error =
         store::StoreError::Scorer(engine::feedback::scorer::ScoreError::Task("late".into()));
-    store::mark_failed(&app.db, id.into(), a, &error)
-        .await
-        .unwrap();
+    store::mark_failed(&app.db, id, a, &error).await.unwrap();
     let held = job(&app, id).await;
     assert_eq!((held.state.as_str(), held.claim), ("running", Some(b)));
     assert_eq!(held.attempts, 2);
@@ -1013,7 +1012,7 @@ async fn a_rescore_after_the_word_timestamps_were_deleted_is_refused(backend: Ba
         &app.db,
         &app.settings.feedback,
         &engine::feedback::scorer::LocalScorer::default(),
-        id.into(),
+        id,
         &app.settings.node_id,
         3,
     )

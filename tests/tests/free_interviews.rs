@@ -5,6 +5,7 @@
 //! interview of an account without keys runs its language model on the platform key and
 //! counts; with the account's own Anthropic key it runs on BYOK and local fakes and is free.
 
+use engine::InterviewId;
 use std::time::{Duration, Instant};
 use tests::{client_offer, post_offer};
 
@@ -36,7 +37,7 @@ async fn platform_app(backend: Backend, fakes: &FakeVendors, free: u32) -> TestA
     .await
 }
 
-async fn create(app: &TestApp, session: &Session) -> Uuid {
+async fn create(app: &TestApp, session: &Session) -> InterviewId {
     let response = app
         .call(
             Method::POST,
@@ -54,7 +55,7 @@ async fn create(app: &TestApp, session: &Session) -> Uuid {
     body["id"].as_str().expect("id").parse().expect("uuid")
 }
 
-async fn end(app: &TestApp, session: &Session, id: Uuid) {
+async fn end(app: &TestApp, session: &Session, id: InterviewId) {
     let response = app
         .call(
             Method::POST,
@@ -91,7 +92,7 @@ async fn wait_until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() 
 }
 
 /// Waits for the give-back watcher's verdict on an interview (logged with its id only).
-async fn wait_verdict(id: Uuid) -> &'static str {
+async fn wait_verdict(id: InterviewId) -> &'static str {
     let id = id.to_string();
     let mut verdict = "";
     wait_until(
@@ -212,7 +213,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let alice = app.signed_in_user().await;
     let alice_id = app.account_id(&alice).await;
     assert!(
-        api::free_interviews::take(&app.db, alice_id.into())
+        api::free_interviews::take(&app.db, alice_id)
             .await
             .expect("take")
     );
@@ -223,7 +224,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let code = assert_json_error(post_offer(&app, &alice, id, &offer).await, 402).await;
     assert_eq!(code, "free_interviews_exhausted");
     assert!(
-        !app.state.engine.is_live(id.into()),
+        !app.state.engine.is_live(id),
         "a refused start runs nothing"
     );
     let detail: Value = app
@@ -255,7 +256,7 @@ async fn out_of_allocation_the_offer_is_refused_but_byok_and_local_mode_intervie
     let bob = local.signed_in_user().await;
     let bob_id = local.account_id(&bob).await;
     assert!(
-        api::free_interviews::take(&local.db, bob_id.into())
+        api::free_interviews::take(&local.db, bob_id)
             .await
             .expect("take")
     );
@@ -304,7 +305,7 @@ async fn concurrent_takes_never_exceed_the_allocation(backend: Backend) {
     let id = app.account_id(&alice).await;
     let takes = (0..10).map(|_| {
         let db = app.db.clone();
-        tokio::spawn(async move { api::free_interviews::take(&db, id.into()).await })
+        tokio::spawn(async move { api::free_interviews::take(&db, id).await })
     });
     let mut taken = 0;
     for take in futures_util::future::join_all(takes).await {
@@ -316,7 +317,7 @@ async fn concurrent_takes_never_exceed_the_allocation(backend: Backend) {
     assert_eq!(allocation(&app, &alice).await, (3, 3, 0));
     // Giving back never goes below zero.
     for _ in 0..4 {
-        api::free_interviews::give_back(&app.db, id.into())
+        api::free_interviews::give_back(&app.db, id)
             .await
             .expect("give back");
     }

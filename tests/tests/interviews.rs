@@ -4,6 +4,7 @@
 //! The server runs in keyless local mode (in-process fake vendors) with loopback-only WebRTC:
 //! every packet of these tests stays on 127.0.0.1.
 
+use engine::InterviewId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ async fn create(app: &TestApp, session: &Session, body: Value) -> reqwest::Respo
     .await
 }
 
-async fn created_id(app: &TestApp, session: &Session) -> Uuid {
+async fn created_id(app: &TestApp, session: &Session) -> InterviewId {
     let response = create(app, session, json!({"kind": "behavioral"})).await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.expect("json");
@@ -233,18 +234,19 @@ async fn offers_that_cannot_start_an_interview_get_a_clear_4xx(backend: Backend)
 
     // Someone else's interview, or none: 404.
     assert_json_error(post_offer(&app, &bob, id, &offer).await, 404).await;
-    assert_json_error(post_offer(&app, &alice, Uuid::new_v4(), &offer).await, 404).await;
-    assert!(
-        !app.state.engine.is_live(id.into()),
-        "no refused offer started it"
-    );
+    assert_json_error(
+        post_offer(&app, &alice, InterviewId::now_v7(), &offer).await,
+        404,
+    )
+    .await;
+    assert!(!app.state.engine.is_live(id), "no refused offer started it");
 
     // A good offer starts it; a second offer is a conflict.
     let response = post_offer(&app, &alice, id, &offer).await;
     assert_eq!(response.status(), 200);
     let answer: SessionDescription = response.json().await.unwrap();
     assert_eq!(answer.sdp_type, SdpType::Answer);
-    assert!(app.state.engine.is_live(id.into()));
+    assert!(app.state.engine.is_live(id));
     let (_second, second_offer) = client_offer().await;
     assert_json_error(post_offer(&app, &alice, id, &second_offer).await, 409).await;
 
@@ -291,7 +293,7 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
         .wait_connected(Duration::from_secs(20))
         .await
         .expect("connected");
-    assert!(app.state.engine.is_live(id.into()));
+    assert!(app.state.engine.is_live(id));
 
     let response = app
         .call(
@@ -305,7 +307,7 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
     // By the time the erasure answers, the interview has stopped: nothing of it can be written
     // after its rows were deleted.
     assert!(
-        !app.state.engine.is_live(id.into()),
+        !app.state.engine.is_live(id),
         "the erasure waited for the interview to stop"
     );
     assert_eq!(app.count_rows("interviews").await, 0);
@@ -314,15 +316,15 @@ async fn erasure_waits_for_the_live_interview_to_stop_before_deleting(backend: B
     session.control.close().await;
 }
 
-async fn wait_not_live(app: &TestApp, id: Uuid) {
+async fn wait_not_live(app: &TestApp, id: InterviewId) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.state.engine.is_live(id.into()) {
+    while app.state.engine.is_live(id) {
         assert!(Instant::now() < deadline, "the interview ends");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-async fn ticket(app: &TestApp, session: &Session, id: Uuid) -> reqwest::Response {
+async fn ticket(app: &TestApp, session: &Session, id: InterviewId) -> reqwest::Response {
     app.call(
         Method::POST,
         &format!("/api/v1/interviews/{id}/events-ticket"),
@@ -332,7 +334,7 @@ async fn ticket(app: &TestApp, session: &Session, id: Uuid) -> reqwest::Response
     .await
 }
 
-async fn ticket_value(app: &TestApp, session: &Session, id: Uuid) -> String {
+async fn ticket_value(app: &TestApp, session: &Session, id: InterviewId) -> String {
     let response = ticket(app, session, id).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -340,7 +342,7 @@ async fn ticket_value(app: &TestApp, session: &Session, id: Uuid) -> String {
     body["ticket"].as_str().expect("ticket").to_owned()
 }
 
-fn events_url(app: &TestApp, id: Uuid, ticket: &str) -> String {
+fn events_url(app: &TestApp, id: InterviewId, ticket: &str) -> String {
     format!(
         "ws://127.0.0.1:{}/api/v1/interviews/{id}/events?ticket={ticket}",
         app.port
@@ -376,7 +378,7 @@ async fn events_socket_needs_a_single_use_ticket_for_your_own_interview(backend:
     )
     .await;
     assert_json_error(ticket(&app, &bob, id).await, 404).await;
-    assert_json_error(ticket(&app, &alice, Uuid::new_v4()).await, 404).await;
+    assert_json_error(ticket(&app, &alice, InterviewId::now_v7()).await, 404).await;
 
     // No ticket, a made-up one, one for another interview, and the access token itself: 401.
     let base = format!("ws://127.0.0.1:{}/api/v1/interviews/{id}/events", app.port);
@@ -836,7 +838,7 @@ async fn closing_the_events_socket_does_not_end_the_interview() {
     socket.close(None).await.unwrap();
     drop(socket);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(app.state.engine.is_live(id.into()), "still live");
+    assert!(app.state.engine.is_live(id), "still live");
     session.close().await;
     wait_not_live(&app, id).await;
 }

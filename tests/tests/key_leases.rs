@@ -5,6 +5,7 @@
 //! key or ends with `byok_key_revoked`. `/metrics` and the admin user summary show live leases
 //! without account ids or key material.
 
+use engine::{AccountId, InterviewId};
 use std::time::{Duration, Instant};
 
 use engine::byok_cipher::{KeyRing, MasterKey};
@@ -17,7 +18,6 @@ use sea_orm::EntityTrait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tests::{Backend, PASSWORD, Session, TestApp, db_tests, spawn_app_with};
-use uuid::Uuid;
 
 db_tests!(
     deleting_the_key_revokes_the_lease_and_ends_the_interview,
@@ -77,8 +77,8 @@ async fn put_key(app: &TestApp, session: &Session, provider: &str, key: &str) {
 /// A live interview of `session`'s account (with its own Deepgram key) on the server's
 /// engine, over an in-memory transport; the peer is kept so the interview stays connected.
 struct Live {
-    id: Uuid,
-    account: Uuid,
+    id: InterviewId,
+    account: AccountId,
     _peer: MemoryPeer,
 }
 
@@ -94,7 +94,7 @@ async fn live_interview(app: &TestApp, session: &Session) -> Live {
         .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.expect("json");
-    let id: Uuid = body["id"].as_str().expect("id").parse().expect("uuid");
+    let id: InterviewId = body["id"].as_str().expect("id").parse().expect("uuid");
     let account = app.account_id(session).await;
     let (link, peer) = memory_transport();
     let plan = InterviewPlan {
@@ -107,10 +107,10 @@ async fn live_interview(app: &TestApp, session: &Session) -> Live {
     };
     app.state
         .engine
-        .start_interview(id.into(), account.into(), plan, link)
+        .start_interview(id, account, plan, link)
         .await
         .expect("the interview starts");
-    let status = app.state.engine.lease_status(account.into()).await;
+    let status = app.state.engine.lease_status(account).await;
     assert!(status.live && status.own_keys, "{status:?}");
     Live {
         id,
@@ -121,24 +121,18 @@ async fn live_interview(app: &TestApp, session: &Session) -> Live {
 
 /// Right after the HTTP response: the lease holds none of the account's keys any more.
 async fn assert_revoked_at_once(app: &TestApp, live: &Live) {
-    let status = app.state.engine.lease_status(live.account.into()).await;
+    let status = app.state.engine.lease_status(live.account).await;
     assert!(!status.own_keys, "revoked at once: {status:?}");
 }
 
 async fn wait_until_ended(app: &TestApp, live: &Live) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.state.engine.is_live(live.id.into()) {
+    while app.state.engine.is_live(live.id) {
         assert!(Instant::now() < deadline, "the interview did not end");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app
-        .state
-        .engine
-        .lease_status(live.account.into())
-        .await
-        .live
-    {
+    while app.state.engine.lease_status(live.account).await.live {
         assert!(
             Instant::now() < deadline,
             "the lease outlived the interview"
@@ -147,7 +141,7 @@ async fn wait_until_ended(app: &TestApp, live: &Live) {
     }
 }
 
-async fn end_reason(app: &TestApp, id: Uuid) -> Option<String> {
+async fn end_reason(app: &TestApp, id: InterviewId) -> Option<String> {
     interviews::Entity::find_by_id(id)
         .one(&app.db)
         .await
@@ -202,13 +196,13 @@ async fn replacing_the_key_fails_over_to_the_platform_key(backend: Backend) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
-        app.state.engine.is_live(live.id.into()),
+        app.state.engine.is_live(live.id),
         "still live on the platform key"
     );
-    let status = app.state.engine.lease_status(live.account.into()).await;
+    let status = app.state.engine.lease_status(live.account).await;
     assert!(status.live && !status.own_keys, "{status:?}");
     assert!(app.state.engine.end_interview(
-        live.id.into(),
+        live.id,
         engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));
@@ -312,13 +306,7 @@ async fn rotate_keys_from_another_process_revokes_the_lease(backend: Backend) {
         .expect("rotation");
     assert_eq!(report.rotated, 1);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app
-        .state
-        .engine
-        .lease_status(live.account.into())
-        .await
-        .own_keys
-    {
+    while app.state.engine.lease_status(live.account).await.own_keys {
         assert!(Instant::now() < deadline, "the rotation did not revoke");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -344,7 +332,7 @@ fn gauge(metrics: &str, name: &str) -> Option<f64> {
         })
 }
 
-async fn summary(app: &TestApp, admin: &Session, account: Uuid) -> Value {
+async fn summary(app: &TestApp, admin: &Session, account: AccountId) -> Value {
     let response = app
         .get_as(
             &format!("/api/v1/admin/users/{account}"),
@@ -380,7 +368,7 @@ async fn metrics_and_the_admin_summary_show_live_leases_without_ids_or_keys(back
     );
 
     assert!(app.state.engine.end_interview(
-        live.id.into(),
+        live.id,
         engine::actors::interview::EndReason::CandidateEnded,
         engine::actors::interview::StopMode::CancelNow
     ));

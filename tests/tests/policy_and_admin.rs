@@ -3,12 +3,12 @@
 //! against the database), every action audited with ids only, and the account actions themselves.
 
 use chrono::{Duration, Utc};
+use engine::AccountId;
 use entities::admin_audit;
 use reqwest::Method;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tests::{Backend, PASSWORD, TestApp, assert_json_error, db_tests, spawn_app};
-use uuid::Uuid;
 
 db_tests!(
     a_fresh_server_has_a_policy_in_force_and_sign_up_accepts_it,
@@ -117,7 +117,7 @@ async fn policy_changes_need_fourteen_days_notice_and_are_announced_in_me(backen
 }
 
 /// Every admin route with a method and body.
-fn admin_routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
+fn admin_routes(target: AccountId) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (
             Method::GET,
@@ -407,7 +407,7 @@ async fn admin_actions_are_audited_with_ids_only(backend: Backend) {
     assert!(
         rows.iter()
             .filter(|row| row.action != "users.search")
-            .all(|row| row.target_id == Some(user_id))
+            .all(|row| row.target_id == Some(user_id.into()))
     );
     // The audit read back over the API holds no e-mail or search term.
     let response = app.get_as("/api/v1/admin/audit", &admin.access_token).await;

@@ -4,6 +4,7 @@
 //! and nothing of anyone else.
 
 use api::accounts::tables;
+use engine::{AccountId, InterviewId};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
@@ -38,10 +39,10 @@ fn statement(app: &TestApp, sql: &str, values: Vec<sea_orm::Value>) -> Statement
 /// Registers through the API, then gives that account rows in every table: the fixture fills
 /// every table for a twin account, and the twin's rows are moved over where a column names the
 /// account (rows keyed by the account id, which the real account already has, stay the twin's).
-async fn user_with_data_everywhere(app: &TestApp) -> (tests::Session, Uuid) {
+async fn user_with_data_everywhere(app: &TestApp) -> (tests::Session, AccountId) {
     let session = app.signed_in_user().await;
     let account_id = app.account_id(&session).await;
-    let twin = Uuid::now_v7();
+    let twin = AccountId::now_v7();
     populate_every_table(&app.db, twin).await;
     for table in &tables::names() {
         for column in ["account_id", "target_id"] {
@@ -287,7 +288,7 @@ async fn rows_referencing(app: &TestApp, ids: &[Uuid]) -> Vec<(String, i64)> {
     found
 }
 
-async fn interview_ids(app: &TestApp, account_id: Uuid) -> Vec<Uuid> {
+async fn interview_ids(app: &TestApp, account_id: AccountId) -> Vec<InterviewId> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     entities::interviews::Entity::find()
         .filter(entities::interviews::Column::AccountId.eq(account_id))
@@ -303,8 +304,13 @@ async fn erasure_deletes_every_row_of_the_account_and_nothing_else(backend: Back
     let app = spawn_app(backend).await;
     let (session, account_id) = user_with_data_everywhere(&app).await;
     let (_bystander, bystander_id) = user_with_data_everywhere(&app).await;
-    let mut doomed_ids = vec![account_id];
-    doomed_ids.extend(interview_ids(&app, account_id).await);
+    let mut doomed_ids = vec![account_id.as_uuid()];
+    doomed_ids.extend(
+        interview_ids(&app, account_id)
+            .await
+            .into_iter()
+            .map(Uuid::from),
+    );
     assert!(doomed_ids.len() > 1, "the account has interviews");
     let mut before = std::collections::HashMap::new();
     for table in &tables::names() {
@@ -340,7 +346,11 @@ async fn erasure_deletes_every_row_of_the_account_and_nothing_else(backend: Back
             assert!(after > 0, "{table} kept the bystander's rows");
         }
     }
-    assert!(!rows_referencing(&app, &[bystander_id]).await.is_empty());
+    assert!(
+        !rows_referencing(&app, &[bystander_id.into()])
+            .await
+            .is_empty()
+    );
     // The erased account can no longer do anything.
     assert_json_error(app.login(&session.email, PASSWORD).await, 401).await;
     assert_json_error(app.refresh(Some(&session.refresh_token)).await, 401).await;

@@ -3,12 +3,12 @@
 //! `api::accounts::tables` (the one descriptor export and erasure walk) matches the database so no table can be forgotten, the usage log has no
 //! text column, and migrations roll back and forward cleanly.
 
+use engine::AccountId;
 use entities::*;
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, ModelTrait, Statement};
 use sea_orm_migration::MigratorTrait;
 use tests::fixtures::populate_every_table;
 use tests::{Backend, TestApp, db_tests, spawn_app};
-use uuid::Uuid;
 
 db_tests!(
     all_tables_lists_every_table_in_the_database,
@@ -54,8 +54,8 @@ async fn all_tables_lists_every_table_in_the_database(backend: Backend) {
 
 async fn deleting_an_account_cascades_to_every_table_of_its_data(backend: Backend) {
     let app = spawn_app(backend).await;
-    let doomed = Uuid::now_v7();
-    let survivor = Uuid::now_v7();
+    let doomed = AccountId::now_v7();
+    let survivor = AccountId::now_v7();
     populate_every_table(&app.db, doomed).await;
     populate_every_table(&app.db, survivor).await;
     let mut before = std::collections::HashMap::new();

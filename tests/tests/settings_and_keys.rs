@@ -3,6 +3,7 @@
 //! last four characters, never in a response, log or database column in plaintext, and the master
 //! key can be rotated.
 
+use engine::AccountId;
 use engine::byok_cipher::{EncryptedKey, KeyRing, MasterKey};
 use entities::{byok_keys, consent_events, skill_history};
 use reqwest::Method;
@@ -121,7 +122,7 @@ async fn objecting_to_skill_tracking_deletes_the_skill_history(backend: Backend)
     let app = spawn_app(backend).await;
     let session = app.signed_in_user().await;
     let account_id = app.account_id(&session).await;
-    let other = uuid::Uuid::now_v7();
+    let other = AccountId::now_v7();
     populate_every_table(&app.db, other).await;
     // Give our account skill history too.
     let sample = skill_history::Entity::find()
@@ -235,7 +236,7 @@ async fn byok_key_is_stored_encrypted_and_shown_only_by_its_last_four(backend: B
         key_id: row.key_id.clone(),
     };
     let secret = ring
-        .decrypt(account_id.into(), "anthropic", &stored)
+        .decrypt(account_id, "anthropic", &stored)
         .expect("decrypts");
     assert_eq!(secret.expose_secret(), ANTHROPIC_KEY);
     assert!(
@@ -464,12 +465,9 @@ async fn rotate_keys_reencrypts_every_row_under_the_new_master_key(backend: Back
         };
         assert!(
             after
-                .decrypt(row.account_id.into(), &row.provider, &stored)
+                .decrypt(row.account_id, &row.provider, &stored)
                 .is_ok()
         );
-        assert!(
-            old.decrypt(row.account_id.into(), &row.provider, &stored)
-                .is_err()
-        );
+        assert!(old.decrypt(row.account_id, &row.provider, &stored).is_err());
     }
 }

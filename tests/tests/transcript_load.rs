@@ -6,6 +6,7 @@
 //! its own, as the interview did before, loses rows to the pool timeout here.) The candidates are scripted on in-memory transports (no browser, no WebRTC), the
 //! vendors are the fast fakes; the fakes and the candidates run on a runtime of their own.
 
+use engine::{AccountId, InterviewId};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,6 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Transac
 use secrecy::SecretString;
 use tests::{Backend, db_tests, spawn_app_with};
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
 db_tests!(every_segment_word_and_turn_of_150_concurrent_interviews_is_stored);
 
@@ -46,7 +46,7 @@ fn fakes_config() -> FakeVendorsConfig {
     config
 }
 
-async fn create_interview(db: &DatabaseConnection) -> (Uuid, Uuid) {
+async fn create_interview(db: &DatabaseConnection) -> (AccountId, InterviewId) {
     entities::fixtures::account_with_interview(db)
         .await
         .expect("account and interview")
@@ -186,7 +186,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         let (account_id, interview_id) = create_interview(&app.db).await;
         let (link, peer) = memory_transport();
         let events = engine
-            .start_interview(interview_id.into(), account_id.into(), plan(), link)
+            .start_interview(interview_id, account_id, plan(), link)
             .await
             .expect("the interview starts");
         side.spawn(candidate(peer, ANSWERS.len(), events.resubscribe()));
@@ -227,8 +227,8 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
         "the writer drained"
     );
 
-    let ids: Vec<Uuid> = outcomes.keys().copied().collect();
-    let mut segments: HashMap<Uuid, Vec<transcript_segments::Model>> = HashMap::new();
+    let ids: Vec<InterviewId> = outcomes.keys().copied().collect();
+    let mut segments: HashMap<InterviewId, Vec<transcript_segments::Model>> = HashMap::new();
     for segment in transcript_segments::Entity::find()
         .filter(transcript_segments::Column::InterviewId.is_in(ids.clone()))
         .all(&app.db)
@@ -240,7 +240,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
             .or_default()
             .push(segment);
     }
-    let mut words: HashMap<Uuid, usize> = HashMap::new();
+    let mut words: HashMap<InterviewId, usize> = HashMap::new();
     for word in transcript_words::Entity::find()
         .all(&app.db)
         .await
@@ -248,7 +248,7 @@ async fn every_segment_word_and_turn_of_150_concurrent_interviews_is_stored(back
     {
         *words.entry(word.interview_id).or_default() += 1;
     }
-    let mut turns: HashMap<Uuid, usize> = HashMap::new();
+    let mut turns: HashMap<InterviewId, usize> = HashMap::new();
     for turn in turn_metrics::Entity::find()
         .all(&app.db)
         .await

@@ -4,6 +4,7 @@
 //! ids, is audited, and validates its window. On SQLite and PostgreSQL (whose `SUM` types differ).
 
 use chrono::{Duration, Utc};
+use engine::{AccountId, InterviewId};
 use entities::usage_log;
 use reqwest::Method;
 use sea_orm::ActiveValue::Set;
@@ -17,7 +18,7 @@ db_tests!(
     the_admin_report_sums_every_account_by_day_and_provider,
 );
 
-async fn interview(app: &TestApp, session: &Session) -> Uuid {
+async fn interview(app: &TestApp, session: &Session) -> InterviewId {
     let response = app
         .call(
             Method::POST,
@@ -34,8 +35,8 @@ async fn interview(app: &TestApp, session: &Session) -> Uuid {
 /// One usage row as the meter writes it.
 #[allow(clippy::too_many_arguments)]
 fn row(
-    account: Uuid,
-    interview: Option<Uuid>,
+    account: AccountId,
+    interview: Option<InterviewId>,
     provider: &str,
     key_source: &str,
     tokens: (i64, i64),
@@ -177,7 +178,7 @@ async fn an_account_sees_its_own_usage_per_interview_and_provider(backend: Backe
         3,
         "two interviews and calls outside any: {usage}"
     );
-    let of = |id: Option<Uuid>| {
+    let of = |id: Option<InterviewId>| {
         interviews
             .iter()
             .find(|i| i["interview_id"] == json!(id))

@@ -137,7 +137,7 @@ pub async fn store_signals(
     for signal in signals {
         abuse_signals::Entity::insert(abuse_signals::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id.as_uuid()),
+            account_id: Set(account_id),
             kind: Set(signal.code().to_owned()),
             created_at: Set(now),
         })

@@ -86,7 +86,7 @@ pub async fn state_of(
     db: &impl ConnectionTrait,
     account_id: AccountId,
 ) -> Result<ReviewState, DbErr> {
-    if let Some(review) = abuse_reviews::Entity::find_by_id(account_id.as_uuid())
+    if let Some(review) = abuse_reviews::Entity::find_by_id(account_id)
         .one(db)
         .await?
     {
@@ -97,7 +97,7 @@ pub async fn state_of(
         });
     }
     let flagged = abuse_signals::Entity::find()
-        .filter(abuse_signals::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(abuse_signals::Column::AccountId.eq(account_id))
         .count(db)
         .await?
         > 0;
@@ -114,7 +114,7 @@ pub async fn signals_of(
     account_id: AccountId,
 ) -> Result<Vec<String>, DbErr> {
     Ok(abuse_signals::Entity::find()
-        .filter(abuse_signals::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(abuse_signals::Column::AccountId.eq(account_id))
         .order_by_asc(abuse_signals::Column::CreatedAt)
         .all(db)
         .await?
@@ -136,7 +136,7 @@ pub async fn decide(
 ) -> Result<(), DbErr> {
     let quota = interview_quotas::Entity::update_many()
         .col_expr(interview_quotas::Column::UpdatedAt, Expr::value(now))
-        .filter(interview_quotas::Column::AccountId.eq(account_id.as_uuid()));
+        .filter(interview_quotas::Column::AccountId.eq(account_id));
     match decision {
         Decision::Allow => {
             quota
@@ -163,10 +163,10 @@ pub async fn decide(
         }
     }
     abuse_reviews::Entity::insert(abuse_reviews::ActiveModel {
-        account_id: Set(account_id.as_uuid()),
+        account_id: Set(account_id),
         decision: Set(decision.as_str().to_owned()),
         note: Set(note),
-        decided_by: Set(admin_id.as_uuid()),
+        decided_by: Set(admin_id),
         decided_at: Set(now),
     })
     .on_conflict(

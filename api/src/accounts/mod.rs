@@ -5,12 +5,12 @@
 pub mod tables;
 
 use chrono::{DateTime, Utc};
+use engine::AccountId;
 use entities::accounts::{self, NewAccount, Role};
 use entities::{account_settings, interview_quotas};
 use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DbErr};
-use uuid::Uuid;
 
 use crate::domain::Email;
 
@@ -35,7 +35,7 @@ pub async fn create(
     registration: Registration,
     now: DateTime<Utc>,
 ) -> Result<accounts::Model, DbErr> {
-    let id = Uuid::now_v7();
+    let id = AccountId::now_v7();
     let mut row = NewAccount {
         id,
         email: registration.email.as_str().to_owned(),

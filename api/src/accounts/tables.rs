@@ -38,7 +38,7 @@ fn interviews_of(account_id: AccountId) -> SelectStatement {
     Query::select()
         .column(interviews::Column::Id)
         .from(interviews::Entity)
-        .and_where(interviews::Column::AccountId.eq(account_id.as_uuid()))
+        .and_where(interviews::Column::AccountId.eq(account_id))
         .to_owned()
 }
 
@@ -46,14 +46,14 @@ fn interviews_of(account_id: AccountId) -> SelectStatement {
 /// naming one of its interviews, or either.
 macro_rules! owner_filter {
     ($table:ident, account($col:ident), $account:expr) => {
-        entities::$table::Column::$col.eq($account.as_uuid())
+        entities::$table::Column::$col.eq($account)
     };
     ($table:ident, interview($col:ident), $account:expr) => {
         entities::$table::Column::$col.in_subquery(interviews_of($account))
     };
     ($table:ident, account_or_interview($a:ident, $i:ident), $account:expr) => {
         entities::$table::Column::$a
-            .eq($account.as_uuid())
+            .eq($account)
             .or(entities::$table::Column::$i.in_subquery(interviews_of($account)))
     };
 }

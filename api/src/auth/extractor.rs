@@ -33,7 +33,7 @@ impl FromRequest for AuthenticatedAccount {
         Box::pin(async move {
             let account = current_account(state, claims?).await?;
             Ok(AuthenticatedAccount {
-                id: account.id.into(),
+                id: account.id,
                 role: account.role,
             })
         })
@@ -47,13 +47,12 @@ async fn current_account(
 ) -> Result<entities::accounts::Model, ApiError> {
     let state =
         state.ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("AppState is not registered")))?;
-    let account =
-        <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(claims.sub.as_uuid())
-            .one(&state.db)
-            .await?
-            .filter(|account| account.disabled_at.is_none())
-            .filter(|account| claims.pwv == account.password_changed_at.timestamp_millis())
-            .ok_or_else(ApiError::unauthorized)?;
+    let account = <entities::accounts::Entity as sea_orm::EntityTrait>::find_by_id(claims.sub)
+        .one(&state.db)
+        .await?
+        .filter(|account| account.disabled_at.is_none())
+        .filter(|account| claims.pwv == account.password_changed_at.timestamp_millis())
+        .ok_or_else(ApiError::unauthorized)?;
     Ok(account)
 }
 
@@ -97,9 +96,7 @@ impl FromRequest for AdminAccount {
             if account.role != Role::Admin {
                 return Err(ApiError::Forbidden("this action requires the admin role"));
             }
-            Ok(AdminAccount {
-                id: account.id.into(),
-            })
+            Ok(AdminAccount { id: account.id })
         })
     }
 }

@@ -80,7 +80,7 @@ impl ScorerSource {
             scorer: Arc::new(local),
             _lease: None,
         };
-        let Some(interview) = entities::interviews::Entity::find_by_id(interview_id.as_uuid())
+        let Some(interview) = entities::interviews::Entity::find_by_id(interview_id)
             .one(db)
             .await?
         else {
@@ -89,7 +89,7 @@ impl ScorerSource {
         let lease = match self
             .engine
             .lease_for_work(
-                interview.account_id.into(),
+                interview.account_id,
                 interview_id,
                 vec![engine::vendors::Vendor::Anthropic],
                 SCORING_LEASE,
@@ -124,7 +124,7 @@ impl ScorerSource {
                             engine::feedback::claude::ScorerUsage {
                                 meter,
                                 context: engine::metering::UsageContext {
-                                    account_id: Some(interview.account_id.into()),
+                                    account_id: Some(interview.account_id),
                                     interview_id: Some(interview_id),
                                     key_source,
                                 },

@@ -104,7 +104,7 @@ pub async fn unfinished(
         .all(db)
         .await?
         .into_iter()
-        .map(|job| InterviewId::from(job.interview_id))
+        .map(|job| job.interview_id)
         .collect();
     let without_job = interviews::Entity::find()
         .filter(interviews::Column::Status.eq(InterviewStatus::Ended))
@@ -119,7 +119,7 @@ pub async fn unfinished(
         .limit(500)
         .all(db)
         .await?;
-    ids.extend(without_job.into_iter().map(|i| InterviewId::from(i.id)));
+    ids.extend(without_job.into_iter().map(|i| i.id));
     Ok(ids)
 }
 
@@ -279,7 +279,7 @@ pub async fn mark_failed(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
         .filter(scoring_jobs::Column::State.eq(RUNNING))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(db)
@@ -293,13 +293,13 @@ async fn load_turns(
     interview_id: InterviewId,
 ) -> Result<Vec<Turn>, DbErr> {
     let rows = transcript_segments::Entity::find()
-        .filter(transcript_segments::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(transcript_segments::Column::InterviewId.eq(interview_id))
         .order_by_asc(transcript_segments::Column::Seq)
         .all(db)
         .await?;
     let mut words: HashMap<Uuid, Vec<Word>> = HashMap::new();
     for word in transcript_words::Entity::find()
-        .filter(transcript_words::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(transcript_words::Column::InterviewId.eq(interview_id))
         .order_by_asc(transcript_words::Column::StartMs)
         .all(db)
         .await?
@@ -366,10 +366,7 @@ pub async fn score_interview(
     node: &str,
     max_attempts: i32,
 ) -> Result<Outcome, StoreError> {
-    let Some(interview) = interviews::Entity::find_by_id(interview_id.as_uuid())
-        .one(db)
-        .await?
-    else {
+    let Some(interview) = interviews::Entity::find_by_id(interview_id).one(db).await? else {
         return Ok(Outcome::NotEnded);
     };
     if interview.status != InterviewStatus::Ended {
@@ -398,11 +395,11 @@ async fn run(
     claim: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Outcome, StoreError> {
-    let interview_id = InterviewId::from(interview.id);
+    let interview_id = interview.id;
     let turns = load_turns(db, interview_id).await?;
     if words_expired(&turns)
         && answer_feedback::Entity::find()
-            .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
+            .filter(answer_feedback::Column::InterviewId.eq(interview_id))
             .one(db)
             .await?
             .is_some()
@@ -443,18 +440,18 @@ async fn run(
         return Ok(Outcome::Superseded);
     }
     answer_feedback::Entity::delete_many()
-        .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(answer_feedback::Column::InterviewId.eq(interview_id))
         .exec(&txn)
         .await?;
     answer_scores::Entity::delete_many()
-        .filter(answer_scores::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(answer_scores::Column::InterviewId.eq(interview_id))
         .exec(&txn)
         .await?;
     let mut all_signals = Vec::new();
     for (segment, delivery, score) in &scored {
         answer_feedback::ActiveModel {
             id: Set(Uuid::now_v7()),
-            interview_id: Set(interview_id.as_uuid()),
+            interview_id: Set(interview_id),
             segment_index: Set(i32::try_from(segment.index).unwrap_or(i32::MAX)),
             question: Set(segment.question.clone()),
             answer: Set(segment.answer_text()),
@@ -480,7 +477,7 @@ async fn run(
                 .collect();
             answer_scores::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                interview_id: Set(interview_id.as_uuid()),
+                interview_id: Set(interview_id),
                 segment_id: Set(segment.turn_ids.first().copied()),
                 skill: Set(signal.skill.clone()),
                 score: Set(score.overall),
@@ -501,7 +498,7 @@ async fn run(
         record_skills(
             &txn,
             config,
-            interview.account_id.into(),
+            interview.account_id,
             interview_id,
             at,
             &all_signals,
@@ -525,7 +522,7 @@ pub async fn rescore_needs_expired_words(
     interview_id: InterviewId,
 ) -> Result<bool, DbErr> {
     let scored = answer_feedback::Entity::find()
-        .filter(answer_feedback::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(answer_feedback::Column::InterviewId.eq(interview_id))
         .one(db)
         .await?
         .is_some();
@@ -555,7 +552,7 @@ async fn restore_done(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(db)
         .await?;
@@ -607,7 +604,7 @@ async fn finish(
             scoring_jobs::Column::Claim,
             Expr::value(Option::<Uuid>::None),
         )
-        .filter(scoring_jobs::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(scoring_jobs::Column::InterviewId.eq(interview_id))
         .filter(scoring_jobs::Column::State.eq(RUNNING))
         .filter(scoring_jobs::Column::Claim.eq(claim))
         .exec(txn)
@@ -626,24 +623,24 @@ async fn record_skills(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let mut touched: BTreeSet<String> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
-        .filter(skill_history::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(skill_history::Column::AccountId.eq(account_id))
+        .filter(skill_history::Column::InterviewId.eq(interview_id))
         .all(txn)
         .await?
         .into_iter()
         .map(|row| row.skill)
         .collect();
     skill_history::Entity::delete_many()
-        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
-        .filter(skill_history::Column::InterviewId.eq(interview_id.as_uuid()))
+        .filter(skill_history::Column::AccountId.eq(account_id))
+        .filter(skill_history::Column::InterviewId.eq(interview_id))
         .exec(txn)
         .await?;
     for (index, signal) in signals {
         touched.insert(signal.skill.clone());
         skill_history::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(account_id.as_uuid()),
-            interview_id: Set(Some(interview_id.as_uuid())),
+            account_id: Set(account_id),
+            interview_id: Set(Some(interview_id)),
             skill: Set(signal.skill.clone()),
             score: Set(signal.overall),
             // Answers of one interview keep their order.
@@ -670,7 +667,7 @@ async fn replay_skill(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let rows: Vec<skill_history::Model> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(skill_history::Column::AccountId.eq(account_id))
         .filter(skill_history::Column::Skill.eq(skill))
         .order_by_asc(skill_history::Column::RecordedAt)
         .order_by_asc(skill_history::Column::Id)
@@ -690,7 +687,7 @@ async fn replay_skill(
         })
         .collect();
     let existing = skill_levels::Entity::find()
-        .filter(skill_levels::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(skill_levels::Column::AccountId.eq(account_id))
         .filter(skill_levels::Column::Skill.eq(skill))
         .one(txn)
         .await?;
@@ -729,7 +726,7 @@ async fn replay_skill(
         None => {
             let mut level = skill_levels::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                account_id: Set(account_id.as_uuid()),
+                account_id: Set(account_id),
                 skill: Set(skill.to_owned()),
                 ..Default::default()
             };
@@ -746,7 +743,7 @@ pub async fn skill_states(
     account_id: AccountId,
 ) -> Result<Vec<SkillState>, DbErr> {
     Ok(skill_levels::Entity::find()
-        .filter(skill_levels::Column::AccountId.eq(account_id.as_uuid()))
+        .filter(skill_levels::Column::AccountId.eq(account_id))
         .order_by_asc(skill_levels::Column::Skill)
         .all(db)
         .await?

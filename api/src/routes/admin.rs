@@ -118,7 +118,7 @@ pub async fn search_users(
         .await?
         .into_iter()
         .map(|account| UserRow {
-            id: account.id.into(),
+            id: account.id,
             email: account.email,
             role: account.role,
             created_at: account.created_at,
@@ -130,7 +130,7 @@ pub async fn search_users(
 }
 
 async fn find_account(state: &AppState, id: AccountId) -> Result<accounts::Model, ApiError> {
-    accounts::Entity::find_by_id(id.as_uuid())
+    accounts::Entity::find_by_id(id)
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)
@@ -197,7 +197,7 @@ pub async fn get_user(
         .one(db)
         .await?
         .is_some();
-    audit::record(db, admin.id, action::USER_VIEW, Some(account.id)).await?;
+    audit::record(db, admin.id, action::USER_VIEW, Some(account.id.into())).await?;
     Ok(HttpResponse::Ok().json(json!({
         "id": account.id,
         "email": account.email,
@@ -237,7 +237,7 @@ pub async fn export_user(
     id: web::Path<AccountId>,
 ) -> Result<HttpResponse, ApiError> {
     let document = privacy::export_account(&state.db, *id).await?;
-    audit::record(&state.db, admin.id, action::USER_EXPORT, Some(id.as_uuid())).await?;
+    audit::record(&state.db, admin.id, action::USER_EXPORT, Some((*id).into())).await?;
     Ok(export_response(document, *id))
 }
 
@@ -263,7 +263,7 @@ pub async fn erase_user(
     // The audit row commits with the erasure or not at all.
     let txn = engine::database::begin_write(&state.db).await?;
     let report = privacy::erase_in(&txn, *id, &state.ledger_key).await?;
-    audit::record(&txn, admin.id, action::USER_ERASE, Some(id.as_uuid())).await?;
+    audit::record(&txn, admin.id, action::USER_ERASE, Some((*id).into())).await?;
     txn.commit().await?;
     crate::startup::scrub_after_erasure(&state.db, &privacy::erased_tables(&report)).await;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
@@ -290,13 +290,13 @@ async fn set_disabled(
             Expr::value(if disabled { Some(now) } else { None }),
         )
         .col_expr(accounts::Column::UpdatedAt, Expr::value(now))
-        .filter(accounts::Column::Id.eq(id.as_uuid()))
+        .filter(accounts::Column::Id.eq(id))
         .exec(&txn)
         .await?;
     if disabled {
         refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(Some(now)))
-            .filter(refresh_tokens::Column::AccountId.eq(id.as_uuid()))
+            .filter(refresh_tokens::Column::AccountId.eq(id))
             .filter(refresh_tokens::Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
@@ -306,7 +306,7 @@ async fn set_disabled(
     } else {
         action::USER_ENABLE
     };
-    audit::record(&txn, admin.id, code, Some(id.as_uuid())).await?;
+    audit::record(&txn, admin.id, code, Some(id.into())).await?;
     txn.commit().await?;
     if disabled {
         // Stored first, so an interview or a lease started meanwhile is ended too (and a lease
@@ -452,7 +452,7 @@ pub async fn abuse_decision(
         Decision::Allow => action::ABUSE_ALLOW,
         Decision::Deny => action::ABUSE_DENY,
     };
-    audit::record(&txn, admin.id, code, Some(id.as_uuid())).await?;
+    audit::record(&txn, admin.id, code, Some((*id).into())).await?;
     txn.commit().await?;
     let free_interviews = crate::free_interviews::allocation(&state.db, *id).await?;
     Ok(HttpResponse::Ok().json(AbuseDecisionView {

@@ -137,7 +137,7 @@ pub async fn register(
             Some(SqlErr::UniqueConstraintViolation(_)) => email_taken(),
             _ => error.into(),
         })?;
-    let id = AccountId::from(account.id);
+    let id = account.id;
     crate::abuse::ledger::store_signals(&txn, id, &decision.signals, now).await?;
     // Signing up accepts the policy in force.
     if let Some(version) = crate::policy::current(&txn, now).await? {
@@ -289,7 +289,7 @@ pub async fn resend_verification(
     };
     let now = Utc::now();
     let txn = engine::database::begin_write(&state.db).await?;
-    let account = accounts::Entity::find_by_id(caller.id.as_uuid())
+    let account = accounts::Entity::find_by_id(caller.id)
         .one(&txn)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
@@ -299,19 +299,19 @@ pub async fn resend_verification(
             message: "this e-mail address is already verified",
         });
     }
-    let sent = crate::verification::recent_links(&txn, account.id.into(), now).await?;
+    let sent = crate::verification::recent_links(&txn, account.id, now).await?;
     if let Some(wait) = crate::verification::resend_wait(&sent, now) {
         return Err(ApiError::TooManyRequests {
             code: "verification_resend_limited",
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let token = crate::verification::issue(&txn, account.id.into(), now).await?;
+    let token = crate::verification::issue(&txn, account.id, now).await?;
     txn.commit().await?;
     crate::verification::send_in_background(
         mailer,
         &state.public_url,
-        account.id.into(),
+        account.id,
         account.email,
         token,
     );
@@ -407,7 +407,7 @@ pub async fn login(
         return Err(ApiError::Forbidden("this account is disabled"));
     }
     let refresh_token = refresh::generate();
-    store_refresh_token(&state, account.id.into(), Uuid::now_v7(), &refresh_token).await?;
+    store_refresh_token(&state, account.id, Uuid::now_v7(), &refresh_token).await?;
     tracing::info!(account_id = %account.id, "signed in");
     token_response(&state, &account, &refresh_token)
 }
@@ -475,7 +475,7 @@ async fn insert_refresh_token(
     );
     refresh_tokens::ActiveModel {
         id: Set(Uuid::now_v7()),
-        account_id: Set(account_id.as_uuid()),
+        account_id: Set(account_id),
         family_id: Set(family_id),
         token_hash: Set(refresh::hash(token)),
         created_at: Set(now),
@@ -497,7 +497,7 @@ fn token_response(
     let access_token = state
         .jwt
         .issue(
-            account.id.into(),
+            account.id,
             account.role,
             account.password_changed_at.timestamp_millis(),
         )
@@ -580,7 +580,7 @@ pub async fn refresh(
             "the refresh token has expired",
         ));
     }
-    let Some(account) = live_account(&state, row.account_id.into()).await? else {
+    let Some(account) = live_account(&state, row.account_id).await? else {
         revoke_family(&state.db, row.family_id).await?;
         return Ok(refresh_failed(
             &state,
@@ -616,7 +616,7 @@ pub async fn refresh(
         };
     }
     let next_token = refresh::successor(state.jwt.successor_key(), &presented);
-    insert_refresh_token(&txn, &state, account.id.into(), row.family_id, &next_token).await?;
+    insert_refresh_token(&txn, &state, account.id, row.family_id, &next_token).await?;
     txn.commit().await?;
     token_response(&state, &account, &next_token)
 }
@@ -626,7 +626,7 @@ async fn live_account(
     state: &AppState,
     account_id: AccountId,
 ) -> Result<Option<accounts::Model>, ApiError> {
-    Ok(accounts::Entity::find_by_id(account_id.as_uuid())
+    Ok(accounts::Entity::find_by_id(account_id)
         .one(&state.db)
         .await?
         .filter(|a| a.disabled_at.is_none()))
@@ -674,7 +674,7 @@ async fn again_within_window(
     if !usable {
         return reused(state, row).await;
     }
-    match live_account(state, row.account_id.into()).await? {
+    match live_account(state, row.account_id).await? {
         Some(account) => token_response(state, &account, &successor),
         None => {
             revoke_family(&state.db, row.family_id).await?;

@@ -98,7 +98,7 @@ pub async fn scores(
         None => ("none".into(), None, None),
     };
     Ok(HttpResponse::Ok().json(ScoresView {
-        interview_id: interview.id.into(),
+        interview_id: interview.id,
         state: job_state,
         scorer,
         delivery,
@@ -124,14 +124,14 @@ pub async fn rescore(
             message: "an interview is scored once it has ended",
         });
     }
-    if store::rescore_needs_expired_words(&state.db, interview.id.into()).await? {
+    if store::rescore_needs_expired_words(&state.db, interview.id).await? {
         return Err(ApiError::Conflict {
             code: "word_times_expired",
             message: "the word timestamps a re-score needs were deleted after 14 days; the stored scores stand",
         });
     }
     store::request(&state.db, &interview).await?;
-    state.scoring.enqueue(interview.id.into());
+    state.scoring.enqueue(interview.id);
     Ok(HttpResponse::Accepted().json(json!({"interview_id": interview.id, "state": "pending"})))
 }
 
@@ -168,7 +168,7 @@ pub async fn skills(
 ) -> Result<HttpResponse, ApiError> {
     let settings = super::settings::load_settings(&state.db, caller.id).await?;
     let skills = entities::skill_levels::Entity::find()
-        .filter(entities::skill_levels::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(entities::skill_levels::Column::AccountId.eq(caller.id))
         .order_by_asc(entities::skill_levels::Column::Skill)
         .all(&state.db)
         .await?
@@ -218,7 +218,7 @@ pub async fn history(
         return Err(ApiError::NotFound);
     }
     let points: Vec<HistoryPoint> = skill_history::Entity::find()
-        .filter(skill_history::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(skill_history::Column::AccountId.eq(caller.id))
         .filter(skill_history::Column::Skill.eq(&skill))
         .order_by_asc(skill_history::Column::RecordedAt)
         .order_by_asc(skill_history::Column::Id)
@@ -226,7 +226,7 @@ pub async fn history(
         .await?
         .into_iter()
         .map(|row| HistoryPoint {
-            interview_id: row.interview_id.map(InterviewId::from),
+            interview_id: row.interview_id,
             level: row.score,
             previous_level: row.previous_level,
             positive: row.positive,

@@ -207,8 +207,8 @@ pub async fn ticket(
     id: web::Path<InterviewId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let interview = interviews::Entity::find_by_id(id.as_uuid())
-        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
+    let interview = interviews::Entity::find_by_id(id)
+        .filter(interviews::Column::AccountId.eq(caller.id))
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)?;

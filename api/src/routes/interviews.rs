@@ -11,7 +11,6 @@ use entities::{transcript_segments, turn_metrics};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::AuthenticatedAccount;
 use crate::error::{ApiError, ErrorBody};
@@ -58,8 +57,8 @@ pub struct InterviewView {
 
 fn view(state: &AppState, model: interviews::Model) -> InterviewView {
     InterviewView {
-        live: state.engine.is_live(model.id.into()),
-        id: model.id.into(),
+        live: state.engine.is_live(model.id),
+        id: model.id,
         kind: model.kind,
         target_role: model.target_role,
         company: model.company,
@@ -111,8 +110,8 @@ pub async fn create(
         ));
     }
     let interview = interviews::NewInterview {
-        id: Uuid::now_v7(),
-        account_id: caller.id.as_uuid(),
+        id: InterviewId::now_v7(),
+        account_id: caller.id,
         kind: body.kind,
         target_role,
         company,
@@ -131,8 +130,8 @@ pub(crate) async fn own(
     caller: &AuthenticatedAccount,
     id: InterviewId,
 ) -> Result<interviews::Model, ApiError> {
-    interviews::Entity::find_by_id(id.as_uuid())
-        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
+    interviews::Entity::find_by_id(id)
+        .filter(interviews::Column::AccountId.eq(caller.id))
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)
@@ -146,7 +145,7 @@ pub async fn list(
     caller: AuthenticatedAccount,
 ) -> Result<HttpResponse, ApiError> {
     let rows = interviews::Entity::find()
-        .filter(interviews::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(interviews::Column::AccountId.eq(caller.id))
         .order_by_desc(interviews::Column::CreatedAt)
         .all(&state.db)
         .await?;

@@ -56,7 +56,7 @@ pub struct PolicyNotice {
 
 /// Loads the caller's account; an erased or disabled account authenticates nobody.
 async fn load_account(state: &AppState, id: AccountId) -> Result<accounts::Model, ApiError> {
-    accounts::Entity::find_by_id(id.as_uuid())
+    accounts::Entity::find_by_id(id)
         .one(&state.db)
         .await?
         .filter(|account| account.disabled_at.is_none())
@@ -67,7 +67,7 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
     let now = Utc::now();
     let current = policy::current(&state.db, now).await?;
     let accepted_current = match &current {
-        Some(version) => policy::has_accepted(&state.db, account.id.into(), version).await?,
+        Some(version) => policy::has_accepted(&state.db, account.id, version).await?,
         None => true,
     };
     let upcoming = policy::upcoming(&state.db, now)
@@ -75,16 +75,15 @@ async fn profile(state: &AppState, account: accounts::Model) -> Result<Profile, 
         .into_iter()
         .map(PolicyView::from)
         .collect();
-    let free_interviews = crate::free_interviews::allocation(&state.db, account.id.into()).await?;
-    let free_interviews_review =
-        crate::abuse::review::state_of(&state.db, account.id.into()).await?;
+    let free_interviews = crate::free_interviews::allocation(&state.db, account.id).await?;
+    let free_interviews_review = crate::abuse::review::state_of(&state.db, account.id).await?;
     let email_verified = account.email_verified_at.is_some();
     Ok(Profile {
         free_interviews,
         free_interviews_review,
         email_verified,
         email_verification_required: state.verification_required() && !email_verified,
-        id: account.id.into(),
+        id: account.id,
         email: account.email,
         display_name: account.display_name,
         role: account.role,
@@ -181,9 +180,9 @@ pub async fn patch_me(
         if let Ok(old) = Email::parse(&account.email) {
             crate::abuse::ledger::record(&txn, &state.ledger_key.mailbox(&old), now).await?;
         }
-        crate::verification::withdraw(&txn, account.id.into()).await?;
+        crate::verification::withdraw(&txn, account.id).await?;
         if state.mailer.is_some() {
-            link = Some(crate::verification::issue(&txn, account.id.into(), now).await?);
+            link = Some(crate::verification::issue(&txn, account.id, now).await?);
         }
     }
     if let Some(hash) = new_hash {
@@ -212,14 +211,14 @@ pub async fn patch_me(
         crate::verification::send_in_background(
             mailer,
             &state.public_url,
-            account.id.into(),
+            account.id,
             updated.email.clone(),
             token,
         );
     }
     if new_password.is_some() {
         // A password change also withdraws the account's own keys from live interviews.
-        state.engine.revoke_keys(account.id.into()).await;
+        state.engine.revoke_keys(account.id).await;
         tracing::info!(account_id = %account.id, "password changed; sessions revoked");
     }
     Ok(HttpResponse::Ok().json(profile(&state, updated).await?))
@@ -280,11 +279,11 @@ pub async fn delete_me(
     check_password(&state, &request, &account, body.into_inner().password).await?;
     crate::interviews::stop_live_interviews(
         &state,
-        account.id.into(),
+        account.id,
         engine::actors::interview::EndReason::AccountErased,
     )
     .await;
-    let report = privacy::erase_account(&state.db, account.id.into(), &state.ledger_key).await?;
+    let report = privacy::erase_account(&state.db, account.id, &state.ledger_key).await?;
     let rows: u64 = report.iter().map(|(_, count)| count).sum();
     tracing::info!(account_id = %account.id, rows, "account erased at the user's request");
     Ok(HttpResponse::Ok()

@@ -112,7 +112,7 @@ pub async fn upload(
     let profile_json = serde_json::to_value(&profile)
         .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("profile json: {error}")))?;
     let now = Utc::now();
-    let existing = resume_profiles::Entity::find_by_id(caller.id.as_uuid())
+    let existing = resume_profiles::Entity::find_by_id(caller.id)
         .one(&state.db)
         .await?;
     let saved = match existing {
@@ -126,7 +126,7 @@ pub async fn upload(
         }
         None => {
             resume_profiles::ActiveModel {
-                account_id: Set(caller.id.as_uuid()),
+                account_id: Set(caller.id),
                 extracted_text: Set(extracted.text),
                 profile: Set(profile_json),
                 source_kind: Set(extracted.format.as_str().to_owned()),
@@ -183,7 +183,7 @@ pub async fn get_resume(
     state: web::Data<AppState>,
     caller: AuthenticatedAccount,
 ) -> Result<HttpResponse, ApiError> {
-    let row = resume_profiles::Entity::find_by_id(caller.id.as_uuid())
+    let row = resume_profiles::Entity::find_by_id(caller.id)
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -208,7 +208,7 @@ pub async fn patch_resume(
     caller: AuthenticatedAccount,
     body: web::Json<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = resume_profiles::Entity::find_by_id(caller.id.as_uuid())
+    let row = resume_profiles::Entity::find_by_id(caller.id)
         .one(&state.db)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -59,7 +59,7 @@ pub async fn load_settings(
     db: &impl ConnectionTrait,
     account_id: AccountId,
 ) -> Result<account_settings::Model, ApiError> {
-    account_settings::Entity::find_by_id(account_id.as_uuid())
+    account_settings::Entity::find_by_id(account_id)
         .one(db)
         .await?
         .ok_or_else(ApiError::unauthorized)
@@ -142,11 +142,11 @@ pub async fn patch_settings(
         changes.push(("skill_tracking", value));
         if !value {
             skill_history::Entity::delete_many()
-                .filter(skill_history::Column::AccountId.eq(caller.id.as_uuid()))
+                .filter(skill_history::Column::AccountId.eq(caller.id))
                 .exec(&txn)
                 .await?;
             entities::skill_levels::Entity::delete_many()
-                .filter(entities::skill_levels::Column::AccountId.eq(caller.id.as_uuid()))
+                .filter(entities::skill_levels::Column::AccountId.eq(caller.id))
                 .exec(&txn)
                 .await?;
         }
@@ -162,7 +162,7 @@ pub async fn patch_settings(
     for (purpose, granted) in &changes {
         consent_events::ActiveModel {
             id: Set(Uuid::now_v7()),
-            account_id: Set(caller.id.as_uuid()),
+            account_id: Set(caller.id),
             purpose: Set((*purpose).to_owned()),
             granted: Set(*granted),
             created_at: Set(now),
@@ -209,7 +209,7 @@ pub async fn list_keys(
     caller: AuthenticatedAccount,
 ) -> Result<HttpResponse, ApiError> {
     let keys: Vec<KeyView> = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
         .order_by_asc(byok_keys::Column::Provider)
         .all(&state.db)
         .await?
@@ -246,7 +246,7 @@ pub async fn put_key(
     let now = Utc::now();
     let txn = engine::database::begin_write(&state.db).await?;
     let existing = byok_keys::Entity::find()
-        .filter(byok_keys::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
         .filter(byok_keys::Column::Provider.eq(provider.as_str()))
         .one(&txn)
         .await?;
@@ -264,7 +264,7 @@ pub async fn put_key(
         None => {
             byok_keys::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                account_id: Set(caller.id.as_uuid()),
+                account_id: Set(caller.id),
                 provider: Set(provider.as_str().to_owned()),
                 ciphertext: Set(encrypted.ciphertext),
                 nonce: Set(encrypted.nonce),
@@ -297,7 +297,7 @@ pub async fn delete_key(
 ) -> Result<HttpResponse, ApiError> {
     let provider = parse_provider(&provider)?;
     let deleted = byok_keys::Entity::delete_many()
-        .filter(byok_keys::Column::AccountId.eq(caller.id.as_uuid()))
+        .filter(byok_keys::Column::AccountId.eq(caller.id))
         .filter(byok_keys::Column::Provider.eq(provider.as_str()))
         .exec(&state.db)
         .await?;

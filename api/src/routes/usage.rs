@@ -14,7 +14,6 @@ use entities::usage_log;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::audit::{self, action};
 use crate::auth::{AdminAccount, AuthenticatedAccount};
@@ -101,7 +100,7 @@ fn sums<S: QuerySelect>(select: S) -> S {
 
 #[derive(Debug, FromQueryResult)]
 struct AccountGroup {
-    interview_id: Option<Uuid>,
+    interview_id: Option<InterviewId>,
     provider: String,
     key_source: String,
     #[sea_orm(nested)]
@@ -170,7 +169,7 @@ pub async fn account_usage(
             .column(usage_log::Column::Provider)
             .column(usage_log::Column::KeySource),
     )
-    .filter(usage_log::Column::AccountId.eq(caller.id.as_uuid()))
+    .filter(usage_log::Column::AccountId.eq(caller.id))
     .group_by(usage_log::Column::InterviewId)
     .group_by(usage_log::Column::Provider)
     .group_by(usage_log::Column::KeySource)
@@ -188,7 +187,7 @@ pub async fn account_usage(
         if group.key_source == "platform" {
             platform_cost_micro_usd += group.totals.cost_micro_usd;
         }
-        let interview_id = group.interview_id.map(InterviewId::from);
+        let interview_id = group.interview_id;
         let interview = by_interview
             .entry(interview_id)
             .or_insert_with(|| InterviewUsage {

@@ -479,7 +479,6 @@ mod tests {
             .await
             .expect("account and interview")
             .1
-            .into()
     }
 
     /// One segment with two words (3 rows).
@@ -519,7 +518,7 @@ mod tests {
 
     async fn segments_of(db: &impl ConnectionTrait, interview_id: InterviewId) -> u64 {
         transcript_segments::Entity::find()
-            .filter(transcript_segments::Column::InterviewId.eq(interview_id.as_uuid()))
+            .filter(transcript_segments::Column::InterviewId.eq(interview_id))
             .count(db)
             .await
             .expect("count")

@@ -19,8 +19,8 @@ pub async fn insert_batch(
     }
     let rows = batch.iter().map(|record| usage_log::ActiveModel {
         id: Set(Uuid::now_v7()),
-        account_id: Set(record.account_id.map(Uuid::from)),
-        interview_id: Set(record.interview_id.map(Uuid::from)),
+        account_id: Set(record.account_id),
+        interview_id: Set(record.interview_id),
         provider: Set(record.provider.as_str().to_owned()),
         model: Set(record.model.clone()),
         operation: Set(record.operation.to_owned()),

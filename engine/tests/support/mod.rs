@@ -16,6 +16,7 @@ use engine::media::{
 };
 use engine::metering::PriceTable;
 use engine::retention::RetentionPolicy;
+use engine::{AccountId, InterviewId};
 use fakes::{FakeVendors, FakeVendorsConfig};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, Database, DatabaseConnection};
@@ -125,7 +126,7 @@ impl Harness {
     }
 
     /// An account and an interview row, as the API would create them.
-    pub async fn create_interview(&self) -> (Uuid, Uuid) {
+    pub async fn create_interview(&self) -> (AccountId, InterviewId) {
         entities::fixtures::account_with_interview(&self.db)
             .await
             .expect("account and interview")
@@ -143,11 +144,11 @@ impl Harness {
     }
 
     /// Stores a BYOK key for an account, encrypted as the API does.
-    pub async fn store_key(&self, account_id: Uuid, provider: &str, key: &str) {
+    pub async fn store_key(&self, account_id: AccountId, provider: &str, key: &str) {
         let encrypted = self
             .ring
             .encrypt(
-                account_id.into(),
+                account_id,
                 provider,
                 &secrecy::SecretString::from(key.to_owned()),
             )
@@ -170,7 +171,7 @@ impl Harness {
     }
 
     /// Starts an interview with a scripted candidate; returns its id and the run.
-    pub async fn start_interview(&self, candidate: Candidate) -> (Uuid, Run) {
+    pub async fn start_interview(&self, candidate: Candidate) -> (InterviewId, Run) {
         self.start_interview_with_keys(candidate, &[]).await
     }
 
@@ -179,7 +180,7 @@ impl Harness {
         &self,
         candidate: Candidate,
         keys: &[(&str, &str)],
-    ) -> (Uuid, Run) {
+    ) -> (InterviewId, Run) {
         let (account_id, interview_id) = self.create_interview().await;
         for (provider, key) in keys {
             self.store_key(account_id, provider, key).await;
@@ -187,7 +188,7 @@ impl Harness {
         let (link, peer) = memory_transport();
         let events = self
             .engine
-            .start_interview(interview_id.into(), account_id.into(), Self::plan(), link)
+            .start_interview(interview_id, account_id, Self::plan(), link)
             .await
             .expect("interview starts");
         let candidate_task = tokio::spawn(candidate.run(peer));
@@ -233,7 +234,7 @@ impl Harness {
 pub struct Run {
     pub events: broadcast::Receiver<InterviewEvent>,
     pub candidate_task: tokio::task::JoinHandle<CandidateReport>,
-    pub account_id: Uuid,
+    pub account_id: AccountId,
 }
 
 impl Run {
