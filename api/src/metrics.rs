@@ -35,6 +35,8 @@ pub struct Metrics {
     /// Live actors by type; returns to zero when interviews end.
     pub live_actors: Family<ActorLabels, Gauge>,
     pub live_interviews: Gauge,
+    /// WebRTC media sessions not yet released ([`engine::transport::live_sessions`]).
+    pub live_media_sessions: Gauge,
 }
 
 impl Default for Metrics {
@@ -81,6 +83,12 @@ impl Metrics {
             "Live interviews on this node",
             live_interviews.clone(),
         );
+        let live_media_sessions = Gauge::default();
+        registry.register(
+            "live_media_sessions",
+            "WebRTC media sessions (peer connections) this process still holds; above live_interviews, sessions outlive their interview",
+            live_media_sessions.clone(),
+        );
         engine::latency::register(&mut registry);
         Self {
             registry: Mutex::new(registry),
@@ -89,6 +97,7 @@ impl Metrics {
             database_up,
             live_actors,
             live_interviews,
+            live_media_sessions,
         }
     }
 
@@ -114,6 +123,8 @@ impl Metrics {
         }
         self.live_interviews
             .set(i64::try_from(engine.live().len()).unwrap_or(i64::MAX));
+        self.live_media_sessions
+            .set(engine::transport::live_sessions());
     }
 
     /// The OpenMetrics text exposition.

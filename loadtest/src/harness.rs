@@ -677,7 +677,15 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(probe: Probe, live: Arc<AtomicUsize>, started: Instant) -> Self {
+    /// Also reads the server's own live interviews and media sessions from its `/metrics`
+    /// (`base`) at each sample, when it answers.
+    fn start(
+        probe: Probe,
+        live: Arc<AtomicUsize>,
+        started: Instant,
+        http: reqwest::Client,
+        base: String,
+    ) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut samples = Vec::new();
@@ -688,13 +696,18 @@ impl Sampler {
                     _ = stopped.changed() => break,
                 }
                 let live = live.load(Ordering::Relaxed);
-                if let Some(rss_mib) = rss_mib(probe) {
-                    samples.push(RssSample {
-                        t_s: started.elapsed().as_secs_f64(),
-                        rss_mib,
-                        live,
-                    });
-                }
+                let Some(rss_mib) = rss_mib(probe) else {
+                    continue;
+                };
+                let t_s = started.elapsed().as_secs_f64();
+                let reading = server::scrape(&http, &base).await.ok();
+                samples.push(RssSample {
+                    t_s,
+                    rss_mib,
+                    live,
+                    server_live: reading.as_ref().and_then(|r| r.live_interviews),
+                    media_sessions: reading.and_then(|r| r.live_media_sessions),
+                });
             }
             samples
         });
@@ -773,7 +786,13 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
     let children_before =
         procstat::children_cpu_s().unwrap_or(0.0) + procstat::living_children_cpu_s();
     let started = Instant::now();
-    let sampler = Sampler::start(target.probe, live.clone(), started);
+    let sampler = Sampler::start(
+        target.probe,
+        live.clone(),
+        started,
+        http.clone(),
+        target.base.clone(),
+    );
 
     let scheduled = schedule(&opts, &api, &plan, &audio, concurrency, target.probe).await;
 
@@ -851,6 +870,8 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
             .idle_rss_mib
             .map(|idle| (peak.rss_mib - idle) / peak.live as f64);
     }
+    server.peak_server_live = samples.iter().filter_map(|s| s.server_live).max();
+    server.peak_media_sessions = samples.iter().filter_map(|s| s.media_sessions).max();
     // The summary line's older figures, from the same numbers.
     summary.server_cpu_s = server.cpu_seconds;
     if let Some(child) = server.child_cpu_seconds {
@@ -901,6 +922,7 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
     summary.server_peak_rss_mib = server.peak_rss_mib;
     summary.server_rss_per_interview_mib = server.rss_per_interview_mib;
     summary.live_actors_after = settled.as_ref().and_then(|m| m.live_actors);
+    summary.media_sessions_after = settled.as_ref().and_then(|m| m.live_media_sessions);
     verdict(&mut summary, opts.fail_over_p99_ms);
 
     let client_cpu = groups.client_s;
@@ -961,6 +983,7 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
             cpu_by_thread: procstat::cpu_by_thread_name(),
         },
         live_actors_after: summary.live_actors_after,
+        media_sessions_after: summary.media_sessions_after,
         leak_check,
         soak,
         rss_timeline: crate::report::thin(&samples, 200),
@@ -998,14 +1021,15 @@ async fn check_health(api: &Api, opts: &RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads `/metrics` until the live actors are back to zero (or [`SETTLE_TIMEOUT`]); the last
-/// reading. `None` when the server has no readable `/metrics`.
+/// Reads `/metrics` until the live actors and the media sessions are back to zero (or
+/// [`SETTLE_TIMEOUT`]); the last reading. `None` when the server has no readable `/metrics`.
 async fn settle(http: &reqwest::Client, base: &str) -> Option<MetricsReading> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut last = None;
     loop {
         if let Ok(reading) = server::scrape(http, base).await {
-            let idle = reading.live_actors.is_none_or(|n| n == 0);
+            let idle = reading.live_actors.is_none_or(|n| n == 0)
+                && reading.live_media_sessions.is_none_or(|n| n == 0);
             last = Some(reading);
             if idle {
                 return last;
@@ -1183,6 +1207,9 @@ fn verdict(summary: &mut Summary, fail_over_p99_ms: Option<f64>) {
     }
     if let Some(live) = summary.live_actors_after.filter(|n| *n != 0) {
         reasons.push(format!("{live} actors still live after the run"));
+    }
+    if let Some(held) = summary.media_sessions_after.filter(|n| *n != 0) {
+        reasons.push(format!("{held} media sessions still held after the run"));
     }
     if reasons.is_empty() {
         summary.verdict = "pass".into();

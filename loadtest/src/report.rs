@@ -8,7 +8,8 @@
 //! completed,failed}`, `turns`, `v2v_client_ms`, `v2v_server_ms`, `breakdown_ms.<part>`,
 //! `engine_overhead_ms`, `barge_in_ms` (client) and `barge_in_server_ms`, `turn_cut_rate`,
 //! `stalls`, `server.{cpu_seconds,cores_avg,peak_rss_mib,cpu_per_interview_pct,
-//! rss_per_interview_mib}`, `live_actors_after`, `leak_check` and `rss_timeline`; every
+//! rss_per_interview_mib,peak_server_live,peak_media_sessions}`, `live_actors_after`,
+//! `media_sessions_after`, `leak_check` and `rss_timeline`; every
 //! percentile block has `count`, `p50`, `p95`, `p99` and `max` (`null` without a sample).
 
 use std::collections::BTreeMap;
@@ -102,6 +103,9 @@ pub struct Report {
     pub client: ClientFigures,
     /// `interviewcraft_live_actors` summed over kinds once the run is over (must be 0).
     pub live_actors_after: Option<i64>,
+    /// `interviewcraft_live_media_sessions` once the run is over (must be 0: a peer connection
+    /// held after every interview ended is a leak).
+    pub media_sessions_after: Option<i64>,
     /// With more interviews than `--leak-check-after` (100): the server's RSS after that many
     /// and at the end.
     pub leak_check: Option<LeakCheck>,
@@ -176,6 +180,10 @@ pub struct ServerFigures {
     pub rss_at_peak_live_mib: Option<f64>,
     /// `(rss_at_peak_live − idle) / peak_live`.
     pub rss_per_interview_mib: Option<f64>,
+    /// The most interviews the server itself counted live at one sample, and the most media
+    /// sessions it held (its `/metrics`, sampled with the RSS).
+    pub peak_server_live: Option<i64>,
+    pub peak_media_sessions: Option<i64>,
     /// `--server-bin`: the child exited by itself after SIGTERM.
     pub clean_exit: Option<bool>,
     /// `--server-bin`: its log (JSON lines).
@@ -224,6 +232,12 @@ pub struct RssSample {
     pub rss_mib: f64,
     /// Interviews joined and not yet ended.
     pub live: usize,
+    /// Interviews the server counted live then (`interviewcraft_live_interviews`): it holds
+    /// an interview from its start until its actor is gone, so also while one ends.
+    pub server_live: Option<i64>,
+    /// Media sessions the server held then (`interviewcraft_live_media_sessions`; with the
+    /// server in this process, the candidates' own sessions count too).
+    pub media_sessions: Option<i64>,
 }
 
 impl Soak {
@@ -335,6 +349,7 @@ pub struct Summary {
     pub server_peak_rss_mib: Option<f64>,
     pub server_rss_per_interview_mib: Option<f64>,
     pub live_actors_after: Option<i64>,
+    pub media_sessions_after: Option<i64>,
     pub wall_s: f64,
     /// `pass`, or `fail` with the reason in [`Summary::verdict_reason`].
     pub verdict: String,
@@ -394,7 +409,7 @@ impl Summary {
             self.verdict,
         ));
         s.push_str(&format!(
-            " barge_in_p50_ms={} barge_in_p95_ms={} barge_in_server_p95_ms={} pauses={} turn_cut_rate={} server={} server_cores_avg={} server_cpu_per_interview_pct={} server_peak_rss_mib={} server_rss_per_interview_mib={} live_actors_after={}",
+            " barge_in_p50_ms={} barge_in_p95_ms={} barge_in_server_p95_ms={} pauses={} turn_cut_rate={} server={} server_cores_avg={} server_cpu_per_interview_pct={} server_peak_rss_mib={} server_rss_per_interview_mib={} live_actors_after={} media_sessions_after={}",
             ms(self.barge_in_ms.p50),
             ms(self.barge_in_ms.p95),
             ms(self.barge_in_server_p95_ms),
@@ -406,6 +421,7 @@ impl Summary {
             opt(self.server_peak_rss_mib, 1),
             opt(self.server_rss_per_interview_mib, 2),
             self.live_actors_after.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            self.media_sessions_after.map_or_else(|| "-".to_owned(), |n| n.to_string()),
         ));
         if let Some(reason) = &self.verdict_reason {
             s.push_str(&format!(" reason={}", reason.replace(' ', "_")));
@@ -483,6 +499,7 @@ mod tests {
                     40.0 + f64::from(i) / 10.0
                 },
                 live: 5,
+                ..RssSample::default()
             })
             .collect();
         let soak = Soak::of(&samples, 100.0).expect("enough samples");

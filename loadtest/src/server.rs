@@ -221,6 +221,8 @@ pub struct MetricsReading {
     /// `interviewcraft_live_actors`, summed over actor kinds.
     pub live_actors: Option<i64>,
     pub live_interviews: Option<i64>,
+    /// `interviewcraft_live_media_sessions`: peer connections the server still holds.
+    pub live_media_sessions: Option<i64>,
     /// `interviewcraft_barge_in_seconds`.
     pub barge_in: Option<Histogram>,
 }
@@ -239,6 +241,9 @@ pub fn parse_metrics(text: &str) -> anyhow::Result<MetricsReading> {
             }
             ("interviewcraft_live_interviews", Value::Gauge(v)) => {
                 reading.live_interviews = Some(*v as i64);
+            }
+            ("interviewcraft_live_media_sessions", Value::Gauge(v)) => {
+                reading.live_media_sessions = Some(*v as i64);
             }
             ("interviewcraft_barge_in_seconds", Value::Histogram(buckets)) => {
                 let mut buckets: Vec<(f64, f64)> =
@@ -315,6 +320,9 @@ interviewcraft_live_actors{kind=\"playback\"} 1
 # HELP interviewcraft_live_interviews Live interviews on this node.
 # TYPE interviewcraft_live_interviews gauge
 interviewcraft_live_interviews 2
+# HELP interviewcraft_live_media_sessions Media sessions held.
+# TYPE interviewcraft_live_media_sessions gauge
+interviewcraft_live_media_sessions 3
 # HELP interviewcraft_barge_in_seconds Per barge-in.
 # TYPE interviewcraft_barge_in_seconds histogram
 interviewcraft_barge_in_seconds_sum 0.012
@@ -331,6 +339,7 @@ interviewcraft_barge_in_seconds_bucket{le=\"+Inf\"} 4
         let reading = parse_metrics(EXPOSITION).expect("parses");
         assert_eq!(reading.live_actors, Some(3));
         assert_eq!(reading.live_interviews, Some(2));
+        assert_eq!(reading.live_media_sessions, Some(3));
         let h = reading.barge_in.expect("the histogram");
         assert_eq!(h.count(), 4.0);
         assert!((h.sum - 0.012).abs() < 1e-12);

@@ -208,6 +208,14 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
         ),
         "{text}"
     );
+    // Media sessions still held (process-wide: other tests may hold some): a gauge.
+    assert!(
+        matches!(
+            sample("interviewcraft_live_media_sessions").first().map(|s| &s.value),
+            Some(prometheus_parse::Value::Gauge(v)) if *v >= 0.0
+        ),
+        "{text}"
+    );
     assert!(
         !sample("interviewcraft_usage_rows_dropped_total").is_empty(),
         "dropped usage rows are counted: {text}"

@@ -151,7 +151,7 @@ pub use client::{PendingClient, WebRtcClient};
 pub use codec::OpusRate;
 pub use outbound::AudioSender;
 pub use session::{MediaSession, SessionControl, accept_offer};
-pub use stats::{StatsSnapshot, TransportStats};
+pub use stats::{StatsSnapshot, TransportStats, live_sessions};
 
 /// The RTP clock rate of Opus: 48 kHz whatever the PCM rate on either side of the codec
 /// (RFC 7587 §4.1); timestamps count in it.

@@ -28,7 +28,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::inbound::InboundAudio;
 use super::outbound::{AudioSender, OUTBOUND_QUEUE_CAPACITY, OutboundAudio, Queued};
-use super::stats::{TransportStats, bump};
+use super::stats::{LiveSession, TransportStats, bump};
 use super::{
     AudioFrame, ConnectionState, EndReason, INBOUND_FRAME_CAPACITY, IceCandidate, InboundPacket,
     LOCAL_CANDIDATE_CAPACITY, SdpType, SessionDescription, TransportError, WebRtcConfig, sdp,
@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     ice: AtomicU8,
     /// `a=mid` of our first media section, for trickled candidates.
     mid: OnceLock<String>,
+    /// Counts this session in [`super::live_sessions`] until the last holder lets go.
+    _live: LiveSession,
 }
 
 /// ICE connection states remembered for naming a failure (see `on_connection_state_change`).
@@ -348,6 +350,39 @@ pub(crate) struct Peer {
     config: WebRtcConfig,
     /// Remote candidates taken from the description (they count towards the trickle cap).
     pub(crate) remote_candidates: usize,
+    /// Closes the connection if this is dropped before it became a session or was abandoned.
+    close_on_drop: CloseOnDrop,
+}
+
+/// Closes a peer connection dropped before it became a session or was abandoned: an error
+/// path that returns early, or a caller whose future was cancelled mid-negotiation (an HTTP
+/// client gone while we gather candidates, a timeout around [`accept_offer`]). The `webrtc`
+/// crate's driver holds the connection until it is closed, so without this its task, sockets
+/// and buffers would stay for good.
+struct CloseOnDrop(Option<(Arc<dyn PeerConnection>, Arc<Shared>)>);
+
+impl CloseOnDrop {
+    /// Someone else closes it now (the session's supervisor, or `abandon`).
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let Some((pc, shared)) = self.0.take() else {
+            return;
+        };
+        shared.set_state(ConnectionState::Ended(EndReason::ClosedLocally));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = pc.close().await;
+                });
+            }
+            Err(_) => tracing::warn!("a peer connection dropped outside a runtime is not closed"),
+        }
+    }
 }
 
 fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> TransportError + '_ {
@@ -403,6 +438,7 @@ impl Peer {
             ended: Arc::new(AtomicBool::new(false)),
             ice: AtomicU8::new(ICE_OTHER),
             mid: OnceLock::new(),
+            _live: LiveSession::new(),
         });
 
         let mut builder = PeerConnectionBuilder::new()
@@ -443,6 +479,7 @@ impl Peer {
         )));
 
         Ok(Self {
+            close_on_drop: CloseOnDrop(Some((pc.clone(), shared.clone()))),
             pc,
             shared,
             track,
@@ -509,7 +546,7 @@ impl Peer {
     }
 
     /// Starts the tasks and hands out the session. Call once negotiation is complete.
-    pub(crate) async fn into_session(self) -> Result<MediaSession, TransportError> {
+    pub(crate) async fn into_session(mut self) -> Result<MediaSession, TransportError> {
         let sender = self
             .sender
             .as_ref()
@@ -530,6 +567,8 @@ impl Peer {
         let (packet_tx, packet_rx) = mpsc::channel(OUTBOUND_QUEUE_CAPACITY);
         let stats = self.shared.stats.clone();
         let generation = Arc::new(AtomicU64::new(0));
+        // From here the supervisor closes the connection when the session ends.
+        self.close_on_drop.disarm();
         let writer = tokio::spawn(writer_task(
             self.track.clone(),
             packet_rx,
@@ -572,7 +611,8 @@ impl Peer {
     }
 
     /// Closes a peer connection that never became a session (error paths).
-    pub(crate) async fn abandon(self) {
+    pub(crate) async fn abandon(mut self) {
+        self.close_on_drop.disarm();
         self.shared
             .set_state(ConnectionState::Ended(EndReason::ClosedLocally));
         let _ = self.pc.close().await;

@@ -1,6 +1,36 @@
 //! Lock-free counters of one media session, shared by its tasks and readable at any time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Media sessions of this process not yet released: see [`live_sessions`].
+static LIVE_SESSIONS: AtomicI64 = AtomicI64::new(0);
+
+/// Media sessions (peer connections, the server's and any client's) this process still holds:
+/// counted from the moment one is built until the last thing holding it has let go (our
+/// handles and tasks, and the `webrtc` crate's driver, which keeps the event handler until the
+/// connection is torn down). More sessions than live interviews means sessions outlive their
+/// interview; `/metrics` shows it as `interviewcraft_live_media_sessions`.
+pub fn live_sessions() -> i64 {
+    LIVE_SESSIONS.load(Ordering::Relaxed)
+}
+
+/// Counts one session in [`live_sessions`] for as long as it lives (held by the session's
+/// shared state, so every holder keeps it counted).
+#[derive(Debug)]
+pub(crate) struct LiveSession(());
+
+impl LiveSession {
+    pub(crate) fn new() -> Self {
+        LIVE_SESSIONS.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        LIVE_SESSIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Counters of one [`MediaSession`](super::MediaSession): atomics only, so the media tasks
 /// bump them without locks and anyone holding the `Arc` reads them without locks.
