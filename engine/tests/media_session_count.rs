@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use engine::transport::client::connected_pair;
 use engine::transport::{
     ConnectionState, EndReason, WebRtcClient, WebRtcConfig, accept_offer, live_sessions,
 };
@@ -28,29 +29,27 @@ async fn settle_to(want: i64, within: Duration) -> i64 {
 async fn a_session_is_counted_from_its_build_until_everything_holding_it_let_go() {
     assert_eq!(live_sessions(), 0, "no session before the test");
     let config = WebRtcConfig::loopback();
-    let (pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
+
+    // A client's peer connection counts once built; one that never gets its answer is
+    // released when dropped.
+    let (pending, _offer) = WebRtcClient::offer(&config).await.expect("client offer");
     assert_eq!(
         live_sessions(),
         1,
         "the client's peer connection counts once built"
     );
-    let (server, answer) = accept_offer(&config, &offer).await.expect("server answer");
-    assert_eq!(live_sessions(), 2, "and the server's");
-    let client = pending
-        .accept_answer(&answer)
+    drop(pending);
+    assert_eq!(
+        settle_to(0, Duration::from_secs(5)).await,
+        0,
+        "an offer never answered is released when dropped"
+    );
+
+    // A connected pair: the server's session and the client's.
+    let (server, client, _answer) = connected_pair(&config, CONNECT)
         .await
-        .expect("answer applies");
-    client
-        .control
-        .wait_connected(CONNECT)
-        .await
-        .expect("client connects");
-    server
-        .control
-        .wait_connected(CONNECT)
-        .await
-        .expect("server connects");
-    assert_eq!(live_sessions(), 2, "connecting makes no more");
+        .expect("client and server connect");
+    assert_eq!(live_sessions(), 2, "one each");
 
     // The client hangs up; the server sees it. While anything still holds the sessions they
     // stay counted, however they ended.
@@ -73,16 +72,6 @@ async fn a_session_is_counted_from_its_build_until_everything_holding_it_let_go(
         settle_to(0, Duration::from_secs(5)).await,
         0,
         "every session let go after its handles were dropped"
-    );
-
-    // A client that never gets its answer is released when dropped.
-    let (pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
-    drop(pending);
-    let _ = offer;
-    assert_eq!(
-        settle_to(0, Duration::from_secs(5)).await,
-        0,
-        "an offer never answered is released when dropped"
     );
 
     // So is a server session whose negotiation is cancelled part-way (its caller's future

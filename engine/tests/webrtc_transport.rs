@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use engine::transport::client::{ReceivedAudio, collect_audio, collect_frames};
+use engine::transport::client::{ReceivedAudio, collect_audio, collect_frames, connected_pair};
 use engine::transport::{
     ConnectionState, EndReason, ErrorCategory, IceCandidate, MediaSession, OpusRate, SdpType,
     SessionDescription, ToneGenerator, TransportError, WebRtcClient, WebRtcConfig, accept_offer,
@@ -21,11 +21,11 @@ const MAX_WAIT: Duration = Duration::from_secs(6);
 
 /// Client offers, server answers, both connected. Returns (server, client, connect time).
 async fn connect_pair() -> (MediaSession, MediaSession, Duration) {
-    let config = WebRtcConfig::loopback();
     let t0 = Instant::now();
-    let (pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
-    assert_eq!(offer.sdp_type, SdpType::Offer);
-    let (server, answer) = accept_offer(&config, &offer).await.expect("server answer");
+    let (server, client, answer) = connected_pair(&WebRtcConfig::loopback(), CONNECT)
+        .await
+        .expect("client and server connect");
+    let connected_in = t0.elapsed();
     assert_eq!(answer.sdp_type, SdpType::Answer);
     assert!(
         answer.sdp.contains("a=candidate:") && answer.sdp.contains("127.0.0.1"),
@@ -33,21 +33,7 @@ async fn connect_pair() -> (MediaSession, MediaSession, Duration) {
         answer.sdp
     );
     assert!(answer.sdp.contains("opus/48000/2"), "{}", answer.sdp);
-    let client = pending
-        .accept_answer(&answer)
-        .await
-        .expect("client applies answer");
-    client
-        .control
-        .wait_connected(CONNECT)
-        .await
-        .expect("client connects");
-    server
-        .control
-        .wait_connected(CONNECT)
-        .await
-        .expect("server connects");
-    (server, client, t0.elapsed())
+    (server, client, connected_in)
 }
 
 /// Sends `frames` frames of a tone, one every 20 ms (we are the pacer here).

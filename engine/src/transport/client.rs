@@ -107,6 +107,21 @@ async fn make_offer(peer: &mut Peer) -> Result<SessionDescription, TransportErro
     peer.local_description_after_gathering().await
 }
 
+/// A server session and a client session of this process, connected to each other: the
+/// client offers, [`accept_offer`](super::accept_offer) answers, and both wait (at most
+/// `within` each) until connected. Returns `(server, client, answer)`. For transport tests.
+pub async fn connected_pair(
+    config: &WebRtcConfig,
+    within: Duration,
+) -> Result<(MediaSession, MediaSession, SessionDescription), TransportError> {
+    let (pending, offer) = WebRtcClient::offer(config).await?;
+    let (server, answer) = super::accept_offer(config, &offer).await?;
+    let client = pending.accept_answer(&answer).await?;
+    client.control.wait_connected(within).await?;
+    server.control.wait_connected(within).await?;
+    Ok((server, client, answer))
+}
+
 /// A client that has offered and waits for the answer.
 pub struct PendingClient {
     peer: Peer,

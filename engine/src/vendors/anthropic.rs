@@ -559,10 +559,7 @@ impl WithoutUrl for reqwest::Error {
 
 impl AnthropicLlm {
     pub fn new(config: AnthropicConfig) -> Result<Self, VendorError> {
-        super::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()
+        let http = super::shared_http_client(config.connect_timeout)
             .map_err(|e| err(ErrorCategory::Protocol, format!("HTTP client: {e}")))?;
         Ok(Self {
             config: Arc::new(config),

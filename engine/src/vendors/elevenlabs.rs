@@ -691,10 +691,7 @@ pub struct ElevenLabsHttpTts {
 
 impl ElevenLabsHttpTts {
     pub fn new(config: ElevenLabsConfig) -> Result<Self, VendorError> {
-        super::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .build()
+        let http = super::shared_http_client(config.connect_timeout)
             .map_err(|e| err(ErrorCategory::Protocol, format!("HTTP client: {e}")))?;
         Ok(Self {
             config: Arc::new(config),

@@ -56,6 +56,44 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The HTTP client of the vendor clients (Anthropic, ElevenLabs' HTTP stream): one per thread
+/// and connect timeout, shared by every interview that thread runs.
+///
+/// Building a `reqwest::Client` loads and parses the platform's root certificates, and each
+/// client keeps a connection pool of its own. Built per interview (two or three clients each),
+/// that was ≈ 1.6 % of the server's CPU under load (`perf`: base64 and PEM decoding), and every
+/// interview opened new TLS connections to the same vendors. Shared, the roots are parsed once
+/// and connections are reused across interviews. The API keys travel in each request's
+/// headers, never in the client, and no cookie store is enabled, so nothing of one account can
+/// reach another's requests.
+///
+/// Per thread, not per process: a pooled connection is driven by a task of the runtime that
+/// opened it, and an actix worker (like a test) runs one runtime on its thread; a connection is
+/// never handed to another thread's runtime, which may be gone by then.
+pub(crate) fn shared_http_client(
+    connect_timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    thread_local! {
+        static CLIENTS: std::cell::RefCell<Vec<(std::time::Duration, reqwest::Client)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    CLIENTS.with(|clients| {
+        if let Some((_, client)) = clients
+            .borrow()
+            .iter()
+            .find(|(timeout, _)| *timeout == connect_timeout)
+        {
+            return Ok(client.clone());
+        }
+        install_tls_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .build()?;
+        clients.borrow_mut().push((connect_timeout, client.clone()));
+        Ok(client)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Speech-to-text
 // ---------------------------------------------------------------------------------------------
@@ -517,5 +555,79 @@ impl TtsInput {
             .send(c)
             .await
             .map_err(|_| AudioRejected::SessionEnded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A keep-alive HTTP/1.1 server on loopback answering `200 ok` to every request; counts the
+    /// connections it accepted.
+    async fn keep_alive_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut head = Vec::new();
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            head.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn interviews_on_one_thread_share_the_vendor_client_and_its_connections() {
+        let (url, accepted) = keep_alive_server().await;
+        let timeout = Duration::from_millis(1_234);
+        // Two interviews' clients in turn, as `AnthropicLlm::new` builds them.
+        for _ in 0..2 {
+            let client = super::shared_http_client(timeout).expect("client");
+            let body = client
+                .get(&url)
+                .send()
+                .await
+                .expect("request")
+                .text()
+                .await
+                .expect("body");
+            assert_eq!(body, "ok");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the second interview reused the first one's connection"
+        );
+        // Another connect timeout is another client (and so another connection).
+        let other = super::shared_http_client(Duration::from_millis(4_321)).expect("client");
+        other.get(&url).send().await.expect("request");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
