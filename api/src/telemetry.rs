@@ -11,6 +11,7 @@
 
 use tracing::Level;
 use tracing::Metadata;
+use tracing_log::AsLog;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::FilterExt;
@@ -174,21 +175,11 @@ where
         // their records above WARN whatever the level. Stop those at the `log` macro (one
         // atomic load) rather than converting each into a `tracing` event first: the WebRTC
         // stack logs per packet at TRACE, which cost 0.4 % of the server's CPU under load.
-        tracing_log::log::set_max_level(log_level_filter(DEPENDENCY_CAP));
+        tracing_log::log::set_max_level(
+            tracing_subscriber::filter::LevelFilter::from_level(DEPENDENCY_CAP).as_log(),
+        );
     }
     installed
-}
-
-/// The `log` crate's filter at `level`.
-fn log_level_filter(level: Level) -> tracing_log::log::LevelFilter {
-    use tracing_log::log::LevelFilter;
-    match level {
-        Level::ERROR => LevelFilter::Error,
-        Level::WARN => LevelFilter::Warn,
-        Level::INFO => LevelFilter::Info,
-        Level::DEBUG => LevelFilter::Debug,
-        Level::TRACE => LevelFilter::Trace,
-    }
 }
 
 #[cfg(test)]
