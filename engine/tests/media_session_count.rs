@@ -4,6 +4,7 @@
 // let go, so a session outliving its interview shows. Its own binary: the count is
 // process-wide, and no other test may build sessions meanwhile.
 
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use engine::transport::client::connected_pair;
@@ -23,6 +24,21 @@ async fn settle_to(want: i64, within: Duration) -> i64 {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls `future` at most `polls` times, then drops it (and its output, if it finished);
+/// whether it finished.
+async fn poll_then_drop<F: Future>(future: F, polls: usize) -> bool {
+    let mut future = std::pin::pin!(future);
+    let mut polled = 0;
+    std::future::poll_fn(|cx| {
+        if polled == polls {
+            return Poll::Ready(false);
+        }
+        polled += 1;
+        future.as_mut().poll(cx).map(|_| true)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +91,28 @@ async fn a_session_is_counted_from_its_build_until_everything_holding_it_let_go(
     );
 
     // So is a server session whose negotiation is cancelled part-way (its caller's future
-    // dropped: an HTTP client gone while candidates gather), wherever the cut falls.
+    // dropped: an HTTP client gone while candidates gather), wherever the cut falls: after each
+    // number of polls until the negotiation finishes on its own (every await it passes, the
+    // peer connection's build among them), then after a few wall-clock delays. Where an await
+    // yields depends on the other tasks' timing, so the poll counts are tried a few times over.
+    for round in 0..5 {
+        let mut polls = 1;
+        loop {
+            let (pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
+            let finished = poll_then_drop(accept_offer(&config, &offer), polls).await;
+            pending.abandon().await;
+            assert_eq!(
+                settle_to(0, Duration::from_secs(5)).await,
+                0,
+                "a negotiation cut after {polls} polls (round {round}) released its peer connection"
+            );
+            if finished {
+                break;
+            }
+            polls += 1;
+            assert!(polls < 1_000, "a negotiation that never finishes");
+        }
+    }
     for cut_after_ms in [0, 1, 2, 5, 10, 20, 50] {
         let (pending, offer) = WebRtcClient::offer(&config).await.expect("client offer");
         let cut = tokio::time::timeout(

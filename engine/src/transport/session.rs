@@ -391,6 +391,18 @@ fn internal(what: &str) -> impl FnOnce(webrtc::error::Error) -> TransportError +
 
 impl Peer {
     pub(crate) async fn new(config: &WebRtcConfig) -> Result<Self, TransportError> {
+        // Built on a task of its own so that a caller cancelled mid-build cannot strand the
+        // connection: the crate's `build` spawns the connection's driver and then awaits its
+        // start, and a future dropped in between leaves that driver running with no handle to
+        // close it. On its own task the build always finishes, and a `Peer` nobody awaits any
+        // more is dropped there, where `CloseOnDrop` closes it.
+        let config = config.clone();
+        tokio::spawn(async move { Self::build(&config).await })
+            .await
+            .map_err(|e| TransportError::Internal(format!("building the peer connection: {e}")))?
+    }
+
+    async fn build(config: &WebRtcConfig) -> Result<Self, TransportError> {
         let mut media = MediaEngine::default();
         media
             .register_codec(
