@@ -397,12 +397,12 @@ impl Peer {
         // close it. On its own task the build always finishes, and a `Peer` nobody awaits any
         // more is dropped there, where `CloseOnDrop` closes it.
         let config = config.clone();
-        tokio::spawn(async move { Self::build(&config).await })
+        tokio::spawn(Self::build(config))
             .await
             .map_err(|e| TransportError::Internal(format!("building the peer connection: {e}")))?
     }
 
-    async fn build(config: &WebRtcConfig) -> Result<Self, TransportError> {
+    async fn build(config: WebRtcConfig) -> Result<Self, TransportError> {
         let mut media = MediaEngine::default();
         media
             .register_codec(
@@ -500,7 +500,7 @@ impl Peer {
             gathered,
             inbound_rx,
             candidates_rx,
-            config: config.clone(),
+            config,
             remote_candidates: 0,
         })
     }
