@@ -183,7 +183,7 @@ pub struct Settings {
     pub ice_servers: Option<String>,
     /// `WEBRTC_LOOPBACK_ONLY`: gather and accept only loopback ICE candidates (tests).
     pub webrtc_loopback_only: bool,
-    /// `OPUS_COMPLEXITY`: the Opus encoder complexity of the interviewer's voice, 0–10.
+    /// `OPUS_COMPLEXITY`: the Opus encoder complexity of the interviewer's neural voice, 0–10.
     pub opus_complexity: u8,
     /// `LOCAL_VENDORS`: `local` (default) or `fakes`: what serves a kind without a key.
     pub local_vendors: LocalVendorsMode,
@@ -527,8 +527,9 @@ pub struct SettingsArgs {
     #[arg(long, env = "WEBRTC_LOOPBACK_ONLY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc_loopback_only: Option<bool>,
-    /// Opus encoder complexity of the interviewer's voice, 0 (cheapest) to 10: lower costs
-    /// less CPU per interview, higher codes the voice a little more faithfully [default: 5].
+    /// Opus encoder complexity of the interviewer's neural voice (ElevenLabs), 0 (cheapest) to
+    /// 10: lower costs less CPU per interview, higher codes the voice a little more faithfully;
+    /// the local espeak-ng voice is always encoded at 9 [default: 1].
     #[arg(long, env = "OPUS_COMPLEXITY", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opus_complexity: Option<u8>,

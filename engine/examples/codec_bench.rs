@@ -14,6 +14,9 @@
 //! ./target/release/examples/codec_bench run /tmp/voice 9
 //! # what a complexity costs in fidelity (log-spectral distance of the decoded replies)
 //! ./target/release/examples/codec_bench fidelity /tmp/voice 9
+//! # a recording (16 kHz mono s16le) through the reply encoder at a complexity and decoded
+//! # again, for a perceptual score of the two (README "fifth run": PESQ on a Piper voice)
+//! ./target/release/examples/codec_bench roundtrip speech.raw decoded.raw 5
 //! ```
 //!
 //! The pipeline measured is the engine's: the decoder produces the STT's 16 kHz directly and the
@@ -213,6 +216,33 @@ fn fidelity(path: &str, complexity: u8) {
     );
 }
 
+/// `input` (16 kHz mono s16le, as ElevenLabs' `pcm_16000`) through the reply encoder at
+/// `complexity` and the decoder, written to `output` in the same format (the decoder's delay
+/// is left in; a perceptual score aligns the two itself).
+fn roundtrip(input: &str, output: &str, complexity: u8) {
+    let speech: Vec<i16> = read(input)
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let (rate, mut encoder) = tts_encoder(Some(complexity));
+    let mut decoder = VoiceDecoder::new(rate).expect("decoder");
+    let (mut packet, mut pcm) = (vec![0u8; 1_275], vec![0i16; 5_760]);
+    let mut heard = Vec::with_capacity(speech.len() * 2);
+    let mut sent_bytes = 0usize;
+    for frame in speech.chunks_exact(rate.frame_samples()) {
+        let len = encoder.encode(frame, &mut packet).expect("encode");
+        sent_bytes += len;
+        let n = decoder
+            .decode(&packet[..len], &mut pcm, false)
+            .expect("decode");
+        heard.extend(pcm[..n].iter().flat_map(|s| s.to_le_bytes()));
+    }
+    std::fs::File::create(output)
+        .and_then(|mut file| file.write_all(&heard))
+        .expect("write the decoded speech");
+    println!("codec_bench: complexity={complexity} sent_bytes={sent_bytes}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -231,9 +261,17 @@ fn main() {
                     c.parse().expect("a complexity, 0-10")
                 }),
         ),
+        Some("roundtrip") => roundtrip(
+            args.get(2).expect("the input, 16 kHz mono s16le"),
+            args.get(3).expect("the output path"),
+            args.get(4)
+                .map_or(engine::transport::codec::DEFAULT_COMPLEXITY, |c| {
+                    c.parse().expect("a complexity, 0-10")
+                }),
+        ),
         _ => eprintln!(
             "usage: codec_bench prepare PATH [SECONDS] | codec_bench run PATH [COMPLEXITY] \
-             | codec_bench fidelity PATH [COMPLEXITY]"
+             | codec_bench fidelity PATH [COMPLEXITY] | codec_bench roundtrip IN OUT [COMPLEXITY]"
         ),
     }
 }

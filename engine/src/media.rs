@@ -12,6 +12,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::transport::OpusRate;
+pub use crate::transport::codec::VoiceKind;
 
 /// The rate of inbound audio: what the speech-to-text takes (Deepgram's `linear16` at
 /// 16 kHz, the local recognizer's 16 kHz), so it goes from the decoder to the STT untouched.
@@ -34,6 +35,10 @@ pub struct InboundFrame {
 /// `send_frame` must not block; it returns `false` once the peer is gone.
 pub trait AudioSink: Send + 'static {
     fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool;
+
+    /// The kind of voice the frames that follow carry (a transport that encodes sets its
+    /// encoder's complexity from it; others ignore it).
+    fn set_voice(&mut self, _voice: VoiceKind) {}
 }
 
 /// One outbound frame as a [`MemoryPeer`] receives it.
@@ -42,6 +47,8 @@ pub struct OutboundFrame {
     pub at: Instant,
     pub pcm: Vec<i16>,
     pub rate: OpusRate,
+    /// The voice the engine last said it was sending ([`AudioSink::set_voice`]).
+    pub voice: VoiceKind,
 }
 
 impl OutboundFrame {
@@ -73,17 +80,25 @@ pub struct MemoryPeer {
     pub hang_up: Option<oneshot::Sender<String>>,
 }
 
-struct ChannelSink(mpsc::UnboundedSender<OutboundFrame>);
+struct ChannelSink {
+    frames: mpsc::UnboundedSender<OutboundFrame>,
+    voice: VoiceKind,
+}
 
 impl AudioSink for ChannelSink {
     fn send_frame(&mut self, pcm: &[i16], rate: OpusRate) -> bool {
-        self.0
+        self.frames
             .send(OutboundFrame {
                 at: Instant::now(),
                 pcm: pcm.to_vec(),
                 rate,
+                voice: self.voice,
             })
             .is_ok()
+    }
+
+    fn set_voice(&mut self, voice: VoiceKind) {
+        self.voice = voice;
     }
 }
 
@@ -95,7 +110,10 @@ pub fn memory_transport() -> (TransportLink, MemoryPeer) {
     (
         TransportLink {
             inbound,
-            outbound: Box::new(ChannelSink(out_tx)),
+            outbound: Box::new(ChannelSink {
+                frames: out_tx,
+                voice: VoiceKind::default(),
+            }),
             closed,
         },
         MemoryPeer {

@@ -12,7 +12,7 @@ use actix::prelude::*;
 
 use crate::actors::{LiveGuard, PLAYBACK_ACTORS, Supervisor};
 use crate::audio::UtteranceAudio;
-use crate::media::{AudioSink, OpusRate};
+use crate::media::{AudioSink, OpusRate, VoiceKind};
 use crate::playback_pacer::PlaybackPacer;
 use crate::transcript_assembler::ChunkAlignment;
 use crate::vendors::{TextToSpeech, TtsEvent, TtsInput, TtsReport, TtsSession, VendorError};
@@ -120,6 +120,8 @@ pub struct PlaybackActor {
     pacer: PlaybackPacer,
     /// The rate of the frames in the pacer (the current utterance's).
     rate: OpusRate,
+    /// The kind of voice last handed to the sink.
+    voice: VoiceKind,
     utterance: Option<Utterance>,
     timer: Option<SpawnHandle>,
     peer_gone: bool,
@@ -148,6 +150,13 @@ impl AudioSink for SharedSink {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .send_frame(pcm, rate)
     }
+
+    fn set_voice(&mut self, voice: VoiceKind) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .set_voice(voice);
+    }
 }
 
 /// Whether a chunk of reply text ends a sentence (the conversation core releases whole
@@ -172,6 +181,7 @@ impl PlaybackActor {
             parent,
             pacer: PlaybackPacer::new(OpusRate::Hz16000.hz(), lead),
             rate: OpusRate::Hz16000,
+            voice: VoiceKind::Neural,
             utterance: None,
             timer: None,
             peer_gone: false,
@@ -446,6 +456,10 @@ impl Handler<TtsNotice> for PlaybackActor {
                     self.rate = rate;
                     self.pacer.set_sample_rate(rate.hz());
                 }
+                if chunk.voice != self.voice {
+                    self.voice = chunk.voice;
+                    self.sink.set_voice(chunk.voice);
+                }
                 self.pacer.push(&pcm);
                 self.pump(ctx);
             }
@@ -558,6 +572,7 @@ mod tests {
     struct ToneTts {
         rate: u32,
         seconds: f64,
+        voice: VoiceKind,
     }
 
     #[async_trait::async_trait]
@@ -571,7 +586,7 @@ mod tests {
                 (self.seconds * f64::from(self.rate)) as usize,
                 8_000.0,
             );
-            let rate = self.rate;
+            let (rate, voice) = (self.rate, self.voice);
             tokio::spawn(async move {
                 while let Some(command) = command_rx.recv().await {
                     if matches!(command, TtsCommand::Finish) {
@@ -582,6 +597,7 @@ mod tests {
                     let chunk = AudioChunk {
                         pcm: piece.to_vec(),
                         sample_rate: rate,
+                        voice,
                         alignment: None,
                         normalized_alignment: None,
                     };
@@ -614,38 +630,82 @@ mod tests {
     /// Plays one utterance from a synthesizer speaking at `rate`; returns what the transport
     /// got.
     async fn play(rate: u32, seconds: f64) -> Vec<OutboundFrame> {
+        play_voices(rate, seconds, &[VoiceKind::Neural])
+            .await
+            .remove(0)
+    }
+
+    /// Plays one utterance per voice, one after the other, on one playback actor and one
+    /// transport; returns what the transport got for each.
+    async fn play_voices(rate: u32, seconds: f64, voices: &[VoiceKind]) -> Vec<Vec<OutboundFrame>> {
         let (link, mut peer) = memory_transport();
         let (tx, mut notices) = mpsc::unbounded_channel();
         let parent = Notices(tx).start().recipient();
-        let tts: Arc<dyn TextToSpeech> = Arc::new(ToneTts { rate, seconds });
+        let voice = Arc::new(std::sync::Mutex::new(VoiceKind::Neural));
+        let tts: Arc<dyn TextToSpeech> = Arc::new(VoiceSwitch(voice.clone(), rate, seconds));
         let playback =
             PlaybackActor::new(tts, link.outbound, parent, Duration::from_millis(60)).start();
-        playback.do_send(Speak { utterance_id: 1 });
-        playback.do_send(SpeakText {
-            utterance_id: 1,
-            text: "Hello there. ".into(),
-        });
-        playback.do_send(FinishText { utterance_id: 1 });
-        let finished = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(notice) = notices.recv().await {
-                if let PlaybackNotice::Finished { played, .. } = notice {
-                    return played;
+        let mut utterances = Vec::new();
+        for (id, kind) in (1..).zip(voices) {
+            *voice.lock().expect("the voice") = *kind;
+            playback.do_send(Speak { utterance_id: id });
+            playback.do_send(SpeakText {
+                utterance_id: id,
+                text: "Hello there. ".into(),
+            });
+            playback.do_send(FinishText { utterance_id: id });
+            let finished = tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(notice) = notices.recv().await {
+                    if let PlaybackNotice::Finished { played, .. } = notice {
+                        return played;
+                    }
                 }
+                panic!("playback stopped without finishing");
+            })
+            .await
+            .expect("the utterance finishes");
+            let mut frames = Vec::new();
+            while let Ok(frame) = peer.from_engine.try_recv() {
+                frames.push(frame);
             }
-            panic!("playback stopped without finishing");
-        })
-        .await
-        .expect("the utterance finishes");
-        let mut frames = Vec::new();
-        while let Ok(frame) = peer.from_engine.try_recv() {
-            frames.push(frame);
+            assert_eq!(
+                finished,
+                Duration::from_millis(20) * frames.len() as u32,
+                "played time is the frames sent"
+            );
+            utterances.push(frames);
         }
-        assert_eq!(
-            finished,
-            Duration::from_millis(20) * frames.len() as u32,
-            "played time is the frames sent"
-        );
-        frames
+        utterances
+    }
+
+    /// A [`ToneTts`] whose voice is the shared one when a session starts.
+    struct VoiceSwitch(Arc<std::sync::Mutex<VoiceKind>>, u32, f64);
+
+    #[async_trait::async_trait]
+    impl TextToSpeech for VoiceSwitch {
+        async fn start(&self) -> Result<TtsSession, VendorError> {
+            let voice = *self.0.lock().expect("the voice");
+            ToneTts {
+                rate: self.1,
+                seconds: self.2,
+                voice,
+            }
+            .start()
+            .await
+        }
+    }
+
+    #[actix::test]
+    async fn the_sink_hears_which_kind_of_voice_each_utterance_is() {
+        use VoiceKind::{Formant, Neural};
+        let played = play_voices(16_000, 0.3, &[Formant, Formant, Neural, Formant]).await;
+        for (utterance, expected) in played.iter().zip([Formant, Formant, Neural, Formant]) {
+            assert!(!utterance.is_empty());
+            assert!(
+                utterance.iter().all(|frame| frame.voice == expected),
+                "every frame of a {expected:?} utterance is sent as {expected:?}"
+            );
+        }
     }
 
     #[actix::test]

@@ -29,12 +29,30 @@ pub struct OpusError(pub &'static str);
 /// Bit rate of the voice we send: ample for wideband speech.
 const VOICE_BITRATE_BPS: i32 = 32_000;
 
-/// The encoder complexity of the voice we send (0–10; the codec's own default is 9). At 5, the
-/// interviewer's voice costs about 43 % fewer instructions to encode than at 9, for about 2 %
-/// more log-spectral distance to the original (`examples/codec_bench.rs`; README "Latency and
-/// load"); WebRTC's own encoder runs at 5 on phones for the same reason. `OPUS_COMPLEXITY`
-/// changes it.
-pub const DEFAULT_COMPLEXITY: u8 = 5;
+/// The encoder complexity of a neural voice we send (0–10; the codec's own default is 9). A
+/// Piper voice (a neural TTS like ElevenLabs', 16 kHz) encoded and decoded again scores PESQ-WB
+/// 4.29 at 1, 4.36 at 2, 4.46 at 5 and 4.51 at 9, while encoding at 1 costs about 40 % of the
+/// CPU of 5 and 20 % of 9: the knee of the curve, and the reply encoder was a quarter of the
+/// server's CPU at 5 (README "sixth run"; `examples/codec_bench.rs roundtrip`).
+/// `OPUS_COMPLEXITY` changes it.
+pub const DEFAULT_COMPLEXITY: u8 = 1;
+
+/// The encoder complexity of a formant voice ([`VoiceKind::Formant`]).
+pub const FORMANT_COMPLEXITY: u8 = 9;
+
+/// What kind of synthesizer made the voice being encoded: it decides how hard the encoder works,
+/// since the two lose quality at low complexities very differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VoiceKind {
+    /// A neural voice (ElevenLabs, and the fakes standing in for it): encoded at the
+    /// configured complexity ([`DEFAULT_COMPLEXITY`]).
+    #[default]
+    Neural,
+    /// espeak-ng's formant synthesis. Its buzz scores PESQ-WB 2.8 at complexity 1 against 3.5 at
+    /// 5 and 3.9 at 9, so it is encoded at [`FORMANT_COMPLEXITY`]: it speaks in local mode and as
+    /// the last fallback, an interview or two at a time, where the encoder's CPU does not count.
+    Formant,
+}
 
 /// A PCM sample rate the Opus encoder takes and the decoder produces (RFC 6716 §2: 8, 12, 16,
 /// 24 or 48 kHz). Every frame of PCM in the transport and the engine is at one of these.
@@ -147,7 +165,9 @@ impl VoiceEncoder {
     }
 
     /// Sets the encoder's complexity, 0 (cheapest) to 10 (the codec's default is 9): how hard
-    /// it searches for the best coding of each frame. Values above 10 are taken as 10.
+    /// it searches for the best coding of each frame. Values above 10 are taken as 10. Set it
+    /// before the first frame: `opus-rs` (0.1.40) applies it to its SILK layer only when that
+    /// layer is set up (libopus at every frame).
     pub fn set_complexity(&mut self, complexity: u8) -> Result<(), OpusError> {
         let complexity = i32::from(complexity.min(10));
         #[cfg(not(feature = "libopus"))]

@@ -2,6 +2,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::codec::VoiceKind;
 use super::stats::bump;
 use super::{AudioSender, ConnectionState, MediaSession, OpusRate, SessionControl, TransportError};
 use crate::media::{AudioSink, INBOUND_FRAMES, INBOUND_RATE, InboundFrame, TransportLink};
@@ -18,6 +19,10 @@ impl AudioSink for AudioSender {
                 true
             }
         }
+    }
+
+    fn set_voice(&mut self, voice: VoiceKind) {
+        AudioSender::set_voice(self, voice);
     }
 }
 

@@ -202,8 +202,9 @@ pub struct WebRtcConfig {
     /// The rate inbound audio is decoded at (the decoder resamples). Default 16 kHz: what the
     /// engine's speech-to-text takes ([`crate::media::INBOUND_RATE`]).
     pub inbound_rate: OpusRate,
-    /// Opus encoder complexity of the interviewer's voice, 0–10
-    /// ([`codec::DEFAULT_COMPLEXITY`]: 5).
+    /// Opus encoder complexity of the interviewer's neural voice, 0–10
+    /// ([`codec::DEFAULT_COMPLEXITY`]: 1; a formant voice is encoded at
+    /// [`codec::FORMANT_COMPLEXITY`]).
     pub encoder_complexity: u8,
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rtc::rtp;
 use tokio::sync::mpsc;
 
-use super::codec::{OpusRate, VoiceEncoder, packet_samples};
+use super::codec::{FORMANT_COMPLEXITY, OpusRate, VoiceEncoder, VoiceKind, packet_samples};
 use super::stats::{TransportStats, bump};
 use super::{RTP_CLOCK_RATE, RTP_FRAME_TICKS, TransportError};
 
@@ -46,8 +46,10 @@ const MAX_OPUS_PAYLOAD: usize = 1_275;
 pub struct OutboundAudio {
     /// The encoder of the rate frames came at last; a frame at another rate replaces it.
     encoder: Option<(OpusRate, VoiceEncoder)>,
-    /// Encoder complexity (0–10) of every encoder this stream makes.
+    /// Encoder complexity (0–10) for a [`VoiceKind::Neural`] voice.
     complexity: u8,
+    /// The kind of voice being sent, which sets the encoder's complexity.
+    voice: VoiceKind,
     ssrc: u32,
     payload_type: u8,
     seq: u16,
@@ -75,6 +77,7 @@ impl OutboundAudio {
         Self {
             encoder: None,
             complexity: super::codec::DEFAULT_COMPLEXITY,
+            voice: VoiceKind::Neural,
             ssrc,
             payload_type,
             seq: rand::random(),
@@ -84,11 +87,30 @@ impl OutboundAudio {
         }
     }
 
-    /// The encoder complexity (0–10; [`VoiceEncoder::set_complexity`] takes more as 10) of the
-    /// encoders this stream makes from now on.
+    /// The encoder complexity (0–10; [`VoiceEncoder::set_complexity`] takes more as 10) for a
+    /// neural voice, in the encoders this stream makes from now on.
     pub fn with_complexity(mut self, complexity: u8) -> Self {
         self.complexity = complexity;
         self
+    }
+
+    /// The voice of the frames that follow: the encoder's complexity follows it (a formant
+    /// voice is always encoded at [`FORMANT_COMPLEXITY`]), from the next frame on. A change
+    /// starts a fresh encoder, as a change of rate does: `opus-rs` (0.1.40) applies a new
+    /// complexity to its SILK layer only when that layer is set up, so setting it on a running
+    /// encoder would change nothing. Voices change between utterances, in silence.
+    pub fn set_voice(&mut self, voice: VoiceKind) {
+        if voice != self.voice {
+            self.voice = voice;
+            self.encoder = None;
+        }
+    }
+
+    fn current_complexity(&self) -> u8 {
+        match self.voice {
+            VoiceKind::Neural => self.complexity,
+            VoiceKind::Formant => FORMANT_COMPLEXITY,
+        }
     }
 
     /// A pause in sending: the timestamp (not the sequence number) skips `frames` frames of
@@ -119,13 +141,14 @@ impl OutboundAudio {
                 rate,
             });
         }
+        let complexity = self.current_complexity();
         let encoder = match &mut self.encoder {
             Some((current, encoder)) if *current == rate => encoder,
             slot => {
                 let refused = |e| TransportError::Internal(format!("opus encoder: {e}"));
                 let mut encoder =
                     VoiceEncoder::new(rate, EXPECTED_LOSS_PERCENT).map_err(refused)?;
-                encoder.set_complexity(self.complexity).map_err(refused)?;
+                encoder.set_complexity(complexity).map_err(refused)?;
                 &mut slot.insert((rate, encoder)).1
             }
         };
@@ -255,6 +278,12 @@ impl AudioSender {
         self.enqueue(packet)
     }
 
+    /// The voice of the frames that follow, which sets the encoder's complexity
+    /// ([`OutboundAudio::set_voice`]).
+    pub fn set_voice(&mut self, voice: VoiceKind) {
+        self.core.set_voice(voice);
+    }
+
     /// Like [`Self::send_frame`] for one already-encoded 20 ms Opus packet (replaying
     /// pre-encoded audio costs no encoding; see
     /// [`encode_opus_frames`](super::client::encode_opus_frames)). A packet that is not 20 ms
@@ -362,10 +391,9 @@ mod tests {
     /// The rate the engine's default synthesizer (ElevenLabs `pcm_16000`) delivers.
     const R: OpusRate = OpusRate::Hz16000;
 
-    #[test]
-    fn the_streams_complexity_reaches_its_encoder() {
-        // A voiced signal: two harmonics under a syllable-rate envelope, one second.
-        let frames: Vec<Vec<i16>> = (0..50)
+    /// A voiced signal: two harmonics under a syllable-rate envelope, one second.
+    fn voiced() -> Vec<Vec<i16>> {
+        (0..50)
             .map(|f| {
                 (0..R.frame_samples())
                     .map(|i| {
@@ -376,7 +404,53 @@ mod tests {
                     })
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_formant_voice_is_encoded_at_its_own_complexity_from_the_next_frame() {
+        let frames = voiced();
+        // Each frame's payload, the voice switched before the frames `switches` name.
+        let encode = |complexity: u8, switches: &[(usize, VoiceKind)]| -> Vec<Vec<u8>> {
+            let mut out = OutboundAudio::new(7, 111).with_complexity(complexity);
+            frames
+                .iter()
+                .enumerate()
+                .map(|(i, frame)| {
+                    for (at, voice) in switches {
+                        if *at == i {
+                            out.set_voice(*voice);
+                        }
+                    }
+                    out.packetize(frame, R).expect("encode").payload.to_vec()
+                })
+                .collect()
+        };
+        let neural = encode(1, &[]);
+        let formant = encode(FORMANT_COMPLEXITY, &[]);
+        assert_ne!(neural, formant, "the two complexities code differently");
+        assert_eq!(
+            encode(1, &[(0, VoiceKind::Formant)]),
+            formant,
+            "a formant voice from the first frame is coded at the formant complexity"
+        );
+        // Switched halfway: the first half as before, the second half not; and back again.
+        let switched = encode(1, &[(25, VoiceKind::Formant)]);
+        assert_eq!(switched[..25], neural[..25]);
+        assert_ne!(switched[25..], neural[25..]);
+        let back = encode(1, &[(10, VoiceKind::Formant), (20, VoiceKind::Neural)]);
+        assert_eq!(back[..10], neural[..10]);
+        assert_ne!(back[10..20], neural[10..20]);
+        assert_eq!(
+            back[20..],
+            encode(1, &[(20, VoiceKind::Formant), (20, VoiceKind::Neural)])[20..],
+            "switching back codes at the configured complexity again (from a fresh encoder)"
+        );
+    }
+
+    #[test]
+    fn the_streams_complexity_reaches_its_encoder() {
+        let frames = voiced();
         let encode = |complexity: u8| -> Vec<u8> {
             let mut out = OutboundAudio::new(7, 111).with_complexity(complexity);
             frames

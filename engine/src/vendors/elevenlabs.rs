@@ -626,6 +626,7 @@ impl WsTask {
                     let chunk = AudioChunk {
                         pcm,
                         sample_rate: self.config.output_format.sample_rate(),
+                        voice: crate::media::VoiceKind::Neural,
                         alignment,
                         normalized_alignment,
                     };
@@ -889,6 +890,7 @@ impl HttpTask {
                     let chunk = AudioChunk {
                         pcm,
                         sample_rate: c.output_format.sample_rate(),
+                        voice: crate::media::VoiceKind::Neural,
                         alignment: None,
                         normalized_alignment: None,
                     };

@@ -344,6 +344,7 @@ pub fn chunk_sentence(text: &str, samples: &[i16], rate: u32) -> Vec<AudioChunk>
         chunks.push(AudioChunk {
             pcm: samples[offset..end].to_vec(),
             sample_rate: rate,
+            voice: crate::media::VoiceKind::Formant,
             alignment: Some(alignment.clone()),
             normalized_alignment: Some(alignment),
         });
@@ -627,6 +628,12 @@ mod tests {
         };
         // espeak-ng's own rate, sent as it is (the playback converts it).
         assert!(chunks.iter().all(|c| c.sample_rate == 22_050));
+        // A formant voice: the reply encoder works harder on it (`codec::VoiceKind`).
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.voice == crate::media::VoiceKind::Formant)
+        );
         let pcm: Vec<i16> = chunks.iter().flat_map(|c| c.pcm.clone()).collect();
         let seconds = pcm.len() as f64 / 22_050.0;
         assert!(seconds > 3.0, "{seconds} s of speech");

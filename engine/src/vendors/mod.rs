@@ -461,6 +461,8 @@ pub struct AudioChunk {
     /// Signed 16-bit mono samples.
     pub pcm: Vec<i16>,
     pub sample_rate: u32,
+    /// What kind of synthesizer spoke it (the reply encoder's complexity follows it).
+    pub voice: crate::media::VoiceKind,
     /// Alignment of the original text, when the vendor sent it.
     pub alignment: Option<Alignment>,
     /// Alignment of the normalized text (numbers spelled out), when sent.

@@ -427,6 +427,7 @@ mod tests {
         AudioChunk {
             pcm: vec![0; 160],
             sample_rate: 16_000,
+            voice: crate::media::VoiceKind::Neural,
             alignment: Some(Alignment {
                 chars: text.chars().map(String::from).collect(),
                 start_ms: vec![0; text.chars().count()],
