@@ -256,6 +256,17 @@ impl Application {
             "Transcript rows not stored (their interview was erased, or the writer stayed full)",
             writer.dropped,
         );
+        let (wideband, wider) = engine::transport::inbound::packets_by_band_counters();
+        metrics.register(
+            "inbound_opus_packets_wideband",
+            "Candidate Opus packets coding at most 8 kHz of audio (what the engine hears)",
+            wideband,
+        );
+        metrics.register(
+            "inbound_opus_packets_above_wideband",
+            "Candidate Opus packets coding audio above 8 kHz, decoded only to be dropped (a browser ignoring our maxplaybackrate)",
+            wider,
+        );
         metrics.register(
             "stt_stalled_sockets",
             "Deepgram sockets replaced by the stall watchdog (connected, silent while audio was sent)",

@@ -33,6 +33,13 @@ async fn connect_pair() -> (MediaSession, MediaSession, Duration) {
         answer.sdp
     );
     assert!(answer.sdp.contains("opus/48000/2"), "{}", answer.sdp);
+    // The server hears at 16 kHz and says so: the client need not code more.
+    assert_eq!(
+        engine::transport::sdp::opus_max_playback_rate(&answer.sdp),
+        Some(16_000),
+        "{}",
+        answer.sdp
+    );
     (server, client, connected_in)
 }
 
@@ -483,6 +490,14 @@ async fn an_offer_with_another_opus_payload_type_is_answered_and_sent_in_kind() 
         .expect("server answer");
     assert!(
         answer.sdp.contains("a=rtpmap:109 opus/48000/2"),
+        "{}",
+        answer.sdp
+    );
+    assert!(
+        answer
+            .sdp
+            .lines()
+            .any(|l| l.starts_with("a=fmtp:109 ") && l.contains("maxplaybackrate=16000")),
         "{}",
         answer.sdp
     );

@@ -29,29 +29,62 @@ const VOICED_FLOOR: f64 = 0.01;
 const FRAME: Duration = Duration::from_millis(20);
 const PASSWORD: &str = "loadtest correct horse battery";
 
-/// The candidate's audio, Opus-encoded once for all candidates.
+/// The candidate's audio coded one way: the voiced signal and one frame of digital silence.
 #[derive(Debug)]
-pub struct Audio {
+pub struct Encoded {
     voiced: Vec<Bytes>,
     silence: Bytes,
 }
 
+impl Encoded {
+    fn new(frames: &[Vec<i16>], rate: OpusRate) -> anyhow::Result<Self> {
+        Ok(Self {
+            voiced: encode_opus_frames(frames, rate).context("encoding the voiced signal")?,
+            silence: silence_frame(rate)?,
+        })
+    }
+}
+
+/// The candidate's audio, Opus-encoded once for all candidates, in the two ways a browser codes
+/// its microphone: up to the track's own band when the far end states no limit, and only up to
+/// wideband when the answer says `maxplaybackrate` 16 kHz or less (Chrome's encoder then stops
+/// at wideband and codes SILK alone; coding from 16 kHz gives the same kind of packets).
+#[derive(Debug)]
+pub struct Audio {
+    full: Encoded,
+    wideband: Encoded,
+    /// Whether the answer's `maxplaybackrate` is honoured (`--full-band` turns it off).
+    honour_playback_rate: bool,
+}
+
 impl Audio {
     /// One second of a 180 Hz tone at 0.2 of full scale (well above every VAD threshold),
-    /// encoded from 48 kHz as a browser's microphone track is, and one frame of digital silence.
-    pub fn new() -> anyhow::Result<Arc<Self>> {
-        let mut tone = ToneGenerator::new(OpusRate::Hz48000, 180.0, 0.2);
-        let pcm: Vec<Vec<i16>> = (0..50).map(|_| tone.next_frame()).collect();
-        let voiced = encode_opus_frames(&pcm, tone.rate()).context("encoding the voiced signal")?;
+    /// encoded from 48 kHz as a browser's microphone track is (and from 16 kHz).
+    pub fn new(honour_playback_rate: bool) -> anyhow::Result<Arc<Self>> {
+        let coded = |rate| -> anyhow::Result<Encoded> {
+            let mut tone = ToneGenerator::new(rate, 180.0, 0.2);
+            let pcm: Vec<Vec<i16>> = (0..50).map(|_| tone.next_frame()).collect();
+            Encoded::new(&pcm, rate)
+        };
         Ok(Arc::new(Self {
-            voiced,
-            silence: silence_frame()?,
+            full: coded(OpusRate::Hz48000)?,
+            wideband: coded(OpusRate::Hz16000)?,
+            honour_playback_rate,
         }))
     }
 
-    /// `text` spoken by espeak-ng (its 22.05 kHz converted to 24 kHz, encoded in 20 ms frames)
-    /// and one frame of silence: an answer the offline recognizer can hear.
-    pub fn speech(text: &str) -> anyhow::Result<Arc<Self>> {
+    /// What to send to a server whose answer states `max_playback_rate` (RFC 7587 §6.1).
+    pub fn for_answer(&self, max_playback_rate: Option<u32>) -> &Encoded {
+        match max_playback_rate {
+            Some(hz) if self.honour_playback_rate && hz <= 16_000 => &self.wideband,
+            _ => &self.full,
+        }
+    }
+
+    /// `text` spoken by espeak-ng (its 22.05 kHz converted to 24 kHz, encoded in 20 ms frames;
+    /// and converted to 16 kHz) and one frame of silence: an answer the offline recognizer can
+    /// hear.
+    pub fn speech(text: &str, honour_playback_rate: bool) -> anyhow::Result<Arc<Self>> {
         let output = std::process::Command::new("espeak-ng")
             .args(["--stdout", "-s", "165", "-v", "en-us", text])
             .output()
@@ -78,22 +111,34 @@ impl Audio {
             frames.pop();
         }
         anyhow::ensure!(!frames.is_empty(), "espeak-ng produced no audible speech");
-        let voiced = encode_opus_frames(&frames, rate).context("encoding the speech")?;
+        let narrow = OpusRate::Hz16000;
+        let wideband_pcm =
+            engine::audio::RateConverter::convert_all(&frames.concat(), rate.hz(), narrow)
+                .context("converting the speech to 16 kHz")?;
+        let wideband: Vec<Vec<i16>> = wideband_pcm
+            .chunks(narrow.frame_samples())
+            .map(|chunk| {
+                let mut frame = chunk.to_vec();
+                frame.resize(narrow.frame_samples(), 0);
+                frame
+            })
+            .collect();
         Ok(Arc::new(Self {
-            voiced,
-            silence: silence_frame()?,
+            full: Encoded::new(&frames, rate).context("encoding the speech")?,
+            wideband: Encoded::new(&wideband, narrow).context("encoding the speech")?,
+            honour_playback_rate,
         }))
     }
 
     /// How long the voiced signal plays once through.
     pub fn voiced_duration(&self) -> Duration {
-        FRAME * u32::try_from(self.voiced.len()).unwrap_or(u32::MAX)
+        FRAME * u32::try_from(self.full.voiced.len()).unwrap_or(u32::MAX)
     }
 }
 
-/// One 20 ms Opus frame of digital silence (the third of three, past the encoder's start).
-fn silence_frame() -> anyhow::Result<Bytes> {
-    let rate = OpusRate::Hz48000;
+/// One 20 ms Opus frame of digital silence coded from `rate` (the third of three, past the
+/// encoder's start).
+fn silence_frame(rate: OpusRate) -> anyhow::Result<Bytes> {
     encode_opus_frames(&vec![vec![0i16; rate.frame_samples()]; 3], rate)
         .context("encoding silence")?
         .pop()
@@ -391,7 +436,11 @@ async fn run_inner(
         .wait_connected(Duration::from_secs(15))
         .await
     {
-        Ok(()) => converse(&mut session, packets, plan, audio, outcome).await,
+        Ok(()) => {
+            let audio =
+                audio.for_answer(engine::transport::sdp::opus_max_playback_rate(&answer.sdp));
+            converse(&mut session, packets, plan, audio, outcome).await
+        }
         Err(e) => Err(anyhow!("connect: {e}")),
     };
     // End the interview whatever happened, so the server persists and frees it.
@@ -488,7 +537,7 @@ async fn converse(
     session: &mut MediaSession,
     mut packets: tokio::sync::mpsc::Receiver<engine::transport::InboundPacket>,
     plan: &Plan,
-    audio: &Audio,
+    audio: &Encoded,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(FRAME);

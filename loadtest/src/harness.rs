@@ -90,6 +90,11 @@ pub struct RunOptions {
     /// How long each answer is voiced, milliseconds.
     #[arg(long, default_value_t = 1200)]
     pub speech_ms: u64,
+    /// Code the candidates' audio from 48 kHz (hybrid SILK+CELT) whatever the server's answer
+    /// says, as a browser ignoring its `maxplaybackrate` would (by default the harness honours
+    /// it like Chrome: coded to wideband, SILK alone).
+    #[arg(long)]
+    pub full_band: bool,
     /// Every second answer starts while the interviewer's reply plays, this long into it
     /// (default 500 ms), and lasts at least 2.5 s: the barge-in reaction is measured (client:
     /// voice onset → reply audio stops; server: decision → playback stopped).
@@ -768,11 +773,14 @@ async fn drive(opts: RunOptions, target: Target) -> anyhow::Result<Report> {
     };
     check_health(&api, &opts).await?;
     let (audio, speech) = if opts.local_speech.is_some() {
-        let audio = Audio::speech(LOCAL_SPEECH_ANSWER)?;
+        let audio = Audio::speech(LOCAL_SPEECH_ANSWER, !opts.full_band)?;
         let length = audio.voiced_duration();
         (audio, length)
     } else {
-        (Audio::new()?, Duration::from_millis(opts.speech_ms))
+        (
+            Audio::new(!opts.full_band)?,
+            Duration::from_millis(opts.speech_ms),
+        )
     };
     let plan = plan(&opts, speech);
     let concurrency = opts.concurrency.unwrap_or(opts.interviews);

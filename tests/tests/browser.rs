@@ -1270,6 +1270,8 @@ async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
     };
     let wav_seconds = tests::browser::wav_duration(&wav).expect("wav header");
     let speech_seconds = wav_seconds - f64::from(lead_in) - f64::from(tail);
+    // Every call of this binary holds the slot, so the process-wide counts are this call's.
+    let (wideband_before, wider_before) = engine::transport::inbound::packets_by_band();
     let Some(call) = start_browser_interview(&app, Microphone::File(wav), false).await else {
         return;
     };
@@ -1303,6 +1305,16 @@ async fn browser_holds_a_spoken_interview_over_loopback_webrtc() {
     };
     assert!(number("packetsReceived") > 200.0, "{stats}");
     assert!(number("audioEnergy") > 0.01, "inbound audio energy {stats}");
+    // Our answer says we play Opus at 16 kHz at most (`maxplaybackrate`): Chromium's encoder
+    // stops at wideband, so no packet codes a band the engine would decode only to drop.
+    let (wideband, wider) = engine::transport::inbound::packets_by_band();
+    let (wideband, wider) = (wideband - wideband_before, wider - wider_before);
+    eprintln!("candidate packets: {wideband} wideband or narrower, {wider} wider");
+    assert!(
+        wideband > 200,
+        "the microphone's packets were counted: {wideband}"
+    );
+    assert_eq!(wider, 0, "no packet codes above 8 kHz ({wideband} did not)");
     // Chromium also offers its LAN candidates and may send checks from them to our 127.0.0.1:
     // the server's sockets drop those (never answering a non-loopback address).
     eprintln!(

@@ -225,6 +225,8 @@ async fn metrics_come_from_one_registry_and_parse_as_prometheus_text(backend: Ba
         "interviewcraft_stt_stalled_sockets_total",
         "interviewcraft_tts_stalled_sockets_total",
         "interviewcraft_llm_stalled_streams_total",
+        "interviewcraft_inbound_opus_packets_wideband_total",
+        "interviewcraft_inbound_opus_packets_above_wideband_total",
     ] {
         assert!(!sample(counter).is_empty(), "{counter}: {text}");
     }

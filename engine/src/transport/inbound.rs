@@ -34,6 +34,35 @@ use super::reorder::{Rejected, Released, ReorderBuffer};
 use super::stats::{TransportStats, bump};
 use super::{AudioFrame, FrameOrigin, RTP_CLOCK_RATE, RTP_FRAME_TICKS};
 
+/// Inbound Opus packets in this process, by whether they code audio above 8 kHz.
+static PACKETS_WIDEBAND: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
+static PACKETS_WIDER: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Whether an Opus packet codes audio above 8 kHz (its TOC byte's configuration, RFC 6716
+/// §3.1: hybrid, 12–15, or CELT at super-wideband or fullband, 24–31): a band we decode only to
+/// throw away, since the engine hears the candidate at 16 kHz. `None` for an empty packet.
+pub fn codes_above_wideband(packet: &[u8]) -> Option<bool> {
+    let config = packet.first()? >> 3;
+    Some(matches!(config, 12..=15 | 24..=31))
+}
+
+/// Inbound Opus packets received in this process: `(wideband or narrower, wider)`. The second
+/// stays near 0 while browsers honour the `maxplaybackrate` of our answers
+/// ([`super::sdp::limit_opus_playback_rate`]).
+pub fn packets_by_band() -> (u64, u64) {
+    (PACKETS_WIDEBAND.get(), PACKETS_WIDER.get())
+}
+
+/// The same counts as counters for the server's `/metrics` registry.
+pub fn packets_by_band_counters() -> (
+    prometheus_client::metrics::counter::Counter,
+    prometheus_client::metrics::counter::Counter,
+) {
+    (PACKETS_WIDEBAND.clone(), PACKETS_WIDER.clone())
+}
+
 /// Packets that may wait behind a missing one before it is declared lost.
 pub const REORDER_WINDOW_PACKETS: usize = 3;
 /// Longest a packet waits behind a missing one before it is declared lost.
@@ -128,6 +157,11 @@ impl InboundAudio {
     ) {
         bump(&self.stats.packets_in, 1);
         bump(&self.stats.bytes_in, payload.len() as u64);
+        match codes_above_wideband(payload) {
+            Some(false) => drop(PACKETS_WIDEBAND.inc()),
+            Some(true) => drop(PACKETS_WIDER.inc()),
+            None => {}
+        }
         let mut released = std::mem::take(&mut self.released);
         match self
             .reorder

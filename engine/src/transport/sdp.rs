@@ -370,11 +370,180 @@ pub fn answer_unserved_sections(answer: &str, unserved: &[UnservedSection]) -> S
     join(out)
 }
 
+/// The payload types an audio section maps to Opus (`a=rtpmap:<pt> opus/48000...`).
+fn opus_payload_types<'a>(section: &[&'a str]) -> Vec<&'a str> {
+    section
+        .iter()
+        .filter_map(|line| line.strip_prefix("a=rtpmap:"))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, codec)| {
+            codec
+                .get(..5)
+                .is_some_and(|name| name.eq_ignore_ascii_case("opus/"))
+        })
+        .map(|(pt, _)| pt.trim())
+        .collect()
+}
+
+fn is_audio(section: &[&str]) -> bool {
+    section[0]
+        .strip_prefix("m=")
+        .and_then(|m| m.split_ascii_whitespace().next())
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("audio"))
+}
+
+/// Says in an answer that we play the peer's Opus at no more than `hz` (RFC 7587 §6.1
+/// `maxplaybackrate` on every Opus `a=fmtp` line of its audio sections, one added where an
+/// Opus payload type has none; an earlier value is replaced). We decode the candidate at the
+/// speech-to-text's 16 kHz, so whatever a browser codes above 8 kHz is thrown away: told so,
+/// Chrome's encoder stops at wideband and codes SILK alone, which costs us (and the browser)
+/// far less to decode than hybrid SILK+CELT, and the same bit rate buys the band that is heard.
+///
+/// This edits the answer's text rather than the stack's codec parameters because the `webrtc`
+/// crate answers with the offer's own Opus parameters, not ours; the parameter only describes
+/// what we receive, which our side never reads back.
+pub fn limit_opus_playback_rate(answer: &str, hz: u32) -> String {
+    let (session, media) = sections(answer);
+    let mut out: Vec<String> = session.iter().map(|l| (*l).to_owned()).collect();
+    for section in &media {
+        let opus = if is_audio(section) {
+            opus_payload_types(section)
+        } else {
+            Vec::new()
+        };
+        let fmtp_of = |line: &str| -> Option<(String, String)> {
+            let (pt, params) = line.strip_prefix("a=fmtp:")?.split_once(' ')?;
+            opus.contains(&pt.trim())
+                .then(|| (pt.trim().to_owned(), params.trim().to_owned()))
+        };
+        let has_fmtp: Vec<String> = section
+            .iter()
+            .filter_map(|line| fmtp_of(line).map(|(pt, _)| pt))
+            .collect();
+        for line in section {
+            if let Some((pt, params)) = fmtp_of(line) {
+                let mut kept: Vec<&str> = params
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|p| {
+                        !p.is_empty()
+                            && !p
+                                .split('=')
+                                .next()
+                                .is_some_and(|k| k.trim().eq_ignore_ascii_case("maxplaybackrate"))
+                    })
+                    .collect();
+                let limit = format!("maxplaybackrate={hz}");
+                kept.push(&limit);
+                out.push(format!("a=fmtp:{pt} {}", kept.join(";")));
+                continue;
+            }
+            out.push((*line).to_owned());
+            if let Some((pt, _)) = line
+                .strip_prefix("a=rtpmap:")
+                .and_then(|rest| rest.split_once(' '))
+                && opus.contains(&pt.trim())
+                && !has_fmtp.iter().any(|p| p == pt.trim())
+            {
+                out.push(format!("a=fmtp:{} maxplaybackrate={hz}", pt.trim()));
+            }
+        }
+    }
+    join(out)
+}
+
+/// The lowest `maxplaybackrate` the Opus `a=fmtp` lines of a description's audio sections
+/// state (RFC 7587 §6.1), if any does: what the far end says it plays at most, so a sender
+/// need not code more (the load harness's stand-in for a browser reads it from our answer).
+pub fn opus_max_playback_rate(sdp: &str) -> Option<u32> {
+    let (_, media) = sections(sdp);
+    media
+        .iter()
+        .filter(|section| is_audio(section))
+        .flat_map(|section| {
+            let opus = opus_payload_types(section);
+            section
+                .iter()
+                .filter_map(|line| line.strip_prefix("a=fmtp:")?.split_once(' '))
+                .filter(move |(pt, _)| opus.contains(&pt.trim()))
+                .flat_map(|(_, params)| params.split(';'))
+                .filter_map(|param| {
+                    let (key, value) = param.split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("maxplaybackrate")
+                        .then(|| value.trim().parse::<u32>().ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::ErrorCategory;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_answer_limits_opus_playback_and_touches_nothing_else() {
+        let limited = limit_opus_playback_rate(CHROME_LIKE, 16_000);
+        assert_eq!(opus_max_playback_rate(&limited), Some(16_000));
+        assert_eq!(opus_max_playback_rate(CHROME_LIKE), None);
+        let changed: Vec<(&str, &str)> = CHROME_LIKE
+            .lines()
+            .zip(limited.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed,
+            [(
+                "a=fmtp:111 minptime=10;useinbandfec=1",
+                "a=fmtp:111 minptime=10;useinbandfec=1;maxplaybackrate=16000"
+            )]
+        );
+        assert_eq!(CHROME_LIKE.lines().count(), limited.lines().count());
+        // Applied twice, or over the far end's own value, there is still one, ours.
+        let again = limit_opus_playback_rate(
+            &limited.replace("maxplaybackrate=16000", "maxplaybackrate=48000;stereo=1"),
+            16_000,
+        );
+        assert_eq!(again.matches("maxplaybackrate").count(), 1);
+        assert!(
+            again.contains(
+                "a=fmtp:111 minptime=10;useinbandfec=1;stereo=1;maxplaybackrate=16000\r\n"
+            )
+        );
+        // An Opus payload type without an fmtp line gets one after its rtpmap; other codecs and
+        // other sections none.
+        let bare = CHROME_LIKE.replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "");
+        let limited = limit_opus_playback_rate(&bare, 16_000);
+        assert!(
+            limited.contains("a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxplaybackrate=16000\r\n")
+        );
+        assert_eq!(limited.matches("a=fmtp:").count(), 1);
+        let video = CHROME_LIKE.replace("m=audio", "m=video");
+        assert_eq!(limit_opus_playback_rate(&video, 16_000), video);
+    }
+
+    proptest! {
+        #[test]
+        fn limiting_playback_never_panics_and_always_states_the_limit(
+            text in ".{0,1000}",
+            hz in 8_000u32..=48_000,
+        ) {
+            let answer = format!("{CHROME_LIKE}{text}");
+            let limited = limit_opus_playback_rate(&answer, hz);
+            // The limit, whatever the text after the audio section declares.
+            prop_assert!(opus_max_playback_rate(&limited).is_some_and(|r| r <= hz));
+            let ours = format!("a=fmtp:111 minptime=10;useinbandfec=1;maxplaybackrate={hz}");
+            prop_assert!(limited.contains(&ours));
+            prop_assert_eq!(
+                m_lines(&limited).len(),
+                answer.lines().filter(|l| l.trim_end_matches('\r').starts_with("m=")).count()
+            );
+            let _ = opus_max_playback_rate(&text);
+        }
+    }
 
     fn with_candidates(lines: &[String]) -> String {
         let mut sdp = CHROME_LIKE.to_owned();

@@ -698,6 +698,8 @@ pub async fn accept_offer(
     match answer(&mut peer, remote).await {
         Ok(mut answer) => {
             answer.sdp = sdp::answer_unserved_sections(&answer.sdp, &unserved);
+            // We hear the candidate at the inbound rate: the browser need not code more.
+            answer.sdp = sdp::limit_opus_playback_rate(&answer.sdp, config.inbound_rate.hz());
             Ok((peer.into_session().await?, answer))
         }
         Err(e) => {
