@@ -31,10 +31,9 @@ const VOICE_BITRATE_BPS: i32 = 32_000;
 
 /// The encoder complexity of a neural voice we send (0–10; the codec's own default is 9). A
 /// Piper voice (a neural TTS like ElevenLabs', 16 kHz) encoded and decoded again scores PESQ-WB
-/// 4.29 at 1, 4.36 at 2, 4.46 at 5 and 4.51 at 9, while encoding at 1 costs about 40 % of the
-/// CPU of 5 and 20 % of 9: the knee of the curve, and the reply encoder was a quarter of the
-/// server's CPU at 5 (README "sixth run"; `examples/codec_bench.rs roundtrip`).
-/// `OPUS_COMPLEXITY` changes it.
+/// 4.29 at 1, 4.39 at 2, 4.46 at 5 and 4.49 at 9, while encoding at 1 costs about a third of
+/// the CPU of 5: the knee of the curve, and the reply encoder was a quarter of the server's CPU
+/// at 5 (README "sixth run"; `examples/voice_quality.py`). `OPUS_COMPLEXITY` changes it.
 pub const DEFAULT_COMPLEXITY: u8 = 1;
 
 /// The encoder complexity of a formant voice ([`VoiceKind::Formant`]).
