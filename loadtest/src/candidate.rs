@@ -95,14 +95,7 @@ impl Audio {
         let rate = OpusRate::at_least(wav.sample_rate);
         let pcm = engine::audio::RateConverter::convert_all(&wav.samples, wav.sample_rate, rate)
             .context("espeak-ng's sample rate")?;
-        let mut frames: Vec<Vec<i16>> = pcm
-            .chunks(rate.frame_samples())
-            .map(|chunk| {
-                let mut frame = chunk.to_vec();
-                frame.resize(rate.frame_samples(), 0);
-                frame
-            })
-            .collect();
+        let mut frames = in_frames(&pcm, rate);
         // The answer ends with its last voiced frame (so the client-observed gap starts there).
         while frames
             .last()
@@ -112,17 +105,11 @@ impl Audio {
         }
         anyhow::ensure!(!frames.is_empty(), "espeak-ng produced no audible speech");
         let narrow = OpusRate::Hz16000;
-        let wideband_pcm =
-            engine::audio::RateConverter::convert_all(&frames.concat(), rate.hz(), narrow)
-                .context("converting the speech to 16 kHz")?;
-        let wideband: Vec<Vec<i16>> = wideband_pcm
-            .chunks(narrow.frame_samples())
-            .map(|chunk| {
-                let mut frame = chunk.to_vec();
-                frame.resize(narrow.frame_samples(), 0);
-                frame
-            })
-            .collect();
+        let wideband = in_frames(
+            &engine::audio::RateConverter::convert_all(&frames.concat(), rate.hz(), narrow)
+                .context("converting the speech to 16 kHz")?,
+            narrow,
+        );
         Ok(Arc::new(Self {
             full: Encoded::new(&frames, rate).context("encoding the speech")?,
             wideband: Encoded::new(&wideband, narrow).context("encoding the speech")?,
@@ -134,6 +121,17 @@ impl Audio {
     pub fn voiced_duration(&self) -> Duration {
         FRAME * u32::try_from(self.full.voiced.len()).unwrap_or(u32::MAX)
     }
+}
+
+/// `pcm` cut into 20 ms frames at `rate`, the last one padded with silence.
+fn in_frames(pcm: &[i16], rate: OpusRate) -> Vec<Vec<i16>> {
+    pcm.chunks(rate.frame_samples())
+        .map(|chunk| {
+            let mut frame = chunk.to_vec();
+            frame.resize(rate.frame_samples(), 0);
+            frame
+        })
+        .collect()
 }
 
 /// One 20 ms Opus frame of digital silence coded from `rate` (the third of three, past the
