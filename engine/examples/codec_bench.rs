@@ -15,7 +15,7 @@
 //! # what a complexity costs in fidelity (log-spectral distance of the decoded replies)
 //! ./target/release/examples/codec_bench fidelity /tmp/voice 9
 //! # a recording (16 kHz mono s16le) through the reply encoder at a complexity and decoded
-//! # again, for a perceptual score of the two (README "fifth run": PESQ on a Piper voice)
+//! # again, for a perceptual score of the two (README "sixth run": PESQ on a Piper voice)
 //! ./target/release/examples/codec_bench roundtrip speech.raw decoded.raw 5
 //! ```
 //!

@@ -120,8 +120,6 @@ pub struct PlaybackActor {
     pacer: PlaybackPacer,
     /// The rate of the frames in the pacer (the current utterance's).
     rate: OpusRate,
-    /// The kind of voice last handed to the sink.
-    voice: VoiceKind,
     utterance: Option<Utterance>,
     timer: Option<SpawnHandle>,
     peer_gone: bool,
@@ -181,7 +179,6 @@ impl PlaybackActor {
             parent,
             pacer: PlaybackPacer::new(OpusRate::Hz16000.hz(), lead),
             rate: OpusRate::Hz16000,
-            voice: VoiceKind::Neural,
             utterance: None,
             timer: None,
             peer_gone: false,
@@ -456,10 +453,8 @@ impl Handler<TtsNotice> for PlaybackActor {
                     self.rate = rate;
                     self.pacer.set_sample_rate(rate.hz());
                 }
-                if chunk.voice != self.voice {
-                    self.voice = chunk.voice;
-                    self.sink.set_voice(chunk.voice);
-                }
+                // The sink acts on a change only (a new encoder for another kind of voice).
+                self.sink.set_voice(chunk.voice);
                 self.pacer.push(&pcm);
                 self.pump(ctx);
             }

@@ -157,10 +157,13 @@ impl InboundAudio {
     ) {
         bump(&self.stats.packets_in, 1);
         bump(&self.stats.bytes_in, payload.len() as u64);
-        match codes_above_wideband(payload) {
-            Some(false) => drop(PACKETS_WIDEBAND.inc()),
-            Some(true) => drop(PACKETS_WIDER.inc()),
-            None => {}
+        if let Some(wider) = codes_above_wideband(payload) {
+            let band = if wider {
+                &PACKETS_WIDER
+            } else {
+                &PACKETS_WIDEBAND
+            };
+            band.inc();
         }
         let mut released = std::mem::take(&mut self.released);
         match self
